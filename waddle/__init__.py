@@ -1,0 +1,53 @@
+"""waddle: a local-first experiment tracker with W&B's API.
+
+    import waddle
+    run = waddle.init(project="mnist", config={"lr": 1e-3})
+    for step in range(1000):
+        run.log({"loss": loss})
+    run.finish()
+
+Every call becomes an event in an append-only JSON-lines log under ``./logs`` (see
+docs/format.md), written by a background thread. ``waddle.run``, ``waddle.config`` and
+``waddle.summary`` are the current run's, as in wandb.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from waddle.run import DisabledRun, Run, RunLockedError
+from waddle.session import alert, define_metric, finish, init, log
+from waddle.settings import Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DisabledRun",
+    "Run",
+    "RunLockedError",
+    "Settings",
+    "__version__",
+    "alert",
+    "config",
+    "define_metric",
+    "finish",
+    "init",
+    "log",
+    "run",
+    "summary",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # waddle.run, waddle.config and waddle.summary follow the current run, so they cannot be
+    # plain module attributes.
+    from waddle.session import current_run
+
+    if name == "run":
+        return current_run()
+    if name in ("config", "summary"):
+        run = current_run()
+        if run is None:
+            raise AttributeError(f"waddle.{name} needs a run: call waddle.init() first")
+        return getattr(run, name)
+    raise AttributeError(f"module 'waddle' has no attribute {name!r}")

@@ -1,0 +1,121 @@
+"""The ``waddle`` command: ``waddle ls``, ``waddle demo`` (and the server's commands when installed).
+
+Errors are one line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from waddle.catalog import list_runs
+from waddle.settings import resolve_one
+
+# How many metrics `waddle ls` shows per run, in key order.
+LS_METRICS = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="waddle", description="Local-first experiment tracker.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ls = commands.add_parser(
+        "ls", help="list projects and runs from the log files (no server needed)"
+    )
+    ls.add_argument("dir", nargs="?", help="log folder (default: $WADDLE_DIR or ./logs)")
+    ls.add_argument("--project", help="only this project")
+    ls.set_defaults(handler=_ls)
+
+    demo = commands.add_parser("demo", help="run a small simulated training job that logs to DIR")
+    demo.add_argument("dir", nargs="?", help="log folder (default: $WADDLE_DIR or ./logs)")
+    demo.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    demo.add_argument("--project", default="demo", help="project name (default demo)")
+    demo.set_defaults(handler=_demo)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, ValueError, TypeError, RuntimeError) as error:
+        print(f"waddle {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+def _ls(args: argparse.Namespace) -> int:
+    log_dir = Path(resolve_one("dir", args.dir))
+    if not log_dir.is_dir():
+        raise ValueError(f"no log folder at {log_dir}")
+    records = list_runs(log_dir, resolve_one("heartbeat_timeout"), project=args.project)
+    if not records:
+        print(f"no runs in {log_dir}")
+        return 0
+    rows = [["PROJECT", "RUN", "NAME", "STATUS", "STEPS", "METRICS", "STARTED", "DURATION"]]
+    for record in records:
+        steps = "-" if record.last_step is None else str(record.last_step + 1)
+        metrics = "  ".join(
+            f"{key}={_format_value(value)}"
+            for key, value in sorted(record.last_values.items())[:LS_METRICS]
+        )
+        started = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(record.started))
+            if record.started
+            else "-"
+        )
+        end = record.last_activity if record.status != "running" else time.time()
+        duration = _format_duration(end - record.started) if record.started and end else "-"
+        rows.append(
+            [
+                record.project,
+                record.run_id,
+                record.name or "-",
+                record.status,
+                steps,
+                metrics or "-",
+                started,
+                duration,
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+            + "  "
+            + row[-1]
+        )
+    return 0
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return f"<{value.get('_type', 'object')}>"
+    text = str(value)
+    return text if len(text) <= 20 else text[:17] + "..."
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from waddle.demo import train
+
+    run = train(dir=args.dir, project=args.project, steps=args.steps)
+    print(f"logged {args.steps} steps to {run.dir}")
+    print(f"list the runs with: waddle ls {Path(run.dir).parent.parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The event format: one JSON object per line, shared by the client, the reader and the server.
+
+This module owns the encoding of an event to bytes and back, and nothing else. It promises:
+
+- Every encoded event is one line of UTF-8 JSON ending in ``\\n``, self-contained, carrying the
+  format version ``v``, the per-run sequence number ``seq``, the wall time ``t`` and the ``type``.
+- Non-finite floats survive exactly. JSON has no NaN or Infinity, and orjson writes them as
+  ``null``, so the encoder replaces each one with ``null`` and records it in ``nf``: a sparse
+  mirror of the event holding ``"nan"``, ``"inf"`` or ``"-inf"`` at the same place (list
+  positions as decimal strings). The decoder puts the floats back.
+- Decoding never trusts its input: anything that is not a well-formed event of a known version
+  raises :class:`MalformedEvent` with the reason.
+
+The full specification is docs/format.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+FORMAT_VERSION = 1
+
+# Every event type of format version 1. Readers reject others as unknown.
+EVENT_TYPES = frozenset(
+    {
+        "run_start",
+        "config",
+        "log",
+        "summary",
+        "define_metric",
+        "console",
+        "system",
+        "heartbeat",
+        "alert",
+        "finish",
+    }
+)
+
+_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+_NONFINITE_TOKENS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+class MalformedEvent(ValueError):
+    """A line that is not a valid event; the message says why."""
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    """Encode one event (already stamped with v, seq, t, type) as a JSON line.
+
+    Raises TypeError when a value cannot be represented in JSON.
+    """
+    line = orjson.dumps(event, option=_DUMPS_OPTIONS)
+    # orjson writes NaN and ±Inf as null: only a line with a null can hold one. Real nulls
+    # (a None in a config, the word inside a string) take the slow path and change nothing.
+    if b"null" not in line:
+        return line
+    marks = _nonfinite_marks(event)
+    if not marks:
+        return line
+    return orjson.dumps({**event, "nf": marks}, option=_DUMPS_OPTIONS)
+
+
+def _nonfinite_marks(value: Any) -> Any:
+    """The sparse mirror of ``value`` that holds a token at every non-finite float, or None."""
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if value in (math.inf, -math.inf):
+            return "inf" if value > 0 else "-inf"
+        return None
+    if isinstance(value, dict):
+        marks = {}
+        for key, item in value.items():
+            mark = _nonfinite_marks(item)
+            if mark is not None:
+                marks[key] = mark
+        return marks or None
+    if isinstance(value, (list, tuple)):
+        marks = {}
+        for index, item in enumerate(value):
+            mark = _nonfinite_marks(item)
+            if mark is not None:
+                marks[str(index)] = mark
+        return marks or None
+    if hasattr(value, "dtype") and getattr(value, "shape", None) == ():
+        # numpy scalars other than float64 (float32, float16) are not float subclasses.
+        return _nonfinite_marks(float(value)) if value.dtype.kind == "f" else None
+    if hasattr(value, "dtype") and value.dtype.kind == "f":
+        return _nonfinite_marks(value.tolist())
+    return None
+
+
+def decode(line: bytes | str) -> dict[str, Any]:
+    """Decode one line (with or without its newline) into an event dict.
+
+    Raises MalformedEvent naming what is wrong.
+    """
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        raise MalformedEvent(f"not valid JSON ({error})") from None
+    if type(event) is not dict:
+        raise MalformedEvent("not a JSON object")
+    version = event.get("v")
+    if version != FORMAT_VERSION:
+        if type(version) is int and version > FORMAT_VERSION:
+            raise MalformedEvent(
+                f"format version {version} is newer than this reader ({FORMAT_VERSION})"
+            )
+        raise MalformedEvent(f"missing or invalid format version: {version!r}")
+    seq = event.get("seq")
+    if type(seq) is not int or seq < 0:
+        raise MalformedEvent(f"missing or invalid seq: {seq!r}")
+    kind = event.get("type")
+    if kind not in EVENT_TYPES:
+        raise MalformedEvent(f"unknown event type: {kind!r}")
+    t = event.get("t")
+    if type(t) not in (int, float):
+        raise MalformedEvent(f"missing or invalid wall time t: {t!r}")
+    marks = event.pop("nf", None)
+    if marks is not None:
+        if type(marks) is not dict:
+            raise MalformedEvent("nf is not an object")
+        _restore_nonfinite(event, marks)
+    return event
+
+
+def _restore_nonfinite(container: Any, marks: dict[str, Any]) -> None:
+    for key, mark in marks.items():
+        try:
+            slot = int(key) if isinstance(container, list) else key
+            if isinstance(mark, dict):
+                _restore_nonfinite(container[slot], mark)
+            else:
+                container[slot] = _NONFINITE_TOKENS[mark]
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise MalformedEvent(f"nf names a place the event does not have: {key!r}") from None

@@ -1,0 +1,99 @@
+"""Run ids and names, and the rule for names that become folder names.
+
+A run id sorts by creation time (UTC, to the millisecond) and ends in random characters so
+two processes starting in the same millisecond still differ: ``20261123-092857-123-k3x9q2``.
+Project names and run ids become folders, so they are checked to stay inside the log folder.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+
+_SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+_ADJECTIVES = [
+    "amber",
+    "brave",
+    "calm",
+    "daring",
+    "eager",
+    "fancy",
+    "gentle",
+    "hardy",
+    "icy",
+    "jolly",
+    "keen",
+    "lively",
+    "mellow",
+    "nimble",
+    "olive",
+    "proud",
+    "quiet",
+    "rapid",
+    "sunny",
+    "tidy",
+    "upbeat",
+    "vivid",
+    "witty",
+    "young",
+    "zesty",
+    "bold",
+    "crisp",
+    "dusty",
+    "frosty",
+    "glad",
+]
+_NOUNS = [
+    "duck",
+    "goose",
+    "swan",
+    "heron",
+    "crane",
+    "egret",
+    "gull",
+    "tern",
+    "puffin",
+    "loon",
+    "grebe",
+    "teal",
+    "wigeon",
+    "mallard",
+    "eider",
+    "scoter",
+    "pintail",
+    "shoveler",
+    "gadwall",
+    "merganser",
+    "coot",
+    "rail",
+    "stork",
+    "ibis",
+    "pelican",
+    "gannet",
+    "petrel",
+    "auk",
+]
+
+
+def new_run_id() -> str:
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+    millis = int(now * 1000) % 1000
+    suffix = "".join(random.choices(_ALPHABET, k=6))
+    return f"{stamp}-{millis:03d}-{suffix}"
+
+
+def random_name() -> str:
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(1, 999)}"
+
+
+def check_folder_name(kind: str, value: object) -> str:
+    """Return ``value`` if it is safe as a folder name; raise ValueError naming ``kind`` if not."""
+    if not isinstance(value, str) or not _SAFE.match(value):
+        raise ValueError(
+            f"{kind} {value!r} is not allowed: use 1 to 128 letters, digits, '_', '-' or '.', "
+            "not starting with '.' or '-'"
+        )
+    return value

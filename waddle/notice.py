@@ -1,0 +1,38 @@
+"""Notices: one-line messages to the user on stderr, each kind shown a bounded number of times.
+
+Background failures never raise into training code; they become a notice instead (see the
+error policy in README). Notices go to the process's real stderr, past console capture, so a
+message about a failing log folder is not itself queued for that folder.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+
+class Notices:
+    """Per-run notice counter: ``show(kind, text)`` prints at most ``limit`` times per kind."""
+
+    def __init__(self, limit: int = 1) -> None:
+        self._limit = limit
+        self._shown: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def show(self, kind: str, text: str, limit: int | None = None) -> bool:
+        with self._lock:
+            count = self._shown.get(kind, 0)
+            if count >= (self._limit if limit is None else limit):
+                return False
+            self._shown[kind] = count + 1
+        say(text)
+        return True
+
+
+def say(text: str) -> None:
+    stream = sys.__stderr__ or sys.stderr
+    try:
+        stream.write(f"waddle: {text}\n")
+        stream.flush()
+    except (OSError, ValueError):  # stderr closed or gone: nothing better to do
+        pass

@@ -1,0 +1,125 @@
+"""Process hooks: the open runs of this process and what happens to them when the process ends.
+
+Every way a training process ends drains each open run's queue and writes its finish event:
+
+- ``run.finish()`` or leaving ``with waddle.init(...)``: as the caller says;
+- normal interpreter exit: atexit finishes each run as "finished" (exit code 0), or "crashed"
+  when an uncaught exception was seen first, with its traceback;
+- SIGTERM: each run is finished as "crashed" (exit code 143), then the previous handler runs,
+  or, if it was the default, the signal is raised again so the process still dies of it;
+- SIGINT: the runs are flushed, then Python's handler raises KeyboardInterrupt as usual;
+- a child made by fork (DataLoader workers, multiprocessing) forgets the parent's runs: it
+  never writes into the parent's files, and its log() calls are no-ops.
+
+Hooks are installed once, on the first run; signal handlers only from the main thread and only
+where the program has not set its own handler to "ignore".
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import traceback
+from typing import Any
+
+_lock = threading.Lock()
+_open_runs: list[Any] = []
+_installed = False
+_crash: dict[str, Any] | None = None  # the uncaught exception seen by the excepthook
+
+
+def register(run: Any) -> None:
+    with _lock:
+        _open_runs.append(run)
+    _install()
+
+
+def unregister(run: Any) -> None:
+    with _lock:
+        if run in _open_runs:
+            _open_runs.remove(run)
+
+
+def open_runs() -> list[Any]:
+    with _lock:
+        return list(_open_runs)
+
+
+def _install() -> None:
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _installed = True
+    atexit.register(_at_exit)
+    previous_hook = sys.excepthook
+
+    def excepthook(kind: type, value: BaseException, tb: Any) -> None:
+        global _crash
+        _crash = {
+            "reason": kind.__name__,
+            "traceback": "".join(traceback.format_exception(kind, value, tb)),
+        }
+        previous_hook(kind, value, tb)
+
+    sys.excepthook = excepthook
+    os.register_at_fork(after_in_child=_forget_in_child)
+    if threading.current_thread() is threading.main_thread():
+        _wrap_signal(signal.SIGTERM, _on_sigterm)
+        _wrap_signal(signal.SIGINT, _on_sigint)
+
+
+def _wrap_signal(number: int, handler: Any) -> None:
+    try:
+        previous = signal.getsignal(number)
+        if previous in (signal.SIG_IGN, None):
+            return
+        signal.signal(number, lambda signum, frame: handler(signum, frame, previous))
+    except (ValueError, OSError):  # not the main thread of the main interpreter
+        pass
+
+
+def _on_sigterm(signum: int, frame: Any, previous: Any) -> None:
+    for run in open_runs():
+        run._finish_from_hook(exit_code=128 + signum, reason="SIGTERM", traceback_text=None)
+    if callable(previous):
+        previous(signum, frame)
+    else:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def _on_sigint(signum: int, frame: Any, previous: Any) -> None:
+    for run in open_runs():
+        run.flush()
+    if callable(previous):
+        previous(signum, frame)
+    else:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def _at_exit() -> None:
+    crash = _crash
+    for run in open_runs():
+        if crash is None:
+            run._finish_from_hook(exit_code=0, reason=None, traceback_text=None)
+        else:
+            run._finish_from_hook(
+                exit_code=1, reason=crash["reason"], traceback_text=crash["traceback"]
+            )
+
+
+def _forget_in_child() -> None:
+    from waddle import console
+
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have held the old one
+    runs = list(_open_runs)
+    _open_runs.clear()
+    for run in runs:
+        run._forget_after_fork()
+    console.forget_all()

@@ -1,0 +1,378 @@
+"""A run: the object a training script logs to, with W&B's API and step semantics.
+
+``Run.log()`` is the hot path: it checks and snapshots the values (``values.flatten``), stamps
+the step and wall time and appends one tuple to the writer's queue; it never encodes, never
+touches the disk and never waits for a device. When the queue is full it waits for room
+rather than drop anything, records how long, and says so once.
+
+Step semantics follow W&B: without ``step`` every call is the next step unless
+``commit=False`` keeps the step open for more keys; an explicit ``step`` moves the run to that
+step and leaves it open (commit defaults to False) until a later step or ``commit=True``; a
+step lower than the current one is refused with a warning naming what was dropped, and the
+drops are counted in the finish event.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from waddle import console, process_hooks
+from waddle.config import Config
+from waddle.notice import Notices, say
+from waddle.summary import Summary
+from waddle.values import flatten
+from waddle.writer import CONSOLE, EVENT, FINISH, FLUSH, LOG, Writer
+
+SUMMARY_KINDS = ("min", "max", "mean", "last", "first", "none")
+ALERT_LEVELS = ("INFO", "WARN", "ERROR")
+# How many refused-step warnings are printed before the rest are only counted.
+STEP_WARNINGS = 5
+# The writer is asked to drain early once this many items are queued.
+EARLY_DRAIN = 2000
+
+
+class RunLockedError(RuntimeError):
+    """Another process is writing this run."""
+
+
+class Run:
+    """An open run. Create it with ``waddle.init()``."""
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        run_id: str,
+        name: str,
+        run_dir: Path,
+        settings: Any,
+        start_fields: dict[str, Any],
+        config: Any,
+        tags: list[str],
+        first_seq: int,
+        first_step: int,
+        resumed: bool,
+    ) -> None:
+        self.project = project
+        self.id = run_id
+        self.name = name
+        self.dir = run_dir
+        self.tags = tuple(tags)
+        self.notes = start_fields.get("notes")
+        self.group = start_fields.get("group")
+        self.job_type = start_fields.get("job_type")
+        self.resumed = resumed
+        self.settings = settings
+        self._notices = Notices()
+        self._pid = os.getpid()
+        self._closed = False
+        self._finish_lock = threading.Lock()
+        self._step = first_step
+        self._dropped_steps = 0
+        self._dropped_values = 0
+        self._stall_seconds = 0.0
+        self._stalls = 0
+        self._last_logged: dict[str, Any] = {}
+        self._lock_fd = self._lock_run_folder()
+        self._writer = Writer(
+            run_dir, first_seq, start_fields, time.time(), settings, self._notices
+        )
+        self._queue = self._writer.queue
+        self._queue_size = settings.queue_size
+        self.config = Config(config, on_change=self._config_changed)
+        start_fields["config"] = self.config.as_dict()
+        self.summary = Summary(self._last_logged, on_change=self._summary_changed)
+        self._writer.start()
+        self._capturing = bool(settings.console)
+        if self._capturing:
+            console.attach(self._console_line)
+        process_hooks.register(self)
+
+    # ---- logging -------------------------------------------------------------------
+
+    @property
+    def step(self) -> int:
+        """The step the next ``log()`` without ``step`` goes to."""
+        return self._step
+
+    def log(
+        self, data: dict[str, Any], step: int | None = None, commit: bool | None = None
+    ) -> None:
+        """Record ``data`` at the current step (or ``step``); see the module docstring."""
+        if self._closed:
+            self._refuse_closed("log")
+            return
+        values, deferred = flatten(data)
+        if step is None:
+            at = self._step
+            if commit is None or commit:
+                self._step = at + 1
+        else:
+            at = _check_step(step)
+            if at < self._step:
+                self._drop(at, values)
+                return
+            self._step = at + 1 if commit else at
+        if not values:
+            return
+        self._last_logged.update(values)
+        queue = self._queue
+        queue.append((LOG, time.time(), at, values, deferred))
+        if len(queue) >= EARLY_DRAIN:
+            self._writer.wake.set()
+            if len(queue) >= self._queue_size:
+                self._wait_for_room()
+
+    def _drop(self, step: int, values: dict[str, Any]) -> None:
+        self._dropped_steps += 1
+        self._dropped_values += len(values)
+        if self._dropped_steps <= STEP_WARNINGS:
+            keys = ", ".join(list(values)[:5]) + (", ..." if len(values) > 5 else "")
+            more = "" if self._dropped_steps < STEP_WARNINGS else " Further drops are only counted."
+            say(
+                f"log() at step {step} is behind the run's current step {self._step}: dropped "
+                f"{len(values)} value(s) ({keys}). Steps must not go back; for another x-axis "
+                f"log it as a value and use define_metric(name, step_metric=...).{more}"
+            )
+
+    def _wait_for_room(self) -> None:
+        started = time.monotonic()
+        if self._stalls == 0:
+            say(
+                f"log() is waiting for the writer: {self._queue_size} events are queued for "
+                f"{self.dir}. Logging is faster than the disk takes it; the time spent waiting "
+                "is recorded in the finish event."
+            )
+        self._stalls += 1
+        writer = self._writer
+        while len(self._queue) >= self._queue_size and writer.thread.is_alive():
+            writer.room.clear()
+            writer.wake.set()
+            writer.room.wait(0.05)
+        self._stall_seconds += time.monotonic() - started
+
+    def _enqueue(self, kind: str, fields: dict[str, Any]) -> None:
+        if self._closed:
+            self._refuse_closed(kind)
+            return
+        self._queue.append((EVENT, time.time(), kind, fields))
+
+    def _config_changed(self, changes: dict[str, Any]) -> None:
+        self._enqueue("config", {"data": changes})
+
+    def _summary_changed(self, changes: dict[str, Any]) -> None:
+        self._enqueue("summary", {"data": changes})
+
+    def _console_line(self, stream: str, text: str) -> None:
+        if not self._closed:
+            self._queue.append((CONSOLE, time.time(), stream, text))
+
+    def define_metric(
+        self,
+        name: str,
+        step_metric: str | None = None,
+        summary: str | None = None,
+        hidden: bool | None = None,
+    ) -> None:
+        """Declare how a metric (or a glob such as ``"val/*"``) is plotted and summarised."""
+        if type(name) is not str or not name:
+            raise ValueError("define_metric() needs a metric name such as 'val/loss' or 'val/*'")
+        if step_metric is not None and (type(step_metric) is not str or not step_metric):
+            raise ValueError(f"define_metric({name!r}): step_metric must be a metric name")
+        if summary is not None:
+            kinds = [part.strip() for part in summary.split(",")]
+            unknown = [kind for kind in kinds if kind not in SUMMARY_KINDS]
+            if unknown:
+                raise ValueError(
+                    f"define_metric({name!r}): summary {unknown[0]!r} is not one of {', '.join(SUMMARY_KINDS)}"
+                )
+        fields: dict[str, Any] = {"name": name}
+        if step_metric is not None:
+            fields["step_metric"] = step_metric
+        if summary is not None:
+            fields["summary"] = summary
+        if hidden is not None:
+            fields["hidden"] = bool(hidden)
+        self._enqueue("define_metric", fields)
+
+    def alert(self, title: str, text: str, level: str = "INFO", wait_duration: Any = None) -> None:
+        """Record an alert; the dashboard shows it on the run."""
+        level = str(getattr(level, "value", level)).upper()
+        if level == "WARNING":
+            level = "WARN"
+        if level not in ALERT_LEVELS:
+            raise ValueError(f"alert level {level!r} is not one of {', '.join(ALERT_LEVELS)}")
+        self._enqueue("alert", {"title": str(title), "text": str(text), "level": level})
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything logged so far is written and fsynced; False on timeout."""
+        if self._closed or os.getpid() != self._pid or not self._writer.thread.is_alive():
+            return False
+        done = threading.Event()
+        self._queue.append((FLUSH, done))
+        self._writer.wake.set()
+        return done.wait(timeout)
+
+    # ---- the end -------------------------------------------------------------------
+
+    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
+        """Write everything, record the finish event and close the run; later calls do nothing."""
+        self._finish(exit_code=exit_code or 0, reason=None, traceback_text=None)
+
+    def _finish_from_hook(
+        self, exit_code: int, reason: str | None, traceback_text: str | None
+    ) -> None:
+        self._finish(exit_code=exit_code, reason=reason, traceback_text=traceback_text)
+
+    def _finish(self, exit_code: int, reason: str | None, traceback_text: str | None) -> None:
+        if os.getpid() != self._pid:
+            return
+        with self._finish_lock:
+            if self._closed:
+                return
+            if self._capturing:
+                console.detach(self._console_line)
+            self._closed = True
+        fields: dict[str, Any] = {
+            "exit_code": exit_code,
+            "status": "finished" if exit_code == 0 else "crashed",
+            "last_step": self._step - 1 if self._step > 0 else None,
+            "dropped": {"steps": self._dropped_steps, "values": self._dropped_values},
+            "stalled_seconds": round(self._stall_seconds, 6),
+        }
+        if reason:
+            fields["reason"] = reason
+        if traceback_text:
+            fields["traceback"] = traceback_text
+        self._queue.append((FINISH, time.time(), fields))
+        self._writer.wake.set()
+        waited = 0.0
+        while self._writer.thread.is_alive():
+            self._writer.thread.join(10.0)
+            waited += 10.0
+            if self._writer.thread.is_alive():
+                say(f"still writing the event log of run {self.id} after {waited:.0f} s...")
+        self._release_lock()
+        process_hooks.unregister(self)
+        lost = self._writer.lost_events
+        if self._dropped_values or lost:
+            say(
+                f"run {self.id} finished with {self._dropped_values} value(s) dropped for steps "
+                f"that went back and {lost} event(s) lost to write errors"
+            )
+
+    def _refuse_closed(self, what: str) -> None:
+        if os.getpid() == self._pid:
+            self._notices.show(
+                "closed",
+                f"run {self.id} is finished; {what}() is ignored. Call waddle.init() for a new run "
+                f"or waddle.init(id={self.id!r}, resume='allow') to continue this one.",
+            )
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: this run belongs to the parent; never write to it from here."""
+        self._closed = True
+        self._lock_fd = None
+
+    # ---- the run folder lock ---------------------------------------------------------
+
+    def _lock_run_folder(self) -> int | None:
+        """Hold an exclusive lock on the run folder for the run's lifetime.
+
+        Two processes appending to one run would interleave seqs; the second one is refused.
+        The kernel drops the lock when the process dies, even by kill -9.
+        """
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return None  # the writer reports the unwritable folder
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            os.close(fd)
+            raise RunLockedError(
+                f"run {self.id} in {self.dir} is already open in another process ({holder}); "
+                "finish that one first, or start a new run"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode(), 0)
+        return fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # ---- context manager -------------------------------------------------------------
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
+        if kind is None:
+            self.finish()
+        else:
+            text = "".join(traceback.format_exception(kind, value, tb))
+            self._finish(exit_code=1, reason=kind.__name__, traceback_text=text)
+
+    def __repr__(self) -> str:
+        return f"<waddle.Run {self.project}/{self.id} name={self.name!r}>"
+
+
+def _check_step(step: Any) -> int:
+    if type(step) is not int:
+        if isinstance(step, bool) or not hasattr(step, "__index__"):
+            raise TypeError(f"log() step must be an integer, not {type(step).__name__} ({step!r})")
+        step = step.__index__()
+    if step < 0:
+        raise ValueError(f"log() step must not be negative: {step}")
+    return step
+
+
+class DisabledRun:
+    """What ``init(mode="disabled")`` returns: the same API, and every call does nothing.
+
+    Meant for processes that should not log (rank != 0 in distributed training) without an
+    ``if`` around every call.
+    """
+
+    def __init__(self, project: str, name: str | None, config: Any) -> None:
+        self.project = project
+        self.id = "disabled"
+        self.name = name or "disabled"
+        self.dir = None
+        self.tags = ()
+        self.notes = self.group = self.job_type = None
+        self.resumed = False
+        self.step = 0
+        self.config = Config(config)
+        self.summary = Summary({}, on_change=lambda changes: None)
+
+    def log(self, data: Any, step: Any = None, commit: Any = None) -> None:
+        pass
+
+    def define_metric(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def alert(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        return True
+
+    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
+        pass
+
+    def __enter__(self) -> DisabledRun:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass

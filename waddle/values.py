@@ -1,0 +1,188 @@
+"""Loggable values: what ``run.log()`` accepts, checked and snapshotted on the caller's thread.
+
+``flatten()`` is on the training loop's hot path. It promises:
+
+- every key is a non-empty string of at most MAX_KEY_LENGTH characters; nested mappings become
+  ``"outer/inner"`` keys;
+- every value is something the writer thread can encode without touching the caller's objects
+  again: immutable numbers, bools and strings pass through; numpy scalars and 0-d arrays are
+  kept as numpy scalars; torch and jax scalars are held as :class:`Deferred` references and turned
+  into numbers by the writer thread, so the caller never waits for a device;
+- anything else raises TypeError or ValueError naming the key, before any of the call is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+MAX_KEY_LENGTH = 256
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
+class Deferred:
+    """A value whose encoding happens in the writer thread.
+
+    ``materialize`` receives the run folder (for values that write side files) and returns
+    something JSON-encodable. It runs off the caller's thread and may be slow.
+    """
+
+    __slots__ = ()
+
+    def materialize(self, run_dir: Path) -> Any:
+        raise NotImplementedError
+
+
+class _TorchScalar(Deferred):
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: Any) -> None:
+        # clone() is queued on the tensor's device like any kernel: no host sync here, and a
+        # later in-place update of the caller's tensor cannot change what gets logged.
+        self.tensor = tensor.detach().clone()
+
+    def materialize(self, run_dir: Path) -> Any:
+        return self.tensor.item()
+
+
+class _JaxScalar(Deferred):
+    __slots__ = ("array",)
+
+    def __init__(self, array: Any) -> None:
+        self.array = array  # jax arrays are immutable
+
+    def materialize(self, run_dir: Path) -> Any:
+        return self.array.item()
+
+
+def flatten(data: Any) -> tuple[dict[str, Any], bool]:
+    """Check and snapshot one ``log()`` payload.
+
+    Returns the flat ``{key: value}`` dict and whether any value is Deferred.
+    """
+    if not isinstance(data, Mapping):
+        raise TypeError(f"log() takes a dict of values, not {type(data).__name__}")
+    out: dict[str, Any] = {}
+    deferred = False
+    for key, value in data.items():
+        if type(key) is not str or not key or len(key) > MAX_KEY_LENGTH:
+            check_key(key)
+        kind = type(value)
+        if (
+            kind is float
+            or kind is bool
+            or kind is str
+            or (kind is int and _INT_MIN <= value <= _INT_MAX)
+        ):
+            out[key] = value
+        else:
+            deferred |= _add_slow(out, key, value)
+    return out, deferred
+
+
+def check_key(key: Any, prefix: str = "") -> str:
+    """Return ``prefix + key`` if it is a valid key; raise naming the problem otherwise."""
+    if type(key) is not str:
+        raise TypeError(f"log() keys must be strings: {prefix}{key!r} is {type(key).__name__}")
+    if not key:
+        raise ValueError(
+            f"log() keys must not be empty (under {prefix!r})"
+            if prefix
+            else "log() keys must not be empty"
+        )
+    full = prefix + key
+    if len(full) > MAX_KEY_LENGTH:
+        raise ValueError(
+            f"log() key {full[:40]!r}... is {len(full)} characters; the limit is {MAX_KEY_LENGTH}"
+        )
+    return full
+
+
+def _add_slow(out: dict[str, Any], key: str, value: Any) -> bool:
+    """Add a value that is not a plain float, bool, str or 64-bit int; True if Deferred."""
+    if isinstance(value, Mapping):
+        deferred = False
+        for inner_key, inner in value.items():
+            full = check_key(inner_key, key + "/")
+            kind = type(inner)
+            if kind is float or kind is bool or kind is str:
+                out[full] = inner
+            else:
+                deferred |= _add_slow(out, full, inner)
+        return deferred
+    if isinstance(value, Deferred):
+        out[key] = value
+        return True
+    snapshot = getattr(value, "_waddle_snapshot", None)
+    if snapshot is not None:  # a rich data type (Image, Histogram, ...)
+        out[key] = snapshot(key)
+        return True
+    kind = type(value)
+    if kind is int or isinstance(value, int):
+        if isinstance(value, bool):
+            out[key] = bool(value)
+        elif _INT_MIN <= value <= _INT_MAX:
+            out[key] = int(value)
+        else:
+            raise ValueError(f"log() value for {key!r} is an integer outside 64 bits: {value}")
+        return False
+    if isinstance(value, float):  # float subclasses, numpy.float64 among them
+        out[key] = float(value)
+        return False
+    if isinstance(value, str):
+        out[key] = str(value)
+        return False
+    module = kind.__module__
+    if module == "numpy":
+        out[key] = _numpy_scalar(key, value)
+        return False
+    if module.startswith("torch"):
+        if not hasattr(value, "numel") or value.numel() != 1:
+            raise TypeError(
+                f"log() value for {key!r} is a torch tensor of shape {tuple(value.shape)}; "
+                "log a scalar tensor, or waddle.Histogram(tensor) for a distribution"
+            )
+        if value.is_complex():
+            raise TypeError(
+                f"log() value for {key!r} is a complex tensor; log its real part or abs()"
+            )
+        out[key] = _TorchScalar(value.reshape(()))
+        return True
+    if module.startswith(("jax", "jaxlib")) and hasattr(value, "size"):
+        if value.size != 1:
+            raise TypeError(
+                f"log() value for {key!r} is a jax array of shape {value.shape}; log a scalar"
+            )
+        out[key] = _JaxScalar(value.reshape(()))
+        return True
+    if value is None:
+        raise TypeError(f"log() value for {key!r} is None; log a number, bool or string")
+    raise TypeError(
+        f"log() value for {key!r} has unsupported type {kind.__module__}.{kind.__qualname__}; "
+        "log a number, bool, string, scalar array or a waddle data type"
+    )
+
+
+def _numpy_scalar(key: str, value: Any) -> Any:
+    import numpy
+
+    if isinstance(value, numpy.ndarray):
+        if value.ndim != 0:
+            raise TypeError(
+                f"log() value for {key!r} is a numpy array of shape {value.shape}; "
+                "log a scalar, or waddle.Histogram(array) for a distribution"
+            )
+        value = value[()]
+    if not isinstance(value, numpy.generic):
+        raise TypeError(
+            f"log() value for {key!r} has unsupported type numpy.{type(value).__name__}"
+        )
+    kind = value.dtype.kind
+    if kind in "fiub":
+        return value  # numpy scalars are immutable; orjson encodes them directly
+    if kind in "US":
+        return str(value)
+    raise TypeError(f"log() value for {key!r} is a numpy {value.dtype} scalar; log a real number")

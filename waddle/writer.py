@@ -1,0 +1,343 @@
+"""The writer: one background thread per run that turns queued items into event lines on disk.
+
+The caller's thread only appends tuples to :attr:`Writer.queue` (see ``Run``); everything slow
+happens here: numbering events, materialising tensors and media, encoding, writing, fsyncing,
+heartbeats and system metrics. It promises:
+
+- ``seq`` is gap-free from the run's first event, in queue order, continuing across resume;
+- while items arrive, a batch reaches the OS (``write()``) at least every ``flush_interval``
+  seconds, so a kill -9 of the training process loses at most that much; an fsync follows at
+  least every ``fsync_interval`` seconds, on ``flush()`` and at finish;
+- a closed line is never rewritten; a segment is rotated at a line boundary once it passes
+  ``segment_bytes``; a resumed run first ends a torn last line so every later line is whole;
+- an I/O failure never reaches the training code: the writer shows one notice, keeps what it
+  could not write (up to MAX_PENDING_BYTES, counting what it had to drop) and retries every
+  second, so a full disk that is cleared loses nothing that fit in the buffer.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from waddle import event as event_format
+from waddle import segment
+from waddle.notice import Notices
+from waddle.values import Deferred
+
+# Queue item kinds: the first element of each queued tuple.
+LOG = 0  # (LOG, t, step, values, has_deferred)
+EVENT = 1  # (EVENT, t, type, fields)
+CONSOLE = 2  # (CONSOLE, t, stream, text)
+FLUSH = 3  # (FLUSH, threading.Event)
+FINISH = 4  # (FINISH, t, fields)
+
+MAX_PENDING_BYTES = 256 * 1024 * 1024
+RETRY_INTERVAL = 1.0
+
+
+class Writer:
+    def __init__(
+        self,
+        run_dir: Path,
+        first_seq: int,
+        start_fields: dict[str, Any],
+        start_time: float,
+        settings: Any,
+        notices: Notices,
+    ) -> None:
+        self.run_dir = run_dir
+        self.queue: deque[tuple] = deque()
+        self.wake = threading.Event()  # set by the caller to ask for an early drain
+        self.room = threading.Event()  # set after each drain, for callers waiting on a full queue
+        self.lost_events = 0  # events that could not be kept while the disk failed
+        self.lost_values = 0  # values whose materialisation failed
+        self._seq = first_seq
+        self._start_fields = start_fields
+        self._start_time = start_time
+        self._settings = settings
+        self._notices = notices
+        self._fd: int | None = None
+        self._segment_size = 0
+        self._pending = bytearray()  # encoded lines not yet accepted by the OS
+        self._pending_lines = 0
+        self._at_line_start = True  # the segment's last written byte ends a line
+        self._last_attempt = 0.0
+        self._unsynced = False
+        self._last_event_time = time.time()
+        self._finished = False
+        self.thread = threading.Thread(target=self._main, name="waddle-writer", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    # ---- the thread --------------------------------------------------------------------
+
+    def _main(self) -> None:
+        settings = self._settings
+        sampler = None
+        next_sample = 0.0
+        last_fsync = time.monotonic()
+        try:
+            self._emit_start()
+            while not self._finished:
+                self.wake.wait(settings.flush_interval)
+                self.wake.clear()
+                now = time.monotonic()
+                if settings.system_metrics_interval > 0 and now >= next_sample:
+                    sampler = sampler or _make_sampler(self._notices)
+                    if sampler is not None:
+                        self.queue.append(
+                            (EVENT, time.time(), "system", {"data": sampler.sample()})
+                        )
+                    next_sample = now + settings.system_metrics_interval
+                if time.time() - self._last_event_time >= settings.heartbeat_interval:
+                    self.queue.append((EVENT, time.time(), "heartbeat", {}))
+                self._drain()
+                if self._unsynced and now - last_fsync >= settings.fsync_interval:
+                    self._fsync()
+                    last_fsync = now
+        except BaseException:  # a bug here must not pass silently, nor kill the training
+            self._notices.show(
+                "writer",
+                "the writer thread failed; events are no longer written:\n"
+                + traceback.format_exc(),
+            )
+            self._finished = True
+            self.room.set()
+        finally:
+            self._close()
+
+    def _emit_start(self) -> None:
+        from waddle.context import slow_context
+
+        fields = self._start_fields
+        try:
+            fields["context"].update(slow_context(fields["context"]["cwd"]))
+        except Exception as error:
+            self._notices.show("context", f"could not collect the run context: {error}")
+        self._write_lines([self._encode(self._start_time, "run_start", fields)], [])
+
+    def _drain(self) -> None:
+        queue = self.queue
+        lines: list[bytes] = []
+        flushes: list[threading.Event] = []
+        console: list[Any] | None = None  # [t, stream, [texts]] being coalesced
+        for _ in range(len(queue)):
+            item = queue.popleft()
+            kind = item[0]
+            if kind == CONSOLE:
+                if console is not None and console[1] == item[2]:
+                    console[2].append(item[3])
+                    continue
+                if console is not None:
+                    lines.append(
+                        self._encode(
+                            console[0],
+                            "console",
+                            {"stream": console[1], "text": "".join(console[2])},
+                        )
+                    )
+                console = [item[1], item[2], [item[3]]]
+                continue
+            if console is not None:
+                lines.append(
+                    self._encode(
+                        console[0], "console", {"stream": console[1], "text": "".join(console[2])}
+                    )
+                )
+                console = None
+            if kind == LOG:
+                _, t, step, values, deferred = item
+                if deferred:
+                    values = self._materialize(values)
+                line = self._encode(t, "log", {"step": step, "data": values})
+            elif kind == EVENT:
+                line = self._encode(item[1], item[2], item[3])
+            elif kind == FLUSH:
+                flushes.append(item[1])
+                continue
+            else:  # FINISH
+                fields = dict(item[2])
+                fields["lost_events"] = self.lost_events
+                fields["lost_values"] = self.lost_values
+                lines.append(self._encode(item[1], "finish", fields))
+                self._finished = True
+                break
+            if line is not None:
+                lines.append(line)
+        if console is not None:
+            lines.append(
+                self._encode(
+                    console[0], "console", {"stream": console[1], "text": "".join(console[2])}
+                )
+            )
+        self.room.set()
+        self._write_lines([line for line in lines if line is not None], flushes)
+
+    def _encode(self, t: float, kind: str, fields: dict[str, Any]) -> bytes | None:
+        event = {"v": event_format.FORMAT_VERSION, "seq": self._seq, "t": t, "type": kind}
+        event.update(fields)
+        try:
+            line = event_format.encode(event)
+        except TypeError as error:
+            self.lost_values += 1
+            self._notices.show(
+                f"encode-{kind}", f"could not encode a {kind} event, it was skipped: {error}"
+            )
+            return None
+        self._seq += 1
+        self._last_event_time = t
+        return line
+
+    def _materialize(self, values: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, value in values.items():
+            if isinstance(value, Deferred):
+                try:
+                    value = value.materialize(self.run_dir)
+                except Exception as error:
+                    self.lost_values += 1
+                    self._notices.show(
+                        f"materialize-{key}", f"could not record {key!r}: {error}", limit=3
+                    )
+                    continue
+            out[key] = value
+        return out
+
+    # ---- the file ----------------------------------------------------------------------
+
+    def _write_lines(self, lines: list[bytes], flushes: list[threading.Event]) -> None:
+        if lines:
+            data = b"".join(lines)
+            if self._pending:
+                if len(self._pending) + len(data) > MAX_PENDING_BYTES:
+                    # The newest lines are dropped whole and their seqs handed back, so seq
+                    # stays gap-free in the file.
+                    self._seq -= len(lines)
+                    self.lost_events += len(lines)
+                else:
+                    self._pending += data
+                    self._pending_lines += len(lines)
+            else:
+                self._pending += data
+                self._pending_lines = len(lines)
+        if self._pending:
+            self._try_write(force=bool(flushes) or self._finished)
+        if flushes:
+            self._fsync()
+            for done in flushes:
+                done.set()
+
+    def _try_write(self, force: bool) -> None:
+        now = time.monotonic()
+        if self._last_attempt and not force and now - self._last_attempt < RETRY_INTERVAL:
+            return  # failing: retry once a second, not on every drain
+        written = 0
+        try:
+            if self._fd is None or (
+                self._segment_size >= self._settings.segment_bytes and self._at_line_start
+            ):
+                self._open_segment()
+            with memoryview(self._pending) as view:
+                while written < len(view):
+                    written += os.write(self._fd, view[written:])
+        except OSError as error:
+            self._last_attempt = now
+            self._notices.show(
+                "io",
+                f"cannot write the event log in {self.run_dir}: {error.strerror or error}. "
+                "Training goes on; events are kept in memory and written when the folder is "
+                "writable again (the finish event counts any that were lost).",
+            )
+            return
+        finally:
+            if written:
+                self._at_line_start = self._pending[written - 1] == 0x0A
+                self._segment_size += written
+                self._unsynced = True
+                del self._pending[:written]
+                self._pending_lines = self._pending.count(b"\n") if self._pending else 0
+        if self._last_attempt:
+            self._notices.show("io-recovered", f"the event log in {self.run_dir} is writable again")
+        self._last_attempt = 0.0
+
+    def _open_segment(self) -> None:
+        if self._fd is not None:
+            self._fsync()
+            os.close(self._fd)
+            self._fd = None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        first_seq = self._seq - self._pending_lines
+        existing = segment.list_segments(self.run_dir)
+        if (
+            existing
+            and self._segment_size == 0
+            and existing[-1].stat().st_size < self._settings.segment_bytes
+        ):
+            path = existing[-1]  # resume: continue the last segment
+        else:
+            path = self.run_dir / segment.segment_name(first_seq)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(fd).st_size
+        if size:
+            with open(path, "rb") as file:
+                file.seek(size - 1)
+                if file.read(1) != b"\n":
+                    # A writer died mid-line: end that line so ours start whole. Readers
+                    # report the torn line as malformed and skip it.
+                    os.write(fd, b"\n")
+                    size += 1
+        self._fd = fd
+        self._segment_size = size
+        _fsync_dir(self.run_dir)
+
+    def _fsync(self) -> None:
+        if self._fd is not None and self._unsynced:
+            try:
+                os.fsync(self._fd)
+                self._unsynced = False
+            except OSError as error:
+                self._notices.show("fsync", f"fsync of the event log failed: {error}")
+
+    def _close(self) -> None:
+        if self._pending:
+            self._try_write(force=True)
+        if self._pending:
+            self.lost_events += self._pending_lines
+            self._notices.show(
+                "lost",
+                f"{self._pending_lines} events could not be written to {self.run_dir} and are lost",
+            )
+        if self._fd is not None:
+            self._fsync()
+            os.close(self._fd)
+            self._fd = None
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _make_sampler(notices: Notices) -> Any:
+    from waddle.system_metrics import SystemSampler
+
+    try:
+        return SystemSampler()
+    except Exception as error:
+        notices.show("system-metrics", f"system metrics are off: {error}")
+        return None
