@@ -37,6 +37,11 @@ __all__ = [
     "summary",
 ]
 
+# Importing the submodules waddle.run, waddle.config and waddle.summary bound those names
+# here; drop them so that `waddle.run` and friends mean the current run's (through __getattr__
+# below), as in wandb. The submodules stay importable by their full names.
+del config, run, summary  # noqa: F821
+
 
 def __getattr__(name: str) -> Any:
     # waddle.run, waddle.config and waddle.summary follow the current run, so they cannot be

@@ -72,6 +72,7 @@ class Run:
         self._notices = Notices()
         self._pid = os.getpid()
         self._closed = False
+        self._forked = False  # inherited by a forked child: every call is a no-op there
         self._finish_lock = threading.Lock()
         self._step = first_step
         self._dropped_steps = 0
@@ -278,6 +279,7 @@ class Run:
     def _forget_after_fork(self) -> None:
         """In a forked child: this run belongs to the parent; never write to it from here."""
         self._closed = True
+        self._forked = True
         self._lock_fd = None
 
     # ---- the run folder lock ---------------------------------------------------------

@@ -29,7 +29,9 @@ _current: Run | DisabledRun | None = None
 def current_run() -> Run | DisabledRun | None:
     """The run ``waddle.log()`` writes to: the newest one not yet finished."""
     global _current
-    if isinstance(_current, Run) and _current._closed:
+    # In a forked child the parent's run stays current, so waddle.log() there is a quiet
+    # no-op (as run.log() is) rather than an error in every DataLoader worker.
+    if isinstance(_current, Run) and _current._closed and not _current._forked:
         _current = None
     return _current
 

@@ -1,0 +1,71 @@
+"""Shared test helpers: a run factory writing to tmp_path, and waiting on conditions, not sleeps."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import waddle
+from waddle import segment
+
+QUIET = waddle.Settings(console=False, system_metrics_interval=0)
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.01
+) -> object:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"condition not met within {timeout} s: {getattr(predicate, '__name__', predicate)}"
+            )
+        time.sleep(interval)
+
+
+def events_of(run_dir: Path, rejects: list | None = None) -> list[dict]:
+    on_reject = (
+        (lambda path, offset, reason: rejects.append((path, offset, reason)))
+        if rejects is not None
+        else None
+    )
+    return list(segment.read_events(Path(run_dir), on_reject))
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment for a child Python that imports this checkout's waddle."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+PYTHON = sys.executable
+
+
+@pytest.fixture
+def new_run(tmp_path):
+    """``new_run(**init_kwargs)``: a quiet run in tmp_path; finished at teardown if still open."""
+    runs = []
+
+    def make(**kwargs):
+        kwargs.setdefault("project", "p")
+        kwargs.setdefault("dir", tmp_path)
+        kwargs.setdefault("settings", QUIET)
+        run = waddle.init(**kwargs)
+        runs.append(run)
+        return run
+
+    yield make
+    for run in runs:
+        run.finish()
