@@ -64,7 +64,7 @@ HEAVY_LOGGING = """
 def test_kill_9_during_heavy_logging_leaves_a_readable_log_missing_only_the_last_moment(tmp_path):
     child = start_child(HEAVY_LOGGING, tmp_path)
     reported: list[tuple[int, float]] = []
-    while len(reported) < 30:
+    while len(reported) < 2 or reported[-1][1] - reported[0][1] < 1.5:
         line = child.stdout.readline()
         assert line, child.stderr.read()
         step, stamp = line.split()

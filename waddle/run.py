@@ -79,7 +79,7 @@ class Run:
         self._dropped_values = 0
         self._stall_seconds = 0.0
         self._stalls = 0
-        self._last_logged: dict[str, Any] = {}
+        self._known_keys: set[str] = set()  # keys already validated by flatten()
         self._lock_fd = self._lock_run_folder()
         self._writer = Writer(
             run_dir, first_seq, start_fields, time.time(), settings, self._notices
@@ -88,7 +88,9 @@ class Run:
         self._queue_size = settings.queue_size
         self.config = Config(config, on_change=self._config_changed)
         start_fields["config"] = self.config.as_dict()
-        self.summary = Summary(self._last_logged, on_change=self._summary_changed)
+        self.summary = Summary(
+            self._writer.last_logged, on_change=self._summary_changed, sync=self.flush
+        )
         self._writer.start()
         self._capturing = bool(settings.console)
         if self._capturing:
@@ -109,7 +111,7 @@ class Run:
         if self._closed:
             self._refuse_closed("log")
             return
-        values, deferred = flatten(data)
+        values, kind = flatten(data, self._known_keys)
         if step is None:
             at = self._step
             if commit is None or commit:
@@ -122,9 +124,8 @@ class Run:
             self._step = at + 1 if commit else at
         if not values:
             return
-        self._last_logged.update(values)
         queue = self._queue
-        queue.append((LOG, time.time(), at, values, deferred))
+        queue.append((LOG, time.time(), at, values, kind))
         if len(queue) >= EARLY_DRAIN:
             self._writer.wake.set()
             if len(queue) >= self._queue_size:
@@ -210,6 +211,19 @@ class Run:
         if level not in ALERT_LEVELS:
             raise ValueError(f"alert level {level!r} is not one of {', '.join(ALERT_LEVELS)}")
         self._enqueue("alert", {"title": str(title), "text": str(text), "level": level})
+
+    def save(self, path: str | os.PathLike, name: str | None = None, link: bool = False) -> None:
+        """Copy a file into the run folder (``files/``, by content hash) and record a ``file`` event.
+
+        The file must exist now; the writer thread copies it (see waddle/files.py). ``name``
+        defaults to the file's name; ``link=True`` hard-links where possible instead of copying.
+        """
+        if self._closed:
+            self._refuse_closed("save")
+            return
+        from waddle import files
+
+        self._enqueue("file", files.snapshot(path, name, self._step, link))
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything logged so far is written and fsynced; False on timeout."""
@@ -365,6 +379,9 @@ class DisabledRun:
         pass
 
     def alert(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def flush(self, timeout: float = 30.0) -> bool:

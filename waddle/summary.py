@@ -1,7 +1,8 @@
 """Run summary: one value per key that stands for the whole run, as in W&B.
 
 Reading a key gives the value set explicitly with ``summary[key] = value`` if there is one, else
-the last value logged under that key. Explicit values are recorded as ``summary`` events; the
+the last value logged under that key (the writer thread keeps those, so a read first waits
+for it to catch up: reading the summary is for the end of a run, not for every step). Explicit values are recorded as ``summary`` events; the
 server also computes min/max/mean per ``define_metric`` from the full series.
 """
 
@@ -11,14 +12,19 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from waddle.jsonable import to_jsonable
-from waddle.values import Deferred
 
 
 class Summary:
-    def __init__(self, last_logged: dict[str, Any], on_change: Callable[[dict], None]) -> None:
-        self._last = last_logged  # shared with the run, updated by every log()
+    def __init__(
+        self,
+        last_logged: dict[str, Any],
+        on_change: Callable[[dict], None],
+        sync: Callable[[], object] = lambda: None,
+    ) -> None:
+        self._last = last_logged  # the writer thread's record of the last value of each key
         self._explicit: dict[str, Any] = {}
         self._on_change = on_change
+        self._sync = sync  # waits until the writer has seen every log() so far
 
     def update(self, values: Mapping[str, Any]) -> None:
         changes = {}
@@ -35,9 +41,8 @@ class Summary:
     def __getitem__(self, key: str) -> Any:
         if key in self._explicit:
             return self._explicit[key]
-        value = self._last[key]
-        # A torch or jax scalar is read here only because the caller asked for it.
-        return value.materialize(None) if isinstance(value, Deferred) else value
+        self._sync()
+        return self._last[key]
 
     def get(self, key: str, default: Any = None) -> Any:
         try:
@@ -46,9 +51,11 @@ class Summary:
             return default
 
     def __contains__(self, key: object) -> bool:
+        self._sync()
         return key in self._explicit or key in self._last
 
     def keys(self) -> list[str]:
+        self._sync()
         return list({**self._last, **self._explicit})
 
     def __iter__(self) -> Iterator[str]:

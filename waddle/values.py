@@ -58,17 +58,37 @@ class _JaxScalar(Deferred):
         return self.array.item()
 
 
-def flatten(data: Any) -> tuple[dict[str, Any], bool]:
+# What flatten() tells the writer about a payload.
+PLAIN = 0  # finite floats (maybe with ints or bools) only: encode without looking for NaN
+CHECKED = 1  # valid, but may hold non-finite floats or strings: the encoder looks
+DEFERRED = 2  # holds Deferred values: materialise them, then encode as CHECKED
+
+# Beyond this a float sum may hide an integer too large for 64 bits.
+_SAFE_SUM = 9.2e18
+
+
+def flatten(data: Any, known_keys: set[str]) -> tuple[dict[str, Any], int]:
     """Check and snapshot one ``log()`` payload.
 
-    Returns the flat ``{key: value}`` dict and whether any value is Deferred.
+    ``known_keys`` holds the keys this run has already validated; new valid keys are added.
+    Returns the flat ``{key: value}`` dict and its kind (PLAIN, CHECKED or DEFERRED).
     """
+    # The common case, known keys with plain float values, is checked in C: a subset test of
+    # the keys, and one sum() whose type and finiteness prove every value is a finite float,
+    # int or bool (strings, None, numpy, tensors and other objects all change or break it).
+    if type(data) is dict and data.keys() <= known_keys:
+        try:
+            total = sum(data.values())
+        except TypeError:
+            total = None
+        if type(total) is float and total - total == 0 and -_SAFE_SUM < total < _SAFE_SUM:
+            return data.copy(), PLAIN
     if not isinstance(data, Mapping):
         raise TypeError(f"log() takes a dict of values, not {type(data).__name__}")
     out: dict[str, Any] = {}
     deferred = False
     for key, value in data.items():
-        if type(key) is not str or not key or len(key) > MAX_KEY_LENGTH:
+        if key not in known_keys:
             check_key(key)
         kind = type(value)
         if (
@@ -80,7 +100,8 @@ def flatten(data: Any) -> tuple[dict[str, Any], bool]:
             out[key] = value
         else:
             deferred |= _add_slow(out, key, value)
-    return out, deferred
+    known_keys.update(key for key in data if type(key) is str)
+    return out, DEFERRED if deferred else CHECKED
 
 
 def check_key(key: Any, prefix: str = "") -> str:

@@ -28,16 +28,18 @@ from typing import Any
 from waddle import event as event_format
 from waddle import segment
 from waddle.notice import Notices
-from waddle.values import Deferred
+from waddle.values import DEFERRED, PLAIN, Deferred
 
 # Queue item kinds: the first element of each queued tuple.
-LOG = 0  # (LOG, t, step, values, has_deferred)
+LOG = 0  # (LOG, t, step, values, kind of values: values.PLAIN, CHECKED or DEFERRED)
 EVENT = 1  # (EVENT, t, type, fields)
 CONSOLE = 2  # (CONSOLE, t, stream, text)
 FLUSH = 3  # (FLUSH, threading.Event)
 FINISH = 4  # (FINISH, t, fields)
 
 MAX_PENDING_BYTES = 256 * 1024 * 1024
+# A drain hands its lines to the OS in pieces of about this size.
+WRITE_CHUNK = 1 << 20
 RETRY_INTERVAL = 1.0
 
 
@@ -57,6 +59,7 @@ class Writer:
         self.room = threading.Event()  # set after each drain, for callers waiting on a full queue
         self.lost_events = 0  # events that could not be kept while the disk failed
         self.lost_values = 0  # values whose materialisation failed
+        self.last_logged: dict[str, Any] = {}  # the last value of every key, for run.summary
         self._seq = first_seq
         self._start_fields = start_fields
         self._start_time = start_time
@@ -121,11 +124,15 @@ class Writer:
             fields["context"].update(slow_context(fields["context"]["cwd"]))
         except Exception as error:
             self._notices.show("context", f"could not collect the run context: {error}")
-        self._write_lines([self._encode(self._start_time, "run_start", fields)], [])
+        batch = _Batch()
+        self._encode(batch, self._start_time, "run_start", fields)
+        self._write_batch(batch, [])
 
     def _drain(self) -> None:
         queue = self.queue
-        lines: list[bytes] = []
+        # Lines go straight into one growing buffer: holding each line as its own bytes object
+        # until a join costs several times the encoding itself (fresh memory for every line).
+        batch = _Batch()
         flushes: list[threading.Event] = []
         console: list[Any] | None = None  # [t, stream, [texts]] being coalesced
         for _ in range(len(queue)):
@@ -136,64 +143,65 @@ class Writer:
                     console[2].append(item[3])
                     continue
                 if console is not None:
-                    lines.append(
-                        self._encode(
-                            console[0],
-                            "console",
-                            {"stream": console[1], "text": "".join(console[2])},
-                        )
-                    )
+                    self._encode_console(batch, console)
                 console = [item[1], item[2], [item[3]]]
                 continue
             if console is not None:
-                lines.append(
-                    self._encode(
-                        console[0], "console", {"stream": console[1], "text": "".join(console[2])}
-                    )
-                )
+                self._encode_console(batch, console)
                 console = None
             if kind == LOG:
-                _, t, step, values, deferred = item
-                if deferred:
+                _, t, step, values, value_kind = item
+                if value_kind == DEFERRED:
                     values = self._materialize(values)
-                line = self._encode(t, "log", {"step": step, "data": values})
+                self.last_logged.update(values)
+                self._encode(
+                    batch, t, "log", {"step": step, "data": values}, finite=value_kind == PLAIN
+                )
             elif kind == EVENT:
-                line = self._encode(item[1], item[2], item[3])
+                fields = item[3]
+                if isinstance(fields, Deferred):  # run.save(): the copy happens here
+                    fields = self._materialize({item[2]: fields}).get(item[2])
+                if fields is not None:
+                    self._encode(batch, item[1], item[2], fields)
             elif kind == FLUSH:
                 flushes.append(item[1])
-                continue
             else:  # FINISH
                 fields = dict(item[2])
                 fields["lost_events"] = self.lost_events
                 fields["lost_values"] = self.lost_values
-                lines.append(self._encode(item[1], "finish", fields))
+                self._encode(batch, item[1], "finish", fields)
                 self._finished = True
                 break
-            if line is not None:
-                lines.append(line)
+            if len(batch.data) >= WRITE_CHUNK:
+                self._write_batch(batch, flushes=[])
+                batch = _Batch()
         if console is not None:
-            lines.append(
-                self._encode(
-                    console[0], "console", {"stream": console[1], "text": "".join(console[2])}
-                )
-            )
+            self._encode_console(batch, console)
         self.room.set()
-        self._write_lines([line for line in lines if line is not None], flushes)
+        self._write_batch(batch, flushes)
 
-    def _encode(self, t: float, kind: str, fields: dict[str, Any]) -> bytes | None:
+    def _encode_console(self, batch: _Batch, console: list[Any]) -> None:
+        self._encode(
+            batch, console[0], "console", {"stream": console[1], "text": "".join(console[2])}
+        )
+
+    def _encode(
+        self, batch: _Batch, t: float, kind: str, fields: dict[str, Any], finite: bool = False
+    ) -> None:
+        """Number one event and append its line to ``batch``; an unencodable event is skipped."""
         event = {"v": event_format.FORMAT_VERSION, "seq": self._seq, "t": t, "type": kind}
         event.update(fields)
         try:
-            line = event_format.encode(event)
+            batch.data += event_format.encode(event, finite=finite)
         except TypeError as error:
             self.lost_values += 1
             self._notices.show(
                 f"encode-{kind}", f"could not encode a {kind} event, it was skipped: {error}"
             )
-            return None
+            return
+        batch.lines += 1
         self._seq += 1
         self._last_event_time = t
-        return line
 
     def _materialize(self, values: dict[str, Any]) -> dict[str, Any]:
         out = {}
@@ -212,21 +220,19 @@ class Writer:
 
     # ---- the file ----------------------------------------------------------------------
 
-    def _write_lines(self, lines: list[bytes], flushes: list[threading.Event]) -> None:
-        if lines:
-            data = b"".join(lines)
-            if self._pending:
-                if len(self._pending) + len(data) > MAX_PENDING_BYTES:
-                    # The newest lines are dropped whole and their seqs handed back, so seq
-                    # stays gap-free in the file.
-                    self._seq -= len(lines)
-                    self.lost_events += len(lines)
-                else:
-                    self._pending += data
-                    self._pending_lines += len(lines)
+    def _write_batch(self, batch: _Batch, flushes: list[threading.Event]) -> None:
+        if batch.lines:
+            if not self._pending:
+                self._pending = batch.data
+                self._pending_lines = batch.lines
+            elif len(self._pending) + len(batch.data) > MAX_PENDING_BYTES:
+                # The newest lines are dropped whole and their seqs handed back, so seq
+                # stays gap-free in the file.
+                self._seq -= batch.lines
+                self.lost_events += batch.lines
             else:
-                self._pending += data
-                self._pending_lines = len(lines)
+                self._pending += batch.data
+                self._pending_lines += batch.lines
         if self._pending:
             self._try_write(force=bool(flushes) or self._finished)
         if flushes:
@@ -318,6 +324,16 @@ class Writer:
             self._fsync()
             os.close(self._fd)
             self._fd = None
+
+
+class _Batch:
+    """Encoded lines waiting to be written, and how many there are."""
+
+    __slots__ = ("data", "lines")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.lines = 0
 
 
 def _fsync_dir(path: Path) -> None:
