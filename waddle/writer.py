@@ -175,6 +175,7 @@ class Writer:
             if len(batch.data) >= WRITE_CHUNK:
                 self._write_batch(batch, flushes=[])
                 batch = _Batch()
+                self.room.set()  # a caller waiting on a full queue need not wait for the rest
         if console is not None:
             self._encode_console(batch, console)
         self.room.set()
