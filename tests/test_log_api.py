@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -390,3 +391,36 @@ def test_public_api_is_what_init_exports():
     assert sorted(waddle.__all__) == waddle.__all__
     for name in waddle.__all__:
         assert name in ("run", "config", "summary") or hasattr(waddle, name), name
+
+
+def test_git_context_records_commit_branch_remote_and_a_dirty_diff(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "trunk")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    git("remote", "add", "origin", "https://example.com/team/model.git")
+    (repo / "train.py").write_text("lr = 1\n")
+    git("add", "train.py")
+    git("commit", "-qm", "first")
+    monkeypatch.chdir(repo)
+
+    clean = waddle.init(project="p", dir=tmp_path / "logs", settings=QUIET)
+    clean.finish()
+    (repo / "train.py").write_text("lr = 2\n")
+    dirty = waddle.init(project="p", dir=tmp_path / "logs", settings=QUIET)
+    dirty.finish()
+
+    clean_git = events_of(clean.dir)[0]["context"]["git"]
+    dirty_git = events_of(dirty.dir)[0]["context"]["git"]
+    assert (
+        clean_git["branch"] == "trunk"
+        and clean_git["remote"] == "https://example.com/team/model.git"
+    )
+    assert clean_git["dirty"] is False and clean_git["diff"] == ""
+    assert dirty_git["dirty"] is True and "+lr = 2" in dirty_git["diff"]
+    assert dirty_git["commit"] == clean_git["commit"] and len(clean_git["commit"]) == 40

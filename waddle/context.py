@@ -72,22 +72,21 @@ def _git(cwd: str, *args: str) -> str | None:
 
 def git_context(cwd: str) -> dict[str, Any] | None:
     """Remote, branch, commit, dirty flag and the working-tree diff (capped), or None."""
-    commit = _git(cwd, "rev-parse", "HEAD")
-    if commit is None:
+    head = _git(cwd, "rev-parse", "HEAD", "--abbrev-ref", "HEAD")
+    if head is None:
         return None
-    branch = _git(cwd, "rev-parse", "--abbrev-ref", "HEAD")
+    commit, _, branch = head.strip().partition("\n")
     remote = _git(cwd, "config", "--get", "remote.origin.url")
-    status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
-    diff = _git(cwd, "diff", "HEAD") or ""
+    diff = _git(cwd, "diff", "HEAD") or ""  # tracked files only, as "dirty" means here
     encoded = diff.encode("utf-8")
     truncated = len(encoded) > MAX_GIT_DIFF_BYTES
     if truncated:
         diff = encoded[:MAX_GIT_DIFF_BYTES].decode("utf-8", "ignore")
     return {
-        "commit": commit.strip(),
-        "branch": branch.strip() if branch else None,
+        "commit": commit,
+        "branch": branch or None,
         "remote": remote.strip() if remote else None,
-        "dirty": bool(status and status.strip()),
+        "dirty": bool(diff),
         "diff": diff,
         "diff_truncated": truncated,
     }
