@@ -1,0 +1,47 @@
+"""The `waddle` command as a user runs it: real subprocesses, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.conftest import PYTHON, child_env
+
+
+def waddle(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, "-m", "waddle.cli", *args],
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_demo_then_ls_lists_the_finished_run_with_its_last_values(tmp_path):
+    demo = waddle("demo", str(tmp_path), "--steps", "50", WADDLE_SYSTEM_METRICS_INTERVAL="0")
+    assert demo.returncode == 0, demo.stderr
+    assert "logged 50 steps" in demo.stdout
+    listing = waddle("ls", str(tmp_path))
+    assert listing.returncode == 0
+    header, row = listing.stdout.strip().splitlines()
+    assert header.split()[:5] == ["PROJECT", "RUN", "NAME", "STATUS", "STEPS"]
+    cells = row.split()
+    assert cells[0] == "demo" and cells[3] == "finished" and cells[4] == "50"
+    assert "epoch=1" in row and "train/grad_norm=" in row  # the last step's values, by key
+
+
+def test_ls_filters_by_project_and_reads_waddle_dir(tmp_path):
+    assert waddle("demo", str(tmp_path), "--steps", "5", "--project", "alpha").returncode == 0
+    assert waddle("demo", str(tmp_path), "--steps", "5", "--project", "beta").returncode == 0
+    both = waddle("ls", WADDLE_DIR=str(tmp_path)).stdout
+    assert "alpha" in both and "beta" in both
+    only = waddle("ls", str(tmp_path), "--project", "beta").stdout
+    assert "beta" in only and "alpha" not in only
+
+
+def test_errors_are_one_line_without_a_traceback(tmp_path):
+    missing = waddle("ls", str(tmp_path / "nothing"))
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == f"waddle ls: no log folder at {tmp_path / 'nothing'}"
+    empty = waddle("ls", str(tmp_path))
+    assert empty.returncode == 0 and "no runs" in empty.stdout
