@@ -15,17 +15,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from waddle.audio import Audio
+from waddle.histogram import Histogram
+from waddle.image import Image
 from waddle.run import DisabledRun, Run, RunLockedError
-from waddle.session import alert, define_metric, finish, init, log
+from waddle.session import alert, define_metric, finish, init, log, save
 from waddle.settings import Settings
+from waddle.table import Table
+from waddle.text import Markdown, Text
+from waddle.video import Video
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Audio",
     "DisabledRun",
+    "Histogram",
+    "Image",
+    "Markdown",
     "Run",
     "RunLockedError",
     "Settings",
+    "Table",
+    "Text",
+    "Video",
     "__version__",
     "alert",
     "config",
@@ -34,6 +47,7 @@ __all__ = [
     "init",
     "log",
     "run",
+    "save",
     "summary",
 ]
 

@@ -197,6 +197,11 @@ def alert(title: str, text: str, level: str = "INFO", wait_duration: Any = None)
     _require_run("alert").alert(title, text, level=level)
 
 
+def save(path: str | os.PathLike, name: str | None = None, link: bool = False) -> None:
+    """``current_run().save(...)``: copy a file into the run folder."""
+    _require_run("save").save(path, name=name, link=link)
+
+
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
     """Finish the current run; does nothing when there is none, as in W&B."""
     run = current_run()
