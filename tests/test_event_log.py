@@ -233,3 +233,38 @@ def test_two_processes_cannot_write_one_run(tmp_path):
     run.finish()
     events = events_of(run.dir)
     assert [e["seq"] for e in events] == list(range(len(events)))
+
+
+def test_resume_ends_a_torn_line_even_when_it_starts_a_new_segment(tmp_path):
+    run_dir = tmp_path / "p" / "big"
+    run_dir.mkdir(parents=True)
+    full = segment.segment_name(0)
+    (run_dir / full).write_bytes(
+        event.encode(
+            {
+                "v": 1,
+                "seq": 0,
+                "t": 1.0,
+                "type": "run_start",
+                "name": "n",
+                "config": {},
+                "context": {},
+            }
+        )
+        + event.encode({"v": 1, "seq": 1, "t": 1.0, "type": "log", "step": 0, "data": {"x": 1}})
+        + b'{"v":1,"seq":2,"t'
+    )
+    settings = waddle.Settings(console=False, system_metrics_interval=0, segment_bytes=10)
+    run = waddle.init(project="p", dir=tmp_path, id="big", resume="must", settings=settings)
+    run.log({"x": 2})
+    run.finish()
+    assert (run_dir / full).read_bytes().endswith(b'"t\n')
+    assert [path.name for path in segment.list_segments(run_dir)][:2] == [
+        full,
+        segment.segment_name(2),
+    ]
+    rejects = []
+    events = events_of(run_dir, rejects)
+    assert len(rejects) == 1
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert [e["data"]["x"] for e in events if e["type"] == "log"] == [1, 2]

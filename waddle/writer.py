@@ -280,28 +280,16 @@ class Writer:
             os.close(self._fd)
             self._fd = None
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        first_seq = self._seq - self._pending_lines
         existing = segment.list_segments(self.run_dir)
-        if (
-            existing
-            and self._segment_size == 0
-            and existing[-1].stat().st_size < self._settings.segment_bytes
-        ):
-            path = existing[-1]  # resume: continue the last segment
-        else:
-            path = self.run_dir / segment.segment_name(first_seq)
+        path = self.run_dir / segment.segment_name(self._seq - self._pending_lines)
+        if existing and self._segment_size == 0:  # a resumed run: its newest segment
+            last = existing[-1]
+            _end_torn_line(last)
+            if last.stat().st_size < self._settings.segment_bytes:
+                path = last
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        size = os.fstat(fd).st_size
-        if size:
-            with open(path, "rb") as file:
-                file.seek(size - 1)
-                if file.read(1) != b"\n":
-                    # A writer died mid-line: end that line so ours start whole. Readers
-                    # report the torn line as malformed and skip it.
-                    os.write(fd, b"\n")
-                    size += 1
         self._fd = fd
-        self._segment_size = size
+        self._segment_size = os.fstat(fd).st_size
         _fsync_dir(self.run_dir)
 
     def _fsync(self) -> None:
@@ -325,6 +313,19 @@ class Writer:
             self._fsync()
             os.close(self._fd)
             self._fd = None
+
+
+def _end_torn_line(path: Path) -> None:
+    """End a line a dead writer left unfinished, so every later line starts whole.
+
+    Readers then report the torn line as malformed and skip it.
+    """
+    with open(path, "rb+") as file:
+        size = file.seek(0, os.SEEK_END)
+        if size:
+            file.seek(size - 1)
+            if file.read(1) != b"\n":
+                file.write(b"\n")
 
 
 class _Batch:
