@@ -36,6 +36,27 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--project", default="demo", help="project name (default demo)")
     demo.set_defaults(handler=_demo)
 
+    serve = commands.add_parser(
+        "serve",
+        help="serve the dashboard API for a log folder (needs waddle[server])",
+        description="Index DIR into DuckDB and serve the HTTP/WebSocket API. Binds 127.0.0.1 "
+        "(only this machine can connect) unless --host says otherwise; any other address "
+        "needs a token.",
+    )
+    serve.add_argument("dir", nargs="?", help="log folder (default: $WADDLE_DIR or ./logs)")
+    serve.add_argument("--host", help="address to bind (default: $WADDLE_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: $WADDLE_PORT or 8080; 0 = any)")
+    serve.add_argument("--db", help="index file (default: $WADDLE_DB or DIR/.waddle/index.duckdb)")
+    serve.add_argument("--token", help="require this bearer token (default: $WADDLE_TOKEN)")
+    serve.set_defaults(handler=_serve)
+
+    reindex = commands.add_parser(
+        "reindex", help="rebuild the server's index from the log files (needs waddle[server])"
+    )
+    reindex.add_argument("dir", nargs="?", help="log folder (default: $WADDLE_DIR or ./logs)")
+    reindex.add_argument("--db", help="index file (default: DIR/.waddle/index.duckdb)")
+    reindex.set_defaults(handler=_reindex)
+
     args = parser.parse_args(argv)
     try:
         return args.handler(args) or 0
@@ -114,6 +135,42 @@ def _demo(args: argparse.Namespace) -> int:
     run = train(dir=args.dir, project=args.project, steps=args.steps)
     print(f"logged {args.steps} steps to {run.dir}")
     print(f"list the runs with: waddle ls {Path(run.dir).parent.parent}")
+    return 0
+
+
+def _server_module():
+    try:
+        from waddle.server import serve
+    except ImportError as error:
+        raise RuntimeError(
+            f"the server needs extra packages ({error.name} is missing): "
+            "pip install 'waddle[server]'"
+        ) from None
+    return serve
+
+
+def _serve(args: argparse.Namespace) -> int:
+    serve = _server_module()
+    from waddle.server.settings import ServerSettings
+
+    settings = ServerSettings(
+        dir=args.dir, host=args.host, port=args.port, db=args.db, token=args.token
+    )
+    serve.serve(settings)
+    return 0
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    serve = _server_module()
+    from waddle.server.settings import ServerSettings
+
+    started = time.monotonic()
+    counts = serve.reindex(ServerSettings(dir=args.dir, db=args.db))
+    print(
+        f"reindexed {counts['runs']} runs: {counts['events']} events, {counts['scalars']} "
+        f"scalar points, {counts['rejects']} rejected lines or values "
+        f"in {time.monotonic() - started:.1f} s"
+    )
     return 0
 
 

@@ -1,0 +1,84 @@
+"""The HTTP and WebSocket application: ``create_app()`` wires the index, the indexer, the
+watcher and the live hub to the routers, and starts and stops them with the server.
+
+It promises: JSON everywhere through :mod:`waddle.server.wire` (non-finite floats as strings),
+one error shape (:mod:`waddle.server.errors`), OpenAPI at /docs, and, with a token, no
+/api, /files or /ws request served without it.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from waddle.server import errors, wire
+from waddle.server.auth import TokenAuth
+from waddle.server.hub import Hub
+from waddle.server.indexer import Indexer
+from waddle.server.routes import files, live, projects, records, runs, scalars
+from waddle.server.settings import ServerSettings
+from waddle.server.store import Store
+from waddle.server.watcher import Watcher
+
+API_VERSION = 1
+
+
+class WireJSON(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return wire.dumps(content)
+
+
+class Context:
+    """What the routes reach through ``request.app.state.waddle``."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.root = Path(settings.dir)
+        self.store = Store(Path(settings.db))
+        self.indexer = Indexer(self.store, self.root)
+        self.watcher = Watcher(self.root, self.indexer.mark, mode=settings.watcher)
+        self.hub = Hub(self.store)
+        self.indexer.listeners.append(self.hub.on_commit)
+
+    def start(self) -> None:
+        self.hub.bind_loop()
+        self.indexer.start()
+        self.watcher.start()
+
+    def stop(self) -> None:
+        self.watcher.stop()
+        self.indexer.stop()
+        self.store.close()
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """The app for resolved ``settings``; the index opens now, ingest starts with the server."""
+    settings = settings.resolve()
+    Path(settings.dir).mkdir(parents=True, exist_ok=True)
+    context = Context(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        context.start()
+        try:
+            yield
+        finally:
+            context.stop()
+
+    app = FastAPI(
+        title="waddle",
+        version=f"API {API_VERSION}",
+        description="Experiment tracker API; see docs/api.md.",
+        default_response_class=WireJSON,
+        lifespan=lifespan,
+    )
+    app.state.waddle = context
+    errors.install(app)
+    for module in (projects, runs, scalars, records, files, live):
+        app.include_router(module.router)
+    if settings.token:
+        app.add_middleware(TokenAuth, token=settings.token)
+    return app

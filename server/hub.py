@@ -1,0 +1,239 @@
+"""The live hub: WebSocket subscriptions and what each subscriber has not seen yet.
+
+The hub owns every live connection's subscriptions and their pending updates. It promises:
+
+- a subscriber to a project hears about runs of that project that changed or disappeared; a
+  subscriber to a (run, key) series gets the points newer than its cursor (a run's seq),
+  first from the index, then as the indexer commits them, each point once and in seq order;
+- updates are coalesced: at most one message per subscription every ``FLUSH_INTERVAL`` s;
+- memory per subscription is bounded: a subscriber that falls more than ``MAX_PENDING``
+  points behind (a slow client) gets ``{"type": "resync"}`` instead of the points, and
+  should reload over HTTP and subscribe again with its new cursor.
+
+``on_commit`` runs on the indexer thread and only hands data to the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocket
+from waddle.server import wire
+from waddle.server.indexer import Commit
+from waddle.server.store import Store
+
+FLUSH_INTERVAL = 0.2
+MAX_PENDING = 100_000
+
+
+@dataclass
+class Subscription:
+    id: str
+    project: str
+    run_id: str | None = None
+    key: str | None = None
+    cursor: int = -1
+    ready: bool = False
+    points: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    pending_points: int = 0
+    changed_runs: set[str] = field(default_factory=set)
+    removed_runs: set[str] = field(default_factory=set)
+    overflow: bool = False
+
+    @property
+    def series(self) -> tuple[str, str, str] | None:
+        return (self.project, self.run_id, self.key) if self.key is not None else None
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.subscriptions: dict[str, Subscription] = {}
+        self.wake = asyncio.Event()
+
+
+class Hub:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.connections: set[Connection] = set()
+        # Read by the indexer thread: what anyone listens to.
+        self._series: Counter = Counter()
+        self._projects: Counter = Counter()
+
+    def bind_loop(self) -> None:
+        self.loop = asyncio.get_running_loop()
+
+    # --- indexer thread ---
+
+    def on_commit(self, commit: Commit) -> None:
+        if self.loop is None or not (self._series or self._projects):
+            return
+        series = {name: columns for name, columns in commit.series.items() if name in self._series}
+        runs = [(s.project, s.run_id) for s in commit.runs if s.project in self._projects]
+        gone = [(s.project, s.run_id) for s in commit.deleted if s.project in self._projects]
+        if series or runs or gone:
+            self.loop.call_soon_threadsafe(self._dispatch, series, runs, gone)
+
+    # --- event loop ---
+
+    def _dispatch(self, series: dict, runs: list, gone: list) -> None:
+        for connection in self.connections:
+            woke = False
+            for sub in connection.subscriptions.values():
+                if sub.key is None:
+                    for project, run_id in runs:
+                        if project == sub.project:
+                            sub.changed_runs.add(run_id)
+                            woke = True
+                    for project, run_id in gone:
+                        if project == sub.project:
+                            sub.removed_runs.add(run_id)
+                            woke = True
+                elif sub.series in series:
+                    self._add_points(sub, series[sub.series])
+                    woke = True
+            if woke:
+                connection.wake.set()
+
+    @staticmethod
+    def _add_points(sub: Subscription, columns: tuple[np.ndarray, ...]) -> None:
+        if sub.overflow:
+            return
+        sub.points.append(columns)
+        sub.pending_points += len(columns[0])
+        if sub.pending_points > MAX_PENDING:
+            sub.points.clear()
+            sub.pending_points = 0
+            sub.overflow = True
+
+    async def subscribe(self, connection: Connection, sub: Subscription, run: int | None) -> None:
+        """Register ``sub``, then load what the index holds past its cursor."""
+        connection.subscriptions[sub.id] = sub
+        if sub.key is None:
+            self._projects[sub.project] += 1
+            sub.ready = True
+            return
+        self._series[sub.series] += 1
+        if sub.cursor >= 0:
+            backlog = await run_in_threadpool(self._backlog, run, sub.key, sub.cursor)
+            if len(backlog[0]) > MAX_PENDING:
+                sub.overflow = True
+            else:
+                steps, ts, values, seqs = backlog
+                sub.points.insert(0, (steps, ts, values, seqs))
+                sub.pending_points += len(seqs)
+        sub.ready = True
+        connection.wake.set()
+
+    def unsubscribe(self, connection: Connection, sub_id: str) -> None:
+        sub = connection.subscriptions.pop(sub_id, None)
+        if sub is None:
+            return
+        counter, name = (
+            (self._projects, sub.project) if sub.key is None else (self._series, sub.series)
+        )
+        counter[name] -= 1
+        if counter[name] <= 0:
+            del counter[name]
+
+    def _backlog(self, run: int, key: str, cursor: int) -> tuple[np.ndarray, ...]:
+        result = (
+            self.store.reader()
+            .execute(
+                "SELECT step, t, value, seq FROM (SELECT step, t, value, seq FROM scalars WHERE"
+                " run = $run AND key = $key AND seq > $cursor UNION ALL SELECT step, t, value, seq"
+                " FROM scalars_live WHERE run = $run AND key = $key AND seq > $cursor) ORDER BY seq"
+                f" LIMIT {MAX_PENDING + 1}",
+                {"run": run, "key": key, "cursor": cursor},
+            )
+            .fetchnumpy()
+        )
+        return tuple(np.asarray(result[name]) for name in ("step", "t", "value", "seq"))
+
+    async def serve(self, connection: Connection) -> None:
+        """Send coalesced updates to one connection until it closes."""
+        self.connections.add(connection)
+        try:
+            while True:
+                await connection.wake.wait()
+                connection.wake.clear()
+                await asyncio.sleep(FLUSH_INTERVAL)
+                for sub in list(connection.subscriptions.values()):
+                    message = await self._message(sub)
+                    if message is not None:
+                        await connection.websocket.send_bytes(wire.dumps(message))
+        finally:
+            self.connections.discard(connection)
+            for sub_id in list(connection.subscriptions):
+                self.unsubscribe(connection, sub_id)
+
+    async def _message(self, sub: Subscription) -> dict[str, Any] | None:
+        if not sub.ready:
+            return None
+        if sub.overflow:
+            sub.overflow = False
+            return {"type": "resync", "id": sub.id, "cursor": sub.cursor}
+        if sub.key is None:
+            if not (sub.changed_runs or sub.removed_runs):
+                return None
+            changed, removed = sorted(sub.changed_runs), sorted(sub.removed_runs)
+            sub.changed_runs, sub.removed_runs = set(), set()
+            runs = await run_in_threadpool(self._runs, sub.project, changed)
+            return {
+                "type": "runs",
+                "id": sub.id,
+                "project": sub.project,
+                "runs": runs,
+                "removed": removed,
+            }
+        if not sub.points:
+            return None
+        steps, ts, values, seqs = (np.concatenate(c) for c in zip(*sub.points, strict=True))
+        sub.points, sub.pending_points = [], 0
+        _, unique = np.unique(seqs, return_index=True)  # sorted by seq, each point once
+        keep = unique[seqs[unique] > sub.cursor]
+        if not len(keep):
+            return None
+        steps, ts, values, seqs = steps[keep], ts[keep], values[keep], seqs[keep]
+        sub.cursor = int(seqs[-1])
+        return {
+            "type": "points",
+            "id": sub.id,
+            "run": sub.run_id,
+            "key": sub.key,
+            "seq": seqs.tolist(),
+            "step": steps.tolist(),
+            "t": ts.tolist(),
+            "value": wire.floats(values.astype(np.float64)),
+            "cursor": sub.cursor,
+        }
+
+    def _runs(self, project: str, run_ids: list[str]) -> list[dict[str, Any]]:
+        rows = (
+            self.store.reader()
+            .execute(
+                "SELECT run_id, name, status, tags, summary, last_step, created, updated FROM runs"
+                " WHERE project = ? AND list_contains(?, run_id)",
+                [project, run_ids],
+            )
+            .fetchall()
+        )
+        return [
+            {
+                "id": run_id,
+                "name": name,
+                "status": status,
+                "tags": tags,
+                "summary": wire.loads_json_column(summary),
+                "last_step": last_step,
+                "created": created,
+                "updated": updated,
+            }
+            for run_id, name, status, tags, summary, last_step, created, updated in rows
+        ]

@@ -1,0 +1,509 @@
+"""Turning events into rows: the per-run state the index keeps, and one transaction's rows.
+
+A :class:`Batch` collects the rows that decoded events of many runs produce, plus the segment
+offsets they were read up to; the indexer writes all of it in one transaction. It promises:
+
+- each event is applied once: an event whose ``seq`` is below the run's next seq (a replay of
+  bytes already indexed) is rejected as a duplicate, never indexed twice;
+- a malformed event, or a value of a shape the index does not know, becomes a reject row
+  (file, byte offset, reason); the rest of the event and of the batch is kept;
+- the per-run summary (count, first/last step, min, max, mean, first, last per key) is kept up
+  to date as rows are added, so listing runs never scans their points;
+- scalar rows leave grouped per (run, key): a large group is already clustered per series and
+  can go straight into ``scalars``; small ones go to ``scalars_live`` for later compaction.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+from waddle.server import wire
+
+INT64_MAX = 2**63 - 1
+
+# A (run, key) group with at least this many points in one batch is clustered enough to go
+# straight into `scalars`; smaller groups are interleaved and go to `scalars_live`.
+CLUSTERED_GROUP = 1000
+
+NUMERIC = frozenset({float, int, bool})
+
+RICH_TABLES = {"histogram": "histograms", "table": "tables"}
+
+AGGREGATES = ("min", "max", "mean", "last", "first")
+
+
+@dataclass
+class Stat:
+    """Running aggregates of one (run, key, kind)."""
+
+    count: int = 0
+    first_step: int | None = None
+    last_step: int | None = None
+    min: float | None = None
+    max: float | None = None
+    sum: float = 0.0
+    finite: int = 0
+    first: float | None = None
+    last: float | None = None
+
+    def note_step(self, step: int) -> None:
+        self.count += 1
+        if self.first_step is None or step < self.first_step:
+            self.first_step = step
+        if self.last_step is None or step > self.last_step:
+            self.last_step = step
+
+    def merge(self, steps: np.ndarray, values: np.ndarray) -> None:
+        self.count += len(values)
+        finite = np.isfinite(values)
+        self.finite += int(finite.sum())
+        self.sum += float(values[finite].sum())
+        ordered = values[~np.isnan(values)]
+        if len(ordered):
+            low, high = float(ordered.min()), float(ordered.max())
+            self.min = low if self.min is None else min(self.min, low)
+            self.max = high if self.max is None else max(self.max, high)
+        first = int(np.argmin(steps))
+        if self.first_step is None or steps[first] < self.first_step:
+            self.first_step, self.first = int(steps[first]), float(values[first])
+        last = len(steps) - 1 - int(np.argmax(steps[::-1]))
+        if self.last_step is None or steps[last] >= self.last_step:
+            self.last_step, self.last = int(steps[last]), float(values[last])
+
+    def aggregate(self, name: str) -> float | None:
+        if name == "mean":
+            return self.sum / self.finite if self.finite else None
+        return getattr(self, name)
+
+
+@dataclass(eq=False)
+class RunState:
+    """What the index knows of one run folder; mirrored by its ``runs`` and ``metrics`` rows."""
+
+    run: int
+    project: str
+    run_id: str
+    name: str | None = None
+    group: str | None = None
+    job_type: str | None = None
+    tags: list[str] = field(default_factory=list)
+    notes: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    status: str = "running"
+    created: float | None = None
+    updated: float | None = None
+    heartbeat: float | None = None
+    last_step: int | None = None
+    next_seq: int = 0
+    events: int = 0
+    rejected: int = 0
+    dropped_steps: int = 0
+    dropped_values: int = 0
+    lost_events: int = 0
+    exit_code: int | None = None
+    finish: dict[str, Any] | None = None
+    defines: list[dict[str, Any]] = field(default_factory=list)
+    explicit_summary: dict[str, Any] = field(default_factory=dict)
+    stats: dict[tuple[str, str], Stat] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    def stat(self, key: str, kind: str) -> Stat:
+        stat = self.stats.get((key, kind))
+        if stat is None:
+            stat = self.stats[(key, kind)] = Stat()
+        return stat
+
+    def summary_spec(self, key: str) -> list[str]:
+        spec = "last"
+        for define in self.defines:
+            if define.get("summary") and fnmatch.fnmatchcase(key, define["name"]):
+                spec = define["summary"]
+        return [name for name in spec.split(",") if name.strip() in AGGREGATES]
+
+    def summary(self) -> dict[str, Any]:
+        """Per scalar key its summary (last, or what define_metric asked), then explicit values."""
+        out: dict[str, Any] = {}
+        for (key, kind), stat in sorted(self.stats.items()):
+            if kind != "scalar":
+                continue
+            spec = [name.strip() for name in self.summary_spec(key)]
+            if len(spec) == 1:
+                out[key] = stat.aggregate(spec[0])
+            elif spec:
+                out[key] = {name: stat.aggregate(name) for name in spec}
+        out.update(self.explicit_summary)
+        return out
+
+    def row(self) -> dict[str, Any]:
+        def js(value: Any) -> str | None:
+            return None if value is None else wire.dumps(value).decode()
+
+        return {
+            "run": self.run,
+            "project": self.project,
+            "run_id": self.run_id,
+            "name": self.name,
+            "group": self.group,
+            "job_type": self.job_type,
+            "tags": self.tags,
+            "notes": self.notes,
+            "config": js(self.config),
+            "summary": js(self.summary()),
+            "context": js(self.context),
+            "status": self.status,
+            "created": self.created,
+            "updated": self.updated,
+            "heartbeat": self.heartbeat,
+            "last_step": self.last_step,
+            "next_seq": self.next_seq,
+            "events": self.events,
+            "rejected": self.rejected,
+            "dropped_steps": self.dropped_steps,
+            "dropped_values": self.dropped_values,
+            "lost_events": self.lost_events,
+            "exit_code": self.exit_code,
+            "finish": js(self.finish),
+            "defines": js(self.defines),
+            "explicit_summary": js(self.explicit_summary),
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> RunState:
+        state = cls(run=row["run"], project=row["project"], run_id=row["run_id"])
+        for name in state.row():
+            if name in ("summary", "run", "project", "run_id"):
+                continue
+            value = row[name]
+            if name in ("config", "context", "finish", "defines", "explicit_summary"):
+                value = orjson.loads(value) if value is not None else None
+                if value is None and name != "finish":
+                    value = [] if name == "defines" else {}
+            setattr(state, name, value if value is not None or name != "tags" else [])
+        return state
+
+
+def _run_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            ("run", pa.int32()),
+            ("project", pa.string()),
+            ("run_id", pa.string()),
+            ("name", pa.string()),
+            ("group", pa.string()),
+            ("job_type", pa.string()),
+            ("tags", pa.list_(pa.string())),
+            ("notes", pa.string()),
+            ("config", pa.string()),
+            ("summary", pa.string()),
+            ("context", pa.string()),
+            ("status", pa.string()),
+            ("created", pa.float64()),
+            ("updated", pa.float64()),
+            ("heartbeat", pa.float64()),
+            ("last_step", pa.int64()),
+            ("next_seq", pa.int64()),
+            ("events", pa.int64()),
+            ("rejected", pa.int64()),
+            ("dropped_steps", pa.int64()),
+            ("dropped_values", pa.int64()),
+            ("lost_events", pa.int64()),
+            ("exit_code", pa.int32()),
+            ("finish", pa.string()),
+            ("defines", pa.string()),
+            ("explicit_summary", pa.string()),
+        ]
+    )
+
+
+RUN_SCHEMA = _run_schema()
+
+
+class Batch:
+    """The rows of one transaction."""
+
+    def __init__(self) -> None:
+        # (run, keys of a log event) -> steps, times, seqs, and the values event after event
+        self.groups: dict[tuple[RunState, tuple[str, ...]], tuple[list, list, list, list]] = {}
+        # (run, key) -> steps, times, values, seqs as arrays in seq order; set by scalar_tables()
+        self.series: dict[tuple[RunState, str], tuple[np.ndarray, ...]] = {}
+        self.rows: dict[str, list[tuple]] = {
+            "system": [],
+            "media": [],
+            "histograms": [],
+            "tables": [],
+            "text": [],
+            "console": [],
+            "alerts": [],
+            "rejects": [],
+        }
+        self.runs: dict[int, RunState] = {}
+        self.offsets: dict[tuple[int, str], int] = {}
+        self.deleted: list[RunState] = []
+        self.events = 0
+        self.points = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.deleted)
+
+    def touch(self, state: RunState) -> None:
+        self.runs[state.run] = state
+
+    def set_offset(self, state: RunState, segment: str, offset: int) -> None:
+        state.offsets[segment] = offset
+        self.offsets[(state.run, segment)] = offset
+        self.runs[state.run] = state
+
+    def reject(self, state: RunState | None, file: str, offset: int, reason: str, t: float) -> None:
+        self.rows["rejects"].append((state.run if state else None, file, offset, reason, t))
+        if state is not None:
+            state.rejected += 1
+            self.runs[state.run] = state
+
+    def add(self, state: RunState, event: dict[str, Any], file: str, offset: int) -> None:
+        """Apply one decoded event of ``state``'s run, read at ``offset`` of ``file``."""
+        self.runs[state.run] = state
+        seq = event["seq"]
+        if seq < state.next_seq:
+            self.reject(state, file, offset, f"duplicate seq {seq} (already indexed)", event["t"])
+            return
+        problem = _HANDLERS[event["type"]](self, state, event)
+        if problem:
+            self.reject(state, file, offset, problem, event["t"])
+        state.next_seq = seq + 1
+        state.events += 1
+        self.events += 1
+        t = event["t"]
+        if state.updated is None or t > state.updated:
+            state.updated = t
+        if state.created is None:
+            state.created = t
+
+    # --- event types; each returns None, or the reason part of the event was rejected ---
+
+    def _log(self, state: RunState, event: dict[str, Any]) -> str | None:
+        step, data = event.get("step"), event.get("data")
+        if type(step) is not int or not 0 <= step <= INT64_MAX:
+            return f"log event with an invalid step: {step!r}"
+        if type(data) is not dict:
+            return "log event whose data is not an object"
+        t, seq = event["t"], event["seq"]
+        if state.last_step is None or step > state.last_step:
+            state.last_step = step
+        values = data.values()
+        if NUMERIC.issuperset(map(type, values)):
+            # The common case: every value a number; one append per event, not per value.
+            group = self.groups.get((state, tuple(data)))
+            if group is None:
+                group = self.groups[(state, tuple(data))] = ([], [], [], [])
+            group[0].append(step)
+            group[1].append(t)
+            group[2].append(seq)
+            group[3].extend(values)
+            return None
+        bad = []
+        for key, value in data.items():
+            kind = type(value)
+            if kind in NUMERIC:
+                group = self.groups.get((state, (key,)))
+                if group is None:
+                    group = self.groups[(state, (key,))] = ([], [], [], [])
+                group[0].append(step)
+                group[1].append(t)
+                group[2].append(seq)
+                group[3].append(value)
+            elif kind is str:
+                self.rows["text"].append((state.run, key, step, t, seq, value))
+                state.stat(key, "text").note_step(step)
+            elif kind is dict and type(value.get("_type")) is str:
+                rich = value["_type"]
+                table = RICH_TABLES.get(rich, "media")
+                self.rows[table].append(
+                    (state.run, key, step, t, seq, rich, wire.dumps(value).decode())
+                )
+                state.stat(key, rich).note_step(step)
+            else:
+                bad.append(f"{key!r} ({'null' if value is None else kind.__name__})")
+        if bad:
+            return "values of an unsupported shape skipped: " + ", ".join(bad)
+        return None
+
+    def _run_start(self, state: RunState, event: dict[str, Any]) -> str | None:
+        problems = []
+        for name in ("name", "group", "job_type", "notes"):
+            value = event.get(name)
+            if value is None or type(value) is str:
+                if value is not None or not event.get("resumed"):
+                    setattr(state, name, value)
+            else:
+                problems.append(name)
+        for name, kind in (("config", dict), ("context", dict), ("tags", list)):
+            value = event.get(name)
+            if type(value) is kind and (kind is not list or all(type(v) is str for v in value)):
+                setattr(state, name, value)
+            elif value is not None:
+                problems.append(name)
+        state.status, state.finish, state.exit_code = "running", None, None
+        state.heartbeat = event["t"]
+        return f"run_start fields of the wrong type: {', '.join(problems)}" if problems else None
+
+    def _config(self, state: RunState, event: dict[str, Any]) -> str | None:
+        data = event.get("data")
+        if type(data) is not dict:
+            return "config event whose data is not an object"
+        state.config.update(data)
+        return None
+
+    def _summary(self, state: RunState, event: dict[str, Any]) -> str | None:
+        data = event.get("data")
+        if type(data) is not dict:
+            return "summary event whose data is not an object"
+        state.explicit_summary.update(data)
+        return None
+
+    def _define_metric(self, state: RunState, event: dict[str, Any]) -> str | None:
+        name = event.get("name")
+        if type(name) is not str or not name:
+            return "define_metric without a name"
+        summary = event.get("summary")
+        if summary is not None and type(summary) is not str:
+            return "define_metric summary is not a string"
+        state.defines.append(
+            {key: event.get(key) for key in ("name", "step_metric", "summary", "hidden")}
+        )
+        return None
+
+    def _console(self, state: RunState, event: dict[str, Any]) -> str | None:
+        stream, text = event.get("stream"), event.get("text")
+        if type(stream) is not str or type(text) is not str:
+            return "console event without a stream and text"
+        self.rows["console"].append((state.run, event["seq"], event["t"], stream, text))
+        return None
+
+    def _system(self, state: RunState, event: dict[str, Any]) -> str | None:
+        data = event.get("data")
+        if type(data) is not dict:
+            return "system event whose data is not an object"
+        bad = []
+        for key, value in data.items():
+            if type(value) in (int, float):
+                self.rows["system"].append((state.run, key, event["t"], event["seq"], value))
+            else:
+                bad.append(key)
+        return f"system values that are not numbers: {', '.join(bad)}" if bad else None
+
+    def _heartbeat(self, state: RunState, event: dict[str, Any]) -> str | None:
+        state.heartbeat = event["t"]
+        return None
+
+    def _alert(self, state: RunState, event: dict[str, Any]) -> str | None:
+        title, text, level = event.get("title"), event.get("text", ""), event.get("level", "INFO")
+        if not all(type(value) is str for value in (title, text, level)):
+            return "alert event without a string title, text and level"
+        self.rows["alerts"].append((state.run, event["seq"], event["t"], title, text, level))
+        return None
+
+    def _finish(self, state: RunState, event: dict[str, Any]) -> str | None:
+        status = event.get("status")
+        if status not in ("finished", "crashed"):
+            return f"finish event with an invalid status: {status!r}"
+        state.status = status
+        state.finish = {key: value for key, value in event.items() if key not in ("v", "type")}
+        exit_code = event.get("exit_code")
+        state.exit_code = exit_code if type(exit_code) is int else None
+        dropped = event.get("dropped")
+        if type(dropped) is dict:
+            state.dropped_steps = _count(dropped.get("steps"))
+            state.dropped_values = _count(dropped.get("values"))
+        state.lost_events = _count(event.get("lost_events"))
+        return None
+
+    # --- the batch as Arrow tables ---
+
+    def scalar_tables(self) -> tuple[pa.Table, pa.Table]:
+        """(clustered, live) scalar rows; updates each run's stats from them."""
+        parts: dict[tuple[RunState, str], list] = {}
+        for (state, keys), (steps, ts, seqs, values) in self.groups.items():
+            step_array = np.array(steps, dtype=np.int64)
+            t_array = np.array(ts, dtype=np.float64)
+            seq_array = np.array(seqs, dtype=np.int64)
+            matrix = np.array(values, dtype=np.float64).reshape(len(steps), len(keys))
+            for column, key in enumerate(keys):
+                part = (step_array, t_array, matrix[:, column], seq_array)
+                parts.setdefault((state, key), []).append(part)
+        tables: dict[bool, list] = {True: [], False: []}
+        for (state, key), pieces in parts.items():
+            if len(pieces) == 1:
+                steps, ts, values, seqs = pieces[0]
+                values = np.ascontiguousarray(values)
+            else:
+                steps, ts, values, seqs = (np.concatenate(c) for c in zip(*pieces, strict=True))
+                order = np.argsort(seqs, kind="stable")
+                steps, ts, values, seqs = steps[order], ts[order], values[order], seqs[order]
+            self.series[(state, key)] = (steps, ts, values, seqs)
+            state.stat(key, "scalar").merge(steps, values)
+            tables[len(steps) >= CLUSTERED_GROUP].append((state.run, key, steps, ts, seqs, values))
+            self.points += len(steps)
+        return _scalar_table(tables[True]), _scalar_table(tables[False])
+
+    def rows_table(self, table: str) -> pa.Table:
+        return pa.table(list(zip(*self.rows[table], strict=True)), names=COLUMNS[table])
+
+
+COLUMNS = {
+    "system": ["run", "key", "t", "seq", "value"],
+    "media": ["run", "key", "step", "t", "seq", "type", "value"],
+    "histograms": ["run", "key", "step", "t", "seq", "type", "value"],
+    "tables": ["run", "key", "step", "t", "seq", "type", "value"],
+    "text": ["run", "key", "step", "t", "seq", "value"],
+    "console": ["run", "seq", "t", "stream", "text"],
+    "alerts": ["run", "seq", "t", "title", "text", "level"],
+    "rejects": ["run", "file", "offset", "reason", "t"],
+}
+
+SCALAR_SCHEMA = pa.schema(
+    [
+        ("run", pa.int32()),
+        ("key", pa.string()),
+        ("step", pa.int64()),
+        ("t", pa.float64()),
+        ("seq", pa.int64()),
+        ("value", pa.float64()),
+    ]
+)
+
+
+def _scalar_table(groups: list) -> pa.Table:
+    if not groups:
+        return SCALAR_SCHEMA.empty_table()
+    lengths = [len(group[2]) for group in groups]
+    runs = np.repeat(np.array([group[0] for group in groups], dtype=np.int32), lengths)
+    keys = np.repeat(np.array([group[1] for group in groups], dtype=object), lengths)
+    steps = np.concatenate([group[2] for group in groups])
+    ts = np.concatenate([group[3] for group in groups])
+    seqs = np.concatenate([group[4] for group in groups])
+    values = np.concatenate([group[5] for group in groups])
+    return pa.table([runs, pa.array(keys, pa.string()), steps, ts, seqs, values], SCALAR_SCHEMA)
+
+
+def _count(value: Any) -> int:
+    return value if type(value) is int and value >= 0 else 0
+
+
+_HANDLERS = {
+    "log": Batch._log,
+    "run_start": Batch._run_start,
+    "config": Batch._config,
+    "summary": Batch._summary,
+    "define_metric": Batch._define_metric,
+    "console": Batch._console,
+    "system": Batch._system,
+    "heartbeat": Batch._heartbeat,
+    "alert": Batch._alert,
+    "finish": Batch._finish,
+}

@@ -1,0 +1,43 @@
+"""``GET /files/{project}/{run_id}/{path}``: a file of a run folder (media, saved files).
+
+It promises never to serve anything outside that run folder: the path is resolved (symlinks
+followed) and must stay inside the resolved run folder, else 404; segment files and hidden
+files are not served either.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+from waddle.server.errors import not_found
+from waddle.server.indexer import NAME
+from waddle.server.routes.lookup import context
+
+router = APIRouter(tags=["files"])
+
+
+@router.get("/files/{project}/{run_id}/{path:path}")
+def run_file(request: Request, project: str, run_id: str, path: str) -> FileResponse:
+    """A file of the run folder, with the content type its name implies."""
+    if not (NAME.match(project) and NAME.match(run_id)):
+        raise not_found(f"no run {run_id!r} in project {project!r}")
+    root = context(request).root.resolve()
+    run_dir = (root / project / run_id).resolve()
+    if not run_dir.is_dir() or run_dir.parent.parent != root:
+        raise not_found(f"no run {run_id!r} in project {project!r}")
+    parts = Path(path).parts
+    target = (run_dir / path).resolve()
+    if (
+        not path
+        or Path(path).is_absolute()
+        or any(part.startswith(".") for part in parts)
+        or not target.is_relative_to(run_dir)
+        or not target.is_file()
+        or (target.parent == run_dir and target.suffix == ".jsonl")
+    ):
+        raise not_found(f"no file {path!r} in run {run_id!r}")
+    media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    return FileResponse(target, media_type=media_type)

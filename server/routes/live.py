@@ -1,0 +1,79 @@
+"""``WS /ws``: live updates. The protocol (JSON text messages) is in docs/api.md.
+
+Client → server: ``{"op": "subscribe", "id": ..., "project": ...}`` (run list changes),
+``{"op": "subscribe", "id": ..., "project": ..., "run": ..., "key": ..., "cursor": seq}``
+(a series; without ``cursor`` only new points), ``{"op": "unsubscribe", "id": ...}``.
+Server → client: ``subscribed``, ``runs``, ``points``, ``resync`` and ``error`` messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from waddle.server import wire
+from waddle.server.errors import ApiError
+from waddle.server.hub import Connection, Subscription
+from waddle.server.routes.lookup import run_number
+
+router = APIRouter(tags=["live"])
+
+
+@router.websocket("/ws")
+async def live(websocket: WebSocket) -> None:
+    await websocket.accept()
+    hub = websocket.app.state.waddle.hub
+    connection = Connection(websocket)
+    sender = asyncio.create_task(hub.serve(connection))
+    try:
+        while True:
+            raw = await websocket.receive_text()
+            reply = await _handle(hub, connection, websocket, raw)
+            if reply is not None:
+                await websocket.send_bytes(wire.dumps(reply))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+
+
+async def _handle(hub, connection: Connection, websocket: WebSocket, raw: str) -> dict | None:
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {"type": "error", "id": None, "message": "not JSON"}
+    if not isinstance(message, dict):
+        return {"type": "error", "id": None, "message": "a message is a JSON object"}
+    sub_id, op = message.get("id"), message.get("op")
+    if not isinstance(sub_id, str) or not sub_id:
+        return {"type": "error", "id": None, "message": "every message needs a string id"}
+    if op == "unsubscribe":
+        hub.unsubscribe(connection, sub_id)
+        return {"type": "unsubscribed", "id": sub_id}
+    if op != "subscribe":
+        return {"type": "error", "id": sub_id, "message": "op must be subscribe or unsubscribe"}
+    project, run_id, key = message.get("project"), message.get("run"), message.get("key")
+    cursor = message.get("cursor", -1)
+    if not isinstance(project, str) or (run_id is None) != (key is None):
+        return {
+            "type": "error",
+            "id": sub_id,
+            "message": "subscribe needs a project, and for a series both run and key",
+        }
+    if type(cursor) is not int:
+        return {"type": "error", "id": sub_id, "message": "cursor must be an integer seq"}
+    run = None
+    if key is not None:
+        try:
+            run = run_number(websocket, project, str(run_id))
+        except ApiError as error:
+            return {"type": "error", "id": sub_id, "message": error.message}
+    hub.unsubscribe(connection, sub_id)
+    sub = Subscription(id=sub_id, project=project, run_id=run_id, key=key, cursor=cursor)
+    await websocket.send_bytes(wire.dumps({"type": "subscribed", "id": sub_id}))
+    await hub.subscribe(connection, sub, run)
+    return None

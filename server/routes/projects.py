@@ -1,0 +1,42 @@
+"""Health and projects: ``GET /api/health``, ``GET /api/projects``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from waddle.server.routes.lookup import RUN_STATUS, context, cutoff
+
+router = APIRouter(prefix="/api", tags=["projects"])
+
+
+@router.get("/health")
+def health(request: Request):
+    """Liveness, the API version, and where ingest stands."""
+    ctx = context(request)
+    return {
+        "status": "ok",
+        "api_version": 1,
+        "log_dir": str(ctx.root),
+        "watcher": ctx.watcher.using,
+        "ingest": ctx.indexer.status(),
+    }
+
+
+@router.get("/projects")
+def projects(request: Request):
+    """Every project with its run count, running count and last activity (newest first)."""
+    rows = (
+        context(request)
+        .store.reader()
+        .execute(
+            f"SELECT project, count(*), count(*) FILTER (WHERE ({RUN_STATUS}) = 'running'),"
+            " max(updated) FROM runs GROUP BY project ORDER BY max(updated) DESC NULLS LAST",
+            {"cutoff": cutoff(request)},
+        )
+        .fetchall()
+    )
+    return {
+        "projects": [
+            {"name": name, "runs": count, "running": running, "last_activity": last}
+            for name, count, running, last in rows
+        ]
+    }

@@ -1,0 +1,175 @@
+"""A run's other records: media, histograms, tables, text, console, system metrics, alerts,
+rejects. Each is a list ordered by step (or seq/time), paged with ``after`` and ``limit``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from waddle.server import wire
+from waddle.server.routes.lookup import context, run_number
+
+router = APIRouter(prefix="/api/projects/{project}/runs/{run_id}", tags=["records"])
+
+Limit = Annotated[int, Query(ge=1, le=10_000)]
+
+
+def _rich(request, project, run_id, table, key, step, after, limit):
+    run = run_number(request, project, run_id)
+    where, params = ["run = $run", "seq > $after"], {"run": run, "after": after}
+    if key is not None:
+        where.append("key = $key")
+        params["key"] = key
+    if step is not None:
+        where.append("step = $step")
+        params["step"] = step
+    rows = (
+        context(request)
+        .store.reader()
+        .execute(
+            f"SELECT key, step, t, seq, type, value FROM {table} WHERE {' AND '.join(where)}"
+            f" ORDER BY seq LIMIT {limit}",
+            params,
+        )
+        .fetchall()
+    )
+    items = [
+        {"key": k, "step": s, "t": t, "seq": q, "type": kind, "value": wire.loads_json_column(v)}
+        for k, s, t, q, kind, v in rows
+    ]
+    return {"items": items, "cursor": items[-1]["seq"] if items else after}
+
+
+@router.get("/media")
+def media(
+    request: Request,
+    project: str,
+    run_id: str,
+    key: str | None = None,
+    step: int | None = None,
+    after: int = -1,
+    limit: Limit = 1000,
+):
+    """Rich values (``{"_type": ...}`` objects) other than histograms and tables."""
+    return _rich(request, project, run_id, "media", key, step, after, limit)
+
+
+@router.get("/histograms")
+def histograms(
+    request: Request,
+    project: str,
+    run_id: str,
+    key: str | None = None,
+    step: int | None = None,
+    after: int = -1,
+    limit: Limit = 1000,
+):
+    """Histograms of a key, all steps or one ``step``."""
+    return _rich(request, project, run_id, "histograms", key, step, after, limit)
+
+
+@router.get("/tables")
+def tables(
+    request: Request,
+    project: str,
+    run_id: str,
+    key: str | None = None,
+    step: int | None = None,
+    after: int = -1,
+    limit: Limit = 100,
+):
+    """Logged tables, paged by seq (``after`` = the previous page's ``cursor``)."""
+    return _rich(request, project, run_id, "tables", key, step, after, limit)
+
+
+@router.get("/text")
+def text(
+    request: Request,
+    project: str,
+    run_id: str,
+    key: str | None = None,
+    after: int = -1,
+    limit: Limit = 1000,
+):
+    """String values logged with ``run.log()``."""
+    run = run_number(request, project, run_id)
+    rows = (
+        context(request)
+        .store.reader()
+        .execute(
+            "SELECT key, step, t, seq, value FROM text WHERE run = $run AND seq > $after"
+            " AND ($key IS NULL OR key = $key) ORDER BY seq LIMIT $limit",
+            {"run": run, "after": after, "key": key, "limit": limit},
+        )
+        .fetchall()
+    )
+    items = [{"key": k, "step": s, "t": t, "seq": q, "value": v} for k, s, t, q, v in rows]
+    return {"items": items, "cursor": items[-1]["seq"] if items else after}
+
+
+@router.get("/console")
+def console(request: Request, project: str, run_id: str, after: int = -1, limit: Limit = 1000):
+    """Captured stdout/stderr after the cursor ``after`` (a seq)."""
+    run = run_number(request, project, run_id)
+    rows = context(request).store.query(
+        "SELECT seq, t, stream, text FROM console WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?",
+        [run, after, limit],
+    )
+    items = [{"seq": q, "t": t, "stream": s, "text": x} for q, t, s, x in rows]
+    return {"items": items, "cursor": items[-1]["seq"] if items else after}
+
+
+@router.get("/system")
+def system(
+    request: Request,
+    project: str,
+    run_id: str,
+    key: str | None = None,
+    after: int = -1,
+    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
+):
+    """System metrics as series over time: ``{key: {"t": [...], "value": [...]}}``."""
+    run = run_number(request, project, run_id)
+    rows = (
+        context(request)
+        .store.reader()
+        .execute(
+            "SELECT key, t, value, seq FROM system WHERE run = $run AND seq > $after"
+            " AND ($key IS NULL OR key = $key) ORDER BY seq LIMIT $limit",
+            {"run": run, "after": after, "key": key, "limit": limit},
+        )
+        .fetchall()
+    )
+    out: dict[str, dict[str, list]] = {}
+    for k, t, value, _seq in rows:
+        entry = out.setdefault(k, {"t": [], "value": []})
+        entry["t"].append(t)
+        entry["value"].append(value)
+    return {"series": out, "cursor": rows[-1][3] if rows else after}
+
+
+@router.get("/alerts")
+def alerts(request: Request, project: str, run_id: str):
+    """Alerts raised with ``run.alert()``."""
+    run = run_number(request, project, run_id)
+    rows = context(request).store.query(
+        "SELECT seq, t, title, text, level FROM alerts WHERE run = ? ORDER BY seq", [run]
+    )
+    return {
+        "items": [
+            {"seq": q, "t": t, "title": title, "text": x, "level": level}
+            for q, t, title, x, level in rows
+        ]
+    }
+
+
+@router.get("/rejects")
+def rejects(request: Request, project: str, run_id: str, limit: Limit = 1000):
+    """Lines and values the index could not take, with file, byte offset and reason."""
+    run = run_number(request, project, run_id)
+    rows = context(request).store.query(
+        'SELECT file, "offset", reason, t FROM rejects WHERE run = ? ORDER BY t, "offset" LIMIT ?',
+        [run, limit],
+    )
+    return {"items": [{"file": f, "offset": o, "reason": r, "t": t} for f, o, r, t in rows]}

@@ -1,0 +1,154 @@
+"""Runs: the list of a project (filter, sort, page), one run in full, and its metric keys."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from waddle.server import wire
+from waddle.server.errors import invalid, not_found
+from waddle.server.routes.lookup import RUN_STATUS, context, cutoff, run_number
+
+router = APIRouter(prefix="/api/projects/{project}/runs", tags=["runs"])
+
+LIST_COLUMNS = (
+    'run_id, name, status, tags, "group", job_type, notes, config, summary, created, updated,'
+    " last_step"
+)
+PLAIN_SORTS = {"created", "updated", "name", "run_id", "status", "last_step"}
+SORT = re.compile(r"(-?)(summary|config)\.(.+)\Z|(-?)([a-z_]+)\Z", re.S)
+
+
+def _run_dict(names: list[str], row: tuple):
+    out = dict(zip(names, row, strict=True))
+    for name in ("config", "summary", "context", "finish"):
+        if name in out:
+            out[name] = wire.loads_json_column(out[name])
+    return out
+
+
+@router.get("")
+def list_runs(
+    request: Request,
+    project: str,
+    status: Annotated[Literal["running", "finished", "crashed"] | None, Query()] = None,
+    tag: str | None = None,
+    text: Annotated[str | None, Query(description="in name, id, notes, group or tags")] = None,
+    sort: Annotated[
+        str,
+        Query(
+            description="created, updated, name, run_id, status, last_step, "
+            "summary.KEY or config.KEY; prefix - for descending"
+        ),
+    ] = "-created",
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    """The project's runs: filter by status, tag and text; sort by any field; page."""
+    match = SORT.match(sort)
+    if not match or (match.group(5) and match.group(5) not in PLAIN_SORTS):
+        raise invalid(
+            f"sort={sort!r}: use one of {', '.join(sorted(PLAIN_SORTS))}, summary.KEY or "
+            "config.KEY, with - in front for descending"
+        )
+    params: dict = {"project": project, "cutoff": cutoff(request)}
+    if match.group(2):
+        descending = match.group(1) == "-"
+        path = '$."' + match.group(3).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        params["path"] = path
+        text_value = f"json_extract_string({match.group(2)}, $path)"
+        order = f"TRY_CAST({text_value} AS DOUBLE) {{d}} NULLS LAST, {text_value} {{d}} NULLS LAST"
+    else:
+        descending = match.group(4) == "-"
+        field = match.group(5)
+        order = f"{field if field != 'status' else 'st'} {{d}} NULLS LAST"
+    order = order.format(d="DESC" if descending else "ASC") + ", run_id"
+    where = ["project = $project"]
+    if status:
+        where.append("st = $status")
+        params["status"] = status
+    if tag:
+        where.append("list_contains(tags, $tag)")
+        params["tag"] = tag
+    if text:
+        where.append(
+            '(name ILIKE $text OR run_id ILIKE $text OR notes ILIKE $text OR "group" ILIKE $text'
+            " OR len(list_filter(tags, x -> x ILIKE $text)) > 0)"
+        )
+        params["text"] = f"%{text}%"
+    cursor = context(request).store.reader()
+    base = f"SELECT *, {RUN_STATUS} AS st FROM runs"
+    sql = f"SELECT {LIST_COLUMNS.replace('status', 'st')} FROM ({base}) WHERE {' AND '.join(where)}"
+    filters = {name: value for name, value in params.items() if name != "path"}
+    total = cursor.execute(f"SELECT count(*) FROM ({sql})", filters).fetchone()[0]
+    if (
+        total == 0
+        and not cursor.execute("SELECT 1 FROM runs WHERE project = ? LIMIT 1", [project]).fetchall()
+    ):
+        raise not_found(f"no project {project!r}")
+    rows = cursor.execute(
+        f"{sql} ORDER BY {order} LIMIT {limit} OFFSET {offset}", params
+    ).fetchall()
+    names = [name.strip().strip('"') for name in LIST_COLUMNS.split(",")]
+    names[names.index("run_id")] = "id"
+    return {
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "runs": [_run_dict(names, row) for row in rows],
+    }
+
+
+@router.get("/{run_id}")
+def get_run(request: Request, project: str, run_id: str):
+    """One run with its context, finish record, counts of dropped values and rejected lines."""
+    run = run_number(request, project, run_id)
+    cursor = context(request).store.reader()
+    result = cursor.execute(
+        f"SELECT * EXCLUDE (status, defines, explicit_summary, next_seq),"
+        f" {RUN_STATUS} AS status FROM runs WHERE run = $run",
+        {"run": run, "cutoff": cutoff(request)},
+    )
+    names = [column[0] for column in result.description]
+    out = _run_dict(names, result.fetchone())
+    out["id"] = out.pop("run_id")
+    out.pop("run")
+    out["dropped"] = {"steps": out.pop("dropped_steps"), "values": out.pop("dropped_values")}
+    rejects = cursor.execute(
+        'SELECT file, "offset", reason, t FROM rejects WHERE run = ? ORDER BY t, "offset" LIMIT 100',
+        [run],
+    ).fetchall()
+    out["rejects"] = [
+        {"file": file, "offset": offset, "reason": reason, "t": t}
+        for file, offset, reason, t in rejects
+    ]
+    return out
+
+
+@router.get("/{run_id}/metrics")
+def metrics(request: Request, project: str, run_id: str):
+    """Every key the run logged: its kind (scalar, text or a rich type), count, steps, stats."""
+    run = run_number(request, project, run_id)
+    rows = context(request).store.query(
+        "SELECT key, kind, count, first_step, last_step, min, max, "
+        "CASE WHEN finite > 0 THEN sum / finite END, last FROM metrics WHERE run = ? "
+        "ORDER BY key, kind",
+        [run],
+    )
+    return {
+        "metrics": [
+            {
+                "key": key,
+                "type": kind,
+                "count": count,
+                "first_step": first,
+                "last_step": last,
+                "min": low,
+                "max": high,
+                "mean": mean,
+                "last": last_value,
+            }
+            for key, kind, count, first, last, low, high, mean, last_value in rows
+        ]
+    }

@@ -1,0 +1,98 @@
+"""The server's two commands: ``serve`` (run the API on a socket) and ``reindex`` (rebuild).
+
+``serve`` promises to bind loopback unless told otherwise and to refuse any other address
+without a token; it prints the URL once the socket is bound (the real port when 0 was asked).
+``reindex`` builds a fresh index beside the old one and swaps it in only when complete.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import warnings
+from pathlib import Path
+
+import uvicorn
+from waddle.server.settings import ServerSettings
+from waddle.server.store import Store
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(settings: ServerSettings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as error:
+        sock.close()
+        raise OSError(
+            f"cannot listen on {settings.host}:{settings.port}: {error.strerror}"
+        ) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: ServerSettings) -> None:
+    from waddle.server.app import create_app
+
+    settings = settings.resolve()
+    if not is_loopback(settings.host) and not settings.token:
+        raise ValueError(
+            f"refusing to listen on {settings.host} without a token: anyone who can reach it "
+            "could read your runs. Pass --token or set WADDLE_TOKEN (or use 127.0.0.1)"
+        )
+    app = create_app(settings)
+    sock = bind(settings)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"waddle: serving {Path(settings.dir).resolve()} at http://{shown}:{port}", flush=True)
+    # The legacy implementation waits for slow clients (back-pressure), which the hub relies on.
+    warnings.filterwarnings("ignore", message="The `websockets` implementation is deprecated")
+    config = uvicorn.Config(app, log_level="warning", ws="websockets", lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def reindex(settings: ServerSettings) -> dict[str, int]:
+    from waddle.server.indexer import Indexer
+
+    settings = settings.resolve()
+    root = Path(settings.dir)
+    if not root.is_dir():
+        raise ValueError(f"no log folder at {root}")
+    target = Path(settings.db)
+    if target.exists():
+        Store(target).close()  # refuses with a clear message while a server holds it
+    fresh = target.with_name(target.name + ".reindex")
+    for path in (fresh, Path(str(fresh) + ".wal")):
+        path.unlink(missing_ok=True)
+    store = Store(fresh)
+    try:
+        indexer = Indexer(store, root)
+        indexer.catch_up()
+        counts = {
+            name: store.query(f"SELECT count(*) FROM {table}")[0][0]
+            for name, table in (
+                ("runs", "runs"),
+                ("scalars", "scalars"),
+                ("rejects", "rejects"),
+            )
+        }
+        counts["events"] = indexer.totals["events"]
+    finally:
+        store.close()
+    Path(str(target) + ".wal").unlink(missing_ok=True)
+    os.replace(fresh, target)
+    return counts

@@ -1,0 +1,55 @@
+"""Server settings, each resolved as argument, then ``WADDLE_*`` environment variable, then default.
+
+``resolve()`` is called when a command starts, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+# name -> (environment variable, default, parser, meaning)
+SETTINGS = {
+    "dir": ("WADDLE_DIR", "./logs", str, "log folder to serve"),
+    "host": ("WADDLE_HOST", "127.0.0.1", str, "address to bind; non-loopback needs a token"),
+    "port": ("WADDLE_PORT", 8080, int, "port to bind (0: any free port)"),
+    "db": ("WADDLE_DB", None, str, "index file (default DIR/.waddle/index.duckdb)"),
+    "token": ("WADDLE_TOKEN", None, str, "bearer token required on /api, /files and /ws"),
+    "heartbeat_timeout": (
+        "WADDLE_HEARTBEAT_TIMEOUT",
+        120.0,
+        float,
+        "seconds without an event after which an unfinished run counts as crashed",
+    ),
+    "watcher": ("WADDLE_WATCHER", "auto", str, "auto (inotify, else polling), inotify or poll"),
+}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    dir: str | None = None
+    host: str | None = None
+    port: int | None = None
+    db: str | None = None
+    token: str | None = None
+    heartbeat_timeout: float | None = None
+    watcher: str | None = None
+
+    def resolve(self, environ: dict[str, str] | None = None) -> ServerSettings:
+        env = os.environ if environ is None else environ
+        values = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                variable, default, parse, _ = SETTINGS[field.name]
+                text = env.get(variable)
+                try:
+                    value = default if not text else parse(text)
+                except ValueError as error:
+                    raise ValueError(f"{variable}={text!r} is not valid: {error}") from None
+            values[field.name] = value
+        resolved = replace(self, **values)
+        if resolved.db is None:
+            resolved = replace(resolved, db=str(Path(resolved.dir) / ".waddle" / "index.duckdb"))
+        return resolved

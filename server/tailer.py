@@ -1,0 +1,83 @@
+"""Tailing a run's segment files from the byte offsets the index holds.
+
+The tailer owns the reading side of the log: which bytes of which segment are new. It promises:
+
+- only complete lines are taken; a torn last line is left where it is until its newline
+  arrives, and the stored offset always sits just past the last line taken, so the offsets and
+  the rows committed with them describe exactly the same bytes;
+- a malformed line, a line over the size limit or binary garbage becomes a reject with the
+  segment's path (relative to the log folder), byte offset and reason; reading goes on;
+- a segment shorter than its stored offset (truncated or replaced on disk) is rejected once
+  with a reason, then followed from its new end: nothing already indexed is read twice.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from waddle.server.ingester import Batch, RunState
+
+from waddle import event as event_format
+from waddle import segment
+
+# Bytes read from one run before the indexer turns to the next one.
+READ_BUDGET = 16 * 1024 * 1024
+
+
+def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BUDGET) -> bool:
+    """Add the run's new complete lines to ``batch``; True when more may be left to read."""
+    for path in segment.list_segments(run_dir):
+        name = path.name
+        file = f"{state.project}/{state.run_id}/{name}"
+        offset = state.offsets.get(name, 0)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue
+        if size < offset:
+            batch.reject(
+                state,
+                file,
+                size,
+                f"segment shrank from {offset} to {size} bytes (truncated or replaced); "
+                f"its first {offset} bytes stay indexed as they were read",
+                time.time(),
+            )
+            batch.set_offset(state, name, size)
+            continue
+        while offset < size and budget > 0:
+
+            def on_reject(_path: Path, at: int, reason: str, file: str = file) -> None:
+                batch.reject(state, file, at, reason, time.time())
+
+            try:
+                block, next_offset = segment.read_complete_lines(path, offset, on_reject=on_reject)
+            except FileNotFoundError:
+                break
+            if next_offset == offset:
+                break  # a torn last line: wait for its newline
+            _take_block(state, batch, file, block, offset)
+            batch.set_offset(state, name, next_offset)
+            budget -= next_offset - offset
+            offset = next_offset
+        if budget <= 0:
+            return True
+    return False
+
+
+def _take_block(state: RunState, batch: Batch, file: str, block: bytes, base: int) -> None:
+    for offset, line in segment.iter_lines(block, base):
+        if not line.strip():
+            continue
+        if len(line) > segment.MAX_LINE_BYTES:
+            batch.reject(
+                state, file, offset, f"line longer than {segment.MAX_LINE_BYTES} bytes", time.time()
+            )
+            continue
+        try:
+            event = event_format.decode(line)
+        except event_format.MalformedEvent as error:
+            batch.reject(state, file, offset, str(error), time.time())
+            continue
+        batch.add(state, event, file, offset)

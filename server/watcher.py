@@ -1,0 +1,135 @@
+"""Watching the log folder: which run folders have news for the indexer.
+
+The watcher owns the file-system observation of one log folder. It promises:
+
+- a change to a run folder (a segment appended to or created, the folder created or deleted)
+  is reported through ``mark(project, run_id)`` within milliseconds, using one shared watchdog
+  (inotify) observer; a project folder's own change is reported as ``mark(project, None)``;
+- where inotify is unavailable or its limits are hit, it says so once on stderr and polls
+  instead (every ``poll_interval`` seconds);
+- a slow poll runs beside inotify as a safety net, so a missed event costs latency, never data.
+
+Reports are hints: the indexer always reads a run to the end of its segments, since inotify
+merges events.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from waddle import segment
+
+Mark = Callable[[str, "str | None"], None]
+
+# Event kinds that mean the folder changed; opens and read-only closes (ours) do not.
+CHANGES = frozenset({"created", "modified", "deleted", "moved", "closed"})
+SAFETY_POLL_INTERVAL = 5.0
+
+
+class Watcher:
+    def __init__(
+        self, root: Path, mark: Mark, mode: str = "auto", poll_interval: float = 0.5
+    ) -> None:
+        if mode not in ("auto", "inotify", "poll"):
+            raise ValueError(f"watcher mode must be auto, inotify or poll, not {mode!r}")
+        self.root = Path(root)
+        self.mark = mark
+        self.mode = mode
+        self.poll_interval = poll_interval
+        self.using = "poll"
+        self._observer: Observer | None = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._seen: dict[str, tuple[int, int]] = {}
+
+    def start(self) -> None:
+        interval = self.poll_interval
+        if self.mode != "poll":
+            try:
+                observer = Observer()
+                observer.schedule(_Handler(self.root, self.mark), str(self.root), recursive=True)
+                observer.start()
+            except OSError as error:
+                if self.mode == "inotify":
+                    raise
+                print(
+                    f"waddle serve: cannot watch {self.root} with inotify ({error}); "
+                    f"polling every {self.poll_interval:g} s instead",
+                    file=sys.stderr,
+                )
+            else:
+                self._observer = observer
+                self.using = "inotify"
+                interval = SAFETY_POLL_INTERVAL
+        self._poll()  # remember what is there now
+        self._poller = threading.Thread(
+            target=self._poll_loop, args=(interval,), name="waddle-poller", daemon=True
+        )
+        self._poller.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join()
+        if self._poller is not None:
+            self._poller.join()
+
+    def _poll_loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self._poll()
+            except OSError as error:  # a folder vanishing mid-scan; the next pass sees it
+                print(f"waddle serve: polling {self.root}: {error}", file=sys.stderr)
+
+    def _poll(self) -> None:
+        seen: dict[str, tuple[int, int]] = {}
+        for project in _folders(self.root):
+            for run_id in _folders(self.root / project):
+                for path in segment.list_segments(self.root / project / run_id):
+                    try:
+                        info = path.stat()
+                    except FileNotFoundError:
+                        continue
+                    seen[str(path)] = (info.st_size, info.st_mtime_ns)
+        changed = {path for path, mark in seen.items() if self._seen.get(path) != mark}
+        changed.update(path for path in self._seen if path not in seen)
+        self._seen = seen
+        for path in changed:
+            parts = Path(path).relative_to(self.root).parts
+            self.mark(parts[0], parts[1])
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, root: Path, mark: Mark) -> None:
+        self.root = str(root)
+        self.mark = mark
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in CHANGES:
+            return
+        for path in (event.src_path, getattr(event, "dest_path", "")):
+            if not path:
+                continue
+            parts = Path(os.fsdecode(os.path.relpath(path, self.root))).parts
+            if not parts or parts[0].startswith(".") or parts[0] == "..":
+                continue
+            self.mark(parts[0], parts[1] if len(parts) > 1 else None)
+
+
+def _folders(path: Path) -> list[str]:
+    try:
+        return [
+            entry.name
+            for entry in os.scandir(path)
+            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
+        ]
+    except (FileNotFoundError, NotADirectoryError):
+        return []

@@ -1,0 +1,226 @@
+"""The HTTP API and live updates against a real server: answers a user would see."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import httpx
+import orjson
+import pytest
+from waddle.server.series import ema
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from tests.conftest import wait_until
+from tests.server_helpers import serving
+
+
+def _logged(new_run, steps, **init):
+    run = new_run(**init)
+    for step in steps:
+        run.log(step)
+    run.finish()
+    return run
+
+
+def test_runs_list_summary_sort_and_errors(tmp_path, new_run):
+    a = _logged(new_run, [{"loss": 3.0}, {"loss": 1.0}], name="a", config={"lr": 0.1}, tags=["x"])
+    b = _logged(new_run, [{"loss": 2.0}, {"loss": 0.5}], name="b", config={"lr": 0.01})
+    with serving(tmp_path) as s:
+        wait_until(lambda: s.caught_up() and s.json("/api/projects")["projects"])
+        runs = s.json("/api/projects/p/runs", params={"sort": "summary.loss"})["runs"]
+        assert [r["name"] for r in runs] == ["b", "a"]
+        assert runs[0]["summary"]["loss"] == 0.5 and runs[0]["status"] == "finished"
+        runs = s.json("/api/projects/p/runs", params={"sort": "-config.lr"})["runs"]
+        assert [r["id"] for r in runs] == [a.id, b.id]
+        assert [r["id"] for r in s.json("/api/projects/p/runs", params={"tag": "x"})["runs"]] == [
+            a.id
+        ]
+        page = s.json("/api/projects/p/runs", params={"limit": 1, "offset": 1, "sort": "name"})
+        assert page["total"] == 2 and [r["name"] for r in page["runs"]] == ["b"]
+        assert s.json("/api/projects")["projects"][0]["runs"] == 2
+
+        for path, status, words in [
+            ("/api/projects/nope/runs", 404, "no project 'nope'"),
+            (f"/api/projects/p/runs/{a.id}x", 404, f"no run '{a.id}x' in project 'p'"),
+            (f"/api/projects/p/runs/{a.id}/scalars?key=acc", 404, "no scalar key 'acc'"),
+            (f"/api/projects/p/runs/{a.id}/scalars?key=loss&points=0", 422, "points"),
+            (f"/api/projects/p/runs/{a.id}/scalars?key=loss&smooth=1.5", 422, "smooth"),
+            ("/api/projects/p/runs?sort=bogus", 422, "sort='bogus'"),
+            ("/api/nothing", 404, "no such endpoint"),
+        ]:
+            response = s.get(path)
+            assert response.status_code == status, path
+            error = response.json()["error"]
+            assert words in error["message"] and error["code"], path
+
+
+def test_m4_keeps_a_spike_and_nonfinite_values_round_trip(tmp_path, new_run):
+    values = [{"loss": 1.0 + (step % 7) / 100} for step in range(20_000)]
+    values[12_345] = {"loss": 1000.0}
+    values[17] = {"loss": math.nan}
+    values[18] = {"loss": math.inf}
+    values[19] = {"loss": -math.inf}
+    run = _logged(new_run, values)
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        url = f"/api/projects/p/runs/{run.id}/scalars"
+        buckets = s.json(url, params={"key": "loss", "points": 100})["buckets"]
+        assert len(buckets["max"]) == 100
+        assert 1000.0 in buckets["max"]
+        assert buckets["x_max"][buckets["max"].index(1000.0)] == 12_345
+        assert buckets["nan"][0] == 1 and buckets["max"][0] == "Infinity"
+        assert buckets["min"][0] == "-Infinity"
+        assert sum(buckets["count"]) == 20_000
+
+        full = s.json(url, params={"key": "loss"})["series"]
+        assert len(full["value"]) == 20_000
+        assert full["value"][17:20] == ["NaN", "Infinity", "-Infinity"]
+        zoom = s.json(url, params={"key": "loss", "points": 10, "start": 12_300, "end": 12_399})
+        assert zoom["buckets"]["x_first"][0] == 12_300 and 1000.0 in zoom["buckets"]["max"]
+
+        csv = s.get(f"/api/projects/p/runs/{run.id}/export", params={"format": "csv"})
+        assert csv.headers["content-type"].startswith("text/csv")
+        assert len(csv.text.splitlines()) == 20_001
+        parquet = s.get(f"/api/projects/p/runs/{run.id}/export", params={"format": "parquet"})
+        assert parquet.content[:4] == b"PAR1"
+
+
+def test_ema_is_debiased_and_matches_tensorboard():
+    import numpy as np
+
+    assert np.allclose(ema(np.full(1000, 3.0), 0.99), 3.0)  # no bias toward 0 at the start
+    values = np.random.default_rng(1).normal(size=5000)
+    values[10] = np.nan
+    last, count, expected = 0.0, 0, []
+    for value in values:  # TensorBoard's loop
+        if not np.isfinite(value):
+            expected.append(value)
+            continue
+        last = last * 0.6 + (1 - 0.6) * value
+        count += 1
+        expected.append(last / (1 - 0.6**count))
+    assert np.allclose(ema(values, 0.6), expected, equal_nan=True)
+
+
+def test_smoothing_through_the_api(tmp_path, new_run):
+    run = _logged(new_run, [{"x": float(i % 2)} for i in range(100)])
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        url = f"/api/projects/p/runs/{run.id}/scalars"
+        smooth = s.json(url, params={"key": "x", "smooth": 0.9})["series"]["value"]
+        assert smooth[0] == 0.0 and 0.4 < smooth[-1] < 0.6
+        batch = s.client.post(
+            "/api/projects/p/scalars",
+            json={
+                "series": [{"run": run.id, "key": "x"}, {"run": run.id, "key": "nope"}],
+                "points": 10,
+                "smooth": 0.9,
+            },
+        ).json()["results"]
+        assert len(batch[0]["buckets"]["max"]) == 10
+        assert batch[1]["error"]["code"] == "not_found"
+
+
+def test_files_never_leave_the_run_folder(tmp_path, new_run):
+    run = _logged(new_run, [{"a": 1}])
+    (run.dir / "media").mkdir(exist_ok=True)
+    (run.dir / "media" / "pic.png").write_bytes(b"\x89PNG fake")
+    (tmp_path / "secret.txt").write_text("TOPSECRET")
+    os.symlink(tmp_path / "secret.txt", run.dir / "media" / "link.txt")
+    with serving(tmp_path) as s:
+        ok = s.get(f"/files/p/{run.id}/media/pic.png")
+        assert ok.status_code == 200 and ok.headers["content-type"] == "image/png"
+        for path in [
+            f"/files/p/{run.id}/../../secret.txt",
+            f"/files/p/{run.id}/%2e%2e/%2e%2e/secret.txt",
+            f"/files/p/{run.id}/media/link.txt",
+            f"/files/p/{run.id}//etc/passwd",
+            f"/files/p/{run.id}/%2Fetc%2Fpasswd",
+            "/files/p/../secret.txt",
+            f"/files/p/{run.id}/.lock",
+        ]:
+            response = (
+                httpx.get(s.url + path)
+                if ".." not in path
+                else s.client.send(httpx.Request("GET", s.url + path))
+            )
+            assert response.status_code == 404, path
+            assert b"TOPSECRET" not in response.content
+
+
+def test_token_required_when_set(tmp_path, new_run):
+    run = _logged(new_run, [{"a": 1}])
+    with serving(tmp_path, token="s3cret") as s:
+        bare = httpx.get(s.url + "/api/health")
+        assert bare.status_code == 401 and "token" in bare.json()["error"]["message"]
+        assert httpx.get(s.url + "/api/health?token=s3cret").status_code == 200
+        assert s.get("/api/health").status_code == 200  # the client sends the header
+        assert httpx.get(s.url + f"/files/p/{run.id}/x").status_code == 401
+        with pytest.raises(InvalidStatus), connect(s.ws_url) as ws:
+            ws.send(orjson.dumps({"op": "subscribe", "id": "a", "project": "p"}).decode())
+            ws.recv(timeout=5)
+
+
+def test_non_loopback_bind_needs_a_token(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "WADDLE_TOKEN"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "waddle.cli",
+            "serve",
+            str(tmp_path),
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) == 1 and "token" in done.stderr
+
+
+def test_websocket_pushes_new_points(tmp_path, new_run):
+    run = new_run()
+    run.log({"loss": 5.0})
+    run.flush()
+    with serving(tmp_path) as s:
+        wait_until(lambda: s.get(f"/api/projects/p/runs/{run.id}").status_code == 200)
+        with connect(s.ws_url) as ws:
+            ws.send(orjson.dumps({"op": "subscribe", "id": "r", "project": "p"}).decode())
+            ws.send(
+                orjson.dumps(
+                    {
+                        "op": "subscribe",
+                        "id": "s",
+                        "project": "p",
+                        "run": run.id,
+                        "key": "loss",
+                        "cursor": 0,
+                    }
+                ).decode()
+            )
+            seen, runs = [], []
+
+            def receive():
+                message = orjson.loads(ws.recv(timeout=10))
+                if message["type"] == "points":
+                    seen.extend(zip(message["step"], message["value"], strict=True))
+                elif message["type"] == "runs":
+                    runs.extend(message["runs"])
+                return message
+
+            wait_until(lambda: receive() and (0, 5.0) in seen)  # the backlog after cursor 0
+            run.log({"loss": math.nan})
+            run.log({"loss": 7.0})
+            wait_until(lambda: receive() and (2, 7.0) in seen)
+            assert seen == [(0, 5.0), (1, "NaN"), (2, 7.0)]
+            assert any(r["id"] == run.id for r in runs)
