@@ -576,11 +576,14 @@ def run_worker(request: dict[str, Any]) -> None:
     os.environ.update(tracker.environment(data_dir))
     workload = WORKLOADS[request["workload"]]
     figures = workload.measure(tracker, data_dir, Counts(**request["counts"]))
+    notes = [tracker.settings_note, tracker.describe()]
+    if figures.get("disk_mb") == 0 and not isinstance(tracker, NoOpTracker):
+        notes.append("**wrote nothing to its data folder: its figures are suspect**")
     result = {
         "figures": figures,
         "versions": installed_versions(tracker.distributions),
         "python": platform.python_version(),
-        "notes": "; ".join(note for note in (tracker.settings_note, tracker.describe()) if note),
+        "notes": "; ".join(note for note in notes if note),
         "timer_overhead_ns": timer_overhead_ns(),
     }
     sys.stdout.flush()
