@@ -18,6 +18,7 @@ where the program has not set its own handler to "ignore".
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
@@ -29,6 +30,7 @@ _lock = threading.Lock()
 _open_runs: list[Any] = []
 _installed = False
 _crash: dict[str, Any] | None = None  # the uncaught exception seen by the excepthook
+_replaced_handlers: dict[int, Any] = {}  # signal number -> the handler ours replaced
 
 
 def register(run: Any) -> None:
@@ -78,6 +80,7 @@ def _wrap_signal(number: int, handler: Any) -> None:
         if previous in (signal.SIG_IGN, None):
             return
         signal.signal(number, lambda signum, frame: handler(signum, frame, previous))
+        _replaced_handlers[number] = previous
     except (ValueError, OSError):  # not the main thread of the main interpreter
         pass
 
@@ -123,3 +126,9 @@ def _forget_in_child() -> None:
     for run in runs:
         run._forget_after_fork()
     console.forget_all()
+    # The child has no run to finish: give it back the handlers it would have had. A Python
+    # handler where the default was also leaves a child blocked in a C call (a worker waiting
+    # on its task queue) unable to die of SIGTERM when the signal lands just before the call.
+    for number, previous in _replaced_handlers.items():
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            signal.signal(number, previous)
