@@ -27,7 +27,6 @@ def quick_context() -> dict[str, Any]:
     return {
         "host": socket.gethostname(),
         "user": user,
-        "os": platform.platform(),
         "python": platform.python_version(),
         "executable": sys.executable,
         "argv": list(sys.argv),
@@ -42,6 +41,7 @@ def slow_context(cwd: str) -> dict[str, Any]:
     from waddle.gpu import gpu_inventory
 
     context: dict[str, Any] = {
+        "os": platform.platform(),  # its first call reads the interpreter binary: milliseconds
         "cpu_count": os.cpu_count(),
         "memory_total": psutil.virtual_memory().total,
     }

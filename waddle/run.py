@@ -155,6 +155,7 @@ class Run:
         writer = self._writer
         while len(self._queue) >= self._queue_size and writer.thread.is_alive():
             writer.room.clear()
+            writer.waiting = True
             writer.wake.set()
             writer.room.wait(0.05)
         self._stall_seconds += time.monotonic() - started

@@ -38,6 +38,8 @@ FLUSH = 3  # (FLUSH, threading.Event)
 FINISH = 4  # (FINISH, t, fields)
 
 MAX_PENDING_BYTES = 256 * 1024 * 1024
+# Also fsync once this much is written, so that finish() never has much left to sync.
+FSYNC_BYTES = 8 << 20
 # A drain hands its lines to the OS in pieces of about this size.
 WRITE_CHUNK = 1 << 20
 RETRY_INTERVAL = 1.0
@@ -56,7 +58,8 @@ class Writer:
         self.run_dir = run_dir
         self.queue: deque[tuple] = deque()
         self.wake = threading.Event()  # set by the caller to ask for an early drain
-        self.room = threading.Event()  # set after each drain, for callers waiting on a full queue
+        self.room = threading.Event()  # set when a caller waiting on a full queue may go on
+        self.waiting = False  # a caller is waiting for room: set room as soon as there is some
         self.lost_events = 0  # events that could not be kept while the disk failed
         self.lost_values = 0  # values whose materialisation failed
         self.last_logged: dict[str, Any] = {}  # the last value of every key, for run.summary
@@ -71,7 +74,7 @@ class Writer:
         self._pending_lines = 0
         self._at_line_start = True  # the segment's last written byte ends a line
         self._last_attempt = 0.0
-        self._unsynced = False
+        self._unsynced = 0  # bytes written since the last fsync
         self._last_event_time = time.time()
         self._finished = False
         self.thread = threading.Thread(target=self._main, name="waddle-writer", daemon=True)
@@ -102,7 +105,9 @@ class Writer:
                 if time.time() - self._last_event_time >= settings.heartbeat_interval:
                     self.queue.append((EVENT, time.time(), "heartbeat", {}))
                 self._drain()
-                if self._unsynced and now - last_fsync >= settings.fsync_interval:
+                if self._unsynced and (
+                    now - last_fsync >= settings.fsync_interval or self._unsynced >= FSYNC_BYTES
+                ):
                     self._fsync()
                     last_fsync = now
         except BaseException:  # a bug here must not pass silently, nor kill the training
@@ -137,6 +142,9 @@ class Writer:
         console: list[Any] | None = None  # [t, stream, [texts]] being coalesced
         for _ in range(len(queue)):
             item = queue.popleft()
+            if self.waiting:
+                self.waiting = False
+                self.room.set()
             kind = item[0]
             if kind == CONSOLE:
                 if console is not None and console[1] == item[2]:
@@ -175,7 +183,6 @@ class Writer:
             if len(batch.data) >= WRITE_CHUNK:
                 self._write_batch(batch, flushes=[])
                 batch = _Batch()
-                self.room.set()  # a caller waiting on a full queue need not wait for the rest
         if console is not None:
             self._encode_console(batch, console)
         self.room.set()
@@ -267,7 +274,7 @@ class Writer:
             if written:
                 self._at_line_start = self._pending[written - 1] == 0x0A
                 self._segment_size += written
-                self._unsynced = True
+                self._unsynced += written
                 del self._pending[:written]
                 self._pending_lines = self._pending.count(b"\n") if self._pending else 0
         if self._last_attempt:
@@ -296,7 +303,7 @@ class Writer:
         if self._fd is not None and self._unsynced:
             try:
                 os.fsync(self._fd)
-                self._unsynced = False
+                self._unsynced = 0
             except OSError as error:
                 self._notices.show("fsync", f"fsync of the event log failed: {error}")
 
