@@ -559,3 +559,28 @@ def test_pil_image_helper_reads_what_pillow_wrote():
     buffer.seek(0)
     with PILImage.open(buffer) as picture:
         assert np.array_equal(np.asarray(picture), RGB)
+
+
+def test_a_list_of_images_under_one_key_keeps_every_image_in_order(new_run):
+    run = new_run()
+    first = np.zeros((4, 4, 3), dtype=np.uint8)
+    second = np.full((4, 4, 3), 200, dtype=np.uint8)
+    run.log(
+        {
+            "examples": [waddle.Image(first, caption="a"), waddle.Image(second, caption="b")],
+            "loss": 1.0,
+        }
+    )
+    run.finish()
+    value = one(run, "examples")
+    assert value["_type"] == "list"
+    assert [item["caption"] for item in value["items"]] == ["a", "b"]
+    assert (pixels(media_file(run, value["items"][1])) == second).all()
+
+
+def test_a_list_mixing_media_and_numbers_is_refused(new_run):
+    run = new_run()
+    with pytest.raises(TypeError, match=r"'examples' has unsupported type builtins\.list"):
+        run.log({"examples": [waddle.Image(np.zeros((2, 2), dtype=np.uint8)), 3]})
+    run.finish()
+    assert logs(run) == []

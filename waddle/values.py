@@ -67,6 +67,16 @@ DEFERRED = 2  # holds Deferred values: materialise them, then encode as CHECKED
 _SAFE_SUM = 9.2e18
 
 
+class _RichList(Deferred):
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Deferred]) -> None:
+        self.items = items
+
+    def materialize(self, run_dir: Path) -> Any:
+        return {"_type": "list", "items": [item.materialize(run_dir) for item in self.items]}
+
+
 def flatten(data: Any, known_keys: set[str]) -> tuple[dict[str, Any], int]:
     """Check and snapshot one ``log()`` payload.
 
@@ -140,6 +150,16 @@ def _add_slow(out: dict[str, Any], key: str, value: Any) -> bool:
     snapshot = getattr(value, "_waddle_snapshot", None)
     if snapshot is not None:  # a rich data type (Image, Histogram, ...)
         out[key] = snapshot(key)
+        return True
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(hasattr(item, "_waddle_snapshot") for item in value)
+    ):
+        # W&B's `log({"examples": [Image(...), ...]})`: one value holding several.
+        out[key] = _RichList(
+            [item._waddle_snapshot(f"{key}/{index}") for index, item in enumerate(value)]
+        )
         return True
     kind = type(value)
     if kind is int or isinstance(value, int):
