@@ -127,6 +127,24 @@ def test_sigterm_writes_everything_and_a_crashed_finish_then_dies_of_the_signal(
     assert steps == list(range(len(steps))) and finish["last_step"] == steps[-1]
 
 
+def test_ctrl_c_flushes_then_raises_keyboardinterrupt_as_usual(tmp_path):
+    child = start_child(HEAVY_LOGGING, tmp_path)
+    for _ in range(5):
+        assert child.stdout.readline()
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGINT and "KeyboardInterrupt" in err  # as Python does
+    events = events_of(only_run_dir(tmp_path))
+    finish = events[-1]
+    assert (finish["type"], finish["status"], finish["reason"]) == (
+        "finish",
+        "crashed",
+        "KeyboardInterrupt",
+    )
+    steps = [event["step"] for event in events if event["type"] == "log"]
+    assert steps == list(range(len(steps))) and finish["last_step"] == steps[-1]
+
+
 def test_an_uncaught_exception_marks_the_run_crashed_with_its_traceback(tmp_path):
     child = start_child(
         """
