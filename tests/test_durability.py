@@ -191,7 +191,7 @@ def test_a_forked_child_never_writes_into_the_parents_run(tmp_path):
 
         def worker(index):
             run.log({"from_child": index})  # ignored: the run belongs to the parent
-            print("child output", index)
+            print(f"child output {index}", flush=True)  # one write: children share the pipe
             waddle.log({"also": index})
             return os.getpid()
 

@@ -36,14 +36,12 @@ def quick_context() -> dict[str, Any]:
 
 
 def slow_context(cwd: str) -> dict[str, Any]:
-    import psutil
-
     from waddle.gpu import gpu_inventory
 
     context: dict[str, Any] = {
         "os": platform.platform(),  # its first call reads the interpreter binary: milliseconds
         "cpu_count": os.cpu_count(),
-        "memory_total": psutil.virtual_memory().total,
+        "memory_total": os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"),
     }
     gpus = gpu_inventory()
     if gpus:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 
 _SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
@@ -77,12 +78,20 @@ _NOUNS = [
 ]
 
 
+_last_millis = 0
+_lock = threading.Lock()
+
+
 def new_run_id() -> str:
-    now = time.time()
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
-    millis = int(now * 1000) % 1000
+    """A new id; ids made by one process sort in the order they were made, even within a ms."""
+    global _last_millis
+    with _lock:
+        millis = max(int(time.time() * 1000), _last_millis + 1)
+        _last_millis = millis
+    seconds, rest = divmod(millis, 1000)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(seconds))
     suffix = "".join(random.choices(_ALPHABET, k=6))
-    return f"{stamp}-{millis:03d}-{suffix}"
+    return f"{stamp}-{rest:03d}-{suffix}"
 
 
 def random_name() -> str:

