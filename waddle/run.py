@@ -82,7 +82,13 @@ class Run:
         self._known_keys: set[str] = set()  # keys already validated by flatten()
         self._lock_fd = self._lock_run_folder()
         self._writer = Writer(
-            run_dir, first_seq, start_fields, time.time(), settings, self._notices
+            run_dir,
+            first_seq,
+            start_fields,
+            time.time(),
+            first_step - 1 if first_step > 0 else None,
+            settings,
+            self._notices,
         )
         self._queue = self._writer.queue
         self._queue_size = settings.queue_size
@@ -260,7 +266,6 @@ class Run:
         fields: dict[str, Any] = {
             "exit_code": exit_code,
             "status": "finished" if exit_code == 0 else "crashed",
-            "last_step": self._step - 1 if self._step > 0 else None,
             "dropped": {"steps": self._dropped_steps, "values": self._dropped_values},
             "stalled_seconds": round(self._stall_seconds, 6),
         }

@@ -54,6 +54,7 @@ class Writer:
         first_seq: int,
         start_fields: dict[str, Any],
         start_time: float,
+        last_step: int | None,
         settings: Any,
         notices: Notices,
     ) -> None:
@@ -65,6 +66,7 @@ class Writer:
         self.lost_events = 0  # events that could not be kept while the disk failed
         self.lost_values = 0  # values whose materialisation failed
         self.last_logged: dict[str, Any] = {}  # the last value of every key, for run.summary
+        self._last_step: int | None = last_step  # of the newest log event written
         self._seq = first_seq
         self._start_fields = start_fields
         self._start_time = start_time
@@ -167,6 +169,7 @@ class Writer:
                 if value_kind == DEFERRED:
                     values = self._materialize(values)
                 self.last_logged.update(values)
+                self._last_step = step
                 self._encode(
                     batch, t, "log", {"step": step, "data": values}, finite=value_kind == PLAIN
                 )
@@ -180,6 +183,7 @@ class Writer:
                 flushes.append(item[1])
             else:  # FINISH
                 fields = dict(item[2])
+                fields["last_step"] = self._last_step
                 fields["lost_events"] = self.lost_events
                 fields["lost_values"] = self.lost_values
                 self._encode(batch, item[1], "finish", fields)
