@@ -96,7 +96,7 @@ class Audio:
         self.channels = 1 if len(shape) == 1 else shape[1]
 
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
-        return media.Snapshot(self, self._store)
+        return media.Snapshot(self._store)
 
     def _store(self, run_dir: Path) -> dict[str, Any]:
         stored = self._stored

@@ -42,7 +42,7 @@ class SavedFile:
 def snapshot(path: Any, name: str | None, step: int, link: bool = False) -> media.Snapshot:
     """Check ``path`` now; the returned Deferred copies it and gives the event's fields."""
     saved = SavedFile(path, name, step, link)
-    return media.Snapshot(saved, lambda run_dir: _store(run_dir, saved))
+    return media.Snapshot(lambda run_dir: _store(run_dir, saved))
 
 
 def _store(run_dir: Path, saved: SavedFile) -> dict[str, Any]:

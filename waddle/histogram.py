@@ -55,7 +55,7 @@ class Histogram:
         self._values = values
 
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
-        return media.Snapshot(self, self._store)
+        return media.Snapshot(self._store)
 
     def _store(self, run_dir: Path) -> dict[str, Any]:
         if self._precomputed is not None:

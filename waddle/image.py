@@ -81,7 +81,7 @@ class Image:
         self.boxes = normalise_boxes(boxes, self.width, self.height)
 
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
-        return media.Snapshot(self, self._store)
+        return media.Snapshot(self._store)
 
     def _store(self, run_dir: Path) -> dict[str, Any]:
         stored = self._stored

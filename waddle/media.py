@@ -35,21 +35,14 @@ _CHUNK = 1 << 20
 
 
 class Snapshot(Deferred):
-    """What a rich value's ``_waddle_snapshot()`` returns: encode and store in the writer thread.
+    """What a rich value's ``_waddle_snapshot()`` returns: encode and store in the writer thread."""
 
-    ``materialize(None)`` (a caller reading ``run.summary[key]``) returns the logged object
-    itself and writes nothing.
-    """
+    __slots__ = ("store",)
 
-    __slots__ = ("source", "store")
-
-    def __init__(self, source: Any, store: Callable[[Path], dict[str, Any]]) -> None:
-        self.source = source
+    def __init__(self, store: Callable[[Path], dict[str, Any]]) -> None:
         self.store = store
 
-    def materialize(self, run_dir: Path | None) -> Any:
-        if run_dir is None:
-            return self.source
+    def materialize(self, run_dir: Path) -> Any:
         return self.store(run_dir)
 
 

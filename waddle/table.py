@@ -75,7 +75,7 @@ class Table:
 
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
         columns, rows = list(self.columns), list(self._rows)
-        return media.Snapshot(self, lambda run_dir: _store(run_dir, key, columns, rows))
+        return media.Snapshot(lambda run_dir: _store(run_dir, key, columns, rows))
 
     def __len__(self) -> int:
         return len(self._rows)

@@ -25,7 +25,7 @@ class Text:
 
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
         value = {"_type": "text", "text": self.text, "expected": self.expected}
-        return media.Snapshot(self, lambda run_dir: value)
+        return media.Snapshot(lambda run_dir: value)
 
     def __repr__(self) -> str:
         return f"<waddle.Text {self.text[:30]!r}>"
@@ -39,7 +39,7 @@ class Markdown:
 
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
         value = {"_type": "markdown", "text": self.text}
-        return media.Snapshot(self, lambda run_dir: value)
+        return media.Snapshot(lambda run_dir: value)
 
     def __repr__(self) -> str:
         return f"<waddle.Markdown {self.text[:30]!r}>"

@@ -91,7 +91,7 @@ class Video:
         self._frames = frames
 
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
-        return media.Snapshot(self, self._store)
+        return media.Snapshot(self._store)
 
     def _store(self, run_dir: Path) -> dict[str, Any]:
         stored = self._stored
