@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from waddle.settings import resolve_fields
 
 # name -> (environment variable, default, parser, meaning)
 SETTINGS = {
@@ -37,19 +38,7 @@ class ServerSettings:
     watcher: str | None = None
 
     def resolve(self, environ: dict[str, str] | None = None) -> ServerSettings:
-        env = os.environ if environ is None else environ
-        values = {}
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if value is None:
-                variable, default, parse, _ = SETTINGS[field.name]
-                text = env.get(variable)
-                try:
-                    value = default if not text else parse(text)
-                except ValueError as error:
-                    raise ValueError(f"{variable}={text!r} is not valid: {error}") from None
-            values[field.name] = value
-        resolved = replace(self, **values)
+        resolved = resolve_fields(self, SETTINGS, environ)
         if resolved.db is None:
             resolved = replace(resolved, db=str(Path(resolved.dir) / ".waddle" / "index.duckdb"))
         return resolved

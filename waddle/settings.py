@@ -88,22 +88,33 @@ class Settings:
 
     def resolve(self, environ: dict[str, str] | None = None) -> Settings:
         """A copy with every field set, from the environment or the default where unset."""
-        env = os.environ if environ is None else environ
-        resolved = {}
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if value is None:
-                variable, default, parse, _ = SETTINGS[field.name]
-                text = env.get(variable)
-                if text is None or text == "":
-                    value = default
-                else:
-                    try:
-                        value = parse(text)
-                    except ValueError as error:
-                        raise ValueError(f"{variable}={text!r} is not valid: {error}") from None
-            resolved[field.name] = value
-        return replace(self, **resolved)
+        return resolve_fields(self, SETTINGS, environ)
+
+
+def resolve_fields(
+    settings: Any, table: dict[str, tuple[str, Any, Any, str]], environ: dict[str, str] | None
+) -> Any:
+    """A copy of the dataclass ``settings`` with each unset field taken from ``table``.
+
+    ``table`` maps a field to (variable, default, parser, meaning); an empty variable counts
+    as unset, and an unparsable one raises ValueError naming it.
+    """
+    env = os.environ if environ is None else environ
+    resolved = {}
+    for field in fields(settings):
+        value = getattr(settings, field.name)
+        if value is None:
+            variable, default, parse, _ = table[field.name]
+            text = env.get(variable)
+            if not text:
+                value = default
+            else:
+                try:
+                    value = parse(text)
+                except ValueError as error:
+                    raise ValueError(f"{variable}={text!r} is not valid: {error}") from None
+        resolved[field.name] = value
+    return replace(settings, **resolved)
 
 
 def resolve_one(name: str, value: Any = None) -> Any:
