@@ -300,15 +300,14 @@ def test_table_cells_round_trip_with_media_references_and_non_finite_floats(new_
 
 
 def test_table_from_rows_and_from_a_dataframe(new_run):
+    pandas = pytest.importorskip("pandas")
     run = new_run()
     run.log({"rows": waddle.Table(columns=["a", "b"], data=[[1, "x"], [2, "y"]])})
-    pandas = sys.modules.get("pandas")
-    if pandas is not None:
-        run.log({"frame": waddle.Table(dataframe=pandas.DataFrame({"a": [1, 2], "b": ["x", "y"]}))})
+    run.log({"frame": waddle.Table(dataframe=pandas.DataFrame({"a": [1, 2], "b": ["x", "y"]}))})
     run.finish()
-    assert read_table(run.dir, one(run, "rows"))["data"] == [[1, "x"], [2, "y"]]
-    if pandas is not None:
-        assert read_table(run.dir, one(run, "frame")) == read_table(run.dir, one(run, "rows"))
+    rows = read_table(run.dir, one(run, "rows"))
+    assert rows["columns"] == ["a", "b"] and rows["data"] == [[1, "x"], [2, "y"]]
+    assert read_table(run.dir, one(run, "frame")) == rows
 
 
 # ---- histograms -----------------------------------------------------------------------
