@@ -95,7 +95,7 @@ class Indexer:
             self.states[(state.project, state.run_id)] = state
         for run, key, kind, *numbers in reader.execute(
             "SELECT run, key, kind, count, first_step, last_step, min, max, sum, finite, first,"
-            " last FROM metrics"
+            " last, before_min, before_max FROM metrics"
         ).fetchall():
             if run in by_id:
                 by_id[run].stats[(key, kind)] = Stat(*numbers)
@@ -326,6 +326,8 @@ METRICS_SCHEMA = pa.schema(
         ("finite", pa.int64()),
         ("first", pa.float64()),
         ("last", pa.float64()),
+        ("before_min", pa.float64()),
+        ("before_max", pa.float64()),
     ]
 )
 OFFSETS_SCHEMA = pa.schema([("run", pa.int32()), ("segment", pa.string()), ("offset", pa.int64())])

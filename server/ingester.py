@@ -16,6 +16,7 @@ offsets they were read up to; the indexer writes all of it in one transaction. I
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,13 @@ AGGREGATES = ("min", "max", "mean", "last", "first")
 
 @dataclass
 class Stat:
-    """Running aggregates of one (run, key, kind)."""
+    """Running aggregates of one (run, key, kind).
+
+    For scalars, a value logged again at the newest step (``commit=False``, an explicit step)
+    replaces the one there, as the series does (docs/format.md: the higher seq wins): steps
+    never go back within a run, so only the newest step can be logged again, and
+    ``before_min``/``before_max`` (of the values before it) are all it takes to undo it.
+    """
 
     count: int = 0
     first_step: int | None = None
@@ -50,6 +57,8 @@ class Stat:
     finite: int = 0
     first: float | None = None
     last: float | None = None
+    before_min: float | None = None
+    before_max: float | None = None
 
     def note_step(self, step: int) -> None:
         self.count += 1
@@ -59,17 +68,30 @@ class Stat:
             self.last_step = step
 
     def merge(self, steps: np.ndarray, values: np.ndarray) -> None:
+        """Add a batch of points (in seq order); a step logged again keeps its newest value."""
+        keep = np.r_[steps[1:] != steps[:-1], True]
+        if not keep.all():
+            steps, values = steps[keep], values[keep]
+        if steps[0] == self.last_step and self.last is not None:
+            self.count -= 1
+            if math.isfinite(self.last):
+                self.finite -= 1
+                self.sum -= self.last
+            self.min, self.max = self.before_min, self.before_max
         self.count += len(values)
         finite = np.isfinite(values)
         self.finite += int(finite.sum())
         self.sum += float(values[finite].sum())
-        ordered = values[~np.isnan(values)]
+        ordered = values[:-1][~np.isnan(values[:-1])]
         if len(ordered):
-            low, high = float(ordered.min()), float(ordered.max())
-            self.min = low if self.min is None else min(self.min, low)
-            self.max = high if self.max is None else max(self.max, high)
+            self.min = _least(self.min, float(ordered.min()))
+            self.max = _most(self.max, float(ordered.max()))
+        self.before_min, self.before_max = self.min, self.max
+        if not math.isnan(values[-1]):
+            self.min = _least(self.min, float(values[-1]))
+            self.max = _most(self.max, float(values[-1]))
         first = int(np.argmin(steps))
-        if self.first_step is None or steps[first] < self.first_step:
+        if self.first_step is None or steps[first] <= self.first_step:
             self.first_step, self.first = int(steps[first]), float(values[first])
         last = len(steps) - 1 - int(np.argmax(steps[::-1]))
         if self.last_step is None or steps[last] >= self.last_step:
@@ -489,6 +511,14 @@ def _scalar_table(groups: list) -> pa.Table:
     seqs = np.concatenate([group[4] for group in groups])
     values = np.concatenate([group[5] for group in groups])
     return pa.table([runs, pa.array(keys, pa.string()), steps, ts, seqs, values], SCALAR_SCHEMA)
+
+
+def _least(a: float | None, b: float) -> float:
+    return b if a is None else min(a, b)
+
+
+def _most(a: float | None, b: float) -> float:
+    return b if a is None else max(a, b)
 
 
 def _count(value: Any) -> int:
