@@ -59,7 +59,7 @@ class Image:
             if file_format in KEPT_FORMATS:
                 self._format = KEPT_FORMATS[file_format]
         elif type(data).__module__.startswith("PIL."):
-            media.require_pillow(WHAT)
+            media.check_pillow(WHAT)
             if not hasattr(data, "copy") or not hasattr(data, "size"):
                 raise TypeError(f"{WHAT}: unsupported PIL object {type(data).__name__}")
             self._pil = data.copy()
@@ -67,13 +67,13 @@ class Image:
             if self.width == 0 or self.height == 0:
                 raise ValueError(f"{WHAT}: the PIL image is empty ({self.width}×{self.height})")
         elif media.is_torch(data):
-            media.require_pillow(WHAT)
+            media.check_pillow(WHAT)
             media.check_real(WHAT, data.dtype, tuple(data.shape))
             self.height, self.width, self._chw = _layout(tuple(data.shape))
             # clone() is queued on the tensor's device: no host sync on the caller's thread.
             self._pixels = data.detach().clone()
         else:
-            media.require_pillow(WHAT)
+            media.check_pillow(WHAT)
             array = media.as_array(WHAT, data)
             self.height, self.width, self._chw = _layout(array.shape)
             _check_range(array)

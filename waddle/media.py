@@ -7,7 +7,7 @@ are logged. This module promises:
 - a stored file is complete or absent: it is written under a temporary name starting with
   ``.`` in the same folder, fsynced, then renamed into place, so a reader never sees half a file;
 - the path it returns is relative to the run folder, uses ``/`` and never leaves the folder;
-- nothing here runs on the caller's thread except :func:`require_pillow` and the checks in
+- nothing here runs on the caller's thread except :func:`check_pillow` and the checks in
   :func:`check_caption` and :func:`as_array`: hashing and writing happen in the writer thread.
 
 It also holds the pieces the data types share: :class:`Snapshot` (the Deferred they hand to
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -124,6 +125,17 @@ def _copy(source: Path, temp: Path) -> None:
             shutil.copyfileobj(src, dst, _CHUNK)
         dst.flush()
         os.fsync(dst.fileno())
+
+
+def check_pillow(what: str) -> None:
+    """Raise the one-line fix if Pillow is missing, without importing it.
+
+    Importing Pillow takes about 10 ms; the caller's thread only asks whether it is there and
+    the writer thread, which encodes, imports it.
+    """
+    module = sys.modules.get("PIL", False)
+    if module is None or (module is False and importlib.util.find_spec("PIL") is None):
+        require_pillow(what)
 
 
 def require_pillow(what: str) -> Any:

@@ -59,7 +59,7 @@ class Video:
             self.mime = FILE_TYPES[suffix]
             self.fps = float(fps)
             return
-        media.require_pillow(WHAT)
+        media.check_pillow(WHAT)
         self.mime = "image/gif"
         self.fps = min(float(fps), MAX_GIF_FPS)
         if media.is_torch(data_or_path):
