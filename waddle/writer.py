@@ -99,6 +99,9 @@ class Writer:
         next_sample = started + interval
         last_fsync = started
         try:
+            # Block first, so the GIL goes back to init() at once instead of after this
+            # thread's slow start (imports, git); events queue meanwhile.
+            self.wake.wait(settings.flush_interval)
             self._emit_start()
             while not self._finished:
                 self.wake.wait(settings.flush_interval)
