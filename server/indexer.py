@@ -30,7 +30,8 @@ from typing import Any
 
 import pyarrow as pa
 from waddle.server import tailer
-from waddle.server.ingester import RUN_SCHEMA, Batch, RunState, Stat
+from waddle.server.ingester import Batch
+from waddle.server.run_state import RUN_SCHEMA, RunState, Stat, metrics_table, offsets_table
 from waddle.server.store import RUN_TABLES, Store, insert_arrow
 
 from waddle import segment
@@ -251,8 +252,8 @@ class Indexer:
                 for table in ("runs", "metrics", "offsets"):
                     con.execute(f"DELETE FROM {table} WHERE list_contains(?, run)", [ids])
                 insert_arrow(con, "runs", pa.Table.from_pylist([s.row() for s in runs], RUN_SCHEMA))
-                insert_arrow(con, "metrics", _metrics_table(runs))
-                insert_arrow(con, "offsets", _offsets_table(runs))
+                insert_arrow(con, "metrics", metrics_table(runs))
+                insert_arrow(con, "offsets", offsets_table(runs))
         self._live_rows += live.num_rows
         self.totals["commits"] += 1
         self.totals["events"] += batch.events
@@ -292,42 +293,3 @@ def _subfolders(path: Path) -> list[str]:
         for entry in entries
         if NAME.match(entry.name) and entry.is_dir(follow_symlinks=False)
     ]
-
-
-def _metrics_table(runs: list[RunState]) -> pa.Table:
-    rows = [
-        {"run": state.run, "key": key, "kind": kind, **vars(stat)}
-        for state in runs
-        for (key, kind), stat in state.stats.items()
-    ]
-    return pa.Table.from_pylist(rows, METRICS_SCHEMA)
-
-
-def _offsets_table(runs: list[RunState]) -> pa.Table:
-    rows = [
-        {"run": state.run, "segment": name, "offset": offset}
-        for state in runs
-        for name, offset in state.offsets.items()
-    ]
-    return pa.Table.from_pylist(rows, OFFSETS_SCHEMA)
-
-
-METRICS_SCHEMA = pa.schema(
-    [
-        ("run", pa.int32()),
-        ("key", pa.string()),
-        ("kind", pa.string()),
-        ("count", pa.int64()),
-        ("first_step", pa.int64()),
-        ("last_step", pa.int64()),
-        ("min", pa.float64()),
-        ("max", pa.float64()),
-        ("sum", pa.float64()),
-        ("finite", pa.int64()),
-        ("first", pa.float64()),
-        ("last", pa.float64()),
-        ("before_min", pa.float64()),
-        ("before_max", pa.float64()),
-    ]
-)
-OFFSETS_SCHEMA = pa.schema([("run", pa.int32()), ("segment", pa.string()), ("offset", pa.int64())])

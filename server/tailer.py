@@ -16,7 +16,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from waddle.server.ingester import Batch, RunState
+from waddle.server.ingester import Batch
+from waddle.server.run_state import RunState
 
 from waddle import event as event_format
 from waddle import segment

@@ -1,0 +1,280 @@
+"""What the index knows of each run folder, kept up to date event by event.
+
+A :class:`RunState` is one run's identity, metadata, status, counters, segment offsets and, per
+(key, kind), a :class:`Stat` of running aggregates. It promises:
+
+- the run's ``runs``, ``metrics`` and ``offsets`` rows are made from it alone
+  (:meth:`RunState.row`, :func:`metrics_table`, :func:`offsets_table`), and
+  :meth:`RunState.from_row` plus those rows give the same state back after a restart;
+- the summary (count, first/last step, min, max, mean, first, last per key) is kept as points
+  arrive, so listing runs never scans their points; a step logged again keeps its newest value.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+from waddle.server import wire
+
+AGGREGATES = ("min", "max", "mean", "last", "first")
+
+
+@dataclass
+class Stat:
+    """Running aggregates of one (run, key, kind).
+
+    For scalars, a value logged again at the newest step (``commit=False``, an explicit step)
+    replaces the one there, as the series does (docs/format.md: the higher seq wins): steps
+    never go back within a run, so only the newest step can be logged again, and
+    ``before_min``/``before_max`` (of the values before it) are all it takes to undo it.
+    """
+
+    count: int = 0
+    first_step: int | None = None
+    last_step: int | None = None
+    min: float | None = None
+    max: float | None = None
+    sum: float = 0.0
+    finite: int = 0
+    first: float | None = None
+    last: float | None = None
+    before_min: float | None = None
+    before_max: float | None = None
+
+    def note_step(self, step: int) -> None:
+        self.count += 1
+        if self.first_step is None or step < self.first_step:
+            self.first_step = step
+        if self.last_step is None or step > self.last_step:
+            self.last_step = step
+
+    def merge(self, steps: np.ndarray, values: np.ndarray) -> None:
+        """Add a batch of points (in seq order); a step logged again keeps its newest value."""
+        keep = np.r_[steps[1:] != steps[:-1], True]
+        if not keep.all():
+            steps, values = steps[keep], values[keep]
+        if steps[0] == self.last_step and self.last is not None:
+            self.count -= 1
+            if math.isfinite(self.last):
+                self.finite -= 1
+                self.sum -= self.last
+            self.min, self.max = self.before_min, self.before_max
+        self.count += len(values)
+        finite = np.isfinite(values)
+        self.finite += int(finite.sum())
+        self.sum += float(values[finite].sum())
+        ordered = values[:-1][~np.isnan(values[:-1])]
+        if len(ordered):
+            self.min = _least(self.min, float(ordered.min()))
+            self.max = _most(self.max, float(ordered.max()))
+        self.before_min, self.before_max = self.min, self.max
+        if not math.isnan(values[-1]):
+            self.min = _least(self.min, float(values[-1]))
+            self.max = _most(self.max, float(values[-1]))
+        first = int(np.argmin(steps))
+        if self.first_step is None or steps[first] <= self.first_step:
+            self.first_step, self.first = int(steps[first]), float(values[first])
+        last = len(steps) - 1 - int(np.argmax(steps[::-1]))
+        if self.last_step is None or steps[last] >= self.last_step:
+            self.last_step, self.last = int(steps[last]), float(values[last])
+
+    def aggregate(self, name: str) -> float | None:
+        if name == "mean":
+            return self.sum / self.finite if self.finite else None
+        return getattr(self, name)
+
+
+@dataclass(eq=False)
+class RunState:
+    """What the index knows of one run folder; mirrored by its ``runs`` and ``metrics`` rows."""
+
+    run: int
+    project: str
+    run_id: str
+    name: str | None = None
+    group: str | None = None
+    job_type: str | None = None
+    tags: list[str] = field(default_factory=list)
+    notes: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    status: str = "running"
+    created: float | None = None
+    updated: float | None = None
+    heartbeat: float | None = None
+    last_step: int | None = None
+    next_seq: int = 0
+    events: int = 0
+    rejected: int = 0
+    dropped_steps: int = 0
+    dropped_values: int = 0
+    lost_events: int = 0
+    exit_code: int | None = None
+    finish: dict[str, Any] | None = None
+    defines: list[dict[str, Any]] = field(default_factory=list)
+    explicit_summary: dict[str, Any] = field(default_factory=dict)
+    stats: dict[tuple[str, str], Stat] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    def stat(self, key: str, kind: str) -> Stat:
+        stat = self.stats.get((key, kind))
+        if stat is None:
+            stat = self.stats[(key, kind)] = Stat()
+        return stat
+
+    def summary_spec(self, key: str) -> list[str]:
+        spec = "last"
+        for define in self.defines:
+            if define.get("summary") and fnmatch.fnmatchcase(key, define["name"]):
+                spec = define["summary"]
+        return [name for name in spec.split(",") if name.strip() in AGGREGATES]
+
+    def summary(self) -> dict[str, Any]:
+        """Per scalar key its summary (last, or what define_metric asked), then explicit values."""
+        out: dict[str, Any] = {}
+        for (key, kind), stat in sorted(self.stats.items()):
+            if kind != "scalar":
+                continue
+            spec = [name.strip() for name in self.summary_spec(key)]
+            if len(spec) == 1:
+                out[key] = stat.aggregate(spec[0])
+            elif spec:
+                out[key] = {name: stat.aggregate(name) for name in spec}
+        out.update(self.explicit_summary)
+        return out
+
+    def row(self) -> dict[str, Any]:
+        def js(value: Any) -> str | None:
+            return None if value is None else wire.dumps(value).decode()
+
+        return {
+            "run": self.run,
+            "project": self.project,
+            "run_id": self.run_id,
+            "name": self.name,
+            "group": self.group,
+            "job_type": self.job_type,
+            "tags": self.tags,
+            "notes": self.notes,
+            "config": js(self.config),
+            "summary": js(self.summary()),
+            "context": js(self.context),
+            "status": self.status,
+            "created": self.created,
+            "updated": self.updated,
+            "heartbeat": self.heartbeat,
+            "last_step": self.last_step,
+            "next_seq": self.next_seq,
+            "events": self.events,
+            "rejected": self.rejected,
+            "dropped_steps": self.dropped_steps,
+            "dropped_values": self.dropped_values,
+            "lost_events": self.lost_events,
+            "exit_code": self.exit_code,
+            "finish": js(self.finish),
+            "defines": js(self.defines),
+            "explicit_summary": js(self.explicit_summary),
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> RunState:
+        state = cls(run=row["run"], project=row["project"], run_id=row["run_id"])
+        for name in state.row():
+            if name in ("summary", "run", "project", "run_id"):
+                continue
+            value = row[name]
+            if name in ("config", "context", "finish", "defines", "explicit_summary"):
+                value = orjson.loads(value) if value is not None else None
+                if value is None and name != "finish":
+                    value = [] if name == "defines" else {}
+            setattr(state, name, value if value is not None or name != "tags" else [])
+        return state
+
+
+def _run_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            ("run", pa.int32()),
+            ("project", pa.string()),
+            ("run_id", pa.string()),
+            ("name", pa.string()),
+            ("group", pa.string()),
+            ("job_type", pa.string()),
+            ("tags", pa.list_(pa.string())),
+            ("notes", pa.string()),
+            ("config", pa.string()),
+            ("summary", pa.string()),
+            ("context", pa.string()),
+            ("status", pa.string()),
+            ("created", pa.float64()),
+            ("updated", pa.float64()),
+            ("heartbeat", pa.float64()),
+            ("last_step", pa.int64()),
+            ("next_seq", pa.int64()),
+            ("events", pa.int64()),
+            ("rejected", pa.int64()),
+            ("dropped_steps", pa.int64()),
+            ("dropped_values", pa.int64()),
+            ("lost_events", pa.int64()),
+            ("exit_code", pa.int32()),
+            ("finish", pa.string()),
+            ("defines", pa.string()),
+            ("explicit_summary", pa.string()),
+        ]
+    )
+
+
+RUN_SCHEMA = _run_schema()
+
+
+def metrics_table(runs: list[RunState]) -> pa.Table:
+    rows = [
+        {"run": state.run, "key": key, "kind": kind, **vars(stat)}
+        for state in runs
+        for (key, kind), stat in state.stats.items()
+    ]
+    return pa.Table.from_pylist(rows, METRICS_SCHEMA)
+
+
+def offsets_table(runs: list[RunState]) -> pa.Table:
+    rows = [
+        {"run": state.run, "segment": name, "offset": offset}
+        for state in runs
+        for name, offset in state.offsets.items()
+    ]
+    return pa.Table.from_pylist(rows, OFFSETS_SCHEMA)
+
+
+METRICS_SCHEMA = pa.schema(
+    [
+        ("run", pa.int32()),
+        ("key", pa.string()),
+        ("kind", pa.string()),
+        ("count", pa.int64()),
+        ("first_step", pa.int64()),
+        ("last_step", pa.int64()),
+        ("min", pa.float64()),
+        ("max", pa.float64()),
+        ("sum", pa.float64()),
+        ("finite", pa.int64()),
+        ("first", pa.float64()),
+        ("last", pa.float64()),
+        ("before_min", pa.float64()),
+        ("before_max", pa.float64()),
+    ]
+)
+OFFSETS_SCHEMA = pa.schema([("run", pa.int32()), ("segment", pa.string()), ("offset", pa.int64())])
+
+
+def _least(a: float | None, b: float) -> float:
+    return b if a is None else min(a, b)
+
+
+def _most(a: float | None, b: float) -> float:
+    return b if a is None else max(a, b)
