@@ -1,54 +1,104 @@
-"""Scalar series as the API serves them: full, smoothed, and downsampled with M4.
+"""Scalar series as the API serves them: full, smoothed, and downsampled with M4, on any x axis.
 
 This module owns the math of a chart line. It promises:
 
 - a series is one value per step: when a key was logged twice at one step, the event with the
-  higher seq wins (docs/format.md);
-- smoothing is TensorBoard's debiased exponential moving average, computed on the
-  full-resolution series before any downsampling; non-finite points pass through unsmoothed
-  and do not disturb their neighbours;
-- M4 downsampling splits [start, end] into at most ``points`` equal-width buckets of x and
+  higher seq wins (docs/format.md), on every path (full, M4, smoothed, exported);
+- the x axis is the step, the wall time ``t``, or another scalar key of the run (W&B's
+  ``define_metric(step_metric=...)``): a point is paired with that key's value logged at the
+  same step, as W&B pairs values of one history row; a point whose step has no finite x value
+  is left out;
+- smoothing is TensorBoard's debiased exponential moving average, computed in step order on
+  the full-resolution series before any downsampling; non-finite points pass through
+  unsmoothed and do not disturb their neighbours;
+- M4 downsampling splits [start, end] of x into at most ``points`` equal-width buckets and
   keeps, per bucket, the first, last, minimum and maximum point (with their x), the count, and
   the count of NaN points: a spike is never averaged away and a NaN is never dropped.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 import numpy as np
+import orjson
 import pyarrow as pa
 from waddle.server import wire
 
-X_COLUMNS = {"step": "step", "time": "t"}
+STEP, TIME = "step", "time"
 
-_SOURCE = (
-    "SELECT step, t, value, seq FROM scalars WHERE run = $run AND key = $key {cond} "
-    "UNION ALL SELECT step, t, value, seq FROM scalars_live WHERE run = $run AND key = $key {cond}"
+_RAW = (
+    "SELECT step, t, value, seq FROM scalars WHERE run = $run AND key = ${p} UNION ALL "
+    "SELECT step, t, value, seq FROM scalars_live WHERE run = $run AND key = ${p}"
 )
+_NEWEST = " QUALIFY row_number() OVER (PARTITION BY step ORDER BY seq DESC) = 1"
 
 
-def fetch(
-    cursor: duckdb.DuckDBPyConnection, run: int, key: str, x: str, start=None, end=None
-) -> dict[str, np.ndarray]:
-    """The series (step, t, value, seq arrays) ordered by x, optionally within [start, end]."""
-    column = X_COLUMNS[x]
-    cond, params = _range(column, start, end)
-    result = cursor.execute(
-        f"SELECT * FROM ({_SOURCE.format(cond=cond)}) ORDER BY step, seq",
-        {"run": run, "key": key, **params},
-    ).fetchnumpy()
-    columns = {name: np.asarray(result[name]) for name in ("step", "t", "value", "seq")}
-    steps = columns["step"]
-    if len(steps) > 1:
-        keep = np.r_[steps[1:] != steps[:-1], True]  # the last seq of each step
-        if not keep.all():
-            columns = {name: array[keep] for name, array in columns.items()}
-    if x == "time" and len(steps) > 1:
-        order = np.argsort(columns["t"], kind="stable")
-        columns = {name: array[order] for name, array in columns.items()}
-    return columns
+@contextmanager
+def snapshot(cursor: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Every query inside sees the index as of one commit."""
+    cursor.execute("BEGIN TRANSACTION")
+    try:
+        yield cursor
+    finally:
+        cursor.execute("ROLLBACK")
+
+
+def default_x(defines: str | None, key: str) -> str | None:
+    """The step_metric the run defined for ``key``: by its exact name, else by a glob.
+
+    The newest definition wins, as for summaries.
+    """
+    exact = glob = None
+    for define in orjson.loads(defines) if defines else []:
+        step_metric = define.get("step_metric")
+        if not step_metric:
+            continue
+        if define.get("name") == key:
+            exact = step_metric
+        elif fnmatch.fnmatchcase(key, define.get("name") or ""):
+            glob = step_metric
+    return exact or glob
+
+
+def _rows(cursor, run: int, key: str, param: str) -> str:
+    """SQL of one key's points, one per step; the dedup runs only when a step was logged twice."""
+    raw = _RAW.format(p=param)
+    ((twice,),) = cursor.execute(
+        f"SELECT (SELECT count(*) FROM ({raw})) <> coalesce((SELECT any_value(count) FROM metrics"
+        f" WHERE run = $run AND key = ${param} AND kind = 'scalar'), 0)",
+        {"run": run, param: key},
+    ).fetchall()
+    return f"SELECT * FROM ({raw}){_NEWEST}" if twice else raw
+
+
+def source(cursor, run: int, key: str, x: str) -> tuple[str, dict]:
+    """SQL (columns step, t, value, seq, x) of ``key``'s series on axis ``x``, and its params."""
+    rows = _rows(cursor, run, key, "key")
+    params = {"run": run, "key": key}
+    if x == STEP:
+        return f"SELECT *, step AS x FROM ({rows})", params
+    if x == TIME:
+        return f"SELECT *, t AS x FROM ({rows})", params
+    params["xkey"] = x
+    return (
+        f"SELECT s.step, s.t, s.value, s.seq, m.value AS x FROM ({rows}) s"
+        f" JOIN ({_rows(cursor, run, x, 'xkey')}) m ON s.step = m.step WHERE isfinite(m.value)",
+        params,
+    )
+
+
+def fetch(cursor, sql: str, params: dict, start=None, end=None) -> pa.Table:
+    """The rows of ``source()`` within [start, end] of x, in step order."""
+    cond, bounds = _range(start, end)
+    return cursor.sql(
+        f"SELECT step, t, value, x FROM ({sql}) WHERE true {cond} ORDER BY step",
+        params={**params, **bounds},
+    ).to_arrow_table()
 
 
 def ema(values: np.ndarray, weight: float) -> np.ndarray:
@@ -78,25 +128,23 @@ def ema(values: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
-def m4_table(
-    cursor: duckdb.DuckDBPyConnection,
-    source: str,
-    params: dict,
-    x: str,
-    start: float,
-    end: float,
-    points: int,
-) -> dict[str, list]:
-    """M4 buckets of the rows of ``source`` (columns step, t, value) within [start, end]."""
-    column = X_COLUMNS[x]
-    width = (end - start + 1) if x == "step" else (end - start)
+def m4(cursor, sql: str, params: dict, x: str, start, end, points: int) -> dict[str, list]:
+    """M4 buckets of the rows of ``sql`` (columns x and value) within [start, end] of x."""
+    if start is None or end is None:
+        ((low, high),) = cursor.execute(f"SELECT min(x), max(x) FROM ({sql})", params).fetchall()
+        start = low if start is None else start
+        end = high if end is None else end
+    if start is None or end is None:
+        return {name: [] for name in _BUCKET_COLUMNS}
+    width = (end - start + 1) if x == STEP else (end - start)
     width = width if width > 0 else 1.0
-    sql = f"""
+    result = cursor.execute(
+        f"""
         WITH s AS (
-            SELECT {column} AS x, value,
-                   least(CAST(floor(({column} - $start) * $points / $width) AS BIGINT),
-                         $points - 1) AS bucket
-            FROM ({source}) WHERE {column} BETWEEN $start AND $end
+            SELECT x, value,
+                   least(CAST(floor((x - $start) * $points / $width) AS BIGINT), $points - 1)
+                       AS bucket
+            FROM ({sql}) WHERE x BETWEEN $start AND $end
         )
         SELECT bucket, count(*) AS count,
                min(x) AS x_first, arg_min(value, x) AS first,
@@ -107,76 +155,51 @@ def m4_table(
                max(value) FILTER (WHERE NOT isnan(value)) AS max,
                count(*) FILTER (WHERE isnan(value)) AS nan
         FROM s GROUP BY bucket ORDER BY bucket
-    """
-    result = cursor.execute(
-        sql, {**params, "start": start, "end": end, "points": points, "width": width}
+        """,
+        {**params, "start": start, "end": end, "points": points, "width": width},
     ).fetchnumpy()
     out: dict[str, list] = {}
-    for name in ("x_first", "first", "x_last", "last", "x_min", "min", "x_max", "max"):
+    for name in _BUCKET_COLUMNS:
         array = result[name]
         if np.ma.isMaskedArray(array):
             array = array.astype(np.float64).filled(np.nan)
         out[name] = (
             wire.floats(np.asarray(array, dtype=np.float64))
-            if name
-            in (
-                "first",
-                "last",
-                "min",
-                "max",
-            )
+            if name in ("first", "last", "min", "max")
             else np.asarray(array).tolist()
         )
-    out["count"] = np.asarray(result["count"]).tolist()
-    out["nan"] = np.asarray(result["nan"]).tolist()
     return out
 
 
-def m4_stored(cursor, run: int, key: str, x: str, start, end, points: int) -> dict[str, list]:
-    """M4 straight from the index (no smoothing): no full fetch."""
-    column = X_COLUMNS[x]
-    if start is None or end is None:
-        low, high = cursor.execute(
-            f"SELECT min({column}), max({column}) FROM ({_SOURCE.format(cond='')})",
-            {"run": run, "key": key},
-        ).fetchone()
-        start = low if start is None else start
-        end = high if end is None else end
-    if start is None:
-        return _empty_buckets()
-    return m4_table(
-        cursor, _SOURCE.format(cond=""), {"run": run, "key": key}, x, start, end, points
-    )
-
-
-def m4_arrays(cursor, columns: dict[str, np.ndarray], x: str, start, end, points: int):
+def m4_table(cursor, table: pa.Table, x: str, start, end, points: int) -> dict[str, list]:
     """M4 of a series already in memory (after smoothing)."""
-    xs = columns[X_COLUMNS[x]]
-    if len(xs) == 0:
-        return _empty_buckets()
-    start = xs.min().item() if start is None else start
-    end = xs.max().item() if end is None else end
-    cursor.register(
-        "_series",
-        pa.table({"step": columns["step"], "t": columns["t"], "value": columns["value"]}),
-    )
+    cursor.register("_series", table)
     try:
-        return m4_table(cursor, "SELECT * FROM _series", {}, x, start, end, points)
+        return m4(cursor, "SELECT * FROM _series", {}, x, start, end, points)
     finally:
         cursor.unregister("_series")
 
 
-def _empty_buckets() -> dict[str, list]:
-    names = ("x_first", "first", "x_last", "last", "x_min", "min", "x_max", "max", "count", "nan")
-    return {name: [] for name in names}
+_BUCKET_COLUMNS = (
+    "x_first",
+    "first",
+    "x_last",
+    "last",
+    "x_min",
+    "min",
+    "x_max",
+    "max",
+    "count",
+    "nan",
+)
 
 
-def _range(column: str, start, end) -> tuple[str, dict]:
+def _range(start, end) -> tuple[str, dict]:
     cond, params = "", {}
     if start is not None:
-        cond += f" AND {column} >= $start"
+        cond += " AND x >= $start"
         params["start"] = start
     if end is not None:
-        cond += f" AND {column} <= $end"
+        cond += " AND x <= $end"
         params["end"] = end
     return cond, params

@@ -8,7 +8,9 @@ import subprocess
 import sys
 
 import httpx
+import numpy as np
 import orjson
+import pyarrow.ipc
 import pytest
 from waddle.server.series import ema
 from websockets.exceptions import InvalidStatus
@@ -224,3 +226,109 @@ def test_websocket_pushes_new_points(tmp_path, new_run):
             wait_until(lambda: receive() and (2, 7.0) in seen)
             assert seen == [(0, 5.0), (1, "NaN"), (2, 7.0)]
             assert any(r["id"] == run.id for r in runs)
+
+
+def test_custom_x_axis_from_define_metric(tmp_path, new_run):
+    run = new_run()
+    run.define_metric("val/*", step_metric="epoch")
+    run.define_metric("val/special", step_metric="lr")  # the exact name beats the glob
+    for step in range(12):
+        values = {"train/loss": 10.0 - step, "lr": 0.5 / (step + 1)}
+        if step % 4 == 3:  # epochs 1, 2, 3 end at steps 3, 7, 11
+            values.update({"epoch": (step + 1) // 4, "val/acc": step / 100, "val/special": 1.0})
+        run.log(values)
+    run.log({"val/acc": 0.99})  # step 12 has no epoch: left out on the epoch axis
+    run.finish()
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        url = f"/api/projects/p/runs/{run.id}/scalars"
+        acc = s.json(url, params={"key": "val/acc"})
+        assert acc["x"] == "epoch"
+        assert acc["series"] == {
+            "step": [3, 7, 11],
+            "t": acc["series"]["t"],
+            "x": [1.0, 2.0, 3.0],
+            "value": [0.03, 0.07, 0.11],
+        }
+        assert s.json(url, params={"key": "val/special"})["x"] == "lr"
+        by_step = s.json(url, params={"key": "val/acc", "x": "step"})
+        assert by_step["x"] == "step" and by_step["series"]["step"] == [3, 7, 11, 12]
+        loss = s.json(url, params={"key": "train/loss"})
+        assert loss["x"] == "step" and len(loss["series"]["step"]) == 12
+        loss_by_epoch = s.json(url, params={"key": "train/loss", "x": "epoch", "start": 2})
+        assert loss_by_epoch["series"]["x"] == [2.0, 3.0]
+        assert loss_by_epoch["series"]["value"] == [3.0, -1.0]
+        buckets = s.json(url, params={"key": "val/acc", "points": 2, "start": 1, "end": 3})
+        assert buckets["x"] == "epoch"
+        assert buckets["buckets"]["x_first"] == [1.0, 2.0] and buckets["buckets"]["count"] == [1, 2]
+        assert buckets["buckets"]["max"] == [0.03, 0.11]
+        smoothed = s.json(url, params={"key": "val/acc", "points": 1, "smooth": 0.5})
+        assert smoothed["x"] == "epoch" and smoothed["buckets"]["count"] == [3]
+        batch = s.client.post(
+            "/api/projects/p/scalars",
+            json={"series": [{"run": run.id, "key": "val/acc"}, {"run": run.id, "key": "lr"}]},
+        ).json()["results"]
+        assert [r["x"] for r in batch] == ["epoch", "step"]
+        assert batch[0]["series"]["x"] == [1.0, 2.0, 3.0]
+        missing = s.get(url, params={"key": "val/acc", "x": "nope"})
+        assert (
+            missing.status_code == 404
+            and "'nope' to use as x" in missing.json()["error"]["message"]
+        )
+
+
+def test_a_step_logged_twice_keeps_the_newest_value_everywhere(tmp_path, new_run):
+    run = new_run()
+    run.log({"loss": 1.0})
+    run.log({"loss": 100.0}, commit=False)
+    run.log({"loss": 2.0})  # step 1: 100 is replaced by 2
+    run.log({"loss": 3.0})
+    run.log({"loss": 50.0}, step=3)
+    run.flush()
+    with serving(tmp_path) as s:
+        base = f"/api/projects/p/runs/{run.id}"
+
+        def indexed(count):
+            metrics = s.get(f"{base}/metrics")
+            return metrics.status_code == 200 and metrics.json()["metrics"][0]["count"] == count
+
+        wait_until(lambda: indexed(4))
+        run.log({"loss": -7.0}, step=3)  # indexed in a later batch than the 50 it replaces
+        run.finish()
+        wait_until(lambda: s.json(f"{base}")["status"] == "finished")
+        steps, values = [0, 1, 2, 3], [1.0, 2.0, 3.0, -7.0]
+        full = s.json(f"{base}/scalars", params={"key": "loss"})["series"]
+        assert (full["step"], full["value"]) == (steps, values)
+        m4 = s.json(f"{base}/scalars", params={"key": "loss", "points": 1})["buckets"]
+        assert (m4["count"], m4["min"], m4["max"], m4["last"]) == ([4], [-7.0], [3.0], [-7.0])
+        smooth = s.json(f"{base}/scalars", params={"key": "loss", "smooth": 0.5})["series"]
+        assert smooth["value"] == pytest.approx(ema(np.array(values), 0.5).tolist())
+        batch = s.client.post(
+            "/api/projects/p/scalars", json={"series": [{"run": run.id, "key": "loss"}]}
+        ).json()["results"][0]["series"]
+        assert batch["value"] == values
+        csv = s.get(f"{base}/export", params={"format": "csv"}).text.splitlines()
+        assert [float(line.split(",")[-1]) for line in csv[1:]] == values
+        (metric,) = s.json(f"{base}/metrics")["metrics"]
+        assert (metric["count"], metric["min"], metric["max"], metric["last"]) == (4, -7, 3, -7)
+        assert metric["mean"] == pytest.approx(sum(values) / 4)
+        assert s.json(f"{base}")["summary"]["loss"] == -7.0
+
+
+def test_full_series_as_arrow_keeps_nonfinite_floats(tmp_path, new_run):
+    values = [0.5, math.nan, math.inf, -math.inf, 2.5]
+    run = _logged(new_run, [{"loss": value} for value in values])
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        url = f"/api/projects/p/runs/{run.id}/scalars"
+        response = s.get(url, params={"key": "loss", "format": "arrow"})
+        assert response.headers["content-type"] == "application/vnd.apache.arrow.stream"
+        table = pyarrow.ipc.open_stream(response.content).read_all()
+        assert table.column_names == ["step", "t", "value"]
+        assert table["step"].to_pylist() == [0, 1, 2, 3, 4]
+        got = table["value"].to_numpy()
+        assert math.isnan(got[1]) and got[2] == math.inf and got[3] == -math.inf
+        assert got[[0, 4]].tolist() == [0.5, 2.5]
+        assert table.schema.metadata[b"waddle.x"] == b"step"
+        bad = s.get(url, params={"key": "loss", "format": "arrow", "points": 10})
+        assert bad.status_code == 422 and "format=arrow" in bad.json()["error"]["message"]

@@ -1,56 +1,115 @@
 """Scalar series: one series, many series in one request, and a run's scalars as CSV or Parquet.
 
-Without ``points`` a series comes back whole; with ``points=N`` as at most N M4 buckets over
-[start, end] (see :mod:`waddle.server.series`); ``smooth`` applies the debiased EMA first.
+Without ``points`` a series comes back whole (as JSON, or as an Arrow IPC stream); with
+``points=N`` as at most N M4 buckets over [start, end] of x (see :mod:`waddle.server.series`);
+``smooth`` applies the debiased EMA first. x is the step, the time, or another scalar key; by
+default the step_metric the run defined for the key (``define_metric``), else the step.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from typing import Annotated, Literal
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv
 import pyarrow.parquet
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from waddle.server import series, wire
-from waddle.server.errors import not_found
+from waddle.server.errors import invalid, not_found
 from waddle.server.routes.lookup import context, run_number
 
 router = APIRouter(prefix="/api/projects/{project}", tags=["scalars"])
 
-XAxis = Literal["step", "time"]
 MAX_POINTS = 100_000
+ARROW = "application/vnd.apache.arrow.stream"
+X_HELP = "step, time, or another scalar key (default: the run's step_metric for the key, else step)"
 
 
-def _series(request, project, run_id, key, x, start, end, points, smooth):
+def _axis(cursor, run: int, run_id: str, key: str, x: str | None) -> str:
+    """The x axis to use: the one asked for, else the run's step_metric for ``key``, else step."""
+    scalars = {
+        name
+        for (name,) in cursor.execute(
+            "SELECT key FROM metrics WHERE run = ? AND kind = 'scalar' AND key IN (?, ?)",
+            [run, key, x or key],
+        ).fetchall()
+    }
+    if key not in scalars:
+        raise not_found(f"run {run_id!r} has no scalar key {key!r}")
+    if x is None:
+        ((defines,),) = cursor.execute("SELECT defines FROM runs WHERE run = ?", [run]).fetchall()
+        x = series.default_x(defines, key)
+        if x is None or x == key:
+            return series.STEP
+        ((found,),) = cursor.execute(
+            "SELECT count(*) FROM metrics WHERE run = ? AND kind = 'scalar' AND key = ?", [run, x]
+        ).fetchall()
+        return x if found else series.STEP
+    if x in (series.STEP, series.TIME) or x in scalars:
+        return x
+    raise not_found(f"run {run_id!r} has no scalar key {x!r} to use as x")
+
+
+def _series(request, project, run_id, key, x, start, end, points, smooth) -> dict:
+    """One series: its buckets, or (without ``points``) its Arrow table under ``"table"``."""
     run = run_number(request, project, run_id)
     cursor = context(request).store.reader()
-    found = cursor.execute(
-        "SELECT 1 FROM metrics WHERE run = ? AND key = ? AND kind = 'scalar'", [run, key]
-    ).fetchall()
-    if not found:
-        raise not_found(f"run {run_id!r} has no scalar key {key!r}")
-    out = {"run": run_id, "key": key, "x": x, "smooth": smooth or None, "points": points}
-    if points is not None and not smooth:
-        out["buckets"] = series.m4_stored(cursor, run, key, x, start, end, points)
-        return out
-    columns = series.fetch(cursor, run, key, x, None if smooth else start, end)
-    if smooth:
-        columns["value"] = series.ema(columns["value"], smooth)
-    if points is not None:
-        out["buckets"] = series.m4_arrays(cursor, columns, x, start, end, points)
-        return out
-    if smooth and start is not None:
-        keep = columns[series.X_COLUMNS[x]] >= start
-        columns = {name: array[keep] for name, array in columns.items()}
-    out["series"] = {
-        "step": columns["step"].tolist(),
-        "t": columns["t"].tolist(),
-        "value": wire.floats(columns["value"]),
-    }
+    with series.snapshot(cursor):
+        axis = _axis(cursor, run, run_id, key, x)
+        sql, params = series.source(cursor, run, key, axis)
+        out = {"run": run_id, "key": key, "x": axis, "smooth": smooth or None, "points": points}
+        if points is not None and not smooth:
+            out["buckets"] = series.m4(cursor, sql, params, axis, start, end, points)
+            return out
+        table = series.fetch(cursor, sql, params, *((None, None) if smooth else (start, end)))
+        if smooth:
+            smoothed = series.ema(table["value"].to_numpy(), smooth)
+            table = table.set_column(table.schema.get_field_index("value"), "value", [smoothed])
+        if points is not None:
+            out["buckets"] = series.m4_table(cursor, table, axis, start, end, points)
+            return out
+    if smooth and (start is not None or end is not None):
+        low = -math.inf if start is None else start
+        high = math.inf if end is None else end
+        x_column = table["x"]
+        table = table.filter(
+            pc.and_(pc.greater_equal(x_column, low), pc.less_equal(x_column, high))
+        )
+    if axis == series.TIME:
+        table = table.sort_by("x")
+    if axis in (series.STEP, series.TIME):
+        table = table.drop_columns(["x"])
+    out["table"] = table.select(
+        [name for name in ("step", "t", "x", "value") if name in table.column_names]
+    )
     return out
+
+
+def _json(out: dict) -> dict:
+    table = out.pop("table", None)
+    if table is not None:
+        out["series"] = {
+            name: wire.floats(table[name].to_numpy())
+            if name in ("value", "x")
+            else table[name].to_pylist()
+            for name in table.column_names
+        }
+    return out
+
+
+def _arrow(out: dict) -> Response:
+    table = out.pop("table")
+    meta = {name: str(value) for name, value in out.items() if value is not None}
+    table = table.replace_schema_metadata({f"waddle.{name}": value for name, value in meta.items()})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return Response(sink.getvalue().to_pybytes(), media_type=ARROW)
 
 
 @router.get("/runs/{run_id}/scalars")
@@ -59,14 +118,20 @@ def scalars(
     project: str,
     run_id: str,
     key: str,
-    x: XAxis = "step",
+    x: Annotated[str | None, Query(min_length=1, max_length=256, description=X_HELP)] = None,
     start: float | None = None,
     end: float | None = None,
     points: Annotated[int | None, Query(ge=1, le=MAX_POINTS)] = None,
     smooth: Annotated[float, Query(ge=0, lt=1, description="EMA weight, 0 = off")] = 0.0,
+    format: Annotated[
+        Literal["json", "arrow"], Query(description="arrow: the full series as an Arrow IPC stream")
+    ] = "json",
 ):
     """One series: whole, or as M4 buckets (``points``), optionally smoothed first."""
-    return _series(request, project, run_id, key, x, start, end, points, smooth)
+    if format == "arrow" and points is not None:
+        raise invalid("format=arrow is for the whole series: leave out points")
+    out = _series(request, project, run_id, key, x, start, end, points, smooth)
+    return _arrow(out) if format == "arrow" else _json(out)
 
 
 class SeriesRef(BaseModel):
@@ -76,7 +141,7 @@ class SeriesRef(BaseModel):
 
 class BatchRequest(BaseModel):
     series: list[SeriesRef] = Field(min_length=1, max_length=500)
-    x: XAxis = "step"
+    x: str | None = Field(default=None, min_length=1, max_length=256, description=X_HELP)
     start: float | None = None
     end: float | None = None
     points: int | None = Field(default=None, ge=1, le=MAX_POINTS)
@@ -90,16 +155,18 @@ def scalars_batch(request: Request, project: str, body: BatchRequest):
     for ref in body.series:
         try:
             results.append(
-                _series(
-                    request,
-                    project,
-                    ref.run,
-                    ref.key,
-                    body.x,
-                    body.start,
-                    body.end,
-                    body.points,
-                    body.smooth,
+                _json(
+                    _series(
+                        request,
+                        project,
+                        ref.run,
+                        ref.key,
+                        body.x,
+                        body.start,
+                        body.end,
+                        body.points,
+                        body.smooth,
+                    )
                 )
             )
         except Exception as error:  # one missing series must not fail the others
@@ -126,7 +193,8 @@ def export(
         .sql(
             "SELECT key, step, t, value FROM (SELECT key, step, t, value, seq FROM scalars WHERE"
             " run = $run UNION ALL SELECT key, step, t, value, seq FROM scalars_live WHERE run = $run)"
-            " ORDER BY key, step, seq",
+            " QUALIFY row_number() OVER (PARTITION BY key, step ORDER BY seq DESC) = 1"
+            " ORDER BY key, step",
             params={"run": run},
         )
         .to_arrow_table()
