@@ -40,7 +40,7 @@ class Context:
         self.store = Store(Path(settings.db))
         self.indexer = Indexer(self.store, self.root)
         self.watcher = Watcher(self.root, self.indexer.mark, mode=settings.watcher)
-        self.hub = Hub(self.store)
+        self.hub = Hub(self.store, settings.heartbeat_timeout)
         self.indexer.listeners.append(self.hub.on_commit)
 
     def start(self) -> None:
@@ -49,6 +49,7 @@ class Context:
         self.watcher.start()
 
     def stop(self) -> None:
+        self.hub.close()
         self.watcher.stop()
         self.indexer.stop()
         self.store.close()

@@ -2,7 +2,9 @@
 
 The hub owns every live connection's subscriptions and their pending updates. It promises:
 
-- a subscriber to a project hears about runs of that project that changed or disappeared; a
+- a subscriber to a project hears about runs of that project that changed or disappeared,
+  including a run that now counts as crashed because nothing came from it for the heartbeat
+  timeout (no event marks that moment, so the hub watches the clock for it); a
   subscriber to a (run, key) series gets the points newer than its cursor (a run's seq),
   first from the index, then as the indexer commits them, each point once and in seq order;
 - updates are coalesced: at most one message per subscription every ``FLUSH_INTERVAL`` s;
@@ -16,6 +18,7 @@ The hub owns every live connection's subscriptions and their pending updates. It
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket
 from waddle.server import wire
 from waddle.server.indexer import Commit
+from waddle.server.routes.lookup import RUN_STATUS
 from waddle.server.store import Store
 
 FLUSH_INTERVAL = 0.2
@@ -58,9 +62,11 @@ class Connection:
 
 
 class Hub:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, heartbeat_timeout: float) -> None:
         self.store = store
+        self.heartbeat_timeout = heartbeat_timeout
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._watcher: asyncio.Task | None = None
         self.connections: set[Connection] = set()
         # Read by the indexer thread: what anyone listens to.
         self._series: Counter = Counter()
@@ -68,6 +74,36 @@ class Hub:
 
     def bind_loop(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self._watcher = self.loop.create_task(self._watch_silence())
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+    async def _watch_silence(self) -> None:
+        """Announce runs whose newest event just became older than the heartbeat timeout."""
+        interval = min(1.0, self.heartbeat_timeout / 10)
+        since = time.time() - self.heartbeat_timeout
+        while True:
+            await asyncio.sleep(interval)
+            until = time.time() - self.heartbeat_timeout
+            if self._projects:
+                projects = list(self._projects)
+                silent = await run_in_threadpool(self._went_silent, projects, since, until)
+                if silent:
+                    self._dispatch({}, silent, [])
+            since = until
+
+    def _went_silent(self, projects: list[str], since: float, until: float) -> list[tuple]:
+        return (
+            self.store.reader()
+            .execute(
+                "SELECT project, run_id FROM runs WHERE status = 'running' AND updated >= ?"
+                " AND updated < ? AND list_contains(?, project)",
+                [since, until, projects],
+            )
+            .fetchall()
+        )
 
     # --- indexer thread ---
 
@@ -218,9 +254,13 @@ class Hub:
         rows = (
             self.store.reader()
             .execute(
-                "SELECT run_id, name, status, tags, summary, last_step, created, updated FROM runs"
-                " WHERE project = ? AND list_contains(?, run_id)",
-                [project, run_ids],
+                f"SELECT run_id, name, {RUN_STATUS}, tags, summary, last_step, created, updated"
+                " FROM runs WHERE project = $project AND list_contains($ids, run_id)",
+                {
+                    "project": project,
+                    "ids": run_ids,
+                    "cutoff": time.time() - self.heartbeat_timeout,
+                },
             )
             .fetchall()
         )
