@@ -18,9 +18,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 from waddle.server import wire
 from waddle.server.run_state import RunState
+
+from waddle import event as event_format
 
 INT64_MAX = 2**63 - 1
 
@@ -29,6 +32,7 @@ INT64_MAX = 2**63 - 1
 CLUSTERED_GROUP = 1000
 
 NUMERIC = frozenset({float, int, bool})
+TIMES = frozenset({float, int})
 
 RICH_TABLES = {"histogram": "histograms", "table": "tables"}
 
@@ -84,14 +88,59 @@ class Batch:
         problem = _HANDLERS[event["type"]](self, state, event)
         if problem:
             self.reject(state, file, offset, problem, event["t"])
+        self._applied(state, seq, event["t"])
+
+    def add_line(self, state: RunState, line: bytes) -> bool:
+        """Apply ``line`` if it is a plain log event: numbers only, no ``nf``, a new seq.
+
+        The common case, taken without the general decoding and dispatch, with the same result
+        as :meth:`add` of the decoded line. False for any other line (malformed ones included),
+        which the caller decodes and adds in full.
+        """
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return False
+        if type(event) is not dict or event.get("type") != "log" or "nf" in event:
+            return False
+        seq, t, step, data = event.get("seq"), event.get("t"), event.get("step"), event.get("data")
+        if not (
+            event.get("v") == event_format.FORMAT_VERSION
+            and type(seq) is int
+            and seq >= state.next_seq
+            and type(t) in TIMES
+            and type(step) is int
+            and 0 <= step <= INT64_MAX
+            and type(data) is dict
+            and NUMERIC.issuperset(map(type, data.values()))
+        ):
+            return False
+        self.runs[state.run] = state
+        self._numbers(state, step, t, seq, data)
+        self._applied(state, seq, t)
+        return True
+
+    def _applied(self, state: RunState, seq: int, t: float) -> None:
         state.next_seq = seq + 1
         state.events += 1
         self.events += 1
-        t = event["t"]
         if state.updated is None or t > state.updated:
             state.updated = t
         if state.created is None:
             state.created = t
+
+    def _numbers(self, state: RunState, step: int, t: float, seq: int, data: dict) -> None:
+        """A log event whose values are all numbers: one append per event, not per value."""
+        if state.last_step is None or step > state.last_step:
+            state.last_step = step
+        keys = tuple(data)
+        group = self.groups.get((state, keys))
+        if group is None:
+            group = self.groups[(state, keys)] = ([], [], [], [])
+        group[0].append(step)
+        group[1].append(t)
+        group[2].append(seq)
+        group[3].extend(data.values())
 
     # --- event types; each returns None, or the reason part of the event was rejected ---
 
@@ -102,19 +151,11 @@ class Batch:
         if type(data) is not dict:
             return "log event whose data is not an object"
         t, seq = event["t"], event["seq"]
+        if NUMERIC.issuperset(map(type, data.values())):
+            self._numbers(state, step, t, seq, data)
+            return None
         if state.last_step is None or step > state.last_step:
             state.last_step = step
-        values = data.values()
-        if NUMERIC.issuperset(map(type, values)):
-            # The common case: every value a number; one append per event, not per value.
-            group = self.groups.get((state, tuple(data)))
-            if group is None:
-                group = self.groups[(state, tuple(data))] = ([], [], [], [])
-            group[0].append(step)
-            group[1].append(t)
-            group[2].append(seq)
-            group[3].extend(values)
-            return None
         bad = []
         for key, value in data.items():
             kind = type(value)
@@ -278,7 +319,7 @@ COLUMNS = {
 SCALAR_SCHEMA = pa.schema(
     [
         ("run", pa.int32()),
-        ("key", pa.string()),
+        ("key", pa.dictionary(pa.int32(), pa.string())),
         ("step", pa.int64()),
         ("t", pa.float64()),
         ("seq", pa.int64()),
@@ -292,12 +333,17 @@ def _scalar_table(groups: list) -> pa.Table:
         return SCALAR_SCHEMA.empty_table()
     lengths = [len(group[2]) for group in groups]
     runs = np.repeat(np.array([group[0] for group in groups], dtype=np.int32), lengths)
-    keys = np.repeat(np.array([group[1] for group in groups], dtype=object), lengths)
+    # The key column as indices into the distinct keys: no Python string per point.
+    names: dict[str, int] = {}
+    codes = [names.setdefault(group[1], len(names)) for group in groups]
+    keys = pa.DictionaryArray.from_arrays(
+        np.repeat(np.array(codes, dtype=np.int32), lengths), pa.array(list(names), pa.string())
+    )
     steps = np.concatenate([group[2] for group in groups])
     ts = np.concatenate([group[3] for group in groups])
     seqs = np.concatenate([group[4] for group in groups])
     values = np.concatenate([group[5] for group in groups])
-    return pa.table([runs, pa.array(keys, pa.string()), steps, ts, seqs, values], SCALAR_SCHEMA)
+    return pa.table([runs, keys, steps, ts, seqs, values], SCALAR_SCHEMA)
 
 
 def _count(value: Any) -> int:

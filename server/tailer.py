@@ -68,7 +68,11 @@ def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BU
 
 
 def _take_block(state: RunState, batch: Batch, file: str, block: bytes, base: int) -> None:
-    for offset, line in segment.iter_lines(block, base):
+    end = base
+    for line in block.split(b"\n")[:-1]:  # the block ends with a newline
+        offset, end = end, end + len(line) + 1
+        if batch.add_line(state, line):
+            continue
         if not line.strip():
             continue
         if len(line) > segment.MAX_LINE_BYTES:

@@ -69,9 +69,10 @@ def test_bad_lines_are_rejected_with_reasons_and_the_rest_kept(tmp_path):
     unknown = _line(2, "teleport")
     oversized = b'{"v":1,"pad":"' + b"x" * (16 * 1024 * 1024 + 10) + b'"}\n'
     good2 = _line(3, step=1, data={"x": 2.0})
+    replayed = _line(3, step=1, data={"x": 9.0})  # a seq already taken: never indexed twice
     torn = _line(4, step=2, data={"x": 3.0})
     segment.write_bytes(
-        start + good1 + garbage + not_json + unknown + oversized + good2 + torn[:10]
+        start + good1 + garbage + not_json + unknown + oversized + good2 + replayed + torn[:10]
     )
     with serving(tmp_path) as s:
         url = "/api/projects/p/runs/r1"
@@ -85,6 +86,7 @@ def test_bad_lines_are_rejected_with_reasons_and_the_rest_kept(tmp_path):
         reasons = " | ".join(r["reason"] for r in rejects)
         assert "not valid JSON" in reasons and "unknown event type" in reasons
         assert "longer than" in reasons and "'bad' (list)" in reasons
+        assert "duplicate seq 3" in reasons
         offsets = {r["offset"] for r in rejects}
         assert len(start + good1) in offsets  # the garbage line, at its byte offset
         assert all(r["file"] == "p/r1/events-000000000000.jsonl" for r in rejects)
