@@ -332,3 +332,65 @@ def test_full_series_as_arrow_keeps_nonfinite_floats(tmp_path, new_run):
         assert table.schema.metadata[b"waddle.x"] == b"step"
         bad = s.get(url, params={"key": "loss", "format": "arrow", "points": 10})
         assert bad.status_code == 422 and "format=arrow" in bad.json()["error"]["message"]
+
+
+def test_every_endpoint_answers_errors_in_one_shape(tmp_path, new_run):
+    run = _logged(new_run, [{"loss": 1.0}])
+    records = ("metrics", "export", "media", "histograms", "tables", "text", "console", "system")
+    records += ("alerts", "rejects")
+    paths = ["/runs", "/runs/{run}"] + [f"/runs/{{run}}/{name}" for name in records]
+    paths.append("/runs/{run}/scalars?key=loss")
+    cases = []  # (method, url, body, status, code)
+    for path in paths:
+        for project, run_id in (("nope", run.id), ("p", "nope")):
+            if path == "/runs" and project == "p":
+                continue
+            url = f"/api/projects/{project}" + path.format(run=run_id)
+            cases.append(("GET", url, None, 404, "not_found"))
+    cases.append(
+        (
+            "POST",
+            "/api/projects/nope/scalars",
+            {"series": [{"run": "a", "key": "b"}]},
+            404,
+            "not_found",
+        )
+    )
+    base = f"/api/projects/p/runs/{run.id}"
+    for url in [
+        f"{base}/scalars?key=nope",
+        f"{base}/scalars?key=loss&x=nope",
+        f"/files/p/{run.id}/media/nope.png",
+        "/api/nothing",
+    ]:
+        cases.append(("GET", url, None, 404, "not_found"))
+    for url in [
+        "/api/projects/p/runs?status=bogus",
+        "/api/projects/p/runs?limit=0",
+        "/api/projects/p/runs?sort=bogus",
+        f"{base}/scalars?key=loss&points=0",
+        f"{base}/scalars?key=loss&smooth=2",
+        f"{base}/scalars?key=loss&format=xml",
+        f"{base}/scalars?key=loss&format=arrow&points=5",
+        f"{base}/scalars",
+        f"{base}/export?format=xml",
+        f"{base}/media?limit=0",
+        f"{base}/console?after=x",
+        f"{base}/system?limit=0",
+        f"{base}/rejects?limit=0",
+    ]:
+        cases.append(("GET", url, None, 422, "invalid_parameter"))
+    cases.append(("POST", "/api/projects/p/scalars", {"series": []}, 422, "invalid_parameter"))
+    cases.append(
+        ("POST", "/api/projects/p/scalars", {"series": [{"run": 1}]}, 422, "invalid_parameter")
+    )
+    with serving(tmp_path, token="s3cret") as s:
+        wait_until(s.caught_up)
+        for method, url, body, status, code in cases:
+            for client, expected in ((s.client, (status, code)), (httpx, (401, "unauthorized"))):
+                response = client.request(method, s.url + url, json=body)
+                assert response.status_code == expected[0], (method, url, response.text)
+                assert response.headers["content-type"] == "application/json", url
+                error = response.json()
+                assert list(error) == ["error"] and error["error"]["code"] == expected[1], url
+                assert isinstance(error["error"]["message"], str) and error["error"]["message"]

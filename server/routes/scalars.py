@@ -151,6 +151,8 @@ class BatchRequest(BaseModel):
 @router.post("/scalars")
 def scalars_batch(request: Request, project: str, body: BatchRequest):
     """Many (run, key) series of the project in one request; a missing one gets an error entry."""
+    if not context(request).store.query("SELECT 1 FROM runs WHERE project = ? LIMIT 1", [project]):
+        raise not_found(f"no project {project!r}")
     results = []
     for ref in body.series:
         try:
