@@ -148,22 +148,23 @@ class Hub:
             sub.pending_points = 0
             sub.overflow = True
 
-    async def subscribe(self, connection: Connection, sub: Subscription, run: int | None) -> None:
-        """Register ``sub``, then load what the index holds past its cursor."""
+    def register(self, connection: Connection, sub: Subscription) -> None:
+        """Listen for ``sub`` from now on; call before the client hears ``subscribed``."""
         connection.subscriptions[sub.id] = sub
         if sub.key is None:
             self._projects[sub.project] += 1
-            sub.ready = True
-            return
-        self._series[sub.series] += 1
-        if sub.cursor >= 0:
+        else:
+            self._series[sub.series] += 1
+
+    async def load(self, connection: Connection, sub: Subscription, run: int | None) -> None:
+        """Load what the index holds past ``sub``'s cursor, then let its updates go out."""
+        if sub.key is not None and sub.cursor >= 0:
             backlog = await run_in_threadpool(self._backlog, run, sub.key, sub.cursor)
             if len(backlog[0]) > MAX_PENDING:
                 sub.overflow = True
             else:
-                steps, ts, values, seqs = backlog
-                sub.points.insert(0, (steps, ts, values, seqs))
-                sub.pending_points += len(seqs)
+                sub.points.insert(0, backlog)
+                sub.pending_points += len(backlog[0])
         sub.ready = True
         connection.wake.set()
 

@@ -74,6 +74,7 @@ async def _handle(hub, connection: Connection, websocket: WebSocket, raw: str) -
             return {"type": "error", "id": sub_id, "message": error.message}
     hub.unsubscribe(connection, sub_id)
     sub = Subscription(id=sub_id, project=project, run_id=run_id, key=key, cursor=cursor)
+    hub.register(connection, sub)
     await websocket.send_bytes(wire.dumps({"type": "subscribed", "id": sub_id}))
-    await hub.subscribe(connection, sub, run)
+    await hub.load(connection, sub, run)
     return None

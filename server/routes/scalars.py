@@ -96,7 +96,7 @@ def _json(out: dict) -> dict:
         out["series"] = {
             name: wire.floats(table[name].to_numpy())
             if name in ("value", "x")
-            else table[name].to_pylist()
+            else table[name].to_numpy().tolist()
             for name in table.column_names
         }
     return out
