@@ -154,6 +154,20 @@ def test_files_never_leave_the_run_folder(tmp_path, new_run):
             assert b"TOPSECRET" not in response.content
 
 
+def test_a_saved_html_file_is_served_sandboxed(tmp_path, new_run):
+    page = tmp_path / "report.html"
+    page.write_text("<script>fetch('/api/projects')</script>")
+    run = new_run()
+    run.save(page)
+    run.finish()
+    saved = next(path for path in (run.dir / "files").iterdir() if path.suffix == ".html")
+    with serving(tmp_path) as s:
+        response = s.get(f"/files/p/{run.id}/files/{saved.name}")
+    assert response.status_code == 200
+    assert response.headers["content-security-policy"].startswith("sandbox")
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
 def test_token_required_when_set(tmp_path, new_run):
     run = _logged(new_run, [{"a": 1}])
     with serving(tmp_path, token="s3cret") as s:

@@ -2,7 +2,8 @@
 
 It promises never to serve anything outside that run folder: the path is resolved (symlinks
 followed) and must stay inside the resolved run folder, else 404; segment files and hidden
-files are not served either.
+files are not served either. What it serves is sandboxed: a saved HTML or SVG file opened in
+the browser cannot run script as the dashboard.
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from waddle.server.indexer import NAME
 from waddle.server.routes.lookup import context
 
 router = APIRouter(tags=["files"])
+
+# A run's files are whatever the training script saved: an .html or .svg opened from here must
+# not run script with the dashboard's origin, and no type is guessed past the one declared.
+UNTRUSTED_CONTENT_HEADERS = {
+    "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 @router.get("/files/{project}/{run_id}/{path:path}")
@@ -40,4 +48,4 @@ def run_file(request: Request, project: str, run_id: str, path: str) -> FileResp
     ):
         raise not_found(f"no file {path!r} in run {run_id!r}")
     media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    return FileResponse(target, media_type=media_type)
+    return FileResponse(target, media_type=media_type, headers=UNTRUSTED_CONTENT_HEADERS)
