@@ -21,7 +21,19 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from waddle import segment
@@ -30,6 +42,20 @@ Mark = Callable[[str, "str | None"], None]
 
 # Event kinds that mean the folder changed; opens and read-only closes (ours) do not.
 CHANGES = frozenset({"created", "modified", "deleted", "moved", "closed"})
+# Only those are asked of inotify. Were opens, reads and read-only closes delivered, reading
+# thousands of runs (the indexer, the polls, watchdog itself re-listing folders after an
+# overflow) would overflow the kernel's queue again and again.
+WATCHED = [
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+]
 SAFETY_POLL_INTERVAL = 5.0
 
 
@@ -54,7 +80,8 @@ class Watcher:
         if self.mode != "poll":
             try:
                 observer = Observer()
-                observer.schedule(_Handler(self.root, self.mark), str(self.root), recursive=True)
+                handler = _Handler(self.root, self.mark)
+                observer.schedule(handler, str(self.root), recursive=True, event_filter=WATCHED)
                 observer.start()
             except OSError as error:
                 if self.mode == "inotify":
