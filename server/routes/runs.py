@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from waddle.server import wire
 from waddle.server.errors import invalid, not_found
 from waddle.server.routes.lookup import RUN_STATUS, context, cutoff, run_number
@@ -92,12 +93,14 @@ def list_runs(
     ).fetchall()
     names = [name.strip().strip('"') for name in LIST_COLUMNS.split(",")]
     names[names.index("run_id")] = "id"
-    return {
+    content = {
         "total": total,
         "limit": limit,
         "offset": offset,
         "runs": [_run_dict(names, row) for row in rows],
     }
+    # Straight to bytes: FastAPI's jsonable_encoder took ~0.4 s for 10,000 runs.
+    return Response(wire.dumps(content), media_type="application/json")
 
 
 @router.get("/{run_id}")
