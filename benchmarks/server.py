@@ -560,7 +560,7 @@ def main() -> None:
         "reps": 7 if quick else 15,
         "ingest_reps": 1 if quick else 2,
         "ws_seconds": 4 if quick else 10,
-        "peer_points": 100_000 if quick else 1_000_000,
+        "peer_points": 200_000 if quick else 1_000_000,  # as big_steps: ratios need it
         "aim_points": 20_000 if quick else 100_000,  # as mid_steps: the same series size
     }
     only = set(filter(None, args.only.split(",")))
