@@ -96,7 +96,7 @@ class Indexer:
             self.states[(state.project, state.run_id)] = state
         for run, key, kind, *numbers in reader.execute(
             "SELECT run, key, kind, count, first_step, last_step, min, max, sum, finite, first,"
-            " last, before_min, before_max FROM metrics"
+            " last, before_min, before_max, rows FROM metrics"
         ).fetchall():
             if run in by_id:
                 by_id[run].stats[(key, kind)] = Stat(*numbers)

@@ -46,6 +46,7 @@ class Stat:
     last: float | None = None
     before_min: float | None = None
     before_max: float | None = None
+    rows: int = 0  # points stored, steps logged twice included: rows > count means duplicates
 
     def note_step(self, step: int) -> None:
         self.count += 1
@@ -56,6 +57,7 @@ class Stat:
 
     def merge(self, steps: np.ndarray, values: np.ndarray) -> None:
         """Add a batch of points (in seq order); a step logged again keeps its newest value."""
+        self.rows += len(steps)
         keep = np.r_[steps[1:] != steps[:-1], True]
         if not keep.all():
             steps, values = steps[keep], values[keep]
@@ -267,6 +269,7 @@ METRICS_SCHEMA = pa.schema(
         ("last", pa.float64()),
         ("before_min", pa.float64()),
         ("before_max", pa.float64()),
+        ("rows", pa.int64()),
     ]
 )
 OFFSETS_SCHEMA = pa.schema([("run", pa.int32()), ("segment", pa.string()), ("offset", pa.int64())])

@@ -22,6 +22,7 @@ import fnmatch
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import duckdb
 import numpy as np
@@ -32,8 +33,8 @@ from waddle.server import wire
 STEP, TIME = "step", "time"
 
 _RAW = (
-    "SELECT step, t, value, seq FROM scalars WHERE run = $run AND key = ${p} UNION ALL "
-    "SELECT step, t, value, seq FROM scalars_live WHERE run = $run AND key = ${p}"
+    "SELECT step, t, value, seq FROM scalars WHERE run = ${run} AND key = ${key} UNION ALL "
+    "SELECT step, t, value, seq FROM scalars_live WHERE run = ${run} AND key = ${key}"
 )
 _NEWEST = " QUALIFY row_number() OVER (PARTITION BY step ORDER BY seq DESC) = 1"
 
@@ -65,39 +66,57 @@ def default_x(defines: str | None, key: str) -> str | None:
     return exact or glob
 
 
-def _rows(cursor, run: int, key: str, param: str) -> str:
-    """SQL of one key's points, one per step; the dedup runs only when a step was logged twice."""
-    raw = _RAW.format(p=param)
-    ((twice,),) = cursor.execute(
-        f"SELECT (SELECT count(*) FROM ({raw})) <> coalesce((SELECT any_value(count) FROM metrics"
-        f" WHERE run = $run AND key = ${param} AND kind = 'scalar'), 0)",
-        {"run": run, param: key},
+class Source(NamedTuple):
+    """SQL of one series (columns step, t, value, seq, x), its params, its axis, and its
+    [first, last] x when the index knows it without a scan (on the step axis)."""
+
+    sql: str
+    params: dict
+    x: str
+    span: tuple[float, float] | None = None
+
+
+def _rows(cursor, run: int, key: str, tag: str) -> tuple[str, tuple[int, int] | None]:
+    """SQL of one key's points, one per step, and its first and last step.
+
+    The dedup runs only when ingest stored more points than steps (a step logged twice).
+    """
+    raw = _RAW.format(run=f"run{tag}", key=f"key{tag}")
+    row = cursor.execute(
+        "SELECT rows <> count, first_step, last_step FROM metrics"
+        " WHERE run = ? AND key = ? AND kind = 'scalar'",
+        [run, key],
     ).fetchall()
-    return f"SELECT * FROM ({raw}){_NEWEST}" if twice else raw
+    row = row[0] if row else None
+    if row is None or row[0]:
+        return f"SELECT * FROM ({raw}){_NEWEST}", None
+    return raw, (None if row[1] is None else (row[1], row[2]))
 
 
-def source(cursor, run: int, key: str, x: str) -> tuple[str, dict]:
-    """SQL (columns step, t, value, seq, x) of ``key``'s series on axis ``x``, and its params."""
-    rows = _rows(cursor, run, key, "key")
-    params = {"run": run, "key": key}
+def source(cursor, run: int, key: str, x: str, tag: str = "") -> Source:
+    """``key``'s series on axis ``x``; ``tag`` suffixes its param names (to join sources)."""
+    rows, span = _rows(cursor, run, key, tag)
+    params = {f"run{tag}": run, f"key{tag}": key}
     if x == STEP:
-        return f"SELECT *, step AS x FROM ({rows})", params
+        return Source(f"SELECT *, step AS x FROM ({rows})", params, x, span)
     if x == TIME:
-        return f"SELECT *, t AS x FROM ({rows})", params
-    params["xkey"] = x
-    return (
+        return Source(f"SELECT *, t AS x FROM ({rows})", params, x)
+    x_rows, _ = _rows(cursor, run, x, f"x{tag}")
+    params[f"runx{tag}"], params[f"keyx{tag}"] = run, x
+    return Source(
         f"SELECT s.step, s.t, s.value, s.seq, m.value AS x FROM ({rows}) s"
-        f" JOIN ({_rows(cursor, run, x, 'xkey')}) m ON s.step = m.step WHERE isfinite(m.value)",
+        f" JOIN ({x_rows}) m ON s.step = m.step WHERE isfinite(m.value)",
         params,
+        x,
     )
 
 
-def fetch(cursor, sql: str, params: dict, start=None, end=None) -> pa.Table:
-    """The rows of ``source()`` within [start, end] of x, in step order."""
+def fetch(cursor, src: Source, start=None, end=None) -> pa.Table:
+    """The rows of a source within [start, end] of x, in step order."""
     cond, bounds = _range(start, end)
     return cursor.sql(
-        f"SELECT step, t, value, x FROM ({sql}) WHERE true {cond} ORDER BY step",
-        params={**params, **bounds},
+        f"SELECT step, t, value, x FROM ({src.sql}) WHERE true {cond} ORDER BY step",
+        params={**src.params, **bounds},
     ).to_arrow_table()
 
 
@@ -128,54 +147,89 @@ def ema(values: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
-def m4(cursor, sql: str, params: dict, x: str, start, end, points: int) -> dict[str, list]:
-    """M4 buckets of the rows of ``sql`` (columns x and value) within [start, end] of x."""
-    if start is None or end is None:
-        ((low, high),) = cursor.execute(f"SELECT min(x), max(x) FROM ({sql})", params).fetchall()
-        start = low if start is None else start
-        end = high if end is None else end
-    if start is None or end is None:
-        return {name: [] for name in _BUCKET_COLUMNS}
-    width = (end - start + 1) if x == STEP else (end - start)
-    width = width if width > 0 else 1.0
-    result = cursor.execute(
-        f"""
-        WITH s AS (
-            SELECT x, value,
-                   least(CAST(floor((x - $start) * $points / $width) AS BIGINT), $points - 1)
-                       AS bucket
-            FROM ({sql}) WHERE x BETWEEN $start AND $end
+def m4(cursor, sources: list[Source], start, end, points: int) -> list[dict]:
+    """M4 buckets of each source within [start, end] of x, all in one query.
+
+    A missing bound is the source's first or last x. NaN is left out of min and max by
+    turning it into NULL once per point, and counted as the points minus the non-NULL ones.
+    """
+    parts, params, slots = [], {"points": points}, []
+    for index, src in enumerate(sources):
+        low, high = start, end
+        if low is None or high is None:
+            span = (
+                src.span
+                or cursor.execute(f"SELECT min(x), max(x) FROM ({src.sql})", src.params).fetchall()[
+                    0
+                ]
+            )
+            low = span[0] if low is None else low
+            high = span[1] if high is None else high
+        if low is None or high is None:
+            slots.append(None)
+            continue
+        width = (high - low + 1) if src.x == STEP else (high - low)
+        params.update(src.params)
+        params.update({f"start{index}": low, f"end{index}": high})
+        params[f"width{index}"] = width if width > 0 else 1.0
+        parts.append(
+            f"SELECT {index} AS series, x, value, least(CAST(floor((x - $start{index}) * $points"
+            f" / $width{index}) AS BIGINT), $points - 1) AS bucket FROM ({src.sql})"
+            f" WHERE x BETWEEN $start{index} AND $end{index}"
         )
-        SELECT bucket, count(*) AS count,
-               min(x) AS x_first, arg_min(value, x) AS first,
-               max(x) AS x_last, arg_max(value, x) AS last,
-               arg_min(x, value) FILTER (WHERE NOT isnan(value)) AS x_min,
-               min(value) FILTER (WHERE NOT isnan(value)) AS min,
-               arg_max(x, value) FILTER (WHERE NOT isnan(value)) AS x_max,
-               max(value) FILTER (WHERE NOT isnan(value)) AS max,
-               count(*) FILTER (WHERE isnan(value)) AS nan
-        FROM s GROUP BY bucket ORDER BY bucket
-        """,
-        {**params, "start": start, "end": end, "points": points, "width": width},
-    ).fetchnumpy()
-    out: dict[str, list] = {}
+        slots.append(index)
+    result = None
+    if parts:
+        result = cursor.execute(
+            f"""
+            WITH s AS (
+                SELECT series, bucket, x, value,
+                       CASE WHEN isnan(value) THEN NULL ELSE value END AS number
+                FROM ({" UNION ALL ".join(parts)})
+            )
+            SELECT series, count(*) AS count,
+                   min(x) AS x_first, arg_min(value, x) AS first,
+                   max(x) AS x_last, arg_max(value, x) AS last,
+                   arg_min(x, number) AS x_min, min(number) AS min,
+                   arg_max(x, number) AS x_max, max(number) AS max,
+                   count(*) - count(number) AS nan
+            FROM s GROUP BY series, bucket ORDER BY series, bucket
+            """,
+            params,
+        ).fetchnumpy()
+        bounds = np.searchsorted(np.asarray(result["series"]), np.arange(len(sources) + 1))
+    return [
+        _buckets(result, bounds[slot], bounds[slot + 1]) if slot is not None else _empty()
+        for slot in slots
+    ]
+
+
+def _empty() -> dict:
+    return {name: [] for name in _BUCKET_COLUMNS}
+
+
+def _buckets(result: dict, begin: int, stop: int) -> dict:
+    """Rows [begin, stop) of an M4 result as JSON-ready columns: numpy arrays, which orjson
+    writes directly, except a float column with a non-finite value (a list with its token)."""
+    out = {}
     for name in _BUCKET_COLUMNS:
-        array = result[name]
+        array = result[name][begin:stop]
         if np.ma.isMaskedArray(array):
-            array = array.astype(np.float64).filled(np.nan)
-        out[name] = (
-            wire.floats(np.asarray(array, dtype=np.float64))
-            if name in ("first", "last", "min", "max")
-            else np.asarray(array).tolist()
-        )
+            masked = np.ma.getmaskarray(array).any()
+            array = array.astype(np.float64).filled(np.nan) if masked else array.data
+        array = np.ascontiguousarray(array)
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            out[name] = wire.floats(array)
+        else:
+            out[name] = array
     return out
 
 
-def m4_table(cursor, table: pa.Table, x: str, start, end, points: int) -> dict[str, list]:
+def m4_table(cursor, table: pa.Table, x: str, start, end, points: int) -> dict:
     """M4 of a series already in memory (after smoothing)."""
     cursor.register("_series", table)
     try:
-        return m4(cursor, "SELECT * FROM _series", {}, x, start, end, points)
+        return m4(cursor, [Source("SELECT * FROM _series", {}, x)], start, end, points)[0]
     finally:
         cursor.unregister("_series")
 

@@ -18,8 +18,9 @@ Tables (``run`` is the integer id the index gives each run folder):
   ``scalars_live``: recent small batches in arrival order, moved into ``scalars`` sorted by
   :meth:`Store.compact`; queries read both;
 - ``metrics``: per (run, key, kind): count, first and last step, min, max, sum, first, last
-  (a scalar step logged twice counts once, with its newest value), and the min and max before
-  the last step;
+  (a scalar step logged twice counts once, with its newest value), the min and max before
+  the last step, and ``rows``: the points stored, so ``rows > count`` tells a series has a step
+  logged twice;
 - ``system``, ``media``, ``histograms``, ``tables``, ``text``, ``console``, ``alerts``;
 - ``rejects``: lines or values the indexer could not take, with file, byte offset and reason.
 """
@@ -35,7 +36,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _SERIES = "run INTEGER, key VARCHAR, step BIGINT, t DOUBLE, seq BIGINT"
 
@@ -55,7 +56,7 @@ CREATE TABLE IF NOT EXISTS scalars_live ({_SERIES}, value DOUBLE);
 CREATE TABLE IF NOT EXISTS metrics (
     run INTEGER, key VARCHAR, kind VARCHAR, count BIGINT, first_step BIGINT, last_step BIGINT,
     min DOUBLE, max DOUBLE, sum DOUBLE, finite BIGINT, first DOUBLE, last DOUBLE,
-    before_min DOUBLE, before_max DOUBLE
+    before_min DOUBLE, before_max DOUBLE, rows BIGINT
 );
 CREATE TABLE IF NOT EXISTS system (run INTEGER, key VARCHAR, t DOUBLE, seq BIGINT, value DOUBLE);
 CREATE TABLE IF NOT EXISTS media ({_SERIES}, type VARCHAR, value JSON);
