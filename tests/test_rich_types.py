@@ -583,3 +583,23 @@ def test_a_list_mixing_media_and_numbers_is_refused(new_run):
         run.log({"examples": [waddle.Image(np.zeros((2, 2), dtype=np.uint8)), 3]})
     run.finish()
     assert logs(run) == []
+
+
+def test_large_histograms_reusing_copy_buffers_each_keep_their_own_values(new_run):
+    run = new_run()
+    arrays = [RNG.normal(loc=index * 10, size=300_000).astype(np.float32) for index in range(4)]
+    kept = waddle.Histogram(arrays[0], num_bins=8)
+    for array in arrays:
+        run.log({"h": waddle.Histogram(array, num_bins=8)})
+        run.flush()  # binned: its copy buffer goes back for the next histogram
+        array[:] = 0  # the caller reuses its array: nothing logged may change
+    run.log({"h": kept})  # the same object logged twice is binned once
+    run.log({"h": kept})
+    run.finish()
+    mins = [value["min"] for value in logged(run, "h")]
+    assert len(mins) == 6
+    assert mins[4] == mins[5] == mins[0]
+    assert all(
+        mins[index] > mins[index - 1] + 5 for index in range(1, 4)
+    )  # four different histograms
+    assert all(sum(value["counts"]) == 300_000 for value in logged(run, "h"))

@@ -11,6 +11,7 @@ A histogram is small, so it lives inline in the ``log`` event (docs/format.md, "
 from __future__ import annotations
 
 import math
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,9 @@ class Histogram:
             media.check_real(WHAT, sequence.dtype, tuple(sequence.shape))
             self._values = sequence.detach().clone()  # queued on its device: no host sync
             return
-        values = media.as_array(WHAT, sequence)
+        values = _SPARES.copy(sequence)
+        if values is None:
+            values = media.as_array(WHAT, sequence)
         if values.dtype.kind == "f" and not math.isfinite(values.flat[0]):
             _require_finite(values)
         self._values = values
@@ -58,12 +61,65 @@ class Histogram:
         return media.Snapshot(self._store)
 
     def _store(self, run_dir: Path) -> dict[str, Any]:
-        if self._precomputed is not None:
-            return dict(self._precomputed)
-        return bin_values(self._values, self.num_bins)
+        if self._precomputed is None:  # bin once, however often this object is logged
+            self._precomputed = bin_values(self._values, self.num_bins)
+            _SPARES.give(self._values)
+            self._values = None
+        return dict(self._precomputed)
 
     def __repr__(self) -> str:
         return f"<waddle.Histogram num_bins={self.num_bins}>"
+
+
+class _SpareArrays:
+    """Copies the writer thread has finished binning, reused for the next histogram's copy.
+
+    Copying a million values into fresh memory costs the caller ~1.7 ms of page faults; into
+    memory already touched, ~0.2 ms. Only large numpy inputs take part, and the pool holds at
+    most ``limit`` bytes.
+    """
+
+    def __init__(self, smallest: int = 256 * 1024, limit: int = 64 << 20) -> None:
+        self._arrays: list[Any] = []
+        self._lock = threading.Lock()
+        self._smallest = smallest
+        self._limit = limit
+
+    def copy(self, data: Any) -> Any:
+        """A private flat copy of a large numpy array, in a spare if one fits; else None."""
+        if (
+            type(data).__module__ != "numpy"
+            or not hasattr(data, "nbytes")
+            or data.nbytes < self._smallest
+        ):
+            return None
+        import numpy as np
+
+        media.check_real(WHAT, data.dtype, data.shape)
+        with self._lock:
+            spare = next(
+                (a for a in self._arrays if a.dtype == data.dtype and a.size == data.size), None
+            )
+            if spare is not None:
+                self._arrays.remove(spare)
+        if spare is None:
+            spare = np.empty(data.size, dtype=data.dtype)
+        np.copyto(spare.reshape(data.shape), data)
+        return spare
+
+    def give(self, array: Any) -> None:
+        if (
+            type(array).__module__ != "numpy"
+            or array.nbytes < self._smallest
+            or array.base is not None
+        ):
+            return
+        with self._lock:
+            if sum(a.nbytes for a in self._arrays) + array.nbytes <= self._limit:
+                self._arrays.append(array)
+
+
+_SPARES = _SpareArrays()
 
 
 def bin_values(values: Any, num_bins: int) -> dict[str, Any]:
