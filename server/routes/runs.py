@@ -13,9 +13,20 @@ from waddle.server.routes.lookup import RUN_STATUS, context, cutoff, run_number
 
 router = APIRouter(prefix="/api/projects/{project}/runs", tags=["runs"])
 
-LIST_COLUMNS = (
-    'run_id, name, status, tags, "group", job_type, notes, config, summary, created, updated,'
-    " last_step"
+# (name in the response, column of the list query) per field of a listed run.
+LIST_FIELDS = (
+    ("id", "run_id"),
+    ("name", "name"),
+    ("status", "st"),
+    ("tags", "tags"),
+    ("group", '"group"'),
+    ("job_type", "job_type"),
+    ("notes", "notes"),
+    ("config", "config"),
+    ("summary", "summary"),
+    ("created", "created"),
+    ("updated", "updated"),
+    ("last_step", "last_step"),
 )
 PLAIN_SORTS = {"created", "updated", "name", "run_id", "status", "last_step"}
 SORT = re.compile(r"(-?)(summary|config)\.(.+)\Z|(-?)([a-z_]+)\Z", re.S)
@@ -80,7 +91,8 @@ def list_runs(
         params["text"] = f"%{text}%"
     cursor = context(request).store.reader()
     base = f"SELECT *, {RUN_STATUS} AS st FROM runs"
-    sql = f"SELECT {LIST_COLUMNS.replace('status', 'st')} FROM ({base}) WHERE {' AND '.join(where)}"
+    columns = ", ".join(column for _, column in LIST_FIELDS)
+    sql = f"SELECT {columns} FROM ({base}) WHERE {' AND '.join(where)}"
     filters = {name: value for name, value in params.items() if name != "path"}
     total = cursor.execute(f"SELECT count(*) FROM ({sql})", filters).fetchone()[0]
     if (
@@ -88,19 +100,17 @@ def list_runs(
         and not cursor.execute("SELECT 1 FROM runs WHERE project = ? LIMIT 1", [project]).fetchall()
     ):
         raise not_found(f"no project {project!r}")
-    rows = cursor.execute(
-        f"{sql} ORDER BY {order} LIMIT {limit} OFFSET {offset}", params
+    # DuckDB writes each run's JSON, its config and summary spliced in as stored: parsing them
+    # and encoding 10,000 runs in Python took most of the list's time.
+    fields = ", ".join(f"'{name}', {column}" for name, column in LIST_FIELDS)
+    ((runs,),) = cursor.execute(
+        f"SELECT coalesce(string_agg(json_object({fields})::VARCHAR, ',' ORDER BY {order}), '')"
+        f" FROM ({sql} ORDER BY {order} LIMIT {limit} OFFSET {offset})",
+        params,
     ).fetchall()
-    names = [name.strip().strip('"') for name in LIST_COLUMNS.split(",")]
-    names[names.index("run_id")] = "id"
-    content = {
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "runs": [_run_dict(names, row) for row in rows],
-    }
-    # Straight to bytes: FastAPI's jsonable_encoder took ~0.4 s for 10,000 runs.
-    return Response(wire.dumps(content), media_type="application/json")
+    head = wire.dumps({"total": total, "limit": limit, "offset": offset})
+    body = head[:-1] + b',"runs":[' + runs.encode() + b"]}"
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{run_id}")
