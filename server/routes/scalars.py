@@ -32,18 +32,16 @@ X_HELP = "step, time, or another scalar key (default: the run's step_metric for 
 
 def _axis(cursor, run: int, run_id: str, key: str, x: str | None) -> str:
     """The x axis to use: the one asked for, else the run's step_metric for ``key``, else step."""
-    scalars = {
-        name
-        for (name,) in cursor.execute(
-            "SELECT key FROM metrics WHERE run = ? AND kind = 'scalar' AND key IN (?, ?)",
-            [run, key, x or key],
-        ).fetchall()
-    }
+    rows = cursor.execute(
+        "SELECT key, (SELECT defines FROM runs WHERE run = $run) FROM metrics"
+        " WHERE run = $run AND kind = 'scalar' AND key IN ($key, $x)",
+        {"run": run, "key": key, "x": x or key},
+    ).fetchall()
+    scalars = {name for name, _ in rows}
     if key not in scalars:
         raise not_found(f"run {run_id!r} has no scalar key {key!r}")
     if x is None:
-        ((defines,),) = cursor.execute("SELECT defines FROM runs WHERE run = ?", [run]).fetchall()
-        x = series.default_x(defines, key)
+        x = series.default_x(rows[0][1], key)
         if x is None or x == key:
             return series.STEP
         ((found,),) = cursor.execute(
@@ -55,8 +53,9 @@ def _axis(cursor, run: int, run_id: str, key: str, x: str | None) -> str:
     raise not_found(f"run {run_id!r} has no scalar key {x!r} to use as x")
 
 
-def _source(request, project, run_id, key, x, tag: str = "") -> series.Source:
-    run = run_number(request, project, run_id)
+def _source(request, project, run_id, key, x, tag: str = "", run: int | None = None):
+    """The series.Source of ``key`` of ``run_id`` (the run's number, when known, as ``run``)."""
+    run = run_number(request, project, run_id) if run is None else run
     cursor = context(request).store.reader()
     return series.source(cursor, run, key, _axis(cursor, run, run_id, key, x), tag)
 
@@ -191,11 +190,14 @@ def scalars_batch(request: Request, project: str, body: BatchRequest):
 def _batch_m4(request, project: str, body: BatchRequest) -> list[dict]:
     """M4 of every series of the batch in one query, on one snapshot."""
     cursor = context(request).store.reader()
-    results, sources = [], []
+    results, sources, runs = [], [], {}
     with series.snapshot(cursor):
         for index, ref in enumerate(body.series):
             try:
-                src = _source(request, project, ref.run, ref.key, body.x, f"_{index}")
+                if ref.run not in runs:
+                    runs[ref.run] = run_number(request, project, ref.run)
+                run = runs[ref.run]
+                src = _source(request, project, ref.run, ref.key, body.x, f"_{index}", run)
             except Exception as error:  # one missing series must not fail the others
                 results.append(_error(ref, error))
                 continue
