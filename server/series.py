@@ -73,19 +73,26 @@ class Source(NamedTuple):
     span: tuple[float, float] | None = None
 
 
-def _rows(cursor, run: int, key: str, tag: str) -> tuple[str, tuple[int, int] | None]:
+def scalar_keys(cursor, run: int, names: list[str]) -> dict[str, tuple]:
+    """Per scalar key of ``run`` among ``names``: (a step logged twice, first step, last step,
+    points in ``scalars_live``), from ``metrics`` in one query."""
+    rows = cursor.execute(
+        "SELECT key, rows <> count, first_step, last_step, EXISTS (SELECT 1 FROM scalars_live l"
+        " WHERE l.run = $run AND l.key = metrics.key) FROM metrics"
+        " WHERE run = $run AND kind = 'scalar' AND list_contains($names, key)",
+        {"run": run, "names": names},
+    ).fetchall()
+    return {key: tuple(rest) for key, *rest in rows}
+
+
+def _rows(cursor, run: int, key: str, tag: str, known: dict | None):
     """SQL of one key's points, one per step, and its first and last step.
 
     The dedup runs only when ingest stored more points than steps (a step logged twice), and
     ``scalars_live`` is read only when it holds points of the key (the union costs ~30 %).
+    ``known`` is :func:`scalar_keys` of the run when the caller has it.
     """
-    row = cursor.execute(
-        "SELECT rows <> count, first_step, last_step, EXISTS (SELECT 1 FROM scalars_live"
-        " WHERE run = $run AND key = $key) FROM metrics"
-        " WHERE run = $run AND key = $key AND kind = 'scalar'",
-        {"run": run, "key": key},
-    ).fetchall()
-    row = row[0] if row else None
+    row = (known if known is not None else scalar_keys(cursor, run, [key])).get(key)
     names = {"run": f"run{tag}", "key": f"key{tag}"}
     raw = _RAW.format(table="scalars", **names)
     if row is None or row[3]:
@@ -95,15 +102,16 @@ def _rows(cursor, run: int, key: str, tag: str) -> tuple[str, tuple[int, int] | 
     return raw, (None if row[1] is None else (row[1], row[2]))
 
 
-def source(cursor, run: int, key: str, x: str, tag: str = "") -> Source:
-    """``key``'s series on axis ``x``; ``tag`` suffixes its param names (to join sources)."""
-    rows, span = _rows(cursor, run, key, tag)
+def source(cursor, run: int, key: str, x: str, tag: str = "", known: dict | None = None) -> Source:
+    """``key``'s series on axis ``x``; ``tag`` suffixes its param names (to join sources);
+    ``known``: :func:`scalar_keys` of the run, with ``key`` and ``x``, when the caller has it."""
+    rows, span = _rows(cursor, run, key, tag, known)
     params = {f"run{tag}": run, f"key{tag}": key}
     if x == STEP:
         return Source(f"SELECT *, step AS x FROM ({rows})", params, x, span)
     if x == TIME:
         return Source(f"SELECT *, t AS x FROM ({rows})", params, x)
-    x_rows, _ = _rows(cursor, run, x, f"x{tag}")
+    x_rows, _ = _rows(cursor, run, x, f"x{tag}", known)
     params[f"runx{tag}"], params[f"keyx{tag}"] = run, x
     return Source(
         f"SELECT s.step, s.t, s.value, s.seq, m.value AS x FROM ({rows}) s"

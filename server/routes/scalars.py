@@ -53,11 +53,12 @@ def _axis(cursor, run: int, run_id: str, key: str, x: str | None) -> str:
     raise not_found(f"run {run_id!r} has no scalar key {x!r} to use as x")
 
 
-def _source(request, project, run_id, key, x, tag: str = "", run: int | None = None):
-    """The series.Source of ``key`` of ``run_id`` (the run's number, when known, as ``run``)."""
+def _source(request, project, run_id, key, x, tag: str = "", run=None, known=None):
+    """The series.Source of ``key`` of ``run_id``; ``run`` (its number) and ``known``
+    (:func:`series.scalar_keys`) when the caller has them."""
     run = run_number(request, project, run_id) if run is None else run
     cursor = context(request).store.reader()
-    return series.source(cursor, run, key, _axis(cursor, run, run_id, key, x), tag)
+    return series.source(cursor, run, key, _axis(cursor, run, run_id, key, x), tag, known)
 
 
 def _series(request, project, run_id, key, x, start, end, points, smooth) -> dict:
@@ -195,9 +196,11 @@ def _batch_m4(request, project: str, body: BatchRequest) -> list[dict]:
         for index, ref in enumerate(body.series):
             try:
                 if ref.run not in runs:
-                    runs[ref.run] = run_number(request, project, ref.run)
-                run = runs[ref.run]
-                src = _source(request, project, ref.run, ref.key, body.x, f"_{index}", run)
+                    run = run_number(request, project, ref.run)
+                    names = [r.key for r in body.series if r.run == ref.run] + [body.x or ""]
+                    runs[ref.run] = run, series.scalar_keys(cursor, run, names)
+                run, known = runs[ref.run]
+                src = _source(request, project, ref.run, ref.key, body.x, f"_{index}", run, known)
             except Exception as error:  # one missing series must not fail the others
                 results.append(_error(ref, error))
                 continue
