@@ -258,6 +258,19 @@ class Batch:
         self.rows["alerts"].append((state.run, event["seq"], event["t"], title, text, level))
         return None
 
+    def _file(self, state: RunState, event: dict[str, Any]) -> str | None:
+        """A file saved with run.save(): listed with the run's media under ``files/<name>``."""
+        name, path, step = event.get("name"), event.get("path"), event.get("step")
+        if type(name) is not str or type(path) is not str or not path.startswith("files/"):
+            return "file event without a name and a path under files/"
+        step = step if type(step) is int else None
+        value = {"_type": "file", **{k: event.get(k) for k in ("name", "path", "sha256", "bytes")}}
+        key = "files/" + name
+        self.rows["media"].append(
+            (state.run, key, step, event["t"], event["seq"], "file", wire.dumps(value).decode())
+        )
+        return None
+
     def _finish(self, state: RunState, event: dict[str, Any]) -> str | None:
         status = event.get("status")
         if status not in ("finished", "crashed"):
@@ -360,5 +373,6 @@ _HANDLERS = {
     "system": Batch._system,
     "heartbeat": Batch._heartbeat,
     "alert": Batch._alert,
+    "file": Batch._file,
     "finish": Batch._finish,
 }

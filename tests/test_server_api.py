@@ -163,6 +163,11 @@ def test_a_saved_html_file_is_served_sandboxed(tmp_path, new_run):
     saved = next(path for path in (run.dir / "files").iterdir() if path.suffix == ".html")
     with serving(tmp_path) as s:
         response = s.get(f"/files/p/{run.id}/files/{saved.name}")
+        wait_until(s.caught_up)
+        items = s.get(f"/api/projects/p/runs/{run.id}/media").json()["items"]
+        assert s.get(f"/api/projects/p/runs/{run.id}").json()["rejected"] == 0
+    assert [(item["key"], item["type"]) for item in items] == [("files/report.html", "file")]
+    assert items[0]["value"]["path"] == f"files/{saved.name}"
     assert response.status_code == 200
     assert response.headers["content-security-policy"].startswith("sandbox")
     assert response.headers["x-content-type-options"] == "nosniff"

@@ -215,3 +215,11 @@ def test_polling_watcher_follows_a_run(tmp_path):
         with segment.open("ab") as file:
             file.write(_line(1, step=0, data={"x": 1.0}))
         wait_until(lambda: s.json("/api/projects/p/runs/polled")["last_step"] == 0)
+
+
+def test_the_ingester_handles_every_event_type_of_the_format():
+    from waddle.server.ingester import _HANDLERS
+
+    from waddle.event import EVENT_TYPES
+
+    assert set(_HANDLERS) == set(EVENT_TYPES)
