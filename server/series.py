@@ -29,6 +29,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 from waddle.server import wire
+from waddle.server.store import BLOCK_STEPS
 
 STEP, TIME = "step", "time"
 
@@ -65,12 +66,18 @@ def default_x(defines: str | None, key: str) -> str | None:
 
 class Source(NamedTuple):
     """SQL of one series (columns step, t, value, seq, x), its params, its axis, and its
-    [first, last] x when the index knows it without a scan (on the step axis)."""
+    [first, last] x when the index knows it without a scan (on the step axis).
+
+    ``blocks`` is set on the step axis for a series with one point per step: the names of its
+    run and key params, and whether ``scalars_live`` holds points of it. M4 may then read
+    ``scalar_blocks`` instead of the points.
+    """
 
     sql: str
     params: dict
     x: str
     span: tuple[float, float] | None = None
+    blocks: tuple[str, str, bool] | None = None
 
 
 def scalar_keys(cursor, run: int, names: list[str]) -> dict[str, tuple]:
@@ -85,8 +92,15 @@ def scalar_keys(cursor, run: int, names: list[str]) -> dict[str, tuple]:
     return {key: tuple(rest) for key, *rest in rows}
 
 
-def _rows(cursor, run: int, key: str, tag: str, known: dict | None):
-    """SQL of one key's points, one per step, and its first and last step.
+class _Rows(NamedTuple):
+    sql: str
+    span: tuple[float, float] | None
+    one_per_step: bool
+    live: bool
+
+
+def _rows(cursor, run: int, key: str, tag: str, known: dict | None) -> _Rows:
+    """SQL of one key's points, one per step, and what the index knows of them.
 
     The dedup runs only when ingest stored more points than steps (a step logged twice), and
     ``scalars_live`` is read only when it holds points of the key (the union costs ~30 %).
@@ -95,27 +109,29 @@ def _rows(cursor, run: int, key: str, tag: str, known: dict | None):
     row = (known if known is not None else scalar_keys(cursor, run, [key])).get(key)
     names = {"run": f"run{tag}", "key": f"key{tag}"}
     raw = _RAW.format(table="scalars", **names)
-    if row is None or row[3]:
+    live = row is None or row[3]
+    if live:
         raw += " UNION ALL " + _RAW.format(table="scalars_live", **names)
     if row is None or row[0]:
-        return f"SELECT * FROM ({raw}){_NEWEST}", None
-    return raw, (None if row[1] is None else (row[1], row[2]))
+        return _Rows(f"SELECT * FROM ({raw}){_NEWEST}", None, False, live)
+    return _Rows(raw, None if row[1] is None else (row[1], row[2]), True, live)
 
 
 def source(cursor, run: int, key: str, x: str, tag: str = "", known: dict | None = None) -> Source:
     """``key``'s series on axis ``x``; ``tag`` suffixes its param names (to join sources);
     ``known``: :func:`scalar_keys` of the run, with ``key`` and ``x``, when the caller has it."""
-    rows, span = _rows(cursor, run, key, tag, known)
+    rows = _rows(cursor, run, key, tag, known)
     params = {f"run{tag}": run, f"key{tag}": key}
     if x == STEP:
-        return Source(f"SELECT *, step AS x FROM ({rows})", params, x, span)
+        blocks = (f"run{tag}", f"key{tag}", rows.live) if rows.one_per_step else None
+        return Source(f"SELECT *, step AS x FROM ({rows.sql})", params, x, rows.span, blocks)
     if x == TIME:
-        return Source(f"SELECT *, t AS x FROM ({rows})", params, x)
-    x_rows, _ = _rows(cursor, run, x, f"x{tag}", known)
+        return Source(f"SELECT *, t AS x FROM ({rows.sql})", params, x)
+    x_rows = _rows(cursor, run, x, f"x{tag}", known)
     params[f"runx{tag}"], params[f"keyx{tag}"] = run, x
     return Source(
-        f"SELECT s.step, s.t, s.value, s.seq, m.value AS x FROM ({rows}) s"
-        f" JOIN ({x_rows}) m ON s.step = m.step WHERE isfinite(m.value)",
+        f"SELECT s.step, s.t, s.value, s.seq, m.value AS x FROM ({rows.sql}) s"
+        f" JOIN ({x_rows.sql}) m ON s.step = m.step WHERE isfinite(m.value)",
         params,
         x,
     )
@@ -162,56 +178,129 @@ def m4(cursor, sources: list[Source], start, end, points: int) -> list[dict]:
 
     A missing bound is the source's first or last x. NaN is left out of min and max by
     turning it into NULL once per point, and counted as the points minus the non-NULL ones.
+
+    Buckets are ``points`` equal parts of [start, end], except on the step axis when a bucket
+    spans at least ``BLOCK_BUCKETS`` blocks: then the width is rounded up to whole blocks and
+    buckets are aligned to multiples of it (so still at most ``points`` of them), and the
+    query reads ``scalar_blocks`` plus the few points of partly covered blocks at the ends.
     """
-    parts, params, slots = [], {"points": points}, []
+    point_parts, piece_parts, params, slots = [], [], {}, []
     for index, src in enumerate(sources):
-        low, high = start, end
-        if low is None or high is None:
-            span = (
-                src.span
-                or cursor.execute(f"SELECT min(x), max(x) FROM ({src.sql})", src.params).fetchall()[
-                    0
-                ]
-            )
-            low = span[0] if low is None else low
-            high = span[1] if high is None else high
+        low, high = _bounds(cursor, src, start, end)
         if low is None or high is None:
             slots.append(None)
             continue
-        width = (high - low + 1) if src.x == STEP else (high - low)
+        slots.append(index)
         params.update(src.params)
-        params.update({f"start{index}": low, f"end{index}": high})
+        aligned = _aligned(low, high, points) if src.blocks else None
+        if aligned is not None:
+            piece_parts.extend(_block_pieces(src, index, aligned, params))
+            continue
+        width = (high - low + 1) if src.x == STEP else (high - low)
+        params.update({f"start{index}": low, f"end{index}": high, "points": points})
         params[f"width{index}"] = width if width > 0 else 1.0
-        parts.append(
+        point_parts.append(
             f"SELECT {index} AS series, x, value, least(CAST(floor((x - $start{index}) * $points"
             f" / $width{index}) AS BIGINT), $points - 1) AS bucket FROM ({src.sql})"
             f" WHERE x BETWEEN $start{index} AND $end{index}"
         )
-        slots.append(index)
     result = None
-    if parts:
+    if point_parts or piece_parts:
+        queries = []
+        if point_parts:
+            queries.append(_POINTS_M4.format(points=" UNION ALL ".join(point_parts)))
+        if piece_parts:
+            queries.append(_PIECES_M4.format(pieces=" UNION ALL ".join(piece_parts)))
         result = cursor.execute(
-            f"""
-            WITH s AS (
-                SELECT series, bucket, x, value,
-                       CASE WHEN isnan(value) THEN NULL ELSE value END AS number
-                FROM ({" UNION ALL ".join(parts)})
-            )
-            SELECT series, count(*) AS count,
-                   min(x) AS x_first, arg_min(value, x) AS first,
-                   max(x) AS x_last, arg_max(value, x) AS last,
-                   arg_min(x, number) AS x_min, min(number) AS min,
-                   arg_max(x, number) AS x_max, max(number) AS max,
-                   count(*) - count(number) AS nan
-            FROM s GROUP BY series, bucket ORDER BY series, bucket
-            """,
-            params,
+            " UNION ALL ".join(queries) + " ORDER BY series, bucket", params
         ).fetchnumpy()
         bounds = np.searchsorted(np.asarray(result["series"]), np.arange(len(sources) + 1))
     return [
         _buckets(result, bounds[slot], bounds[slot + 1]) if slot is not None else _empty()
         for slot in slots
     ]
+
+
+# A bucket must span this many blocks before M4 reads blocks: rounding its width up to whole
+# blocks then costs at most a fifth of the buckets asked for.
+BLOCK_BUCKETS = 4
+
+_POINTS_M4 = """
+SELECT series, bucket, count(*) AS count,
+       min(x) AS x_first, arg_min(value, x) AS first, max(x) AS x_last, arg_max(value, x) AS last,
+       arg_min(x, number) AS x_min, min(number) AS min,
+       arg_max(x, number) AS x_max, max(number) AS max, count(*) - count(number) AS nan
+FROM (SELECT *, CASE WHEN isnan(value) THEN NULL ELSE value END AS number FROM ({points}))
+GROUP BY series, bucket
+"""
+
+# Pieces are blocks and single points in M4 form; buckets combine them as M4 combines points.
+_PIECES_M4 = """
+SELECT series, bucket, CAST(sum(count) AS BIGINT) AS count,
+       min(x_first) AS x_first, arg_min(first, x_first) AS first,
+       max(x_last) AS x_last, arg_max(last, x_last) AS last,
+       arg_min(x_min, min) AS x_min, min(min) AS min,
+       arg_max(x_max, max) AS x_max, max(max) AS max, CAST(sum(nan) AS BIGINT) AS nan
+FROM ({pieces})
+GROUP BY series, bucket
+"""
+
+_POINT_PIECE = (
+    "SELECT {index} AS series, step // $width{index} AS bucket, 1 AS count, step AS x_first,"
+    " value AS first, step AS x_last, value AS last,"
+    " CASE WHEN isnan(value) THEN NULL ELSE step END AS x_min,"
+    " CASE WHEN isnan(value) THEN NULL ELSE value END AS min,"
+    " CASE WHEN isnan(value) THEN NULL ELSE step END AS x_max,"
+    " CASE WHEN isnan(value) THEN NULL ELSE value END AS max,"
+    " CAST(isnan(value) AS BIGINT) AS nan"
+    " FROM {table} WHERE run = ${run} AND key = ${key} AND step BETWEEN $low{index} AND $high{index}"
+)
+
+
+def _bounds(cursor, src: Source, start, end) -> tuple:
+    """[start, end] with a missing bound replaced by the source's first or last x."""
+    if start is not None and end is not None:
+        return start, end
+    span = (
+        src.span
+        or cursor.execute(f"SELECT min(x), max(x) FROM ({src.sql})", src.params).fetchall()[0]
+    )
+    return (span[0] if start is None else start), (span[1] if end is None else end)
+
+
+def _aligned(low, high, points: int) -> tuple[int, int, int] | None:
+    """(first step, last step, bucket width) of block-aligned buckets over [low, high], or
+    None when a bucket would span fewer than ``BLOCK_BUCKETS`` blocks."""
+    first, last = max(0, math.ceil(low)), math.floor(high)
+    steps = last - first + 1
+    if steps < points * BLOCK_BUCKETS * BLOCK_STEPS:
+        return None
+    width = -(-steps // points)
+    width = -(-width // BLOCK_STEPS) * BLOCK_STEPS
+    while last // width - first // width + 1 > points:
+        width += BLOCK_STEPS
+    return first, last, width
+
+
+def _block_pieces(src: Source, index: int, aligned: tuple, params: dict) -> list[str]:
+    """The pieces of one source: its blocks wholly inside [first, last], and its points in
+    the partly covered blocks at the ends and in ``scalars_live``."""
+    first, last, width = aligned
+    run, key, live = src.blocks
+    params.update({f"low{index}": first, f"high{index}": last, f"width{index}": width})
+    params[f"block0{index}"] = -(-first // BLOCK_STEPS)
+    params[f"block1{index}"] = (last + 1) // BLOCK_STEPS - 1
+    pieces = [
+        f"SELECT {index} AS series, block * {BLOCK_STEPS} // $width{index} AS bucket, count,"
+        f" x_first, first, x_last, last, x_min, min, x_max, max, nan FROM scalar_blocks"
+        f" WHERE run = ${run} AND key = ${key} AND block BETWEEN $block0{index} AND $block1{index}",
+        _POINT_PIECE.format(index=index, table="scalars", run=run, key=key)
+        + f" AND (step < $block0{index} * {BLOCK_STEPS}"
+        f" OR step >= ($block1{index} + 1) * {BLOCK_STEPS})",
+    ]
+    if live:
+        pieces.append(_POINT_PIECE.format(index=index, table="scalars_live", run=run, key=key))
+    return pieces
 
 
 def _empty() -> dict:

@@ -17,6 +17,10 @@ Tables (``run`` is the integer id the index gives each run folder):
 - ``scalars``: numeric values, clustered per series (run, key, step) for fast M4 queries;
   ``scalars_live``: recent small batches in arrival order, moved into ``scalars`` sorted by
   :meth:`Store.compact`; queries read both;
+- ``scalar_blocks``: M4 of the rows of ``scalars`` per (run, key, block of ``BLOCK_STEPS``
+  steps), written with those rows by :func:`insert_scalars` and :meth:`Store.compact`; a
+  block may have several rows (one per insert), which combine like M4 buckets. M4 over a wide
+  range reads these instead of the points (server/series.py);
 - ``metrics``: per (run, key, kind): count, first and last step, min, max, sum, first, last
   (a scalar step logged twice counts once, with its newest value), the min and max before
   the last step, and ``rows``: the points stored, so ``rows > count`` tells a series has a step
@@ -36,7 +40,22 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
+
+# Steps per row of `scalar_blocks`: a power of two, so that a block lies inside one M4 bucket
+# whenever the bucket width is a multiple of it.
+BLOCK_STEPS = 32
+
+# M4 per block of the scalar rows in {rows}; NaN is left out of min and max and counted.
+_BLOCKS = f"""
+INSERT INTO scalar_blocks
+SELECT run, key, step // {BLOCK_STEPS} AS block, count(*), min(step), arg_min(value, step),
+       max(step), arg_max(value, step), arg_min(step, number), min(number),
+       arg_max(step, number), max(number), count(*) - count(number)
+FROM (SELECT run, key, step, value, CASE WHEN isnan(value) THEN NULL ELSE value END AS number
+      FROM {{rows}})
+GROUP BY run, key, block
+"""
 
 _SERIES = "run INTEGER, key VARCHAR, step BIGINT, t DOUBLE, seq BIGINT"
 
@@ -53,6 +72,10 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS offsets (run INTEGER, segment VARCHAR, "offset" BIGINT);
 CREATE TABLE IF NOT EXISTS scalars ({_SERIES}, value DOUBLE);
 CREATE TABLE IF NOT EXISTS scalars_live ({_SERIES}, value DOUBLE);
+CREATE TABLE IF NOT EXISTS scalar_blocks (
+    run INTEGER, key VARCHAR, block BIGINT, count BIGINT, x_first BIGINT, first DOUBLE,
+    x_last BIGINT, last DOUBLE, x_min BIGINT, min DOUBLE, x_max BIGINT, max DOUBLE, nan BIGINT
+);
 CREATE TABLE IF NOT EXISTS metrics (
     run INTEGER, key VARCHAR, kind VARCHAR, count BIGINT, first_step BIGINT, last_step BIGINT,
     min DOUBLE, max DOUBLE, sum DOUBLE, finite BIGINT, first DOUBLE, last DOUBLE,
@@ -78,6 +101,7 @@ RUN_TABLES = (
     "offsets",
     "scalars",
     "scalars_live",
+    "scalar_blocks",
     "metrics",
     "system",
     "media",
@@ -155,6 +179,7 @@ class Store:
                 con.execute(
                     "INSERT INTO scalars SELECT * FROM scalars_live ORDER BY run, key, step, seq"
                 )
+                con.execute(_BLOCKS.format(rows="scalars_live"))
                 con.execute("DELETE FROM scalars_live")
         return rows
 
@@ -171,3 +196,15 @@ def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> 
         con.execute(f"INSERT INTO {table} SELECT * FROM _batch")
     finally:
         con.unregister("_batch")
+
+
+def insert_scalars(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+    """Append scalar rows (columns of ``scalars``) to ``scalars`` and their blocks."""
+    if rows.num_rows == 0:
+        return
+    con.register("_scalars", rows)
+    try:
+        con.execute("INSERT INTO scalars SELECT * FROM _scalars")
+        con.execute(_BLOCKS.format(rows="_scalars"))
+    finally:
+        con.unregister("_scalars")
