@@ -247,6 +247,24 @@ def test_websocket_pushes_new_points(tmp_path, new_run):
             assert any(r["id"] == run.id for r in runs)
 
 
+def test_a_step_logged_twice_is_pushed_once_with_its_newest_value(tmp_path, new_run):
+    run = new_run()
+    run.log({"loss": 1.0}, commit=False)
+    run.log({"loss": 2.0})  # the same step 0, a higher seq
+    run.log({"loss": 3.0})
+    run.flush()
+    with serving(tmp_path) as s:
+        wait_until(lambda: s.get(f"/api/projects/p/runs/{run.id}").status_code == 200)
+        with connect(s.ws_url) as ws:
+            subscribe = {"op": "subscribe", "id": "s", "project": "p", "run": run.id}
+            ws.send(orjson.dumps(subscribe | {"key": "loss", "cursor": 0}).decode())
+            message = {"type": None}
+            while message["type"] != "points":
+                message = orjson.loads(ws.recv(timeout=10))
+        assert list(zip(message["step"], message["value"], strict=True)) == [(0, 2.0), (1, 3.0)]
+        assert message["cursor"] == message["seq"][-1]
+
+
 def test_custom_x_axis_from_define_metric(tmp_path, new_run):
     run = new_run()
     run.define_metric("val/*", step_metric="epoch")
