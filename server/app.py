@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from waddle.server import errors, wire
 from waddle.server.auth import TokenAuth
 from waddle.server.hub import Hub
@@ -24,11 +22,6 @@ from waddle.server.store import Store
 from waddle.server.watcher import Watcher
 
 API_VERSION = 1
-
-
-class WireJSON(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        return wire.dumps(content)
 
 
 class Context:
@@ -73,7 +66,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         title="waddle",
         version=f"API {API_VERSION}",
         description="Experiment tracker API; see docs/api.md.",
-        default_response_class=WireJSON,
+        default_response_class=wire.WireJSON,
         lifespan=lifespan,
     )
     app.state.waddle = context

@@ -32,7 +32,7 @@ import pyarrow as pa
 from waddle.server import tailer
 from waddle.server.ingester import Batch
 from waddle.server.run_state import RUN_SCHEMA, RunState, Stat, metrics_table, offsets_table
-from waddle.server.store import RUN_TABLES, Store, insert_arrow, insert_scalars
+from waddle.server.store import RUN_TABLES, Store, insert_arrow
 
 from waddle import segment
 
@@ -236,13 +236,14 @@ class Indexer:
     # --- writing ---
 
     def _commit(self, batch: Batch) -> None:
-        clustered, live = batch.scalar_tables()
+        clustered, blocks, live = batch.scalar_tables()
         runs = [state for state in batch.runs.values() if state not in batch.deleted]
         with self.store.transaction() as con:
             for state in batch.deleted:
                 for table in RUN_TABLES:
                     con.execute(f"DELETE FROM {table} WHERE run = ?", [state.run])
-            insert_scalars(con, clustered)
+            insert_arrow(con, "scalars", clustered)
+            insert_arrow(con, "scalar_blocks", blocks)
             insert_arrow(con, "scalars_live", live)
             for table, rows in batch.rows.items():
                 if rows:

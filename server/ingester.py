@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 from waddle.server import wire
+from waddle.server.blocks import block_table
 from waddle.server.run_state import RunState
 
 from waddle import event as event_format
@@ -288,8 +289,8 @@ class Batch:
 
     # --- the batch as Arrow tables ---
 
-    def scalar_tables(self) -> tuple[pa.Table, pa.Table]:
-        """(clustered, live) scalar rows; updates each run's stats from them."""
+    def scalar_tables(self) -> tuple[pa.Table, pa.Table, pa.Table]:
+        """(clustered, their blocks, live) scalar rows; updates each run's stats from them."""
         parts: dict[tuple[RunState, str], list] = {}
         for (state, keys), (steps, ts, seqs, values) in self.groups.items():
             step_array = np.array(steps, dtype=np.int64)
@@ -312,7 +313,11 @@ class Batch:
             state.stat(key, "scalar").merge(steps, values)
             tables[len(steps) >= CLUSTERED_GROUP].append((state.run, key, steps, ts, seqs, values))
             self.points += len(steps)
-        return _scalar_table(tables[True]), _scalar_table(tables[False])
+        clustered = tables[True]
+        blocks = block_table(
+            [(run, key, steps, values) for run, key, steps, _, _, values in clustered]
+        )
+        return _scalar_table(clustered), blocks, _scalar_table(tables[False])
 
     def rows_table(self, table: str) -> pa.Table:
         return pa.table(list(zip(*self.rows[table], strict=True)), names=COLUMNS[table])

@@ -49,6 +49,11 @@ class Stat:
     rows: int = 0  # points stored, steps logged twice included: rows > count means duplicates
 
     def note_step(self, step: int) -> None:
+        """A text or rich value at ``step``. Steps never go back within a run, so a value logged
+        again at the newest step is the only repeat, and it counts once."""
+        self.rows += 1
+        if step == self.last_step:
+            return
         self.count += 1
         if self.first_step is None or step < self.first_step:
             self.first_step = step

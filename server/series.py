@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 from waddle.server import wire
-from waddle.server.store import BLOCK_STEPS
+from waddle.server.blocks import BLOCK_STEPS
 
 STEP, TIME = "step", "time"
 

@@ -17,10 +17,9 @@ Tables (``run`` is the integer id the index gives each run folder):
 - ``scalars``: numeric values, clustered per series (run, key, step) for fast M4 queries;
   ``scalars_live``: recent small batches in arrival order, moved into ``scalars`` sorted by
   :meth:`Store.compact`; queries read both;
-- ``scalar_blocks``: M4 of the rows of ``scalars`` per (run, key, block of ``BLOCK_STEPS``
-  steps), written with those rows by :func:`insert_scalars` and :meth:`Store.compact`; a
-  block may have several rows (one per insert), which combine like M4 buckets. M4 over a wide
-  range reads these instead of the points (server/series.py);
+- ``scalar_blocks``: M4 of the rows of ``scalars`` per (run, key, block of steps), written in
+  the same transaction as those rows (server/blocks.py); M4 over a wide range reads these
+  instead of the points (server/series.py);
 - ``metrics``: per (run, key, kind): count, first and last step, min, max, sum, first, last
   (a scalar step logged twice counts once, with its newest value), the min and max before
   the last step, and ``rows``: the points stored, so ``rows > count`` tells a series has a step
@@ -39,23 +38,9 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from waddle.server.blocks import BLOCKS_SQL
 
 SCHEMA_VERSION = "4"
-
-# Steps per row of `scalar_blocks`: a power of two, so that a block lies inside one M4 bucket
-# whenever the bucket width is a multiple of it.
-BLOCK_STEPS = 32
-
-# M4 per block of the scalar rows in {rows}; NaN is left out of min and max and counted.
-_BLOCKS = f"""
-INSERT INTO scalar_blocks
-SELECT run, key, step // {BLOCK_STEPS} AS block, count(*), min(step), arg_min(value, step),
-       max(step), arg_max(value, step), arg_min(step, number), min(number),
-       arg_max(step, number), max(number), count(*) - count(number)
-FROM (SELECT run, key, step, value, CASE WHEN isnan(value) THEN NULL ELSE value END AS number
-      FROM {{rows}})
-GROUP BY run, key, block
-"""
 
 _SERIES = "run INTEGER, key VARCHAR, step BIGINT, t DOUBLE, seq BIGINT"
 
@@ -179,7 +164,7 @@ class Store:
                 con.execute(
                     "INSERT INTO scalars SELECT * FROM scalars_live ORDER BY run, key, step, seq"
                 )
-                con.execute(_BLOCKS.format(rows="scalars_live"))
+                con.execute(BLOCKS_SQL.format(rows="scalars_live"))
                 con.execute("DELETE FROM scalars_live")
         return rows
 
@@ -196,15 +181,3 @@ def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> 
         con.execute(f"INSERT INTO {table} SELECT * FROM _batch")
     finally:
         con.unregister("_batch")
-
-
-def insert_scalars(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
-    """Append scalar rows (columns of ``scalars``) to ``scalars`` and their blocks."""
-    if rows.num_rows == 0:
-        return
-    con.register("_scalars", rows)
-    try:
-        con.execute("INSERT INTO scalars SELECT * FROM _scalars")
-        con.execute(_BLOCKS.format(rows="_scalars"))
-    finally:
-        con.unregister("_scalars")

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from starlette.responses import JSONResponse
 
 NAN, POS_INF, NEG_INF = "NaN", "Infinity", "-Infinity"
 
@@ -26,13 +27,21 @@ def float_token(value: float) -> float | str:
     return value
 
 
+class Tokens(list):
+    """A list already in wire form (from :func:`floats`): :func:`plain` does not walk it again."""
+
+
 def plain(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by its string token (recursively)."""
+    """``value`` with every non-finite float replaced by its string token (recursively).
+
+    numpy arrays and :class:`Tokens` pass as they are: orjson writes the arrays, and a float
+    array holding non-finite values must go through :func:`floats` first.
+    """
     if type(value) is float:
         return value if math.isfinite(value) else float_token(value)
     if isinstance(value, dict):
         return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple)) and type(value) is not Tokens:
         return [plain(item) for item in value]
     return value
 
@@ -41,12 +50,20 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(plain(value), option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def floats(values: np.ndarray) -> list:
+def floats(values: np.ndarray) -> Tokens:
     """A float array as a JSON-ready list, non-finite values as tokens."""
-    out = values.tolist()
+    out = Tokens(values.tolist())
     for index in np.flatnonzero(~np.isfinite(values)).tolist():
         out[index] = float_token(out[index])
     return out
+
+
+class WireJSON(JSONResponse):
+    """A JSON response written by :func:`dumps`. Returned from a route as it is, it also skips
+    FastAPI's encoder, which would walk every value in Python first."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
 
 
 def loads_json_column(text: str | None) -> Any:

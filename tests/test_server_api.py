@@ -16,6 +16,7 @@ from waddle.server.series import ema
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+import waddle
 from tests.conftest import wait_until
 from tests.server_helpers import check_m4, serving
 
@@ -78,6 +79,8 @@ def test_m4_keeps_a_spike_and_nonfinite_values_round_trip(tmp_path, new_run):
         assert buckets["min"][0] == "-Infinity"
         assert sum(buckets["count"]) == 20_000
 
+        (metric,) = s.json(f"/api/projects/p/runs/{run.id}/metrics")["metrics"]
+        assert (metric["min"], metric["max"]) == ("-Infinity", "Infinity")
         full = s.json(url, params={"key": "loss"})["series"]
         assert len(full["value"]) == 20_000
         assert full["value"][17:20] == ["NaN", "Infinity", "-Infinity"]
@@ -350,6 +353,22 @@ def test_a_step_logged_twice_keeps_the_newest_value_everywhere(tmp_path, new_run
         assert (metric["count"], metric["min"], metric["max"], metric["last"]) == (4, -7, 3, -7)
         assert metric["mean"] == pytest.approx(sum(values) / 4)
         assert s.json(f"{base}")["summary"]["loss"] == -7.0
+
+
+def test_text_and_rich_values_logged_twice_at_one_step_count_once(tmp_path, new_run):
+    run = new_run()
+    run.log({"note": "a", "h": waddle.Histogram([1.0, 2.0])}, commit=False)
+    run.log({"note": "b", "h": waddle.Histogram([3.0])})  # the same step 0
+    run.log({"note": "c"})
+    run.finish()
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        base = f"/api/projects/p/runs/{run.id}"
+        metrics = {m["key"]: m for m in s.json(f"{base}/metrics")["metrics"]}
+        assert (metrics["note"]["count"], metrics["note"]["last_step"]) == (2, 1)
+        assert (metrics["h"]["type"], metrics["h"]["count"]) == ("histogram", 1)
+        notes = s.json(f"{base}/text")["items"]  # the record keeps every value, in seq order
+        assert [(n["step"], n["value"]) for n in notes] == [(0, "a"), (0, "b"), (1, "c")]
 
 
 def test_full_series_as_arrow_keeps_nonfinite_floats(tmp_path, new_run):

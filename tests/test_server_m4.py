@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from waddle.server import series
-from waddle.server.store import BLOCK_STEPS, Store, insert_arrow, insert_scalars
+from waddle.server.blocks import BLOCK_STEPS, BLOCKS_SQL, block_table
+from waddle.server.store import Store, insert_arrow
 
 from tests.server_helpers import check_m4
 
@@ -32,10 +33,17 @@ def _rows(run: int, key: str, steps: np.ndarray, values: np.ndarray) -> pa.Table
     )
 
 
+def _ingested(con, run: int, key: str, steps: np.ndarray, values: np.ndarray) -> None:
+    """Rows and their blocks as ingest writes a large group (blocks made in numpy)."""
+    insert_arrow(con, "scalars", _rows(run, key, steps, values))
+    insert_arrow(con, "scalar_blocks", block_table([(run, key, steps, values)]))
+
+
 @pytest.fixture
 def indexed(tmp_path):
-    """A real index holding one series of 60,000 steps with spikes, NaN and ±Inf, written in
-    chunks that split blocks (as ingest does), its newest points still in ``scalars_live``."""
+    """A real index holding one series of 60,000 steps with spikes, NaN and ±Inf, written as
+    ingest does: chunks that split blocks, one chunk compacted from ``scalars_live`` (blocks
+    made in SQL), and the newest points still in ``scalars_live``."""
     rng = np.random.default_rng(7)
     steps = np.arange(60_000, dtype=np.int64) * 3 + 5  # not block-aligned, not from 0
     values = rng.normal(size=len(steps))
@@ -51,12 +59,40 @@ def indexed(tmp_path):
             " (1, 'other', 'scalar', $n, $first, $last, $n)",
             {"n": len(steps), "first": int(steps[0]), "last": int(steps[-1])},
         )
-        for begin, stop in itertools.pairwise(cuts[:-1]):
-            insert_scalars(con, _rows(1, "loss", steps[begin:stop], values[begin:stop]))
+        for begin, stop in itertools.pairwise(cuts[:-2]):
+            _ingested(con, 1, "loss", steps[begin:stop], values[begin:stop])
+        insert_arrow(
+            con, "scalars_live", _rows(1, "loss", steps[50_000:58_000], values[50_000:58_000])
+        )
+    store.compact()
+    with store.transaction() as con:
         insert_arrow(con, "scalars_live", _rows(1, "loss", steps[cuts[-2] :], values[cuts[-2] :]))
-        insert_scalars(con, _rows(1, "other", steps, -values))
+        _ingested(con, 1, "other", steps, -values)
     yield store, steps, values
     store.close()
+
+
+def test_blocks_from_numpy_equal_blocks_from_sql(tmp_path):
+    rng = np.random.default_rng(3)
+    steps = np.sort(rng.choice(5_000, size=2_000, replace=False)).astype(np.int64)
+    values = rng.normal(size=len(steps))
+    values[rng.choice(len(values), 300, replace=False)] = np.nan
+    values[100:180] = np.nan
+    values[[5, 6]] = [np.inf, -np.inf]
+    shuffled = rng.permutation(len(steps))  # ingest hands points in seq order, not sorted
+    store = Store(tmp_path / "index.duckdb")
+    with store.transaction() as con:
+        insert_arrow(
+            con, "scalar_blocks", block_table([(1, "a", steps[shuffled], values[shuffled])])
+        )
+        con.register("_rows", _rows(2, "a", steps, values))
+        con.execute(BLOCKS_SQL.format(rows="_rows"))
+    query = "SELECT * EXCLUDE (run) FROM scalar_blocks WHERE run = ? ORDER BY block"
+    from_numpy, from_sql = (store.query(query, [run]) for run in (1, 2))
+    store.close()
+    assert len(from_numpy) == len(from_sql) > 100
+    assert any(row[-1] == row[2] for row in from_sql)  # a block of only NaN: NULL min and max
+    assert repr(from_numpy) == repr(from_sql)  # repr: NaN equals NaN
 
 
 @pytest.mark.parametrize(

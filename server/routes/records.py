@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Query, Request
 from waddle.server import wire
 from waddle.server.routes.lookup import context, run_number
@@ -38,7 +39,7 @@ def _rich(request, project, run_id, table, key, step, after, limit):
         {"key": k, "step": s, "t": t, "seq": q, "type": kind, "value": wire.loads_json_column(v)}
         for k, s, t, q, kind, v in rows
     ]
-    return {"items": items, "cursor": items[-1]["seq"] if items else after}
+    return wire.WireJSON({"items": items, "cursor": items[-1]["seq"] if items else after})
 
 
 @router.get("/media")
@@ -105,7 +106,7 @@ def text(
         .fetchall()
     )
     items = [{"key": k, "step": s, "t": t, "seq": q, "value": v} for k, s, t, q, v in rows]
-    return {"items": items, "cursor": items[-1]["seq"] if items else after}
+    return wire.WireJSON({"items": items, "cursor": items[-1]["seq"] if items else after})
 
 
 @router.get("/console")
@@ -117,7 +118,7 @@ def console(request: Request, project: str, run_id: str, after: int = -1, limit:
         [run, after, limit],
     )
     items = [{"seq": q, "t": t, "stream": s, "text": x} for q, t, s, x in rows]
-    return {"items": items, "cursor": items[-1]["seq"] if items else after}
+    return wire.WireJSON({"items": items, "cursor": items[-1]["seq"] if items else after})
 
 
 @router.get("/system")
@@ -141,12 +142,16 @@ def system(
         )
         .fetchall()
     )
-    out: dict[str, dict[str, list]] = {}
+    columns: dict[str, tuple[list, list]] = {}
     for k, t, value, _seq in rows:
-        entry = out.setdefault(k, {"t": [], "value": []})
-        entry["t"].append(t)
-        entry["value"].append(value)
-    return {"series": out, "cursor": rows[-1][3] if rows else after}
+        times, values = columns.setdefault(k, ([], []))
+        times.append(t)
+        values.append(value)
+    series = {
+        k: {"t": times, "value": wire.floats(np.array(values, dtype=np.float64))}
+        for k, (times, values) in columns.items()
+    }
+    return wire.WireJSON({"series": series, "cursor": rows[-1][3] if rows else after})
 
 
 @router.get("/alerts")
@@ -156,12 +161,14 @@ def alerts(request: Request, project: str, run_id: str):
     rows = context(request).store.query(
         "SELECT seq, t, title, text, level FROM alerts WHERE run = ? ORDER BY seq", [run]
     )
-    return {
-        "items": [
-            {"seq": q, "t": t, "title": title, "text": x, "level": level}
-            for q, t, title, x, level in rows
-        ]
-    }
+    return wire.WireJSON(
+        {
+            "items": [
+                {"seq": q, "t": t, "title": title, "text": x, "level": level}
+                for q, t, title, x, level in rows
+            ]
+        }
+    )
 
 
 @router.get("/rejects")
@@ -172,4 +179,6 @@ def rejects(request: Request, project: str, run_id: str, limit: Limit = 1000):
         'SELECT file, "offset", reason, t FROM rejects WHERE run = ? ORDER BY t, "offset" LIMIT ?',
         [run, limit],
     )
-    return {"items": [{"file": f, "offset": o, "reason": r, "t": t} for f, o, r, t in rows]}
+    return wire.WireJSON(
+        {"items": [{"file": f, "offset": o, "reason": r, "t": t} for f, o, r, t in rows]}
+    )

@@ -149,19 +149,18 @@ def metrics(request: Request, project: str, run_id: str):
         "ORDER BY key, kind",
         [run],
     )
-    return {
-        "metrics": [
-            {
-                "key": key,
-                "type": kind,
-                "count": count,
-                "first_step": first,
-                "last_step": last,
-                "min": low,
-                "max": high,
-                "mean": mean,
-                "last": last_value,
-            }
-            for key, kind, count, first, last, low, high, mean, last_value in rows
-        ]
-    }
+    metrics = [
+        {
+            "key": key,
+            "type": kind,
+            "count": count,
+            "first_step": first,
+            "last_step": last,
+            "min": low,
+            "max": high,
+            "mean": mean,
+            "last": last_value,
+        }
+        for key, kind, count, first, last, low, high, mean, last_value in rows
+    ]
+    return wire.WireJSON({"metrics": metrics})

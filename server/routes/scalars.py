@@ -107,11 +107,6 @@ def _json(out: dict) -> dict:
     return out
 
 
-def _wire(content: dict) -> Response:
-    """JSON straight from :mod:`wire`: FastAPI's encoder would walk every point in Python."""
-    return Response(wire.dumps(content), media_type="application/json")
-
-
 def _arrow(out: dict) -> Response:
     table = out.pop("table")
     meta = {name: str(value) for name, value in out.items() if value is not None}
@@ -141,7 +136,7 @@ def scalars(
     if format == "arrow" and points is not None:
         raise invalid("format=arrow is for the whole series: leave out points")
     out = _series(request, project, run_id, key, x, start, end, points, smooth)
-    return _arrow(out) if format == "arrow" else _wire(_json(out))
+    return _arrow(out) if format == "arrow" else wire.WireJSON(_json(out))
 
 
 class SeriesRef(BaseModel):
@@ -164,7 +159,7 @@ def scalars_batch(request: Request, project: str, body: BatchRequest):
     if not context(request).store.query("SELECT 1 FROM runs WHERE project = ? LIMIT 1", [project]):
         raise not_found(f"no project {project!r}")
     if body.points is not None and not body.smooth:
-        return _wire({"results": _batch_m4(request, project, body)})
+        return wire.WireJSON({"results": _batch_m4(request, project, body)})
     results = []
     for ref in body.series:
         try:
@@ -185,7 +180,7 @@ def scalars_batch(request: Request, project: str, body: BatchRequest):
             )
         except Exception as error:  # one missing series must not fail the others
             results.append(_error(ref, error))
-    return _wire({"results": results})
+    return wire.WireJSON({"results": results})
 
 
 def _batch_m4(request, project: str, body: BatchRequest) -> list[dict]:
