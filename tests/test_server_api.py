@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import subprocess
 import sys
 
@@ -13,6 +14,8 @@ import orjson
 import pyarrow.ipc
 import pytest
 from waddle.server.series import ema
+from waddle.server.serve import bind
+from waddle.server.settings import ServerSettings
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -187,6 +190,16 @@ def test_token_required_when_set(tmp_path, new_run):
         with pytest.raises(InvalidStatus), connect(s.ws_url) as ws:
             ws.send(orjson.dumps({"op": "subscribe", "id": "a", "project": "p"}).decode())
             ws.recv(timeout=5)
+
+
+def test_answers_are_not_held_back_by_nagle(tmp_path):
+    # Without TCP_NODELAY, a small answer on a keep-alive connection (what a browser uses)
+    # waited ~40 ms for the client's delayed ACK. Accepted sockets inherit it from this one.
+    sock = bind(ServerSettings(dir=str(tmp_path), port=0).resolve())
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        sock.close()
 
 
 def test_non_loopback_bind_needs_a_token(tmp_path):
