@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 from waddle.server import wire
-from waddle.server.blocks import BLOCK_STEPS
+from waddle.server.blocks import BLOCK_STEPS, COLUMNS
 
 STEP, TIME = "step", "time"
 
@@ -333,18 +333,8 @@ def m4_table(cursor, table: pa.Table, x: str, start, end, points: int) -> dict:
         cursor.unregister("_series")
 
 
-_BUCKET_COLUMNS = (
-    "x_first",
-    "first",
-    "x_last",
-    "last",
-    "x_min",
-    "min",
-    "x_max",
-    "max",
-    "count",
-    "nan",
-)
+# The M4 columns of a bucket, as a block has them.
+_BUCKET_COLUMNS = tuple(name for name in COLUMNS if name != "block")
 
 
 def _range(start, end) -> tuple[str, dict]:
