@@ -46,7 +46,7 @@ class Audio:
         self.caption = media.check_caption(WHAT, caption)
         self._samples: Any = None
         self._path: Path | None = None
-        self._stored: tuple[Path, dict] | None = None
+        self._file: media.StoredOnce | None = None
         self.channels: int | None = None
         self.frames: int | None = None
         if media.is_path(data):
@@ -96,23 +96,18 @@ class Audio:
         self.channels = 1 if len(shape) == 1 else shape[1]
 
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
+        if self._file is None:
+            self._file = media.StoredOnce(self._path, self._encode_wav, ".wav")
         return media.Snapshot(self._store)
 
     def _store(self, run_dir: Path) -> dict[str, Any]:
-        stored = self._stored
-        if stored is None or stored[0] != run_dir:
-            if self._path is not None:
-                where = media.store_file(run_dir, self._path, self._path.suffix.lower())
-            else:
-                where = media.store_bytes(run_dir, self._encode_wav(), ".wav")
-            stored = (run_dir, where)
-            self._stored = stored
+        where = self._file(run_dir)
         duration = None
         if self.frames is not None and self.sample_rate:
             duration = self.frames / self.sample_rate
         return {
             "_type": "audio",
-            **stored[1],
+            **where,
             "mime": self.mime,
             "sample_rate": self.sample_rate,
             "channels": self.channels,

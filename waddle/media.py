@@ -110,6 +110,28 @@ def store_file(
     return {"path": relative, "sha256": hexdigest, "bytes": size}
 
 
+class StoredOnce:
+    """Where a media value's file is in a run folder: the source file it was made from, or
+    the bytes ``encode()`` gives, stored on first use and remembered, so a value logged again
+    to the same run is neither encoded nor hashed again. Writer thread only."""
+
+    def __init__(self, source: Path | None, encode: Callable[[], bytes], extension: str) -> None:
+        self.source = source
+        self._encode = encode
+        self._extension = extension
+        self._stored: tuple[Path, dict] | None = None
+
+    def __call__(self, run_dir: Path) -> dict:
+        stored = self._stored
+        if stored is None or stored[0] != run_dir:
+            if self.source is not None:
+                where = store_file(run_dir, self.source, self.source.suffix.lower())
+            else:
+                where = store_bytes(run_dir, self._encode(), self._extension)
+            stored = self._stored = (run_dir, where)
+        return stored[1]
+
+
 def _copy(source: Path, temp: Path) -> None:
     with open(source, "rb") as src, open(temp, "wb") as dst:
         cloned = False

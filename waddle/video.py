@@ -46,7 +46,7 @@ class Video:
             raise ValueError(f"{WHAT}: fps must be a positive number, not {fps}")
         self._frames: Any = None
         self._path: Path | None = None
-        self._stored: tuple[Path, dict] | None = None
+        self._file: media.StoredOnce | None = None
         self.frames = self.width = self.height = None
         if media.is_path(data_or_path):
             self._path = media.existing_file(WHAT, data_or_path)
@@ -91,20 +91,15 @@ class Video:
         self._frames = frames
 
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
+        if self._file is None:
+            self._file = media.StoredOnce(self._path, self._encode_gif, ".gif")
         return media.Snapshot(self._store)
 
     def _store(self, run_dir: Path) -> dict[str, Any]:
-        stored = self._stored
-        if stored is None or stored[0] != run_dir:
-            if self._path is not None:
-                where = media.store_file(run_dir, self._path, self._path.suffix.lower())
-            else:
-                where = media.store_bytes(run_dir, self._encode_gif(), ".gif")
-            stored = (run_dir, where)
-            self._stored = stored
+        where = self._file(run_dir)
         return {
             "_type": "video",
-            **stored[1],
+            **where,
             "mime": self.mime,
             "fps": self.fps,
             "frames": self.frames,

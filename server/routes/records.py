@@ -42,46 +42,28 @@ def _rich(request, project, run_id, table, key, step, after, limit):
     return wire.WireJSON({"items": items, "cursor": items[-1]["seq"] if items else after})
 
 
-@router.get("/media")
-def media(
-    request: Request,
-    project: str,
-    run_id: str,
-    key: str | None = None,
-    step: int | None = None,
-    after: int = -1,
-    limit: Limit = 1000,
-):
-    """Rich values (``{"_type": ...}`` objects) other than histograms and tables."""
-    return _rich(request, project, run_id, "media", key, step, after, limit)
+def _rich_route(table: str, default_limit: int, summary: str) -> None:
+    """GET /{table}: the rows of one rich-value table, by key and step, paged by seq."""
+
+    def endpoint(
+        request: Request,
+        project: str,
+        run_id: str,
+        key: str | None = None,
+        step: int | None = None,
+        after: int = -1,
+        limit: Limit = default_limit,
+    ):
+        return _rich(request, project, run_id, table, key, step, after, limit)
+
+    router.add_api_route(f"/{table}", endpoint, methods=["GET"], name=table, description=summary)
 
 
-@router.get("/histograms")
-def histograms(
-    request: Request,
-    project: str,
-    run_id: str,
-    key: str | None = None,
-    step: int | None = None,
-    after: int = -1,
-    limit: Limit = 1000,
-):
-    """Histograms of a key, all steps or one ``step``."""
-    return _rich(request, project, run_id, "histograms", key, step, after, limit)
-
-
-@router.get("/tables")
-def tables(
-    request: Request,
-    project: str,
-    run_id: str,
-    key: str | None = None,
-    step: int | None = None,
-    after: int = -1,
-    limit: Limit = 100,
-):
-    """Logged tables, paged by seq (``after`` = the previous page's ``cursor``)."""
-    return _rich(request, project, run_id, "tables", key, step, after, limit)
+_rich_route(
+    "media", 1000, 'Rich values (`{"_type": ...}` objects) other than histograms and tables.'
+)
+_rich_route("histograms", 1000, "Histograms of a key, all steps or one `step`.")
+_rich_route("tables", 100, "Logged tables, paged by seq (`after` = the previous page's `cursor`).")
 
 
 @router.get("/text")
