@@ -239,11 +239,11 @@ class Hub:
             return None
         steps, ts, values, seqs = steps[keep], ts[keep], values[keep], seqs[keep]
         sub.cursor = int(seqs[-1])
-        if len(np.unique(steps)) < len(steps):
-            # A step logged twice: send only its newest point (seq order is kept). One from an
-            # earlier message is the client's to replace, as the docs say.
-            _, from_end = np.unique(steps[::-1], return_index=True)
-            newest = np.sort(len(steps) - 1 - from_end)
+        # A step logged twice: send only its newest point. In seq order a run's steps never go
+        # back, so repeats are neighbours and the last of each is the newest (as in
+        # run_state.Stat.merge). One from an earlier message is the client's to replace.
+        newest = np.r_[steps[1:] != steps[:-1], True]
+        if not newest.all():
             steps, ts, values, seqs = steps[newest], ts[newest], values[newest], seqs[newest]
         return {
             "type": "points",
