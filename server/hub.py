@@ -41,7 +41,7 @@ class Subscription:
     project: str
     run_id: str | None = None
     key: str | None = None
-    cursor: int = -1
+    cursor: int | None = None  # None: only points committed from now on
     ready: bool = False
     points: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     pending_points: int = 0
@@ -158,7 +158,7 @@ class Hub:
 
     async def load(self, connection: Connection, sub: Subscription, run: int | None) -> None:
         """Load what the index holds past ``sub``'s cursor, then let its updates go out."""
-        if sub.key is not None and sub.cursor >= 0:
+        if sub.key is not None and sub.cursor is not None:
             backlog = await run_in_threadpool(self._backlog, run, sub.key, sub.cursor)
             if len(backlog[0]) > MAX_PENDING:
                 sub.overflow = True
@@ -204,7 +204,7 @@ class Hub:
                 for sub in list(connection.subscriptions.values()):
                     message = await self._message(sub)
                     if message is not None:
-                        await connection.websocket.send_bytes(wire.dumps(message))
+                        await connection.websocket.send_text(wire.dumps(message).decode())
         finally:
             self.connections.discard(connection)
             for sub_id in list(connection.subscriptions):
@@ -234,7 +234,7 @@ class Hub:
         steps, ts, values, seqs = (np.concatenate(c) for c in zip(*sub.points, strict=True))
         sub.points, sub.pending_points = [], 0
         _, unique = np.unique(seqs, return_index=True)  # sorted by seq, each point once
-        keep = unique[seqs[unique] > sub.cursor]
+        keep = unique[seqs[unique] > (-1 if sub.cursor is None else sub.cursor)]
         if not len(keep):
             return None
         steps, ts, values, seqs = steps[keep], ts[keep], values[keep], seqs[keep]

@@ -47,6 +47,14 @@ def snapshot(cursor: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         cursor.execute("ROLLBACK")
 
 
+def cursor_of(cursor, run: int) -> int:
+    """The run's highest seq the index holds (-1: none yet). Read in the same snapshot as a
+    series, every point of the run with a higher seq is missing from that answer and every
+    point with a lower one is in it: the cursor to subscribe with over /ws."""
+    ((next_seq,),) = cursor.execute("SELECT next_seq FROM runs WHERE run = ?", [run]).fetchall()
+    return next_seq - 1
+
+
 def default_x(defines: str | None, key: str) -> str | None:
     """The step_metric the run defined for ``key``: by its exact name, else by a glob.
 

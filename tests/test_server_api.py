@@ -463,3 +463,74 @@ def test_every_endpoint_answers_errors_in_one_shape(tmp_path, new_run):
                 error = response.json()
                 assert list(error) == ["error"] and error["error"]["code"] == expected[1], url
                 assert isinstance(error["error"]["message"], str) and error["error"]["message"]
+
+
+def test_websocket_messages_are_text_frames_holding_json(tmp_path, new_run):
+    """A browser's WebSocket hands binary frames over as a Blob, which JSON.parse cannot read."""
+    run = new_run()
+    run.log({"loss": 1.0})
+    run.flush()
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        with connect(s.ws_url) as ws:
+            ws.send(orjson.dumps({"op": "subscribe", "id": "r", "project": "p"}).decode())
+            ws.send(
+                orjson.dumps(
+                    {"op": "subscribe", "id": "s", "project": "p", "run": run.id, "key": "loss"}
+                    | {"cursor": -1}
+                ).decode()
+            )
+            ws.send("not json")
+            frames = []
+            while not any('"points"' in frame for frame in frames if isinstance(frame, str)):
+                frames.append(ws.recv(timeout=10))
+                assert isinstance(frames[-1], str), f"a binary frame: {frames[-1]!r}"
+            kinds = {orjson.loads(frame)["type"] for frame in frames}
+            assert {"subscribed", "error", "points"} <= kinds
+
+
+def test_a_series_answer_carries_the_cursor_to_subscribe_with(tmp_path, new_run):
+    """Reload over HTTP, subscribe with the answer's cursor: every point exactly once."""
+    run = new_run()
+    for step in range(5):
+        run.log({"loss": float(step), "other": 1.0})
+    run.flush()
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        url = f"/api/projects/p/runs/{run.id}/scalars"
+        whole = s.json(url, params={"key": "loss"})
+        assert whole["cursor"] == 5  # the run's newest seq: run_start is 0, then a log a step
+        assert s.json(url, params={"key": "loss", "points": 10})["cursor"] == whole["cursor"]
+        batch = s.client.post(
+            "/api/projects/p/scalars",
+            json={"series": [{"run": run.id, "key": "loss"}], "points": 5},
+        ).json()
+        assert batch["results"][0]["cursor"] == whole["cursor"]
+        for step in range(5, 8):
+            run.log({"loss": float(step)})
+        run.flush()
+        with connect(s.ws_url) as ws:
+            subscribe = {"op": "subscribe", "id": "s", "project": "p", "run": run.id, "key": "loss"}
+            ws.send(orjson.dumps(subscribe | {"cursor": whole["cursor"]}).decode())
+            got = []
+            while len(got) < 3:
+                message = orjson.loads(ws.recv(timeout=10))
+                if message["type"] == "points":
+                    got.extend(message["step"])
+        assert whole["series"]["step"] + got == list(range(8))
+
+
+def test_a_subscription_with_cursor_minus_one_gets_every_point(tmp_path, new_run):
+    run = new_run()
+    for step in range(3):
+        run.log({"loss": float(step)})
+    run.flush()
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        with connect(s.ws_url) as ws:
+            subscribe = {"op": "subscribe", "id": "s", "project": "p", "run": run.id, "key": "loss"}
+            ws.send(orjson.dumps(subscribe | {"cursor": -1}).decode())
+            message = {"type": None}
+            while message["type"] != "points":
+                message = orjson.loads(ws.recv(timeout=10))
+        assert message["step"] == [0, 1, 2]

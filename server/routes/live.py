@@ -2,7 +2,7 @@
 
 Client → server: ``{"op": "subscribe", "id": ..., "project": ...}`` (run list changes),
 ``{"op": "subscribe", "id": ..., "project": ..., "run": ..., "key": ..., "cursor": seq}``
-(a series; without ``cursor`` only new points), ``{"op": "unsubscribe", "id": ...}``.
+(a series: the points after ``cursor``, -1 for all of them; without it only new points), ``{"op": "unsubscribe", "id": ...}``.
 Server → client: ``subscribed``, ``runs``, ``points``, ``resync`` and ``error`` messages.
 """
 
@@ -32,7 +32,7 @@ async def live(websocket: WebSocket) -> None:
             raw = await websocket.receive_text()
             reply = await _handle(hub, connection, websocket, raw)
             if reply is not None:
-                await websocket.send_bytes(wire.dumps(reply))
+                await websocket.send_text(wire.dumps(reply).decode())
     except WebSocketDisconnect:
         pass
     finally:
@@ -57,15 +57,19 @@ async def _handle(hub, connection: Connection, websocket: WebSocket, raw: str) -
     if op != "subscribe":
         return {"type": "error", "id": sub_id, "message": "op must be subscribe or unsubscribe"}
     project, run_id, key = message.get("project"), message.get("run"), message.get("key")
-    cursor = message.get("cursor", -1)
+    cursor = message.get("cursor")
     if not isinstance(project, str) or (run_id is None) != (key is None):
         return {
             "type": "error",
             "id": sub_id,
             "message": "subscribe needs a project, and for a series both run and key",
         }
-    if type(cursor) is not int:
-        return {"type": "error", "id": sub_id, "message": "cursor must be an integer seq"}
+    if cursor is not None and (type(cursor) is not int or cursor < -1):
+        return {
+            "type": "error",
+            "id": sub_id,
+            "message": "cursor must be a seq (-1 for all points)",
+        }
     run = None
     if key is not None:
         try:
@@ -75,6 +79,6 @@ async def _handle(hub, connection: Connection, websocket: WebSocket, raw: str) -
     hub.unsubscribe(connection, sub_id)
     sub = Subscription(id=sub_id, project=project, run_id=run_id, key=key, cursor=cursor)
     hub.register(connection, sub)
-    await websocket.send_bytes(wire.dumps({"type": "subscribed", "id": sub_id}))
+    await websocket.send_text(wire.dumps({"type": "subscribed", "id": sub_id}).decode())
     await hub.load(connection, sub, run)
     return None

@@ -65,9 +65,11 @@ def _series(request, project, run_id, key, x, start, end, points, smooth) -> dic
     """One series: its buckets, or (without ``points``) its Arrow table under ``"table"``."""
     cursor = context(request).store.reader()
     with series.snapshot(cursor):
-        src = _source(request, project, run_id, key, x)
+        run = run_number(request, project, run_id)
+        src = _source(request, project, run_id, key, x, run=run)
         axis = src.x
         out = {"run": run_id, "key": key, "x": axis, "smooth": smooth or None, "points": points}
+        out["cursor"] = series.cursor_of(cursor, run)
         if points is not None and not smooth:
             out["buckets"] = series.m4(cursor, [src], start, end, points)[0]
             return out
@@ -193,15 +195,23 @@ def _batch_m4(request, project: str, body: BatchRequest) -> list[dict]:
                 if ref.run not in runs:
                     run = run_number(request, project, ref.run)
                     names = [r.key for r in body.series if r.run == ref.run] + [body.x or ""]
-                    runs[ref.run] = run, series.scalar_keys(cursor, run, names)
-                run, known = runs[ref.run]
+                    known = series.scalar_keys(cursor, run, names)
+                    runs[ref.run] = run, known, series.cursor_of(cursor, run)
+                run, known, seq = runs[ref.run]
                 src = _source(request, project, ref.run, ref.key, body.x, f"_{index}", run, known)
             except Exception as error:  # one missing series must not fail the others
                 results.append(_error(ref, error))
                 continue
             sources.append(src)
             results.append(
-                {"run": ref.run, "key": ref.key, "x": src.x, "smooth": None, "points": body.points}
+                {
+                    "run": ref.run,
+                    "key": ref.key,
+                    "x": src.x,
+                    "smooth": None,
+                    "points": body.points,
+                    "cursor": seq,
+                }
             )
         buckets = iter(series.m4(cursor, sources, body.start, body.end, body.points))
     for result in results:
