@@ -8,11 +8,9 @@ Project names and run ids become folders, so they are checked to stay inside the
 from __future__ import annotations
 
 import random
-import re
 import threading
 import time
 
-_SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _ADJECTIVES = [
     "amber",
@@ -96,13 +94,3 @@ def new_run_id() -> str:
 
 def random_name() -> str:
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(1, 999)}"
-
-
-def check_folder_name(kind: str, value: object) -> str:
-    """Return ``value`` if it is safe as a folder name; raise ValueError naming ``kind`` if not."""
-    if not isinstance(value, str) or not _SAFE.match(value):
-        raise ValueError(
-            f"{kind} {value!r} is not allowed: use 1 to 128 letters, digits, '_', '-' or '.', "
-            "not starting with '.' or '-'"
-        )
-    return value

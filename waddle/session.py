@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from waddle import ids
+from waddle import ids, names
 from waddle.context import quick_context
 from waddle.notice import say
 from waddle.run import DisabledRun, Run
@@ -72,7 +72,7 @@ def init(
         }
     ).resolve()
     project = project or os.environ.get("WADDLE_PROJECT") or "default"
-    ids.check_folder_name("project", project)
+    names.check("project", project)
     if settings.mode == "disabled":
         _current = DisabledRun(project, name, config)
         return _current
@@ -89,7 +89,7 @@ def init(
     project_dir = Path(settings.dir).expanduser().absolute() / project
     previous = None
     if id is not None:
-        ids.check_folder_name("run id", id)
+        names.check("run id", id)
         previous = inspect_run(project_dir / id, settings.heartbeat_timeout)
         if previous is not None and resume in (None, False, "never"):
             raise ValueError(
