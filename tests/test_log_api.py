@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 import waddle
-from tests.conftest import QUIET, events_of
+from tests.conftest import QUIET, events_of, wait_until
 
 
 def logs(run) -> list[dict]:
@@ -424,3 +425,28 @@ def test_git_context_records_commit_branch_remote_and_a_dirty_diff(tmp_path, mon
     assert clean_git["dirty"] is False and clean_git["diff"] == ""
     assert dirty_git["dirty"] is True and "+lr = 2" in dirty_git["diff"]
     assert dirty_git["commit"] == clean_git["commit"] and len(clean_git["commit"]) == 40
+
+
+def test_init_log_and_finish_leave_the_global_random_states_alone(tmp_path):
+    random.seed(1)
+    np.random.seed(1)
+    expected = (random.random(), np.random.random())
+    random.seed(1)
+    np.random.seed(1)
+    settings = waddle.Settings(console=False, system_metrics_interval=0.01)
+    run = waddle.init(project="p", dir=tmp_path, settings=settings)
+    run.log({"loss": 1.0, "hist": waddle.Histogram(np.arange(100.0))})
+    wait_until(lambda: any(e["type"] == "system" for e in events_of(run.dir)))
+    run.finish()
+    assert (random.random(), np.random.random()) == expected
+
+
+def test_two_runs_of_a_seeded_script_get_different_ids_and_names(tmp_path):
+    runs = []
+    for _ in range(2):
+        random.seed(0)
+        runs.append(waddle.init(project="p", dir=tmp_path, settings=QUIET))
+        runs[-1].finish()
+    first, second = runs
+    assert first.id[-6:] != second.id[-6:]
+    assert first.name != second.name
