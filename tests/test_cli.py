@@ -45,3 +45,26 @@ def test_errors_are_one_line_without_a_traceback(tmp_path):
     assert missing.stderr.strip() == f"waddle ls: no log folder at {tmp_path / 'nothing'}"
     empty = waddle("ls", str(tmp_path))
     assert empty.returncode == 0 and "no runs" in empty.stdout
+
+
+def test_ls_of_a_missing_project_names_it_and_the_projects_there(tmp_path):
+    assert waddle("demo", str(tmp_path), "--steps", "2", "--project", "alpha").returncode == 0
+    missing = waddle("ls", str(tmp_path), "--project", "nope")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        f"waddle ls: no project 'nope' in {tmp_path}; its projects: alpha"
+    )
+
+
+def test_serve_refuses_a_missing_folder_and_a_bad_port_in_one_line(tmp_path):
+    missing = waddle("serve", str(tmp_path / "nothing"), "--port", "0")
+    assert missing.returncode == 1
+    assert missing.stderr.startswith(f"waddle serve: no log folder at {tmp_path / 'nothing'}")
+    assert len(missing.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "nothing").exists()
+    port = waddle("serve", str(tmp_path), "--port", "99999")
+    assert port.returncode == 1
+    assert (
+        port.stderr.strip()
+        == "waddle serve: setting port='99999' is not valid: must be at most 65535"
+    )

@@ -388,6 +388,40 @@ def test_settings_come_from_argument_then_environment_then_default(monkeypatch):
         waddle.Settings().resolve()
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("console", "off", False),
+        ("console", "On", True),
+        ("flush_interval", "0.5", 0.5),
+        ("queue_size", "123", 123),
+        ("system_metrics_interval", "0", 0.0),
+    ],
+)
+def test_a_setting_given_as_text_means_what_its_variable_means(monkeypatch, name, text, expected):
+    assert getattr(waddle.Settings(**{name: text}).resolve(), name) == expected
+    variable = waddle.settings.SETTINGS[name][0]
+    monkeypatch.setenv(variable, text)
+    assert getattr(waddle.Settings().resolve(), name) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("console", "maybe"), ("queue_size", "many"), ("queue_size", 0), ("flush_interval", -1.0)],
+)
+def test_an_invalid_setting_raises_naming_it(name, value):
+    with pytest.raises(ValueError, match=f"setting {name}={value!r} is not valid"):
+        waddle.Settings(**{name: value}).resolve()
+
+
+def test_console_off_given_as_text_captures_nothing(tmp_path, capfd):
+    settings = waddle.Settings(console="off", system_metrics_interval=0)
+    with waddle.init(project="p", dir=tmp_path, settings=settings) as run:
+        print("not for the log")
+    assert "not for the log" in capfd.readouterr().out
+    assert not [event for event in events_of(run.dir) if event["type"] == "console"]
+
+
 def test_public_api_is_what_init_exports():
     assert sorted(waddle.__all__) == waddle.__all__
     for name in waddle.__all__:

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("dir", nargs="?", help="log folder (default: $WADDLE_DIR or ./logs)")
     serve.add_argument("--host", help="address to bind (default: $WADDLE_HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default: $WADDLE_PORT or 8080; 0 = any)")
+    serve.add_argument("--port", help="port (default: $WADDLE_PORT or 8080; 0 = any)")
     serve.add_argument("--db", help="index file (default: $WADDLE_DB or DIR/.waddle/index.duckdb)")
     serve.add_argument("--token", help="require this bearer token (default: $WADDLE_TOKEN)")
     serve.set_defaults(handler=_serve)
@@ -72,6 +72,10 @@ def _ls(args: argparse.Namespace) -> int:
     if not log_dir.is_dir():
         raise ValueError(f"no log folder at {log_dir}")
     records = list_runs(log_dir, resolve_one("heartbeat_timeout"), project=args.project)
+    if not records and args.project is not None:
+        projects = sorted({record.project for record in list_runs(log_dir, math.inf)})
+        there = f"; its projects: {', '.join(projects)}" if projects else ""
+        raise ValueError(f"no project {args.project!r} in {log_dir}{there}")
     if not records:
         print(f"no runs in {log_dir}")
         return 0
