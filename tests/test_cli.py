@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+
+import pytest
 
 from tests.conftest import PYTHON, child_env
 
@@ -68,3 +71,31 @@ def test_serve_refuses_a_missing_folder_and_a_bad_port_in_one_line(tmp_path):
         port.stderr.strip()
         == "waddle serve: setting port='99999' is not valid: must be at most 65535"
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop the permission override")
+def test_demo_that_could_not_write_exits_non_zero(tmp_path):
+    log_dir = tmp_path / "readonly"
+    log_dir.mkdir()
+    log_dir.chmod(0o555)
+    demo = subprocess.run(
+        [
+            "setpriv",  # root without the capability to override file permissions
+            "--inh-caps=-dac_override,-dac_read_search",
+            "--bounding-set=-dac_override,-dac_read_search",
+            PYTHON,
+            "-m",
+            "waddle.cli",
+            "demo",
+            str(log_dir),
+            "--steps",
+            "5",
+        ],
+        env=child_env(HOME="/tmp", WADDLE_SYSTEM_METRICS_INTERVAL="0"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert demo.returncode == 1
+    assert "logged 5 steps" not in demo.stdout
+    assert "could not be written" in demo.stderr.splitlines()[-1]

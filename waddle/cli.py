@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from waddle.catalog import list_runs
+from waddle.run_folder import inspect_run
 from waddle.settings import resolve_one
 
 # How many metrics `waddle ls` shows per run, in key order.
@@ -137,6 +138,16 @@ def _demo(args: argparse.Namespace) -> int:
     from waddle.demo import train
 
     run = train(dir=args.dir, project=args.project, steps=args.steps)
+    # Report what reached the disk, not what was logged: a run whose folder was unwritable
+    # or full still "logged" every step, and kept them in memory until it gave up.
+    record = inspect_run(Path(run.dir), math.inf)
+    finish = record.finish if record is not None else None
+    if finish is None or finish.get("lost_events"):
+        lost = "every event" if finish is None else f"{finish['lost_events']} events"
+        raise RuntimeError(
+            f"{lost} of the demo run could not be written to {run.dir} (see above); "
+            "check that the folder is writable and its disk has room"
+        )
     print(f"logged {args.steps} steps to {run.dir}")
     print(f"list the runs with: waddle ls {Path(run.dir).parent.parent}")
     return 0
