@@ -6,6 +6,7 @@ import argparse
 import math
 import random
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 import waddle
 from tests.conftest import QUIET, events_of, wait_until
+from waddle.values import Deferred
 
 
 def logs(run) -> list[dict]:
@@ -72,13 +74,14 @@ def test_step_after_commit_at_same_step_is_refused(new_run):
     assert [event["data"]["a"] for event in logs(run)] == [1]
 
 
-@pytest.mark.parametrize("step", [-1, 1.5, "3", True])
+@pytest.mark.parametrize("step", [-1, 1.5, "3", True, 2**63 - 1, 2**64, np.uint64(2**64 - 1)])
 def test_invalid_steps_raise_and_write_nothing(new_run, step):
     run = new_run()
     with pytest.raises((TypeError, ValueError), match="step"):
         run.log({"a": 1}, step=step)
     run.finish()
     assert logs(run) == []
+    assert events_of(run.dir)[-1]["type"] == "finish"  # the run does not look open forever
 
 
 def test_numpy_integer_step_is_accepted(new_run):
@@ -93,7 +96,7 @@ def test_values_of_every_supported_kind_round_trip(new_run):
     payload = {
         "float": 0.1,
         "int": 7,
-        "big": 2**63 + 5,
+        "big": 2**63 - 1,
         "bool": True,
         "text": "hello",
         "np_f32": np.float32(1.5),
@@ -109,7 +112,7 @@ def test_values_of_every_supported_kind_round_trip(new_run):
     assert data == {
         "float": 0.1,
         "int": 7,
-        "big": 2**63 + 5,
+        "big": 2**63 - 1,
         "bool": True,
         "text": "hello",
         "np_f32": 1.5,
@@ -167,7 +170,19 @@ def test_values_are_snapshotted_at_log_time(new_run):
         ({"ok": 1.0, "c": np.complex64(1j)}, "'c' is a numpy complex64"),
         ({"ok": 1.0, "none": None}, "'none' is None"),
         ({"ok": 1.0, "n": {"x": [1, 2]}}, "'n/x' has unsupported type builtins.list"),
-        ({"ok": 1.0, "huge": 2**70}, "'huge' is an integer outside 64 bits"),
+        ({"ok": 1.0, "huge": 2**70}, "'huge' is an integer outside the signed 64-bit"),
+        ({"ok": 1.0, "huge": 2**63}, "'huge' is an integer outside the signed 64-bit"),
+        ({"ok": 1.0, "u64": np.uint64(2**63)}, "'u64' is an integer outside the signed 64-bit"),
+        ({"ok": 1.0, "\ud800": 1.0}, "log\\(\\) key holds a lone surrogate"),
+        ({"ok": 1.0, "s": "a\udcff"}, "value for 's' holds a lone surrogate"),
+        ({"ok": 1.0, "n": {"s": "\ud800"}}, "value for 'n/s' holds a lone surrogate"),
+        ({"ok": 1.0, "n": {"\ud800": 1}}, "key holds a lone surrogate"),
+        ({"ok": 1.0, "np_s": np.str_("\ud800")}, "value for 'np_s' holds a lone surrogate"),
+        ({"ok": 1.0, "long": "x" * (17 << 20)}, "'long' the largest.*a line of the log holds"),
+        (
+            {f"{'k' * 30}{i}": 1.0 for i in range(600_000)},
+            "600000 values .*a line of the log holds",
+        ),
     ],
 )
 def test_bad_values_raise_naming_the_key_and_nothing_of_the_call_is_written(
@@ -181,6 +196,78 @@ def test_bad_values_raise_naming_the_key_and_nothing_of_the_call_is_written(
     run.finish()
     assert [event["data"] for event in logs(run)] == [{"before": 1.0}, {"after": 2.0}]
     assert [event["step"] for event in logs(run)] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda run: run.config.update({"big": 2**64}), r"config\['big'\] is an integer outside"),
+        (lambda run: run.config.update({"n": {"deep": [2**63]}}), r"config\['n'\]\['deep'\]\[0\]"),
+        (lambda run: run.config.update({"s": "\udc80"}), r"config\['s'\] holds a lone surrogate"),
+        (lambda run: run.config.update({"\udc80": 1}), "config key holds a lone surrogate"),
+        (lambda run: run.summary.update({"s": ["\udc80"]}), r"summary\['s'\]\[0\] holds"),
+        (lambda run: run.alert("\ud800", "text"), "alert\\(\\) title holds a lone surrogate"),
+        (lambda run: run.define_metric("\ud800"), "define_metric\\(\\) name holds"),
+        (lambda run: run.log({"t": waddle.Text("\ud800")}), "text holds a lone surrogate"),
+        (lambda run: run.log({"t": waddle.Table(["a"], [["\ud800"]])}), "row 0, column 'a'"),
+    ],
+)
+def test_what_no_event_can_hold_raises_at_the_call_and_the_run_goes_on(new_run, call, message):
+    run = new_run()
+    with pytest.raises(ValueError, match=message):
+        call(run)
+    run.log({"after": 1.0})
+    run.finish()
+    events = events_of(run.dir)
+    assert [e["data"] for e in events if e["type"] == "log"] == [{"after": 1.0}]
+    assert not [e for e in events if e["type"] in ("config", "summary", "alert", "define_metric")]
+    assert events[-1]["type"] == "finish" and events[-1]["lost_values"] == 0
+
+
+def test_init_refuses_text_utf8_cannot_encode(tmp_path):
+    for field in ("name", "notes", "group", "job_type"):
+        with pytest.raises(ValueError, match=f"init\\(\\) {field} holds a lone surrogate"):
+            waddle.init(project="p", dir=tmp_path, settings=QUIET, **{field: "a\udc80"})
+    with pytest.raises(ValueError, match="a tag holds a lone surrogate"):
+        waddle.init(project="p", dir=tmp_path, settings=QUIET, tags=["\udc80"])
+
+
+def test_a_crash_whose_message_utf8_cannot_encode_still_writes_its_finish(tmp_path):
+    with pytest.raises(RuntimeError), waddle.init(project="p", dir=tmp_path, settings=QUIET) as run:
+        raise RuntimeError("bad bytes: \udcff")
+    finish = events_of(run.dir)[-1]
+    assert finish["type"] == "finish" and finish["status"] == "crashed"
+    assert "bad bytes: \\udcff" in finish["traceback"]
+
+
+def test_console_output_utf8_cannot_encode_or_too_long_for_a_line_is_kept(tmp_path):
+    settings = waddle.Settings(system_metrics_interval=0)
+    with waddle.init(project="p", dir=tmp_path, settings=settings) as run:
+        sys.stdout.write("surrogate \udcff here\n")
+        sys.stdout.write(("y" * 99 + "\n") * 200_000)  # 20 MB in one go
+    events = events_of(run.dir)
+    console = "".join(e["text"] for e in events if e["type"] == "console")
+    assert "surrogate \\udcff here\n" in console
+    assert console.count("y" * 99 + "\n") == 200_000
+    assert events[-1]["type"] == "finish" and events[-1]["lost_values"] == 0
+
+
+def test_the_writer_never_writes_a_line_readers_would_refuse(new_run, capfd):
+    """A rich value can only be measured once it is materialised: too large, it is left out
+    and counted, and the rest of the call and the run go on."""
+
+    class Huge(Deferred):
+        def materialize(self, run_dir):
+            return {"_type": "text", "text": "x" * (17 << 20)}
+
+    run = new_run()
+    run.log({"huge": Huge(), "ok": 1.0})
+    run.log({"after": 2.0})
+    run.finish()
+    events = events_of(run.dir)
+    assert [e["data"] for e in events if e["type"] == "log"] == [{"ok": 1.0}, {"after": 2.0}]
+    assert events[-1]["lost_values"] == 1
+    assert "could not write a value of a log event" in capfd.readouterr().err
 
 
 def test_log_takes_a_dict(new_run):

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from waddle.values import Deferred
+from waddle.values import Deferred, check_text
 
 MEDIA_DIR = "media"
 FILES_DIR = "files"
@@ -172,10 +172,10 @@ def require_pillow(what: str) -> Any:
 
 
 def check_caption(what: str, caption: Any) -> str | None:
-    if caption is None or type(caption) is str:
+    if caption is None:
         return caption
     if isinstance(caption, str):
-        return str(caption)
+        return check_text(f"{what}: caption", str(caption))
     raise TypeError(f"{what}: caption must be a string, not {type(caption).__name__}")
 
 

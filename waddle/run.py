@@ -24,9 +24,10 @@ from typing import Any
 
 from waddle import console, process_hooks
 from waddle.config import Config
+from waddle.event import INT64_MAX
 from waddle.notice import Notices, say
 from waddle.summary import Summary
-from waddle.values import flatten
+from waddle.values import check_text, flatten, writable_text
 from waddle.writer import CONSOLE, EVENT, FINISH, FLUSH, LOG, Writer
 
 SUMMARY_KINDS = ("min", "max", "mean", "last", "first", "none")
@@ -194,8 +195,11 @@ class Run:
         """Declare how a metric (or a glob such as ``"val/*"``) is plotted and summarised."""
         if type(name) is not str or not name:
             raise ValueError("define_metric() needs a metric name such as 'val/loss' or 'val/*'")
+        check_text("define_metric() name", name)
         if step_metric is not None and (type(step_metric) is not str or not step_metric):
             raise ValueError(f"define_metric({name!r}): step_metric must be a metric name")
+        if step_metric is not None:
+            check_text(f"define_metric({name!r}) step_metric", step_metric)
         if summary is not None:
             kinds = [part.strip() for part in summary.split(",")]
             unknown = [kind for kind in kinds if kind not in SUMMARY_KINDS]
@@ -219,7 +223,10 @@ class Run:
             level = "WARN"
         if level not in ALERT_LEVELS:
             raise ValueError(f"alert level {level!r} is not one of {', '.join(ALERT_LEVELS)}")
-        self._enqueue("alert", {"title": str(title), "text": str(text), "level": level})
+        fields = {"title": str(title), "text": str(text), "level": level}
+        for name in ("title", "text"):
+            check_text(f"alert() {name}", fields[name])
+        self._enqueue("alert", fields)
 
     def save(self, path: str | os.PathLike, name: str | None = None, link: bool = False) -> None:
         """Copy a file into the run folder (``files/``, by content hash) and record a ``file`` event.
@@ -269,10 +276,12 @@ class Run:
             "dropped": {"steps": self._dropped_steps, "values": self._dropped_values},
             "stalled_seconds": round(self._stall_seconds, 6),
         }
+        # The finish event must be writable whatever happened: an exception's message may
+        # hold text UTF-8 cannot encode, which is kept as escapes instead.
         if reason:
-            fields["reason"] = reason
+            fields["reason"] = writable_text(reason)
         if traceback_text:
-            fields["traceback"] = traceback_text
+            fields["traceback"] = writable_text(traceback_text)
         self._queue.append((FINISH, time.time(), fields))
         self._writer.wake.set()
         waited = 0.0
@@ -356,8 +365,8 @@ def _check_step(step: Any) -> int:
         if isinstance(step, bool) or not hasattr(step, "__index__"):
             raise TypeError(f"log() step must be an integer, not {type(step).__name__} ({step!r})")
         step = step.__index__()
-    if step < 0:
-        raise ValueError(f"log() step must not be negative: {step}")
+    if not 0 <= step < INT64_MAX:  # the next step, step + 1, must fit 64 bits too
+        raise ValueError(f"log() step must be between 0 and 2**63 - 2: {step}")
     return step
 
 

@@ -20,6 +20,7 @@ from waddle.notice import say
 from waddle.run import DisabledRun, Run
 from waddle.run_folder import inspect_run
 from waddle.settings import Settings
+from waddle.values import check_text
 
 RESUME_CHOICES = (None, False, True, "allow", "must", "never", "auto")
 
@@ -85,6 +86,9 @@ def init(
     if resume not in RESUME_CHOICES:
         raise ValueError(f"resume {resume!r} is not one of allow, must, never, or True/False")
     tag_list = _check_tags(tags)
+    for what, text in (("name", name), ("notes", notes), ("group", group), ("job_type", job_type)):
+        if text is not None:
+            check_text(f"init() {what}", str(text))
 
     project_dir = Path(settings.dir).expanduser().absolute() / project
     previous = None
@@ -166,6 +170,7 @@ def _check_tags(tags: Sequence[str] | None) -> list[str]:
     for tag in tags:
         if type(tag) is not str or not tag or len(tag) > 256:
             raise ValueError(f"tag {tag!r} is not a non-empty string of at most 256 characters")
+        check_text("a tag", tag)
         checked.append(tag)
     return checked
 

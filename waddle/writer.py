@@ -28,7 +28,7 @@ from typing import Any
 from waddle import event as event_format
 from waddle import segment
 from waddle.notice import Notices
-from waddle.values import DEFERRED, PLAIN, Deferred
+from waddle.values import DEFERRED, PLAIN, Deferred, writable_text
 
 # Queue item kinds: the first element of each queued tuple.
 LOG = 0  # (LOG, t, step, values, kind of values: values.PLAIN, CHECKED or DEFERRED)
@@ -45,6 +45,9 @@ FSYNC_BYTES = 8 << 20
 # A drain hands its lines to the OS in pieces of about this size.
 WRITE_CHUNK = 1 << 20
 RETRY_INTERVAL = 1.0
+# Console output longer than this many characters is split over several events, so that each
+# line of the log stays far below segment.MAX_LINE_BYTES (a character takes at most 6 bytes).
+CONSOLE_PIECE = 1 << 20
 
 
 class Writer:
@@ -201,24 +204,43 @@ class Writer:
         self._write_batch(batch, flushes)
 
     def _encode_console(self, batch: _Batch, console: list[Any]) -> None:
-        self._encode(
-            batch, console[0], "console", {"stream": console[1], "text": "".join(console[2])}
-        )
+        text = writable_text("".join(console[2]))
+        while text:  # pieces that each fit a line, cut after a newline where there is one
+            cut = (
+                len(text) if len(text) <= CONSOLE_PIECE else text.rfind("\n", 0, CONSOLE_PIECE) + 1
+            )
+            piece, text = text[: cut or CONSOLE_PIECE], text[cut or CONSOLE_PIECE :]
+            self._encode(batch, console[0], "console", {"stream": console[1], "text": piece})
 
     def _encode(
         self, batch: _Batch, t: float, kind: str, fields: dict[str, Any], finite: bool = False
     ) -> None:
-        """Number one event and append its line to ``batch``; an unencodable event is skipped."""
+        """Number one event and append its line to ``batch``.
+
+        What cannot be encoded, or would make a line longer than a reader takes, is left out
+        and counted in ``lost_values``: the values of a log event one by one (the others are
+        kept), any other event whole.
+        """
         event = {"v": event_format.FORMAT_VERSION, "seq": self._seq, "t": t, "type": kind}
         event.update(fields)
-        try:
-            batch.data += event_format.encode(event, finite=finite)
-        except TypeError as error:
+        line, problem = _line(event, finite)
+        if problem is not None and kind == "log":
+            data = event["data"]
+            kept = {key: value for key, value in data.items() if _line({key: value})[1] is None}
+            self.lost_values += len(data) - len(kept)
+            event["data"] = kept
+            line = _line(event)[0] if kept else None
+            if line is None:
+                self.lost_values += len(kept)
+        elif problem is not None:
             self.lost_values += 1
+        if problem is not None:
             self._notices.show(
-                f"encode-{kind}", f"could not encode a {kind} event, it was skipped: {error}"
+                f"encode-{kind}", f"could not write a value of a {kind} event: {problem}", limit=3
             )
+        if line is None:
             return
+        batch.data += line
         batch.lines += 1
         self._seq += 1
         self._last_event_time = t
@@ -345,6 +367,17 @@ def _end_torn_line(path: Path) -> None:
             file.seek(size - 1)
             if file.read(1) != b"\n":
                 file.write(b"\n")
+
+
+def _line(event: dict[str, Any], finite: bool = False) -> tuple[bytes | None, str | None]:
+    """The encoded line of ``event`` and None, or None and why it cannot be written."""
+    try:
+        line = event_format.encode(event, finite=finite)
+    except TypeError as error:
+        return None, str(error)
+    if len(line) > segment.MAX_LINE_BYTES:
+        return None, f"a line of {len(line)} bytes is over the limit of {segment.MAX_LINE_BYTES}"
+    return line, None
 
 
 class _Batch:
