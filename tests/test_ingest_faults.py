@@ -1,0 +1,40 @@
+"""Ingest keeps going whatever one file holds: bad lines, odd files and failing reads of one run
+never stop the others, and /api/health tells when ingest is not keeping up."""
+
+from __future__ import annotations
+
+import orjson
+
+from tests.conftest import wait_until
+from tests.server_helpers import serving
+
+
+def _line(seq, kind="log", **fields):
+    event = {"v": 1, "seq": seq, "t": 1.0e9 + seq, "type": kind, **fields}
+    return orjson.dumps(event) + b"\n"
+
+
+def _run(root, project, run_id, *lines, segment="events-000000000000.jsonl"):
+    run_dir = root / project / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / segment
+    path.write_bytes(_line(0, "run_start", name=run_id) + b"".join(lines))
+    return path
+
+
+def _values(s, run_id, key="x"):
+    response = s.get(f"/api/projects/p/runs/{run_id}/scalars", params={"key": key})
+    return response.json()["series"]["value"] if response.status_code == 200 else None
+
+
+def test_a_folder_named_like_a_segment_is_not_read(tmp_path):
+    # A directory called events-….jsonl killed the indexer thread (IsADirectoryError): every
+    # run after it stayed as it was while HTTP kept answering.
+    odd = _run(tmp_path, "p", "odd", _line(1, step=0, data={"x": 1.0}))
+    (odd.parent / "events-000000000005.jsonl").mkdir()
+    good = _run(tmp_path, "p", "good", _line(1, step=0, data={"x": 1.0}))
+    with serving(tmp_path) as s:
+        wait_until(lambda: _values(s, "odd") == [1.0] and _values(s, "good") == [1.0])
+        with good.open("ab") as file:
+            file.write(_line(2, step=1, data={"x": 2.0}))
+        wait_until(lambda: _values(s, "good") == [1.0, 2.0])
