@@ -15,6 +15,7 @@ offsets they were read up to; the indexer writes all of it in one transaction. I
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -25,15 +26,13 @@ from waddle.server.blocks import block_table
 from waddle.server.run_state import RunState
 
 from waddle import event as event_format
-
-INT64_MAX = 2**63 - 1
+from waddle import segment
 
 # A (run, key) group with at least this many points in one batch is clustered enough to go
 # straight into `scalars`; smaller groups are interleaved and go to `scalars_live`.
 CLUSTERED_GROUP = 1000
 
 NUMERIC = frozenset({float, int, bool})
-TIMES = frozenset({float, int})
 
 RICH_TABLES = {"histogram": "histograms", "table": "tables"}
 
@@ -79,6 +78,21 @@ class Batch:
             state.rejected += 1
             self.runs[state.run] = state
 
+    def take(self, state: RunState, line: bytes, file: str, offset: int) -> None:
+        """Apply one line of ``state``'s run, read at ``offset`` of ``file``, the general way:
+        decoded in full (bounds checked), then added; a line that is no event is a reject."""
+        if len(line) > segment.MAX_LINE_BYTES:
+            self.reject(
+                state, file, offset, f"line longer than {segment.MAX_LINE_BYTES} bytes", time.time()
+            )
+            return
+        try:
+            event = event_format.decode(line)
+        except event_format.MalformedEvent as error:
+            self.reject(state, file, offset, str(error), time.time())
+            return
+        self.add(state, event, file, offset)
+
     def add(self, state: RunState, event: dict[str, Any], file: str, offset: int) -> None:
         """Apply one decoded event of ``state``'s run, read at ``offset`` of ``file``."""
         self.runs[state.run] = state
@@ -95,8 +109,9 @@ class Batch:
         """Apply ``line`` if it is a plain log event: numbers only, no ``nf``, a new seq.
 
         The common case, taken without the general decoding and dispatch, with the same result
-        as :meth:`add` of the decoded line. False for any other line (malformed ones included),
-        which the caller decodes and adds in full.
+        as :meth:`take` of the line (tests/test_ingest_bounds.py proves it): its bounds are
+        checked by the same function. False for any other line (malformed ones included),
+        which the caller hands to :meth:`take`.
         """
         try:
             event = orjson.loads(line)
@@ -109,9 +124,7 @@ class Batch:
             event.get("v") == event_format.FORMAT_VERSION
             and type(seq) is int
             and seq >= state.next_seq
-            and type(t) in TIMES
-            and type(step) is int
-            and 0 <= step <= INT64_MAX
+            and event_format.in_bounds(seq, t, step)
             and type(data) is dict
             and NUMERIC.issuperset(map(type, data.values()))
         ):
@@ -147,11 +160,11 @@ class Batch:
 
     def _log(self, state: RunState, event: dict[str, Any]) -> str | None:
         step, data = event.get("step"), event.get("data")
-        if type(step) is not int or not 0 <= step <= INT64_MAX:
-            return f"log event with an invalid step: {step!r}"
+        t, seq = event["t"], event["seq"]
+        if not event_format.in_bounds(seq, t, step):  # seq and t were checked at decode
+            return f"log event with an invalid step: {step!r} (an integer, 0 to 2**63 - 2)"
         if type(data) is not dict:
             return "log event whose data is not an object"
-        t, seq = event["t"], event["seq"]
         if NUMERIC.issuperset(map(type, data.values())):
             self._numbers(state, step, t, seq, data)
             return None
@@ -243,7 +256,8 @@ class Batch:
         bad = []
         for key, value in data.items():
             if type(value) in (int, float):
-                self.rows["system"].append((state.run, key, event["t"], event["seq"], value))
+                # As the nearest double, as scalars are (an int beyond 2**53 is not exact).
+                self.rows["system"].append((state.run, key, event["t"], event["seq"], float(value)))
             else:
                 bad.append(key)
         return f"system values that are not numbers: {', '.join(bad)}" if bad else None
@@ -264,13 +278,15 @@ class Batch:
         name, path, step = event.get("name"), event.get("path"), event.get("step")
         if type(name) is not str or type(path) is not str or not path.startswith("files/"):
             return "file event without a name and a path under files/"
-        step = step if type(step) is int else None
+        problem = None
+        if step is not None and not event_format.in_bounds(event["seq"], event["t"], step):
+            problem, step = f"file event with an invalid step, left out: {step!r}", None
         value = {"_type": "file", **{k: event.get(k) for k in ("name", "path", "sha256", "bytes")}}
         key = "files/" + name
         self.rows["media"].append(
             (state.run, key, step, event["t"], event["seq"], "file", wire.dumps(value).decode())
         )
-        return None
+        return problem
 
     def _finish(self, state: RunState, event: dict[str, Any]) -> str | None:
         status = event.get("status")
@@ -278,14 +294,21 @@ class Batch:
             return f"finish event with an invalid status: {status!r}"
         state.status = status
         state.finish = {key: value for key, value in event.items() if key not in ("v", "type")}
+        bad: list[str] = []
         exit_code = event.get("exit_code")
-        state.exit_code = exit_code if type(exit_code) is int else None
+        state.exit_code = exit_code if event_format.is_int64(exit_code) else None
+        if exit_code is not None and state.exit_code is None:
+            bad.append("exit_code")
         dropped = event.get("dropped")
         if type(dropped) is dict:
-            state.dropped_steps = _count(dropped.get("steps"))
-            state.dropped_values = _count(dropped.get("values"))
-        state.lost_events = _count(event.get("lost_events"))
-        return None
+            state.dropped_steps = _count(dropped.get("steps"), "dropped.steps", bad)
+            state.dropped_values = _count(dropped.get("values"), "dropped.values", bad)
+        elif dropped is not None:
+            bad.append("dropped")
+        state.lost_events = _count(event.get("lost_events"), "lost_events", bad)
+        return (
+            f"finish fields of the wrong type or out of bounds: {', '.join(bad)}" if bad else None
+        )
 
     # --- the batch as Arrow tables ---
 
@@ -364,8 +387,13 @@ def _scalar_table(groups: list) -> pa.Table:
     return pa.table([runs, keys, steps, ts, seqs, values], SCALAR_SCHEMA)
 
 
-def _count(value: Any) -> int:
-    return value if type(value) is int and value >= 0 else 0
+def _count(value: Any, name: str, bad: list[str]) -> int:
+    """A count of a finish event: an int from 0 to INT64_MAX; else 0, and ``name`` in ``bad``."""
+    if event_format.is_int64(value, low=0):
+        return value
+    if value is not None:
+        bad.append(name)
+    return 0
 
 
 _HANDLERS = {

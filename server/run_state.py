@@ -229,7 +229,7 @@ def _run_schema() -> pa.Schema:
             ("dropped_steps", pa.int64()),
             ("dropped_values", pa.int64()),
             ("lost_events", pa.int64()),
-            ("exit_code", pa.int32()),
+            ("exit_code", pa.int64()),
             ("finish", pa.string()),
             ("defines", pa.string()),
             ("explicit_summary", pa.string()),

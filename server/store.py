@@ -40,7 +40,7 @@ import duckdb
 import pyarrow as pa
 from waddle.server.blocks import BLOCKS_SQL
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 
 _SERIES = "run INTEGER, key VARCHAR, step BIGINT, t DOUBLE, seq BIGINT"
 
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS runs (
     job_type VARCHAR, tags VARCHAR[], notes VARCHAR, config JSON, summary JSON, context JSON,
     status VARCHAR, created DOUBLE, updated DOUBLE, heartbeat DOUBLE, last_step BIGINT,
     next_seq BIGINT, events BIGINT, rejected BIGINT, dropped_steps BIGINT,
-    dropped_values BIGINT, lost_events BIGINT, exit_code INTEGER, finish JSON,
+    dropped_values BIGINT, lost_events BIGINT, exit_code BIGINT, finish JSON,
     defines JSON, explicit_summary JSON
 );
 CREATE TABLE IF NOT EXISTS offsets (run INTEGER, segment VARCHAR, "offset" BIGINT);

@@ -19,7 +19,6 @@ from pathlib import Path
 from waddle.server.ingester import Batch
 from waddle.server.run_state import RunState
 
-from waddle import event as event_format
 from waddle import segment
 
 # Bytes read from one run before the indexer turns to the next one.
@@ -71,18 +70,6 @@ def _take_block(state: RunState, batch: Batch, file: str, block: bytes, base: in
     end = base
     for line in block.split(b"\n")[:-1]:  # the block ends with a newline
         offset, end = end, end + len(line) + 1
-        if batch.add_line(state, line):
+        if batch.add_line(state, line) or not line.strip():
             continue
-        if not line.strip():
-            continue
-        if len(line) > segment.MAX_LINE_BYTES:
-            batch.reject(
-                state, file, offset, f"line longer than {segment.MAX_LINE_BYTES} bytes", time.time()
-            )
-            continue
-        try:
-            event = event_format.decode(line)
-        except event_format.MalformedEvent as error:
-            batch.reject(state, file, offset, str(error), time.time())
-            continue
-        batch.add(state, event, file, offset)
+        batch.take(state, line, file, offset)
