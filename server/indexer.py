@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from waddle.server import tailer
 from waddle.server.ingester import Batch
-from waddle.server.run_state import RUN_SCHEMA, RunState, Stat, metrics_table, offsets_table
-from waddle.server.store import RUN_TABLES, Store, insert_arrow
+from waddle.server.run_state import RunState, Stat, metrics_table, offsets_table
+from waddle.server.schema import METRICS, OFFSETS, RUN_TABLES, RUNS
+from waddle.server.store import Store, insert_arrow
 
 from waddle import names, segment
 
@@ -83,20 +83,16 @@ class Indexer:
     def _load(self) -> None:
         reader = self.store.reader()
         self.states = {}
-        columns = list(RUN_SCHEMA.names)
-        quoted = ", ".join(f'"{name}"' for name in columns)
         by_id: dict[int, RunState] = {}
-        for values in reader.execute(f"SELECT {quoted} FROM runs").fetchall():
-            state = RunState.from_row(dict(zip(columns, values, strict=True)))
+        for values in reader.execute(RUNS.select).fetchall():
+            state = RunState.from_row(dict(zip(RUNS.names, values, strict=True)))
             by_id[state.run] = state
             self.states[(state.project, state.run_id)] = state
-        for run, key, kind, *numbers in reader.execute(
-            "SELECT run, key, kind, count, first_step, last_step, min, max, sum, finite, first,"
-            " last, before_min, before_max, rows FROM metrics"
-        ).fetchall():
+        aggregates = METRICS.names[3:]  # after run, key and kind: the fields of a Stat
+        for run, key, kind, *numbers in reader.execute(METRICS.select).fetchall():
             if run in by_id:
-                by_id[run].stats[(key, kind)] = Stat(*numbers)
-        for run, name, offset in reader.execute("SELECT * FROM offsets").fetchall():
+                by_id[run].stats[(key, kind)] = Stat(**dict(zip(aggregates, numbers, strict=True)))
+        for run, name, offset in reader.execute(OFFSETS.select).fetchall():
             if run in by_id:
                 by_id[run].offsets[name] = offset
         self._next_run = max(by_id, default=0) + 1
@@ -254,7 +250,7 @@ class Indexer:
                 ids = [state.run for state in runs]
                 for table in ("runs", "metrics", "offsets"):
                     con.execute(f"DELETE FROM {table} WHERE list_contains(?, run)", [ids])
-                insert_arrow(con, "runs", pa.Table.from_pylist([s.row() for s in runs], RUN_SCHEMA))
+                insert_arrow(con, "runs", RUNS.from_dicts([state.row() for state in runs]))
                 insert_arrow(con, "metrics", metrics_table(runs))
                 insert_arrow(con, "offsets", offsets_table(runs))
         self._live_rows += live.num_rows

@@ -24,6 +24,7 @@ import pyarrow as pa
 from waddle.server import wire
 from waddle.server.blocks import block_table
 from waddle.server.run_state import RunState
+from waddle.server.schema import SCALARS, TABLES
 
 from waddle import event as event_format
 from waddle import segment
@@ -343,35 +344,12 @@ class Batch:
         return _scalar_table(clustered), blocks, _scalar_table(tables[False])
 
     def rows_table(self, table: str) -> pa.Table:
-        return pa.table(list(zip(*self.rows[table], strict=True)), names=COLUMNS[table])
-
-
-COLUMNS = {
-    "system": ["run", "key", "t", "seq", "value"],
-    "media": ["run", "key", "step", "t", "seq", "type", "value"],
-    "histograms": ["run", "key", "step", "t", "seq", "type", "value"],
-    "tables": ["run", "key", "step", "t", "seq", "type", "value"],
-    "text": ["run", "key", "step", "t", "seq", "value"],
-    "console": ["run", "seq", "t", "stream", "text"],
-    "alerts": ["run", "seq", "t", "title", "text", "level"],
-    "rejects": ["run", "file", "offset", "reason", "t"],
-}
-
-SCALAR_SCHEMA = pa.schema(
-    [
-        ("run", pa.int32()),
-        ("key", pa.dictionary(pa.int32(), pa.string())),
-        ("step", pa.int64()),
-        ("t", pa.float64()),
-        ("seq", pa.int64()),
-        ("value", pa.float64()),
-    ]
-)
+        return TABLES[table].from_rows(self.rows[table])
 
 
 def _scalar_table(groups: list) -> pa.Table:
     if not groups:
-        return SCALAR_SCHEMA.empty_table()
+        return SCALARS.arrow.empty_table()
     lengths = [len(group[2]) for group in groups]
     runs = np.repeat(np.array([group[0] for group in groups], dtype=np.int32), lengths)
     # The key column as indices into the distinct keys: no Python string per point.
@@ -384,7 +362,7 @@ def _scalar_table(groups: list) -> pa.Table:
     ts = np.concatenate([group[3] for group in groups])
     seqs = np.concatenate([group[4] for group in groups])
     values = np.concatenate([group[5] for group in groups])
-    return pa.table([runs, keys, steps, ts, seqs, values], SCALAR_SCHEMA)
+    return pa.table([runs, keys, steps, ts, seqs, values], SCALARS.arrow)
 
 
 def _count(value: Any, name: str, bad: list[str]) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 from waddle.server import wire
+from waddle.server.schema import METRICS, OFFSETS, RUNS
 
 AGGREGATES = ("min", "max", "mean", "last", "first")
 
@@ -157,127 +158,46 @@ class RunState:
         return out
 
     def row(self) -> dict[str, Any]:
-        def js(value: Any) -> str | None:
-            return None if value is None else wire.dumps(value).decode()
-
-        return {
-            "run": self.run,
-            "project": self.project,
-            "run_id": self.run_id,
-            "name": self.name,
-            "group": self.group,
-            "job_type": self.job_type,
-            "tags": self.tags,
-            "notes": self.notes,
-            "config": js(self.config),
-            "summary": js(self.summary()),
-            "context": js(self.context),
-            "status": self.status,
-            "created": self.created,
-            "updated": self.updated,
-            "heartbeat": self.heartbeat,
-            "last_step": self.last_step,
-            "next_seq": self.next_seq,
-            "events": self.events,
-            "rejected": self.rejected,
-            "dropped_steps": self.dropped_steps,
-            "dropped_values": self.dropped_values,
-            "lost_events": self.lost_events,
-            "exit_code": self.exit_code,
-            "finish": js(self.finish),
-            "defines": js(self.defines),
-            "explicit_summary": js(self.explicit_summary),
-        }
+        """The run's ``runs`` row: each column of server/schema.py's RUNS from the attribute of
+        its name (JSON columns encoded), but ``summary``, computed from the stats."""
+        row = {}
+        for name, kind in RUNS.columns:
+            value = self.summary() if name == "summary" else getattr(self, name)
+            row[name] = (
+                wire.dumps(value).decode() if kind == "json" and value is not None else value
+            )
+        return row
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunState:
+        """The state a ``runs`` row was made from (stats and offsets come from their tables)."""
         state = cls(run=row["run"], project=row["project"], run_id=row["run_id"])
-        for name in state.row():
-            if name in ("summary", "run", "project", "run_id"):
-                continue
+        for name, kind in RUNS.columns:
             value = row[name]
-            if name in ("config", "context", "finish", "defines", "explicit_summary"):
-                value = orjson.loads(value) if value is not None else None
-                if value is None and name != "finish":
-                    value = [] if name == "defines" else {}
-            setattr(state, name, value if value is not None or name != "tags" else [])
+            if name == "summary" or value is None:
+                continue  # computed; or None, which the attribute's default stands for
+            setattr(state, name, orjson.loads(value) if kind == "json" else value)
         return state
 
 
-def _run_schema() -> pa.Schema:
-    return pa.schema(
+def metrics_table(runs: list[RunState]) -> pa.Table:
+    return METRICS.from_dicts(
         [
-            ("run", pa.int32()),
-            ("project", pa.string()),
-            ("run_id", pa.string()),
-            ("name", pa.string()),
-            ("group", pa.string()),
-            ("job_type", pa.string()),
-            ("tags", pa.list_(pa.string())),
-            ("notes", pa.string()),
-            ("config", pa.string()),
-            ("summary", pa.string()),
-            ("context", pa.string()),
-            ("status", pa.string()),
-            ("created", pa.float64()),
-            ("updated", pa.float64()),
-            ("heartbeat", pa.float64()),
-            ("last_step", pa.int64()),
-            ("next_seq", pa.int64()),
-            ("events", pa.int64()),
-            ("rejected", pa.int64()),
-            ("dropped_steps", pa.int64()),
-            ("dropped_values", pa.int64()),
-            ("lost_events", pa.int64()),
-            ("exit_code", pa.int64()),
-            ("finish", pa.string()),
-            ("defines", pa.string()),
-            ("explicit_summary", pa.string()),
+            {"run": state.run, "key": key, "kind": kind, **vars(stat)}
+            for state in runs
+            for (key, kind), stat in state.stats.items()
         ]
     )
 
 
-RUN_SCHEMA = _run_schema()
-
-
-def metrics_table(runs: list[RunState]) -> pa.Table:
-    rows = [
-        {"run": state.run, "key": key, "kind": kind, **vars(stat)}
-        for state in runs
-        for (key, kind), stat in state.stats.items()
-    ]
-    return pa.Table.from_pylist(rows, METRICS_SCHEMA)
-
-
 def offsets_table(runs: list[RunState]) -> pa.Table:
-    rows = [
-        {"run": state.run, "segment": name, "offset": offset}
-        for state in runs
-        for name, offset in state.offsets.items()
-    ]
-    return pa.Table.from_pylist(rows, OFFSETS_SCHEMA)
-
-
-METRICS_SCHEMA = pa.schema(
-    [
-        ("run", pa.int32()),
-        ("key", pa.string()),
-        ("kind", pa.string()),
-        ("count", pa.int64()),
-        ("first_step", pa.int64()),
-        ("last_step", pa.int64()),
-        ("min", pa.float64()),
-        ("max", pa.float64()),
-        ("sum", pa.float64()),
-        ("finite", pa.int64()),
-        ("first", pa.float64()),
-        ("last", pa.float64()),
-        ("before_min", pa.float64()),
-        ("before_max", pa.float64()),
-        ("rows", pa.int64()),
-    ]
-)
-OFFSETS_SCHEMA = pa.schema([("run", pa.int32()), ("segment", pa.string()), ("offset", pa.int64())])
+    return OFFSETS.from_dicts(
+        [
+            {"run": state.run, "segment": name, "offset": offset}
+            for state in runs
+            for name, offset in state.offsets.items()
+        ]
+    )
 
 
 def _least(a: float | None, b: float) -> float:
