@@ -3,10 +3,12 @@
 A :class:`Batch` collects the rows that decoded events of many runs produce, plus the segment
 offsets they were read up to; the indexer writes all of it in one transaction. It promises:
 
-- each event is applied once: an event whose ``seq`` is below the run's next seq (a replay of
-  bytes already indexed) is rejected as a duplicate, never indexed twice;
+- each event is applied once, in seq order (waddle/sequence.py): seqs skipped are a gap,
+  counted and reported; an event whose ``seq`` is below the run's next seq is rejected, as a
+  duplicate (a replay of bytes already indexed) or as out of order (inside a gap), never
+  indexed twice or out of order;
 - a malformed event, or a value of a shape the index does not know, becomes a reject row
-  (file, byte offset, reason); the rest of the event and of the batch is kept;
+  (file, byte offset, kind, reason); the rest of the event and of the batch is kept;
 - each run's state (server/run_state.py: status, counters, per-key summary) is updated as its
   events are added, so listing runs never scans their points;
 - scalar rows leave grouped per (run, key): a large group is already clustered per series and
@@ -27,7 +29,7 @@ from waddle.server.run_state import RunState
 from waddle.server.schema import SCALARS, TABLES
 
 from waddle import event as event_format
-from waddle import segment
+from waddle import segment, sequence
 
 # A (run, key) group with at least this many points in one batch is clustered enough to go
 # straight into `scalars`; smaller groups are interleaved and go to `scalars_live`.
@@ -36,6 +38,16 @@ CLUSTERED_GROUP = 1000
 NUMERIC = frozenset({float, int, bool})
 
 RICH_TABLES = {"histogram": "histograms", "table": "tables"}
+
+# What a reject row can be (its `kind`; docs/api.md lists them for clients).
+REJECT_KINDS = (
+    "line",  # a line that is no event: not JSON, fields missing or out of bounds, too long
+    "gap",  # seqs missing before this line (its reason names them); the line itself is taken
+    "out_of_order",  # a seq inside a gap reported before: too late to take in order
+    "duplicate",  # a seq already indexed
+    "value",  # part of an event left out (a field or value of a shape the index cannot hold)
+    "truncated",  # a segment shrank below what was indexed of it
+)
 
 
 class Batch:
@@ -73,41 +85,55 @@ class Batch:
         self.offsets[(state.run, segment)] = offset
         self.runs[state.run] = state
 
-    def reject(self, state: RunState | None, file: str, offset: int, reason: str, t: float) -> None:
-        self.rows["rejects"].append((state.run if state else None, file, offset, reason, t))
-        if state is not None:
+    def reject(
+        self, state: RunState, file: str, offset: int, kind: str, reason: str, t: float
+    ) -> None:
+        """Note what the index could not take, of a kind in REJECT_KINDS: a ``gap`` is counted
+        in the run's ``gaps`` (by :func:`waddle.sequence.take`), every other in ``rejected``."""
+        self.rows["rejects"].append((state.run, file, offset, kind, reason, t))
+        if kind != "gap":
             state.rejected += 1
-            self.runs[state.run] = state
+        self.runs[state.run] = state
 
     def take(self, state: RunState, line: bytes, file: str, offset: int) -> None:
         """Apply one line of ``state``'s run, read at ``offset`` of ``file``, the general way:
         decoded in full (bounds checked), then added; a line that is no event is a reject."""
         if len(line) > segment.MAX_LINE_BYTES:
-            self.reject(
-                state, file, offset, f"line longer than {segment.MAX_LINE_BYTES} bytes", time.time()
-            )
+            reason = f"line longer than {segment.MAX_LINE_BYTES} bytes"
+            self.reject(state, file, offset, "line", reason, time.time())
             return
         try:
             event = event_format.decode(line)
         except event_format.MalformedEvent as error:
-            self.reject(state, file, offset, str(error), time.time())
+            self.reject(state, file, offset, "line", str(error), time.time())
             return
         self.add(state, event, file, offset)
 
     def add(self, state: RunState, event: dict[str, Any], file: str, offset: int) -> None:
         """Apply one decoded event of ``state``'s run, read at ``offset`` of ``file``."""
         self.runs[state.run] = state
-        seq = event["seq"]
-        if seq < state.next_seq:
-            self.reject(state, file, offset, f"duplicate seq {seq} (already indexed)", event["t"])
+        seq, t = event["seq"], event["t"]
+        last = state.next_seq - 1
+        taken = sequence.take(state, seq)
+        if taken == "duplicate":
+            self.reject(state, file, offset, taken, f"duplicate seq {seq} (already indexed)", t)
             return
+        if taken == "out_of_order":
+            gap = sequence.describe(*sequence.missing_range(state, seq))
+            reason = f"seq {seq} out of order: it came after seq {last}, in the gap of {gap}"
+            self.reject(state, file, offset, taken, reason + " reported before; not indexed", t)
+            return
+        if taken == "gap":
+            first, missing = state.missing[-1]
+            reason = f"gap: {sequence.describe(first, missing)} missing before seq {seq}"
+            self.reject(state, file, offset, taken, f"{reason} ({missing - first + 1} events)", t)
         problem = _HANDLERS[event["type"]](self, state, event)
         if problem:
-            self.reject(state, file, offset, problem, event["t"])
-        self._applied(state, seq, event["t"])
+            self.reject(state, file, offset, "value", problem, t)
+        self._applied(state, t)
 
     def add_line(self, state: RunState, line: bytes) -> bool:
-        """Apply ``line`` if it is a plain log event: numbers only, no ``nf``, a new seq.
+        """Apply ``line`` if it is a plain log event: numbers only, no ``nf``, the next seq.
 
         The common case, taken without the general decoding and dispatch, with the same result
         as :meth:`take` of the line (tests/test_ingest_bounds.py proves it): its bounds are
@@ -124,19 +150,19 @@ class Batch:
         if not (
             event.get("v") == event_format.FORMAT_VERSION
             and type(seq) is int
-            and seq >= state.next_seq
+            and seq == state.next_seq
             and event_format.in_bounds(seq, t, step)
             and type(data) is dict
             and NUMERIC.issuperset(map(type, data.values()))
         ):
             return False
         self.runs[state.run] = state
+        state.next_seq = seq + 1
         self._numbers(state, step, t, seq, data)
-        self._applied(state, seq, t)
+        self._applied(state, t)
         return True
 
-    def _applied(self, state: RunState, seq: int, t: float) -> None:
-        state.next_seq = seq + 1
+    def _applied(self, state: RunState, t: float) -> None:
         state.events += 1
         self.events += 1
         if state.updated is None or t > state.updated:

@@ -120,6 +120,7 @@ class RunState:
     next_seq: int = 0
     events: int = 0
     rejected: int = 0
+    gaps: int = 0  # seqs found missing (waddle/sequence.py)
     dropped_steps: int = 0
     dropped_values: int = 0
     lost_events: int = 0
@@ -127,6 +128,7 @@ class RunState:
     finish: dict[str, Any] | None = None
     defines: list[dict[str, Any]] = field(default_factory=list)
     explicit_summary: dict[str, Any] = field(default_factory=dict)
+    missing: list[list[int]] = field(default_factory=list)  # the newest missing seq ranges
     stats: dict[tuple[str, str], Stat] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
 

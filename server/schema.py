@@ -43,9 +43,6 @@ class Table:
     def names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
 
-    def kind(self, column: str) -> str:
-        return dict(self.columns)[column]
-
     @property
     def ddl(self) -> str:
         columns = ", ".join(f'"{name}" {TYPES[kind][0]}' for name, kind in self.columns)
@@ -97,6 +94,7 @@ RUNS = Table(
         ("next_seq", "int64"),
         ("events", "int64"),
         ("rejected", "int64"),
+        ("gaps", "int64"),
         ("dropped_steps", "int64"),
         ("dropped_values", "int64"),
         ("lost_events", "int64"),
@@ -104,6 +102,7 @@ RUNS = Table(
         ("finish", "json"),
         ("defines", "json"),
         ("explicit_summary", "json"),
+        ("missing", "json"),
     ),
 )
 # Per segment file, the byte offset up to which its lines are in the index.
@@ -159,7 +158,14 @@ METRICS = Table(
 # Lines or values the indexer could not take, with where they are and why.
 REJECTS = Table(
     "rejects",
-    (("run", "int32"), ("file", "text"), ("offset", "int64"), ("reason", "text"), ("t", "double")),
+    (
+        ("run", "int32"),
+        ("file", "text"),
+        ("offset", "int64"),
+        ("kind", "text"),  # one of server/ingester.py's REJECT_KINDS
+        ("reason", "text"),
+        ("t", "double"),
+    ),
 )
 
 TABLES = {

@@ -40,6 +40,7 @@ def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BU
                 state,
                 file,
                 size,
+                "truncated",
                 f"segment shrank from {offset} to {size} bytes (truncated or replaced); "
                 f"its first {offset} bytes stay indexed as they were read",
                 time.time(),
@@ -49,7 +50,7 @@ def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BU
         while offset < size and budget > 0:
 
             def on_reject(_path: Path, at: int, reason: str, file: str = file) -> None:
-                batch.reject(state, file, at, reason, time.time())
+                batch.reject(state, file, at, "line", reason, time.time())
 
             try:
                 block, next_offset = segment.read_complete_lines(path, offset, on_reject=on_reject)

@@ -32,7 +32,7 @@ def test_a_run_state_comes_back_from_its_row_in_the_index(tmp_path):
         "name": "n", "group": "g", "job_type": "j", "tags": ["a", "b"], "notes": "x",
         "config": {"lr": 0.1}, "context": {"host": "h"}, "status": "finished", "created": 1.5,
         "updated": 2.5, "heartbeat": 2.0, "last_step": 9, "next_seq": 11, "events": 11,
-        "rejected": 2, "dropped_steps": 3, "dropped_values": 4, "lost_events": 5,
+        "rejected": 2, "gaps": 3, "missing": [[2, 4]], "dropped_steps": 3, "dropped_values": 4, "lost_events": 5,
         "exit_code": 3221225477, "finish": {"status": "finished"},
         "defines": [{"name": "val/*", "summary": "max"}], "explicit_summary": {"best": 1},
     }  # fmt: skip

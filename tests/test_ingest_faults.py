@@ -38,3 +38,35 @@ def test_a_folder_named_like_a_segment_is_not_read(tmp_path):
         with good.open("ab") as file:
             file.write(_line(2, step=1, data={"x": 2.0}))
         wait_until(lambda: _values(s, "good") == [1.0, 2.0])
+
+
+def test_a_seq_jump_is_a_gap_and_a_late_line_inside_it_is_out_of_order(tmp_path):
+    # 1 -> 5 was taken silently, and a later seq 3 was called "already indexed", though it
+    # never was: a gap is data loss, counted and shown, and a line inside it is out of order.
+    _run(
+        tmp_path,
+        "p",
+        "r",
+        _line(1, step=0, data={"x": 1.0}),
+        _line(5, step=1, data={"x": 5.0}),
+        _line(3, step=2, data={"x": 3.0}),
+        _line(5, step=2, data={"x": 5.5}),
+        _line(6, step=2, data={"x": 6.0}),
+        _line(9, step=3, data={"x": 9.0}),
+    )
+    with serving(tmp_path) as s:
+        wait_until(lambda: _values(s, "r") == [1.0, 5.0, 6.0, 9.0])
+        run = s.json("/api/projects/p/runs/r")
+        assert run["gaps"] == 5  # seqs 2, 3, 4, 7 and 8
+        assert run["rejected"] == 2  # the late seq 3 and the second seq 5
+        rejects = s.json("/api/projects/p/runs/r/rejects")["items"]
+        by_kind = {}
+        for reject in rejects:
+            by_kind.setdefault(reject["kind"], []).append(reject["reason"])
+        assert sorted(by_kind) == ["duplicate", "gap", "out_of_order"]
+        assert "seqs 2 to 4 missing" in by_kind["gap"][0]
+        assert "seqs 7 to 8 missing" in by_kind["gap"][1]
+        assert "seq 3" in by_kind["out_of_order"][0] and "2 to 4" in by_kind["out_of_order"][0]
+        assert "duplicate seq 5" in by_kind["duplicate"][0]
+        listed = s.json("/api/projects/p/runs")["runs"][0]
+        assert (listed["gaps"], listed["rejected"]) == (5, 2)

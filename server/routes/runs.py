@@ -27,6 +27,8 @@ LIST_FIELDS = (
     ("created", "created"),
     ("updated", "updated"),
     ("last_step", "last_step"),
+    ("rejected", "rejected"),
+    ("gaps", "gaps"),
 )
 PLAIN_SORTS = {"created", "updated", "name", "run_id", "status", "last_step"}
 SORT = re.compile(r"(-?)(summary|config)\.(.+)\Z|(-?)([a-z_]+)\Z", re.S)
@@ -119,7 +121,7 @@ def get_run(request: Request, project: str, run_id: str):
     run = run_number(request, project, run_id)
     cursor = context(request).store.reader()
     result = cursor.execute(
-        f"SELECT * EXCLUDE (status, defines, explicit_summary, next_seq),"
+        f"SELECT * EXCLUDE (status, defines, explicit_summary, next_seq, missing),"
         f" {RUN_STATUS} AS status FROM runs WHERE run = $run",
         {"run": run, "cutoff": cutoff(request)},
     )
@@ -129,12 +131,13 @@ def get_run(request: Request, project: str, run_id: str):
     out.pop("run")
     out["dropped"] = {"steps": out.pop("dropped_steps"), "values": out.pop("dropped_values")}
     rejects = cursor.execute(
-        'SELECT file, "offset", reason, t FROM rejects WHERE run = ? ORDER BY t, "offset" LIMIT 100',
+        'SELECT file, "offset", kind, reason, t FROM rejects WHERE run = ?'
+        ' ORDER BY t, "offset" LIMIT 100',
         [run],
     ).fetchall()
     out["rejects"] = [
-        {"file": file, "offset": offset, "reason": reason, "t": t}
-        for file, offset, reason, t in rejects
+        {"file": file, "offset": offset, "kind": kind, "reason": reason, "t": t}
+        for file, offset, kind, reason, t in rejects
     ]
     return out
 
