@@ -73,6 +73,7 @@ class Batch:
         self.deleted: list[RunState] = []
         self.events = 0
         self.points = 0
+        self.bytes = 0  # of segments read into this batch
 
     def __bool__(self) -> bool:
         return bool(self.runs or self.deleted)

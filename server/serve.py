@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 import uvicorn
+from waddle.server.notices import Notices
 from waddle.server.settings import ServerSettings
 from waddle.server.store import Store
 
@@ -81,8 +82,8 @@ def reindex(settings: ServerSettings) -> dict[str, int]:
         path.unlink(missing_ok=True)
     store = Store(fresh)
     try:
-        indexer = Indexer(store, root)
-        indexer.catch_up()
+        indexer = Indexer(store, root, notices=Notices("waddle reindex"))
+        failed = indexer.catch_up()
         counts = {
             name: store.query(f"SELECT count(*) FROM {table}")[0][0]
             for name, table in (
@@ -96,4 +97,9 @@ def reindex(settings: ServerSettings) -> dict[str, int]:
         store.close()
     Path(str(target) + ".wal").unlink(missing_ok=True)
     os.replace(fresh, target)
+    if failed:
+        raise RuntimeError(
+            f"the index was rebuilt without {len(failed)} run(s) that could not be read "
+            f"({', '.join(failed)}; see above); fix them and run `waddle reindex` again"
+        )
     return counts

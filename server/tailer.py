@@ -25,8 +25,10 @@ from waddle import segment
 READ_BUDGET = 16 * 1024 * 1024
 
 
-def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BUDGET) -> bool:
-    """Add the run's new complete lines to ``batch``; True when more may be left to read."""
+def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BUDGET) -> int:
+    """Add the run's new complete lines to ``batch``; returns the bytes left to read when the
+    budget ran out first (0 once every complete line is taken)."""
+    unread = 0
     for path in segment.list_segments(run_dir):
         name = path.name
         file = f"{state.project}/{state.run_id}/{name}"
@@ -60,11 +62,12 @@ def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BU
                 break  # a torn last line: wait for its newline
             _take_block(state, batch, file, block, offset)
             batch.set_offset(state, name, next_offset)
+            batch.bytes += next_offset - offset
             budget -= next_offset - offset
             offset = next_offset
         if budget <= 0:
-            return True
-    return False
+            unread += size - offset
+    return unread
 
 
 def _take_block(state: RunState, batch: Batch, file: str, block: bytes, base: int) -> None:

@@ -3,10 +3,13 @@ never stop the others, and /api/health tells when ingest is not keeping up."""
 
 from __future__ import annotations
 
+import errno
+
 import orjson
 
 from tests.conftest import wait_until
 from tests.server_helpers import serving
+from waddle import segment
 
 
 def _line(seq, kind="log", **fields):
@@ -70,3 +73,56 @@ def test_a_seq_jump_is_a_gap_and_a_late_line_inside_it_is_out_of_order(tmp_path)
         assert "duplicate seq 5" in by_kind["duplicate"][0]
         listed = s.json("/api/projects/p/runs")["runs"][0]
         assert (listed["gaps"], listed["rejected"]) == (5, 2)
+
+
+def test_a_run_that_cannot_be_read_is_retried_and_the_others_go_on(tmp_path, monkeypatch, capfd):
+    # A read error in one run used to end the indexer thread: nothing more was indexed, and
+    # /api/health kept saying ok.
+    bad = _run(tmp_path, "p", "bad", _line(1, step=0, data={"x": 1.0}))
+    good = _run(tmp_path, "p", "good", _line(1, step=0, data={"x": 1.0}))
+    failing = {bad}
+    read = segment.read_complete_lines
+
+    def flaky_disk(path, *args, **kwargs):
+        if path in failing:
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(segment, "read_complete_lines", flaky_disk)
+    with serving(tmp_path) as s:
+        wait_until(lambda: _values(s, "good") == [1.0])
+        with good.open("ab") as file:
+            file.write(_line(2, step=1, data={"x": 2.0}))
+        wait_until(lambda: _values(s, "good") == [1.0, 2.0])
+
+        def retried_twice():
+            health = s.json("/api/health")
+            failing_runs = health["ingest"]["failing"]
+            return failing_runs and failing_runs[0]["retries"] >= 2 and health
+
+        health = wait_until(retried_twice, timeout=20)
+        assert health["status"] == "degraded"
+        ingest = health["ingest"]
+        assert ingest["alive"] and ingest["failing"][0]["run"] == "p/bad"
+        assert "Input/output error" in ingest["failing"][0]["error"]
+        assert "Input/output error" in ingest["last_error"]["message"]
+        assert ingest["retries"] >= 2
+        assert ingest["lag_bytes"] == bad.stat().st_size and ingest["lag_events"] >= 1
+        assert ingest["lag_seconds"] > 0
+
+        failing.clear()  # the disk recovers: the run is read at its next retry
+        wait_until(lambda: _values(s, "bad") == [1.0], timeout=20)
+        health = wait_until(lambda: (h := s.json("/api/health"))["status"] == "ok" and h)
+        assert health["ingest"]["failing"] == [] and health["ingest"]["lag_bytes"] == 0
+    printed = capfd.readouterr().err
+    assert printed.count("Input/output error") == 1, printed  # once; then counted in health
+    assert "p/bad" in printed
+
+
+def test_health_says_down_when_the_indexer_has_stopped(tmp_path):
+    _run(tmp_path, "p", "r", _line(1, step=0, data={"x": 1.0}))
+    with serving(tmp_path) as s:
+        wait_until(lambda: s.json("/api/health")["status"] == "ok")
+        s.app.state.waddle.indexer.stop()
+        health = s.json("/api/health")
+        assert health["status"] == "down" and health["ingest"]["alive"] is False
