@@ -378,9 +378,8 @@ class Indexer:
                 if key in self._unread:
                     self._waiting[key] = min(since, self._waiting.get(key, since))
             self._reading = {}
-        if not self._failing:
+        if not (self._failing or self._solo):
             self.notices.resolve("read")
-        if not self._solo:
             self.notices.resolve("commit")
         self.notices.resolve("indexer")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 
 import orjson
+from waddle.server import indexer as indexer_module
 
 from tests.conftest import wait_until
 from tests.server_helpers import serving
@@ -126,3 +127,28 @@ def test_health_says_down_when_the_indexer_has_stopped(tmp_path):
         s.app.state.waddle.indexer.stop()
         health = s.json("/api/health")
         assert health["status"] == "down" and health["ingest"]["alive"] is False
+
+
+def test_a_run_whose_commit_fails_is_found_and_backed_off_alone(tmp_path, monkeypatch):
+    # A transaction that failed was retried whole, forever: one run's rows that the index
+    # refused stopped every run that shared its transactions.
+    _run(tmp_path, "p", "bad", _line(1, step=0, data={"x": 1.0}))
+    good = _run(tmp_path, "p", "good", _line(1, step=0, data={"x": 1.0}))
+    real = indexer_module.metrics_table
+
+    def refusing(runs):
+        if any(state.run_id == "bad" for state in runs):
+            raise RuntimeError("the index refused these rows")
+        return real(runs)
+
+    monkeypatch.setattr(indexer_module, "metrics_table", refusing)
+    with serving(tmp_path) as s:
+        wait_until(lambda: _values(s, "good") == [1.0])
+        with good.open("ab") as file:
+            file.write(_line(2, step=1, data={"x": 2.0}))
+        wait_until(lambda: _values(s, "good") == [1.0, 2.0])
+        health = wait_until(lambda: (h := s.json("/api/health"))["ingest"]["failing"] and h)
+        assert health["status"] == "degraded"
+        assert health["ingest"]["failing"][0]["run"] == "p/bad"
+        assert "refused" in health["ingest"]["failing"][0]["error"]
+        assert s.get("/api/projects/p/runs/bad").status_code == 404
