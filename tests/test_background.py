@@ -220,3 +220,13 @@ def test_heartbeats_go_on_while_a_value_is_on_its_device_and_finish_waits_for_it
     events = events_of(run.dir)
     assert [e["data"] for e in events if e["type"] == "log"] == [{"loss": 5.0}]
     assert events[-1]["type"] == "finish" and events[-1]["lost_values"] == 0
+
+
+def test_a_short_run_still_gets_a_system_sample_taken_at_its_start(tmp_path):
+    settings = waddle.Settings(console=False, system_metrics_interval=60)
+    with waddle.init(project="p", dir=tmp_path, settings=settings) as run:
+        run.log({"loss": 1.0})
+    samples = [e["data"] for e in events_of(run.dir) if e["type"] == "system"]
+    assert len(samples) == 1
+    assert samples[0]["proc/rss"] > 0 and samples[0]["memory/used"] > 0
+    assert "cpu/percent" not in samples[0]  # a percentage needs time between two readings

@@ -49,8 +49,6 @@ FLUSH = 3  # (FLUSH, number): write and fsync everything queued before it, then 
 FINISH = 4  # (FINISH, t, fields)
 
 MAX_PENDING_BYTES = 256 * 1024 * 1024
-# Seconds after the start before the system sampler starts (at most one interval).
-SAMPLER_DELAY = 1.0
 # Also fsync once this much is written, so that finish() never has much left to sync.
 FSYNC_BYTES = 8 << 20
 # A drain hands its lines to the OS in pieces of about this size.
@@ -105,25 +103,19 @@ class Writer:
 
     def _main(self) -> None:
         settings = self._settings
-        sampler = None
-        started = time.monotonic()
         interval = settings.system_metrics_interval
-        # The sampler (psutil) starts once the busy first moments of a run are over and samples
-        # then; later samples follow every interval.
-        sampler_start = started + min(SAMPLER_DELAY, interval)
-        next_sample = sampler_start
-        last_fsync = started
+        last_fsync = time.monotonic()
         try:
             # Block first, so the GIL goes back to init() at once instead of after this
             # thread's slow start (imports, git); events queue meanwhile.
             self.wake.wait(settings.flush_interval)
             self._emit_start()
+            # Every run, however short, gets a sample at its start; then one every interval.
+            sampler = _make_sampler(self._notices) if interval > 0 else None
+            next_sample = time.monotonic()
             while not self._finished:
-                self.wake.wait(settings.flush_interval)
                 now = time.monotonic()
                 batch = _Batch()
-                if interval > 0 and sampler is None and now >= sampler_start:
-                    sampler = _make_sampler(self._notices) or False
                 # The writer's own events are written at once, never behind the caller's
                 # events that wait for a device.
                 if sampler and now >= next_sample:
@@ -137,6 +129,8 @@ class Writer:
                 ):
                     self._fsync()
                     last_fsync = now
+                if not self._finished:
+                    self.wake.wait(settings.flush_interval)
         except BaseException:  # a bug here must not pass silently, nor kill the training
             self._notices.show(
                 "writer",
