@@ -161,7 +161,7 @@ def _server_module():
     except ImportError as error:
         raise RuntimeError(
             f"the server needs extra packages ({error.name} is missing): "
-            "pip install 'waddle[server]'"
+            "pip install -e '.[server]' in a clone of waddle"
         ) from None
     return serve
 
