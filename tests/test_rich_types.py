@@ -578,9 +578,9 @@ def test_save_of_a_missing_file_raises_at_the_call(new_run, tmp_path):
 def test_without_pillow_images_name_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL", None)
     monkeypatch.setitem(sys.modules, "PIL.Image", None)
-    with pytest.raises(ImportError, match=r"pip install 'waddle\[media\]'"):
+    with pytest.raises(ImportError, match=r"pip install -e '.\[media\]'"):
         waddle.Image(RGB)
-    with pytest.raises(ImportError, match=r"pip install 'waddle\[media\]'"):
+    with pytest.raises(ImportError, match=r"pip install -e '.\[media\]'"):
         waddle.Video(np.zeros((2, 4, 4, 3), np.uint8))
     waddle.Histogram([1.0])  # needs numpy only
     waddle.Audio(np.zeros(10), 8000)

@@ -246,6 +246,25 @@ class Run:
 
         self._enqueue("file", files.snapshot(path, name, self._step, link))
 
+    def log_code(
+        self,
+        root: str | os.PathLike | None = ".",
+        name: str | None = None,
+        include_fn: Any = None,
+        exclude_fn: Any = None,
+    ) -> None:
+        """Save the source files under ``root`` with the run, as ``code/<path>`` (waddle/code.py
+        says which). ``name`` is W&B's artifact name, ignored: the files are the run's."""
+        if self._closed:
+            self._refuse_closed("log_code")
+            return
+        from waddle import code
+
+        folder = Path(root if root is not None else ".")
+        log_dir = self.dir.parent.parent
+        for path in code.source_files(folder, include_fn, exclude_fn, log_dir):
+            self.save(path, name="code/" + path.relative_to(folder.resolve()).as_posix())
+
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything logged so far is written and fsynced; False on timeout.
 
@@ -411,7 +430,7 @@ class DisabledRun:
     """What ``init(mode="disabled")`` returns: the same API, and every call does nothing.
 
     Meant for processes that should not log (rank != 0 in distributed training) without an
-    ``if`` around every call.
+    ``if`` around every call. Every public method of :class:`Run` exists here as a no-op.
     """
 
     def __init__(self, project: str, name: str | None, config: Any) -> None:
@@ -426,26 +445,20 @@ class DisabledRun:
         self.config = Config(config)
         self.summary = Summary({}, on_change=lambda changes: None)
 
-    def log(self, data: Any, step: Any = None, commit: Any = None) -> None:
-        pass
-
-    def define_metric(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def alert(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        pass
+    def __getattr__(self, name: str) -> Any:
+        if not name.startswith("_") and callable(getattr(Run, name, None)):
+            return _do_nothing
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def flush(self, timeout: float = 30.0) -> bool:
         return True
-
-    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
-        pass
 
     def __enter__(self) -> DisabledRun:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         pass
+
+
+def _do_nothing(*args: Any, **kwargs: Any) -> None:
+    return None
