@@ -99,3 +99,10 @@ def test_demo_that_could_not_write_exits_non_zero(tmp_path):
     assert demo.returncode == 1
     assert "logged 5 steps" not in demo.stdout
     assert "could not be written" in demo.stderr.splitlines()[-1]
+
+
+def test_version():
+    from waddle import __version__
+
+    shown = waddle("--version")
+    assert shown.returncode == 0 and shown.stdout.strip() == f"waddle {__version__}"

@@ -432,7 +432,8 @@ def test_disabled_mode_has_the_same_api_and_writes_nothing(tmp_path):
 
 def test_several_runs_in_one_process_are_independent(tmp_path):
     first = waddle.init(project="p", dir=tmp_path, settings=QUIET)
-    second = waddle.init(project="q", dir=tmp_path, settings=QUIET)
+    second = waddle.init(project="q", dir=tmp_path, settings=QUIET, reinit="create_new")
+    assert waddle.run is first  # as in W&B, a run made beside another is not the current one
     first.log({"a": 1})
     second.log({"b": 2})
     second.log({"b": 3})

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from waddle import __version__
 from waddle.catalog import list_runs
 from waddle.run_folder import inspect_run
 from waddle.settings import resolve_one
@@ -22,6 +23,7 @@ LS_METRICS = 3
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="waddle", description="Local-first experiment tracker.")
+    parser.add_argument("--version", action="version", version=f"waddle {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     ls = commands.add_parser(
@@ -159,7 +161,7 @@ def _server_module():
     except ImportError as error:
         raise RuntimeError(
             f"the server needs extra packages ({error.name} is missing): "
-            "pip install 'waddle[server]'"
+            "pip install -e '.[server]' in a clone of waddle"
         ) from None
     return serve
 

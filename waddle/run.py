@@ -74,7 +74,10 @@ class Run:
         self._pid = os.getpid()
         self._closed = False
         self._forked = False  # inherited by a forked child: every call is a no-op there
-        self._finish_lock = threading.Lock()
+        self._finishing: dict[str, int] = {}  # "thread": the one finishing this run
+        self._flushes = 0  # FLUSH requests queued
+        self._finish_queued = False
+        self._let_go = False  # the writer has ended and the run's resources are released
         self._step = first_step
         self._dropped_steps = 0
         self._dropped_values = 0
@@ -121,21 +124,24 @@ class Run:
         values, kind = flatten(data, self._known_keys)
         if step is None:
             at = self._step
-            if commit is None or commit:
-                self._step = at + 1
+            after = at + 1 if commit is None or commit else at
         else:
             at = _check_step(step)
             if at < self._step:
                 self._drop(at, values)
                 return
-            self._step = at + 1 if commit else at
+            after = at + 1 if commit else at
+        queue = self._queue
+        if values:
+            queue.append((LOG, time.time(), at, values, kind))
+        # The step moves on only once the values are queued: a KeyboardInterrupt between the
+        # two leaves this step open (the next call adds to it) rather than skip it.
+        self._step = after
         if not values:
             return
-        queue = self._queue
-        queue.append((LOG, time.time(), at, values, kind))
         if len(queue) >= EARLY_DRAIN:
             wake = self._writer.wake
-            if not wake.is_set():  # set() takes a lock; asking first is ten times cheaper
+            if not wake.pending:  # set() is a system call; asking first is much cheaper
                 wake.set()
             if len(queue) >= self._queue_size:
                 self._wait_for_room()
@@ -163,10 +169,9 @@ class Run:
         self._stalls += 1
         writer = self._writer
         while len(self._queue) >= self._queue_size and writer.thread.is_alive():
-            writer.room.clear()
             writer.waiting = True
             writer.wake.set()
-            writer.room.wait(0.05)
+            writer.progress.wait(0.05)
         self._stall_seconds += time.monotonic() - started
 
     def _enqueue(self, kind: str, fields: dict[str, Any]) -> None:
@@ -241,14 +246,46 @@ class Run:
 
         self._enqueue("file", files.snapshot(path, name, self._step, link))
 
+    def log_code(
+        self,
+        root: str | os.PathLike | None = ".",
+        name: str | None = None,
+        include_fn: Any = None,
+        exclude_fn: Any = None,
+    ) -> None:
+        """Save the source files under ``root`` with the run, as ``code/<path>`` (waddle/code.py
+        says which). ``name`` is W&B's artifact name, ignored: the files are the run's."""
+        if self._closed:
+            self._refuse_closed("log_code")
+            return
+        from waddle import code
+
+        folder = Path(root if root is not None else ".")
+        log_dir = self.dir.parent.parent
+        for path in code.source_files(folder, include_fn, exclude_fn, log_dir):
+            self.save(path, name="code/" + path.relative_to(folder.resolve()).as_posix())
+
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything logged so far is written and fsynced; False on timeout."""
-        if self._closed or os.getpid() != self._pid or not self._writer.thread.is_alive():
+        """Wait until everything logged so far is written and fsynced; False on timeout.
+
+        ``timeout=0`` only asks for it and returns at once (what Ctrl-C does: a signal handler
+        must not wait for another thread).
+        """
+        writer = self._writer
+        if self._closed or os.getpid() != self._pid or not writer.thread.is_alive():
             return False
-        done = threading.Event()
-        self._queue.append((FLUSH, done))
-        self._writer.wake.set()
-        return done.wait(timeout)
+        self._flushes += 1
+        number = self._flushes
+        self._queue.append((FLUSH, number))
+        writer.wake.set()
+        deadline = time.monotonic() + timeout
+        while writer.flushed < number and writer.thread.is_alive():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            writer.waiting = True
+            writer.progress.wait(min(remaining, 0.05))
+        return writer.flushed >= number
 
     # ---- the end -------------------------------------------------------------------
 
@@ -264,12 +301,18 @@ class Run:
     def _finish(self, exit_code: int, reason: str | None, traceback_text: str | None) -> None:
         if os.getpid() != self._pid:
             return
-        with self._finish_lock:
-            if self._closed:
-                return
-            if self._capturing:
-                console.detach(self._console_line)
-            self._closed = True
+        # One thread finishes the run; no lock: an interrupt could leave one held. The same
+        # thread may come back (a Ctrl-C inside finish(), then the exit hook) and goes on
+        # where it was stopped.
+        me = threading.get_ident()
+        if self._finishing.setdefault("thread", me) != me:
+            return
+        if self._finish_queued:
+            self._wait_for_writer()
+            return
+        if self._capturing:
+            console.detach(self._console_line)
+        self._closed = True
         fields: dict[str, Any] = {
             "exit_code": exit_code,
             "status": "finished" if exit_code == 0 else "crashed",
@@ -283,13 +326,24 @@ class Run:
         if traceback_text:
             fields["traceback"] = writable_text(traceback_text)
         self._queue.append((FINISH, time.time(), fields))
+        self._finish_queued = True
         self._writer.wake.set()
+        self._wait_for_writer()
+
+    def _wait_for_writer(self) -> None:
+        """Wait for the writer thread to write the finish event and end, then let go."""
+        writer = self._writer
         waited = 0.0
-        while self._writer.thread.is_alive():
-            self._writer.thread.join(10.0)
+        while writer.thread.is_alive():
+            writer.thread.join(10.0)
             waited += 10.0
-            if self._writer.thread.is_alive():
+            if writer.thread.is_alive():
                 say(f"still writing the event log of run {self.id} after {waited:.0f} s...")
+        if self._let_go:
+            return
+        self._let_go = True
+        writer.wake.close()
+        writer.progress.close()
         self._release_lock()
         process_hooks.unregister(self)
         lost = self._writer.lost_events
@@ -312,6 +366,8 @@ class Run:
         self._closed = True
         self._forked = True
         self._lock_fd = None
+        self._writer.wake.close()  # the child's copies of the pipes
+        self._writer.progress.close()
 
     # ---- the run folder lock ---------------------------------------------------------
 
@@ -374,7 +430,7 @@ class DisabledRun:
     """What ``init(mode="disabled")`` returns: the same API, and every call does nothing.
 
     Meant for processes that should not log (rank != 0 in distributed training) without an
-    ``if`` around every call.
+    ``if`` around every call. Every public method of :class:`Run` exists here as a no-op.
     """
 
     def __init__(self, project: str, name: str | None, config: Any) -> None:
@@ -389,26 +445,20 @@ class DisabledRun:
         self.config = Config(config)
         self.summary = Summary({}, on_change=lambda changes: None)
 
-    def log(self, data: Any, step: Any = None, commit: Any = None) -> None:
-        pass
-
-    def define_metric(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def alert(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        pass
+    def __getattr__(self, name: str) -> Any:
+        if not name.startswith("_") and callable(getattr(Run, name, None)):
+            return _do_nothing
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def flush(self, timeout: float = 30.0) -> bool:
         return True
-
-    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
-        pass
 
     def __enter__(self) -> DisabledRun:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         pass
+
+
+def _do_nothing(*args: Any, **kwargs: Any) -> None:
+    return None

@@ -66,24 +66,52 @@ class Deferred:
     """A value whose encoding happens in the writer thread.
 
     ``materialize`` receives the run folder (for values that write side files) and returns
-    something JSON-encodable. It runs off the caller's thread and may be slow.
+    something JSON-encodable. It runs off the caller's thread and may be slow, but should not
+    wait for a device: ``ready`` tells the writer whether it can run now (a value still being
+    computed on a GPU is not ready), and the writer comes back for it later.
     """
 
     __slots__ = ()
+
+    def ready(self) -> bool:
+        return True
 
     def materialize(self, run_dir: Path) -> Any:
         raise NotImplementedError
 
 
 class _TorchScalar(Deferred):
-    __slots__ = ("tensor",)
+    """A torch scalar, read in the writer thread.
+
+    On a CUDA device the value is copied into page-locked host memory by an asynchronous copy
+    queued on the tensor's stream, followed by an event: no host sync here, ``ready`` asks the
+    event, and the read is then a plain host read. Elsewhere the tensor is cloned (queued on its
+    device like any kernel). Either way a later in-place update of the caller's tensor cannot
+    change what gets logged.
+    """
+
+    __slots__ = ("done", "tensor")
 
     def __init__(self, tensor: Any) -> None:
-        # clone() is queued on the tensor's device like any kernel: no host sync here, and a
-        # later in-place update of the caller's tensor cannot change what gets logged.
-        self.tensor = tensor.detach().clone()
+        tensor = tensor.detach()
+        if tensor.is_cuda:
+            import torch
+
+            host = torch.empty((), dtype=tensor.dtype, pin_memory=True)
+            host.copy_(tensor, non_blocking=True)
+            self.done = torch.cuda.Event()
+            self.done.record(torch.cuda.current_stream(tensor.device))
+            self.tensor = host
+        else:
+            self.tensor = tensor.clone()
+            self.done = None
+
+    def ready(self) -> bool:
+        return self.done is None or self.done.query()
 
     def materialize(self, run_dir: Path) -> Any:
+        if self.done is not None:
+            self.done.synchronize()  # ready() said so already, unless the run is finishing
         return self.tensor.item()
 
 
@@ -92,6 +120,10 @@ class _JaxScalar(Deferred):
 
     def __init__(self, array: Any) -> None:
         self.array = array  # jax arrays are immutable
+
+    def ready(self) -> bool:
+        is_ready = getattr(self.array, "is_ready", None)
+        return is_ready is None or is_ready()
 
     def materialize(self, run_dir: Path) -> Any:
         return self.array.item()
@@ -111,6 +143,9 @@ class _RichList(Deferred):
 
     def __init__(self, items: list[Deferred]) -> None:
         self.items = items
+
+    def ready(self) -> bool:
+        return all(item.ready() for item in self.items)
 
     def materialize(self, run_dir: Path) -> Any:
         return {"_type": "list", "items": [item.materialize(run_dir) for item in self.items]}

@@ -4,7 +4,16 @@ The caller's thread only appends tuples to :attr:`Writer.queue` (see ``Run``); e
 happens here: numbering events, materialising tensors and media, encoding, writing, fsyncing,
 heartbeats and system metrics. It promises:
 
-- ``seq`` is gap-free from the run's first event, in queue order, continuing across resume;
+- ``seq`` is gap-free from the run's first event, continuing across resume; the caller's events
+  get theirs in the order they were queued, and the writer's own (system metrics, heartbeats)
+  in between, whenever they are taken;
+- it never waits for a device: a queued value still being computed there (a CUDA tensor, see
+  ``Deferred.ready``) holds back only itself and the caller's events queued after it, which are
+  written, in order, on the first pass after it is ready; system metrics and heartbeats keep
+  being written meanwhile, so a live run looks alive;
+- nothing on the caller's side of the queue takes a lock (see waddle/wakeup.py): a
+  KeyboardInterrupt at any moment, or a signal handler, cannot leave the writer or the caller
+  waiting forever;
 - while items arrive, a batch reaches the OS (``write()``) at least every ``flush_interval``
   seconds, so a kill -9 of the training process loses at most that much; an fsync follows at
   least every ``fsync_interval`` seconds, on ``flush()`` and at finish;
@@ -29,17 +38,17 @@ from waddle import event as event_format
 from waddle import segment
 from waddle.notice import Notices
 from waddle.values import DEFERRED, PLAIN, Deferred, writable_text
+from waddle.wakeup import Wakeup
 
-# Queue item kinds: the first element of each queued tuple.
+# Queue item kinds: the first element of each queued tuple (plain tuples: log()'s hot path
+# builds one per call, and a named tuple costs a third of the call).
 LOG = 0  # (LOG, t, step, values, kind of values: values.PLAIN, CHECKED or DEFERRED)
 EVENT = 1  # (EVENT, t, type, fields)
 CONSOLE = 2  # (CONSOLE, t, stream, text)
-FLUSH = 3  # (FLUSH, threading.Event)
+FLUSH = 3  # (FLUSH, number): write and fsync everything queued before it, then count it flushed
 FINISH = 4  # (FINISH, t, fields)
 
 MAX_PENDING_BYTES = 256 * 1024 * 1024
-# Seconds after the start before the system sampler starts (at most one interval).
-SAMPLER_DELAY = 1.0
 # Also fsync once this much is written, so that finish() never has much left to sync.
 FSYNC_BYTES = 8 << 20
 # A drain hands its lines to the OS in pieces of about this size.
@@ -63,9 +72,10 @@ class Writer:
     ) -> None:
         self.run_dir = run_dir
         self.queue: deque[tuple] = deque()
-        self.wake = threading.Event()  # set by the caller to ask for an early drain
-        self.room = threading.Event()  # set when a caller waiting on a full queue may go on
-        self.waiting = False  # a caller is waiting for room: set room as soon as there is some
+        self.wake = Wakeup()  # set by the caller to ask for an early drain
+        self.progress = Wakeup()  # set after a drain while a caller waits (room, a flush)
+        self.waiting = False  # a caller waits on progress: set it after the next drain
+        self.flushed = 0  # the number of the newest FLUSH done
         self.lost_events = 0  # events that could not be kept while the disk failed
         self.lost_values = 0  # values whose materialisation failed
         self.last_logged: dict[str, Any] = {}  # the last value of every key, for run.summary
@@ -93,36 +103,34 @@ class Writer:
 
     def _main(self) -> None:
         settings = self._settings
-        sampler = None
-        started = time.monotonic()
         interval = settings.system_metrics_interval
-        # The sampler (psutil) starts after the busy first moments of a run and primes its
-        # counters then; the first sample follows one interval after the start.
-        sampler_start = started + min(SAMPLER_DELAY, interval)
-        next_sample = started + interval
-        last_fsync = started
+        last_fsync = time.monotonic()
         try:
             # Block first, so the GIL goes back to init() at once instead of after this
             # thread's slow start (imports, git); events queue meanwhile.
             self.wake.wait(settings.flush_interval)
             self._emit_start()
+            # Every run, however short, gets a sample at its start; then one every interval.
+            sampler = _make_sampler(self._notices) if interval > 0 else None
+            next_sample = time.monotonic()
             while not self._finished:
-                self.wake.wait(settings.flush_interval)
-                self.wake.clear()
                 now = time.monotonic()
-                if interval > 0 and sampler is None and now >= sampler_start:
-                    sampler = _make_sampler(self._notices) or False
+                batch = _Batch()
+                # The writer's own events are written at once, never behind the caller's
+                # events that wait for a device.
                 if sampler and now >= next_sample:
-                    self.queue.append((EVENT, time.time(), "system", {"data": sampler.sample()}))
+                    self._encode(batch, time.time(), "system", {"data": sampler.sample()})
                     next_sample = now + interval
                 if time.time() - self._last_event_time >= settings.heartbeat_interval:
-                    self.queue.append((EVENT, time.time(), "heartbeat", {}))
-                self._drain()
+                    self._encode(batch, time.time(), "heartbeat", {})
+                self._drain(batch)
                 if self._unsynced and (
                     now - last_fsync >= settings.fsync_interval or self._unsynced >= FSYNC_BYTES
                 ):
                     self._fsync()
                     last_fsync = now
+                if not self._finished:
+                    self.wake.wait(settings.flush_interval)
         except BaseException:  # a bug here must not pass silently, nor kill the training
             self._notices.show(
                 "writer",
@@ -130,9 +138,9 @@ class Writer:
                 + traceback.format_exc(),
             )
             self._finished = True
-            self.room.set()
         finally:
             self._close()
+            self.progress.set()
 
     def _emit_start(self) -> None:
         from waddle.context import slow_context
@@ -144,21 +152,25 @@ class Writer:
             self._notices.show("context", f"could not collect the run context: {error}")
         batch = _Batch()
         self._encode(batch, self._start_time, "run_start", fields)
-        self._write_batch(batch, [])
+        self._write_batch(batch)
 
-    def _drain(self) -> None:
+    def _drain(self, batch: _Batch) -> None:
+        """Encode the queued items that are ready, in order, and write them with ``batch``.
+
+        Only the items queued when the drain starts are taken, so that a caller logging
+        faster than this thread encodes cannot keep it here forever.
+        """
         queue = self.queue
         # Lines go straight into one growing buffer: holding each line as its own bytes object
         # until a join costs several times the encoding itself (fresh memory for every line).
-        batch = _Batch()
-        flushes: list[threading.Event] = []
+        flushed = None  # the newest FLUSH taken
         console: list[Any] | None = None  # [t, stream, [texts]] being coalesced
         for _ in range(len(queue)):
-            item = queue.popleft()
-            if self.waiting:
-                self.waiting = False
-                self.room.set()
+            item = queue[0]
             kind = item[0]
+            if kind == LOG and item[4] == DEFERRED and not _ready(item[3]):
+                break  # still on its device: it and everything after it wait
+            queue.popleft()
             if kind == CONSOLE:
                 if console is not None and console[1] == item[2]:
                     console[2].append(item[3])
@@ -186,7 +198,7 @@ class Writer:
                 if fields is not None:
                     self._encode(batch, item[1], item[2], fields)
             elif kind == FLUSH:
-                flushes.append(item[1])
+                flushed = item[1]
             else:  # FINISH
                 fields = dict(item[2])
                 fields["last_step"] = self._last_step
@@ -196,12 +208,16 @@ class Writer:
                 self._finished = True
                 break
             if len(batch.data) >= WRITE_CHUNK:
-                self._write_batch(batch, flushes=[])
+                self._write_batch(batch)
                 batch = _Batch()
         if console is not None:
             self._encode_console(batch, console)
-        self.room.set()
-        self._write_batch(batch, flushes)
+        self._write_batch(batch, flush=flushed is not None)
+        if flushed is not None:
+            self.flushed = flushed
+        if self.waiting:
+            self.waiting = False
+            self.progress.set()
 
     def _encode_console(self, batch: _Batch, console: list[Any]) -> None:
         text = writable_text("".join(console[2]))
@@ -262,7 +278,9 @@ class Writer:
 
     # ---- the file ----------------------------------------------------------------------
 
-    def _write_batch(self, batch: _Batch, flushes: list[threading.Event]) -> None:
+    def _write_batch(self, batch: _Batch, flush: bool = False) -> None:
+        """Hand ``batch`` to the OS (keeping it in memory while that fails); ``flush``: write
+        even while failing, and fsync."""
         if batch.lines:
             if not self._pending:
                 self._pending = batch.data
@@ -276,11 +294,9 @@ class Writer:
                 self._pending += batch.data
                 self._pending_lines += batch.lines
         if self._pending:
-            self._try_write(force=bool(flushes) or self._finished)
-        if flushes:
+            self._try_write(force=flush or self._finished)
+        if flush:
             self._fsync()
-            for done in flushes:
-                done.set()
 
     def _try_write(self, force: bool) -> None:
         now = time.monotonic()
@@ -367,6 +383,11 @@ def _end_torn_line(path: Path) -> None:
             file.seek(size - 1)
             if file.read(1) != b"\n":
                 file.write(b"\n")
+
+
+def _ready(values: dict[str, Any]) -> bool:
+    """True when every deferred value among ``values`` can be read without waiting."""
+    return all(value.ready() for value in values.values() if isinstance(value, Deferred))
 
 
 def _line(event: dict[str, Any], finite: bool = False) -> tuple[bytes | None, str | None]:

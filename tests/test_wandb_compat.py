@@ -1,0 +1,158 @@
+"""`import waddle as wandb`: W&B's signatures, environment and semantics, in-process.
+
+The scripts that run unchanged under both are in tests/test_wandb_scripts.py.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+import waddle
+from tests.conftest import QUIET, events_of
+
+
+def test_init_takes_every_argument_of_wandbs_signature(tmp_path):
+    wandb = pytest.importorskip("wandb")
+    import inspect
+
+    ours = inspect.signature(waddle.init).parameters
+    missing = [name for name in inspect.signature(wandb.init).parameters if name not in ours]
+    assert not missing
+
+
+def test_wandb_arguments_without_a_meaning_here_are_accepted(tmp_path, capfd):
+    run = waddle.init(
+        project="p",
+        dir=tmp_path,
+        settings=QUIET,
+        entity="team",
+        anonymous="allow",
+        allow_val_change=True,
+        force=False,
+        monitor_gym=True,
+        config={"lr": 0.1, "secret": 1, "batch": 8},
+        config_exclude_keys=["secret"],
+    )
+    assert dict(run.config) == {"lr": 0.1, "batch": 8}
+    run.finish()
+    assert "init(monitor_gym=...) is not supported" in capfd.readouterr().err
+    filtered = waddle.init(
+        project="p",
+        dir=tmp_path,
+        settings=QUIET,
+        config={"a": 1, "b": 2},
+        config_include_keys=["a"],
+    )
+    assert dict(filtered.config) == {"a": 1}
+
+
+def test_wandb_settings_names_are_accepted_and_the_meaningful_ones_apply(tmp_path, capfd):
+    settings = waddle.Settings(
+        silent=True, start_method="thread", _disable_stats=True, console="off", init_timeout=90
+    )
+    assert settings.ignored == {"start_method": "thread", "init_timeout": 90}
+    resolved = settings.resolve()
+    assert resolved.silent and resolved.system_metrics_interval == 0 and not resolved.console
+    with waddle.init(project="p", dir=tmp_path, settings={"silent": True, "_service_wait": 30}):
+        pass
+    assert "started run" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"WANDB_PROJECT": "wp", "WANDB_NAME": "wn"}, {"project": "wp", "name": "wn"}),
+        ({"WANDB_PROJECT": "wp", "WADDLE_PROJECT": "dp"}, {"project": "dp"}),  # ours wins
+        ({"WANDB_TAGS": "a, b,c", "WANDB_NOTES": "n"}, {"tags": ("a", "b", "c"), "notes": "n"}),
+        ({"WANDB_RUN_GROUP": "g", "WANDB_JOB_TYPE": "train"}, {"group": "g", "job_type": "train"}),
+    ],
+)
+def test_wandb_environment_variables_fill_init_arguments(
+    tmp_path, monkeypatch, variables, expected
+):
+    for variable, value in variables.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    with waddle.init(settings=QUIET) as run:
+        pass
+    for name, value in expected.items():
+        assert getattr(run, name) == value
+    assert run.dir.parent.parent == tmp_path
+
+
+def test_wandb_mode_disabled_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    run = waddle.init(project="p", dir=tmp_path)
+    run.log({"x": 1})
+    run.finish()
+    assert isinstance(run, waddle.DisabledRun) and not any(tmp_path.iterdir())
+
+
+def test_wandb_run_id_and_resume_continue_the_run_as_a_shell_script_does(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_RUN_ID", "job-7")
+    monkeypatch.setenv("WANDB_RESUME", "allow")
+    for step in range(2):
+        with waddle.init(project="p", dir=tmp_path, settings=QUIET) as run:
+            run.log({"loss": float(step)})
+    assert [path.name for path in (tmp_path / "p").iterdir()] == ["job-7"]
+    logs = [e for e in events_of(run.dir) if e["type"] == "log"]
+    assert [(e["step"], e["data"]["loss"]) for e in logs] == [(0, 0.0), (1, 1.0)]
+
+
+def test_a_second_init_returns_the_open_run_as_wandb_does(tmp_path):
+    first = waddle.init(project="p", dir=tmp_path, settings=QUIET)
+    assert waddle.init(project="p", dir=tmp_path, settings=QUIET) is first
+    finishing = waddle.init(project="p", dir=tmp_path, settings=QUIET, reinit="finish_previous")
+    assert finishing is not first and first._closed and waddle.run is finishing
+    beside = waddle.init(project="p", dir=tmp_path, settings=QUIET, reinit="create_new")
+    assert waddle.run is finishing and not finishing._closed
+    with pytest.raises(ValueError, match=r"init\(resume='must'\) while run"):
+        waddle.init(project="p", dir=tmp_path, settings=QUIET, id=beside.id, resume="must")
+    beside.finish()
+    finishing.finish()
+
+
+def test_mode_online_logs_locally_with_one_warning(tmp_path, capfd):
+    with waddle.init(project="p", dir=tmp_path, settings=QUIET, mode="online") as run:
+        run.log({"x": 1.0})
+    assert [e["data"] for e in events_of(run.dir) if e["type"] == "log"] == [{"x": 1.0}]
+    assert capfd.readouterr().err.count("mode 'online'") == 1
+
+
+def test_save_code_keeps_the_main_script(tmp_path, monkeypatch):
+    script = tmp_path / "train.py"
+    script.write_text("print('training')\n")
+    monkeypatch.setattr(sys.modules["__main__"], "__file__", str(script), raising=False)
+    monkeypatch.chdir(tmp_path)
+    with waddle.init(project="p", dir=tmp_path / "logs", settings=QUIET, save_code=True) as run:
+        pass
+    saved = [e["name"] for e in events_of(run.dir) if e["type"] == "file"]
+    assert saved == ["code/train.py"]
+
+
+def test_log_code_saves_source_files_and_skips_what_git_ignores(tmp_path, monkeypatch):
+    import subprocess
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "model.py").write_text("x = 1\n")
+    (tmp_path / "train.py").write_text("y = 2\n")
+    (tmp_path / "notes.md").write_text("not code\n")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "generated.py").write_text("z = 3\n")
+    (tmp_path / ".gitignore").write_text("build/\nlogs/\n")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    with waddle.init(project="p", dir=tmp_path / "logs", settings=QUIET) as run:
+        run.log_code(str(tmp_path))
+    saved = sorted(e["name"] for e in events_of(run.dir) if e["type"] == "file")
+    assert saved == ["code/pkg/model.py", "code/train.py"]
+
+
+def test_a_disabled_run_has_every_method_of_a_run(tmp_path):
+    disabled = waddle.init(project="p", dir=tmp_path, mode="disabled")
+    public = [name for name in dir(waddle.Run) if not name.startswith("_")]
+    for name in public:
+        attribute = getattr(disabled, name)
+        if callable(getattr(waddle.Run, name)):
+            assert attribute() is None or name == "flush"
