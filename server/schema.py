@@ -46,7 +46,7 @@ class Table:
     @property
     def ddl(self) -> str:
         columns = ", ".join(f'"{name}" {TYPES[kind][0]}' for name, kind in self.columns)
-        return f"CREATE TABLE IF NOT EXISTS {self.name} ({columns});"
+        return f"CREATE TABLE {self.name} ({columns});"
 
     @cached_property
     def arrow(self) -> pa.Schema:

@@ -5,8 +5,10 @@ The store owns the DuckDB file of one server process. It promises:
 - exactly one writer: the connection made here, used only by the indexer thread through
   :meth:`Store.transaction`; readers (API requests) get cursors of the same database with
   :meth:`Store.reader`, and see only committed transactions;
-- the schema of server/schema.py, created on open; a file from another schema version is refused with a
-  message saying to delete it or run ``waddle reindex`` (the index is rebuilt from the logs);
+- the schema of server/schema.py, created with its version row in one transaction when the
+  file is new (a kill leaves all or nothing); a file of another schema version, or one that
+  is no waddle index, is refused with a :class:`StoreError` saying to run ``waddle reindex``
+  (the index is rebuilt from the logs);
 - rows of a transaction, registered as Arrow tables, reach the table with one
   ``INSERT … SELECT`` each, never row by row.
 
@@ -28,7 +30,19 @@ from waddle.server.schema import DDL, SCHEMA_VERSION
 
 
 class StoreError(RuntimeError):
-    """The index file cannot be used; the message says why and what to do."""
+    """The index file cannot be used; the message says why and what to do.
+
+    ``in_use``: another process holds it (nothing to rebuild); ``other_version``: a waddle index
+    of another schema version, which ``waddle reindex`` replaces; otherwise the file is not an
+    index this waddle can read (unreadable, not a DuckDB file, another program's file, or
+    left half made), which ``waddle reindex`` moves aside before it rebuilds.
+    """
+
+    def __init__(
+        self, message: str, why: str = "", in_use: bool = False, other_version: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.why, self.in_use, self.other_version = why, in_use, other_version
 
 
 class Store:
@@ -39,27 +53,57 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._con = duckdb.connect(str(self.path))
-        except duckdb.IOException as error:
-            raise StoreError(
-                f"cannot open the index {self.path}: {error}. Is another `waddle serve` "
-                "or `waddle reindex` using it?"
-            ) from None
+        except duckdb.Error as error:
+            if "lock" in str(error).lower():
+                raise StoreError(
+                    f"the index {self.path} is in use by another process: is another "
+                    "`waddle serve` or `waddle reindex` running on it?",
+                    in_use=True,
+                ) from None
+            raise self._unusable(f"cannot be read ({_first_line(error)})") from None
         self._local = threading.local()
-        self._check_version()
-        self._con.execute(DDL)
+        try:
+            self._check_version()
+        except BaseException:
+            self._con.close()
+            raise
 
     def _check_version(self) -> None:
-        tables = {row[0] for row in self._con.execute("SHOW TABLES").fetchall()}
-        if "meta" not in tables:
-            self._con.execute(DDL)
-            self._con.execute("INSERT INTO meta VALUES ('schema', ?)", [SCHEMA_VERSION])
-            return
-        row = self._con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None or row[0] != SCHEMA_VERSION:
+        try:
+            tables = {row[0] for row in self._con.execute("SHOW TABLES").fetchall()}
+            if not tables:
+                self._create()
+                return
+            row = None
+            if "meta" in tables:
+                row = self._con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        except duckdb.Error as error:
+            raise self._unusable(f"cannot be read ({_first_line(error)})") from None
+        if row is None:
+            raise self._unusable("is not a waddle index (or was left half made)")
+        if row[0] != SCHEMA_VERSION:
             raise StoreError(
-                f"the index {self.path} was made by another waddle version; delete it or run "
-                "`waddle reindex` to rebuild it from the logs"
+                f"the index {self.path} was made by another waddle version (schema {row[0]}, "
+                f"this one reads {SCHEMA_VERSION}); {self._fix()}",
+                other_version=True,
             )
+
+    def _create(self) -> None:
+        """The schema and its version row, in one transaction: a kill leaves all or nothing."""
+        with self.transaction() as con:
+            con.execute(DDL)
+            con.execute("INSERT INTO meta VALUES ('schema', ?)", [SCHEMA_VERSION])
+
+    def _unusable(self, why: str) -> StoreError:
+        return StoreError(f"the index {self.path} {why}; {self._fix()}", why=why)
+
+    def _fix(self) -> str:
+        # The default index lives in the log folder's .waddle/: the command can name the folder.
+        if self.path.parent.name == ".waddle":
+            command = f"waddle reindex {self.path.parent.parent}"
+        else:
+            command = f"waddle reindex DIR --db {self.path}"
+        return f"run `{command}` to rebuild it from the logs"
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -109,3 +153,7 @@ def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> 
         con.execute(f"INSERT INTO {table} SELECT * FROM _batch")
     finally:
         con.unregister("_batch")
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]
