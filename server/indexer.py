@@ -18,7 +18,8 @@ of the store. It promises:
 - a run folder deleted on disk is deleted from the index;
 - small interleaved scalar rows are compacted into per-series order once enough have
   gathered, or once ingest goes quiet;
-- after each commit the listeners hear what changed (:class:`Commit`), on this thread;
+- after each commit the listeners hear what changed (:class:`Commit`), on this thread, and the
+  first rejects of each segment file are said in one line (the count so far, the first one);
 - :meth:`Indexer.status` tells where ingest stands: alive, caught up, the runs failing, and
   the lag: news not yet indexed, in seconds, bytes and (estimated) events.
 """
@@ -124,6 +125,7 @@ class Indexer:
         self._reading: dict[RunKey, float] = {}
         self._unread: dict[RunKey, int] = {}
         self._failing: dict[RunKey, Failure] = {}
+        self._announced: set[str] = set()  # segment files said to have rejects
         self._solo: list[RunKey] = []  # runs of a failed commit, to retry one per transaction
         self._alone: RunKey | None = None  # the run of a batch made of one run of _solo
         self._load()
@@ -432,6 +434,7 @@ class Indexer:
                 insert_arrow(con, "metrics", metrics_table(runs))
                 insert_arrow(con, "offsets", offsets_table(runs))
         self._live_rows += live.num_rows
+        self._announce_rejects(batch.rows["rejects"])
         self.totals["commits"] += 1
         self.totals["events"] += batch.events
         self.totals["points"] += batch.points
@@ -455,6 +458,22 @@ class Indexer:
                         "open subscribers may miss this change; reload to see it",
                         active=False,
                     )
+
+    def _announce_rejects(self, rejects: list[tuple]) -> None:
+        """Say once per segment file that something there was rejected, with the count in the
+        transaction that found the first (the API lists them all; a line each would flood)."""
+        found: dict[str, list] = {}
+        for _run, file, offset, kind, reason, _t in rejects:
+            if file not in self._announced:
+                found.setdefault(file, [0, offset, kind, reason])[0] += 1
+        for file, (count, offset, kind, reason) in found.items():
+            self._announced.add(file)
+            project, run_id = file.split("/")[:2]
+            self.notices.say(
+                f"{file}: {count} reject{'s' if count > 1 else ''} so far, the first at byte "
+                f"{offset} ({kind}: {reason}); the rest is indexed, and "
+                f"/api/projects/{project}/runs/{run_id}/rejects lists every one"
+            )
 
     def _compact_when_due(self, now: float) -> None:
         if not self._live_rows or now < self._compact_after:

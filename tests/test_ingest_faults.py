@@ -152,3 +152,22 @@ def test_a_run_whose_commit_fails_is_found_and_backed_off_alone(tmp_path, monkey
         assert health["ingest"]["failing"][0]["run"] == "p/bad"
         assert "refused" in health["ingest"]["failing"][0]["error"]
         assert s.get("/api/projects/p/runs/bad").status_code == 404
+
+
+def test_the_server_says_once_per_file_that_it_rejected_lines_there(tmp_path, capfd):
+    first = _run(tmp_path, "p", "r", b"{not json\n", _line(1, step=0, data={"x": 1.0}), b"[]\n")
+    other = _run(tmp_path, "p", "q", _line(2, step=0, data={"x": 1.0}))  # seq 1 is missing
+    clean = _run(tmp_path, "p", "c", _line(1, step=0, data={"x": 1.0}))
+    with serving(tmp_path) as s:
+        wait_until(lambda: all(_values(s, run) == [1.0] for run in "rqc"))
+        with first.open("ab") as file:
+            file.write(b"more garbage\n")
+        wait_until(lambda: s.json("/api/projects/p/runs/r")["rejected"] == 3)
+    lines = capfd.readouterr().err.splitlines()
+    said = {path.parent.name: [line for line in lines if str(path.relative_to(tmp_path)) in line]
+            for path in (first, other, clean)}  # fmt: skip
+    assert len(said["r"]) == 1 and len(said["q"]) == 1 and not said["c"]
+    at = len(_line(0, "run_start", name="r"))  # the first bad line follows the run_start
+    assert "2 rejects so far" in said["r"][0] and f"first at byte {at} " in said["r"][0]
+    assert "/api/projects/p/runs/r/rejects" in said["r"][0]
+    assert "1 reject so far" in said["q"][0] and "seq 1 missing" in said["q"][0]
