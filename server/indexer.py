@@ -3,7 +3,8 @@
 It owns the run states, the set of runs with news (marked by the watcher) and the writer side
 of the store. It promises:
 
-- at start it catches up on every run folder of the log folder, then follows what the watcher
+- at start it catches up on every run folder of the log folder, saying how far it is at most
+  once a second and once when caught up (server/progress.py), then follows what the watcher
   marks; a periodic rescan finds run folders created or deleted behind the watcher's back;
 - each transaction holds at least ``batch_events`` events, or whatever arrived within
   ``batch_interval`` seconds of its first read, whichever comes first, and at most about
@@ -37,6 +38,7 @@ from typing import Any
 from waddle.server import tailer
 from waddle.server.ingester import Batch
 from waddle.server.notices import Notices
+from waddle.server.progress import CatchUp
 from waddle.server.run_state import RunState, Stat, metrics_table, offsets_table
 from waddle.server.schema import METRICS, OFFSETS, RUN_TABLES, RUNS
 from waddle.server.store import Store, insert_arrow
@@ -126,6 +128,11 @@ class Indexer:
         self._unread: dict[RunKey, int] = {}
         self._failing: dict[RunKey, Failure] = {}
         self._announced: set[str] = set()  # segment files said to have rejects
+        # The catch-up under way: its progress, the runs not read to the end yet, the totals
+        # when it began.
+        self._progress: CatchUp | None = None
+        self._pending: set[RunKey] = set()
+        self._base: dict[str, int] = {}
         self._solo: list[RunKey] = []  # runs of a failed commit, to retry one per transaction
         self._alone: RunKey | None = None  # the run of a batch made of one run of _solo
         self._load()
@@ -173,7 +180,7 @@ class Indexer:
                 self._waiting.setdefault((project, run_id), time.monotonic())
             self._cond.notify()
 
-    def _scan(self, measure: bool = False) -> None:
+    def _scan(self, measure: bool = False) -> set[RunKey]:
         """Mark run folders that appeared, and runs whose folder disappeared; with ``measure``,
         also note how many bytes of each run are not indexed yet (a stat per segment)."""
         on_disk: set[RunKey] = set()
@@ -189,6 +196,7 @@ class Indexer:
                 self._waiting.setdefault(key, now)
             self._unread.update((key, left) for key, left in unread.items() if left)
             self._cond.notify()
+        return on_disk
 
     def _bytes_left(self, key: RunKey) -> int:
         state = self.states.get(key)
@@ -204,7 +212,7 @@ class Indexer:
     # --- the thread ---
 
     def start(self) -> None:
-        self._mark_all()
+        self._begin_catch_up()
         self._thread = threading.Thread(target=self._loop, name="waddle-indexer", daemon=True)
         self._thread.start()
 
@@ -220,19 +228,43 @@ class Indexer:
 
         Returns the runs that could not be read (each reported once): they are not retried.
         """
-        self._mark_all()
+        self._begin_catch_up()
         while self._dirty or self._solo:
             self._step(deadline=0)
+            self._report_progress()
+        self._report_progress(done=True)
         self._compact()
         return [f"{project}/{run_id}" for project, run_id in self._failing]
 
-    def _mark_all(self) -> None:
-        self._scan(measure=True)
+    def _mark_all(self) -> set[RunKey]:
+        """Mark every run on disk or in the index as news; returns them."""
+        on_disk = self._scan(measure=True)
         now = time.monotonic()
         with self._cond:
             self._dirty.update(self.states)
             for key in self.states:
                 self._waiting.setdefault(key, now)
+        return on_disk | set(self.states)
+
+    def _begin_catch_up(self) -> None:
+        runs = self._mark_all()
+        with self._cond:
+            self._pending = runs
+            unread = sum(self._unread.values())
+        self._progress = CatchUp(self.notices, len(runs), unread)
+        self._base = dict(self.totals)
+
+    def _report_progress(self, done: bool = False) -> None:
+        """A catch-up line when one is due (server/progress.py), the last one when ``done``."""
+        if self._progress is None:
+            return
+        counts = {name: self.totals[name] - self._base[name] for name in self.totals}
+        runs_done = self._progress.runs - len(self._pending)
+        if done:
+            self._progress.done(runs_done, counts["events"], counts["points"], len(self._failing))
+            self._progress = None
+        else:
+            self._progress.update(runs_done, counts["events"], counts["points"], counts["bytes"])
 
     def _loop(self) -> None:
         last_scan = last_news = time.monotonic()
@@ -251,6 +283,7 @@ class Indexer:
                 now = time.monotonic()
                 if not self._dirty:
                     self.caught_up.set()
+                self._report_progress(done=self.caught_up.is_set())
                 if now - last_news > COMPACT_IDLE or self._live_rows >= COMPACT_ROWS:
                     self._compact_when_due(now)
                 if now - last_scan > RESCAN_INTERVAL:
@@ -379,6 +412,8 @@ class Indexer:
                 self._failing.pop(key, None)
                 if key in self._unread:
                     self._waiting[key] = min(since, self._waiting.get(key, since))
+                else:
+                    self._pending.discard(key)
             self._reading = {}
         if not (self._failing or self._solo):
             self.notices.resolve("read")

@@ -100,12 +100,13 @@ def test_reindex_always_rebuilds_and_says_what_it_moved_aside(tmp_path, case):
     assert "reindexed 1 runs" in done.stdout
     Store(index).close()  # a working index
     aside = [path for path in index.parent.iterdir() if ".broken-" in path.name]
+    moved = [line for line in done.stderr.splitlines() if "moved" in line]
     if case == "old":  # a waddle index of another version: simply replaced, as always
-        assert aside == [] and done.stderr == ""
+        assert aside == [] and moved == []
     else:  # kept for a look, and said in one line
         assert [path.read_bytes() for path in aside] == [before]
-        (said,) = done.stderr.splitlines()
-        assert str(aside[0]) in said and "moved" in said
+        (said,) = moved
+        assert str(aside[0]) in said
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
