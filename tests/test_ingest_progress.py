@@ -73,5 +73,6 @@ def test_reindex_says_when_it_has_caught_up(tmp_path):
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    (line,) = done.stderr.splitlines()
+    *during, line = done.stderr.splitlines()  # on a busy machine it may take over a second
+    assert all(said.startswith("waddle reindex: catching up: ") for said in during)
     assert line.startswith("waddle reindex: caught up: 3 of 3 runs, 153 events, 150 points in ")
