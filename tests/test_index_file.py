@@ -13,6 +13,7 @@ import pytest
 from waddle.server.store import Store
 
 from tests.conftest import PYTHON, child_env
+from tests.test_cli import waddle
 
 # Creates the index, with a kill -9 of itself at the line that writes the schema version: what a
 # crash (power loss, OOM killer) between the tables and their version row leaves behind.
@@ -38,22 +39,17 @@ KILLED_WHILE_CREATING = textwrap.dedent(
 )
 
 
-def _waddle(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [PYTHON, "-m", "waddle.cli", *args],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def _logs(tmp_path):
+def _logs(tmp_path, index_maker=None):
+    """A log folder holding one run, and its index made by ``index_maker(path)`` if given."""
     run_dir = tmp_path / "logs" / "p" / "r"
     run_dir.mkdir(parents=True)
     line = {"v": 1, "seq": 0, "t": 1.0e9, "type": "run_start", "name": "r"}
     (run_dir / "events-000000000000.jsonl").write_bytes(orjson.dumps(line) + b"\n")
-    return tmp_path / "logs"
+    index = tmp_path / "logs" / ".waddle" / "index.duckdb"
+    index.parent.mkdir()
+    if index_maker is not None:
+        index_maker(index)
+    return tmp_path / "logs", index
 
 
 def test_a_kill_while_the_index_is_created_leaves_nothing_half_made(tmp_path):
@@ -90,12 +86,9 @@ BROKEN = {"unreadable": _unreadable, "foreign": _foreign, "half made": _half_mad
 
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_reindex_always_rebuilds_and_says_what_it_moved_aside(tmp_path, case):
-    logs = _logs(tmp_path)
-    index = logs / ".waddle" / "index.duckdb"
-    index.parent.mkdir()
-    BROKEN[case](index)
+    logs, index = _logs(tmp_path, BROKEN[case])
     before = index.read_bytes()
-    done = _waddle("reindex", str(logs))
+    done = waddle("reindex", str(logs))
     assert done.returncode == 0, done.stderr
     assert "reindexed 1 runs" in done.stdout
     Store(index).close()  # a working index
@@ -111,11 +104,8 @@ def test_reindex_always_rebuilds_and_says_what_it_moved_aside(tmp_path, case):
 
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_serve_on_an_index_it_cannot_use_says_so_in_one_line_with_the_fix(tmp_path, case):
-    logs = _logs(tmp_path)
-    index = logs / ".waddle" / "index.duckdb"
-    index.parent.mkdir()
-    BROKEN[case](index)
-    served = _waddle("serve", str(logs), "--port", "0")
+    logs, index = _logs(tmp_path, BROKEN[case])
+    served = waddle("serve", str(logs), "--port", "0")
     assert served.returncode == 1
     (said,) = served.stderr.splitlines()
     assert said.startswith("waddle serve: ") and str(index) in said
@@ -124,9 +114,7 @@ def test_serve_on_an_index_it_cannot_use_says_so_in_one_line_with_the_fix(tmp_pa
 
 
 def test_reindex_leaves_an_index_in_use_alone(tmp_path):
-    logs = _logs(tmp_path)
-    index = logs / ".waddle" / "index.duckdb"
-    index.parent.mkdir()
+    logs, index = _logs(tmp_path)
     holder = subprocess.Popen(
         [PYTHON, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); input()", str(index)],
         stdin=subprocess.PIPE,
@@ -135,7 +123,7 @@ def test_reindex_leaves_an_index_in_use_alone(tmp_path):
     try:
         while not index.exists():
             os.sched_yield()
-        done = _waddle("reindex", str(logs))
+        done = waddle("reindex", str(logs))
     finally:
         holder.communicate(b"\n", timeout=60)
     assert done.returncode == 1

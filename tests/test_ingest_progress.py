@@ -3,14 +3,13 @@ points/s, time left), and one when caught up, for `waddle serve` and `waddle rei
 
 from __future__ import annotations
 
-import subprocess
-
 import orjson
 from waddle.server.notices import Notices
 from waddle.server.progress import CatchUp
 
-from tests.conftest import PYTHON, child_env, wait_until
+from tests.conftest import wait_until
 from tests.server_helpers import serving
+from tests.test_cli import waddle
 
 
 class Clock:
@@ -65,13 +64,7 @@ def test_serve_says_when_it_has_caught_up(tmp_path, capfd):
 
 def test_reindex_says_when_it_has_caught_up(tmp_path):
     _folder(tmp_path)
-    done = subprocess.run(
-        [PYTHON, "-m", "waddle.cli", "reindex", str(tmp_path)],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = waddle("reindex", str(tmp_path))
     assert done.returncode == 0, done.stderr
     *during, line = done.stderr.splitlines()  # on a busy machine it may take over a second
     assert all(said.startswith("waddle reindex: catching up: ") for said in during)

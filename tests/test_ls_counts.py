@@ -4,13 +4,12 @@ applies (the same counts as the server's index), reading each byte of the logs o
 from __future__ import annotations
 
 import os
-import subprocess
 
 import orjson
 from waddle.server.indexer import Indexer
 from waddle.server.store import Store
 
-from tests.conftest import PYTHON, child_env
+from tests.test_cli import waddle
 
 
 def _line(seq, kind="log", **fields):
@@ -27,13 +26,7 @@ def _run(root, run_id, *lines):
 
 
 def _ls(root) -> dict[str, dict[str, str]]:
-    done = subprocess.run(
-        [PYTHON, "-m", "waddle.cli", "ls", str(root)],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = waddle("ls", str(root))
     assert done.returncode == 0, done.stderr
     header, *rows = done.stdout.splitlines()
     names = header.split()
