@@ -15,11 +15,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from waddle import util
 from waddle.audio import Audio
 from waddle.histogram import Histogram
 from waddle.image import Image
-from waddle.run import DisabledRun, Run, RunLockedError
-from waddle.session import alert, define_metric, finish, init, log, save
+from waddle.notice import termerror, termlog, termwarn
+from waddle.run import AlertLevel, DisabledRun, Run, RunLockedError
+from waddle.session import (
+    alert,
+    define_metric,
+    finish,
+    init,
+    log,
+    login,
+    mark_preempting,
+    save,
+    setup,
+)
 from waddle.settings import Settings
 from waddle.table import Table
 from waddle.text import Markdown, Text
@@ -28,6 +40,7 @@ from waddle.video import Video
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlertLevel",
     "Audio",
     "DisabledRun",
     "Histogram",
@@ -46,9 +59,16 @@ __all__ = [
     "finish",
     "init",
     "log",
+    "login",
+    "mark_preempting",
     "run",
     "save",
+    "setup",
     "summary",
+    "termerror",
+    "termlog",
+    "termwarn",
+    "util",
 ]
 
 # Importing the submodules waddle.run, waddle.config and waddle.summary bound those names

@@ -14,6 +14,7 @@ drops are counted in the finish event.
 
 from __future__ import annotations
 
+import enum
 import fcntl
 import os
 import threading
@@ -26,12 +27,22 @@ from waddle import console, process_hooks
 from waddle.config import Config
 from waddle.event import INT64_MAX
 from waddle.notice import Notices, say
-from waddle.summary import Summary
+from waddle.summary import Logged, Summary
 from waddle.values import check_text, flatten, writable_text
 from waddle.writer import CONSOLE, EVENT, FINISH, FLUSH, LOG, Writer
 
 SUMMARY_KINDS = ("min", "max", "mean", "last", "first", "none")
-ALERT_LEVELS = ("INFO", "WARN", "ERROR")
+
+
+class AlertLevel(str, enum.Enum):
+    """The level of ``run.alert()``, as W&B names them."""
+
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+
+
+ALERT_LEVELS = tuple(level.value for level in AlertLevel)
 # How many refused-step warnings are printed before the rest are only counted.
 STEP_WARNINGS = 5
 # The writer is asked to drain early once this many items are queued.
@@ -77,6 +88,7 @@ class Run:
         self._finishing: dict[str, int] = {}  # "thread": the one finishing this run
         self._flushes = 0  # FLUSH requests queued
         self._finish_queued = False
+        self._preempting = False
         self._let_go = False  # the writer has ended and the run's resources are released
         self._step = first_step
         self._dropped_steps = 0
@@ -99,13 +111,39 @@ class Run:
         self.config = Config(config, on_change=self._config_changed)
         start_fields["config"] = self.config.as_dict()
         self.summary = Summary(
-            self._writer.last_logged, on_change=self._summary_changed, sync=self.flush
+            self._writer.logged, on_change=self._summary_changed, sync=self.flush
         )
         self._writer.start()
         self._capturing = bool(settings.console)
         if self._capturing:
             console.attach(self._console_line)
         process_hooks.register(self)
+
+    # ---- identity, as W&B names it -------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """``project/id``: what ``waddle.Api().run()`` takes (W&B's is ``entity/project/id``)."""
+        return f"{self.project}/{self.id}"
+
+    @property
+    def entity(self) -> str:
+        """W&B's user or team; a local run has none, so always ``"local"``."""
+        return "local"
+
+    @property
+    def url(self) -> str | None:
+        """W&B's link to the run page; None, as for W&B's offline runs (``waddle serve``
+        shows the run)."""
+        return None
+
+    def get_url(self) -> str | None:
+        return self.url
+
+    def mark_preempting(self) -> None:
+        """Say the process is about to be preempted (a cluster's notice): the finish event then
+        says ``preempting``, so the run reads as interrupted, to resume, not as failed."""
+        self._preempting = True
 
     # ---- logging -------------------------------------------------------------------
 
@@ -196,8 +234,18 @@ class Run:
         step_metric: str | None = None,
         summary: str | None = None,
         hidden: bool | None = None,
+        step_sync: bool | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
     ) -> None:
-        """Declare how a metric (or a glob such as ``"val/*"``) is plotted and summarised."""
+        """Declare how a metric (or a glob such as ``"val/*"``) is plotted and summarised.
+
+        ``summary``: comma-separated aggregates the run summary keeps for it instead of the
+        last value (``run.summary[name]`` is then ``{"max": ...}``), or ``"none"``. ``goal``
+        (``"minimize"`` or ``"maximize"``) is recorded for the dashboard. ``step_sync`` and
+        ``overwrite`` are W&B's, accepted: the step metric is always paired by step, and a
+        later definition of a name always overrides an earlier one.
+        """
         if type(name) is not str or not name:
             raise ValueError("define_metric() needs a metric name such as 'val/loss' or 'val/*'")
         check_text("define_metric() name", name)
@@ -219,11 +267,21 @@ class Run:
             fields["summary"] = summary
         if hidden is not None:
             fields["hidden"] = bool(hidden)
+        if goal is not None:
+            if goal not in ("minimize", "maximize"):
+                raise ValueError(f"define_metric({name!r}): goal must be minimize or maximize")
+            fields["goal"] = goal
         self._enqueue("define_metric", fields)
 
-    def alert(self, title: str, text: str, level: str = "INFO", wait_duration: Any = None) -> None:
+    def alert(
+        self,
+        title: str,
+        text: str,
+        level: str | AlertLevel | None = None,
+        wait_duration: Any = None,
+    ) -> None:
         """Record an alert; the dashboard shows it on the run."""
-        level = str(getattr(level, "value", level)).upper()
+        level = str(getattr(level, "value", level or "INFO")).upper()
         if level == "WARNING":
             level = "WARN"
         if level not in ALERT_LEVELS:
@@ -321,6 +379,8 @@ class Run:
         }
         # The finish event must be writable whatever happened: an exception's message may
         # hold text UTF-8 cannot encode, which is kept as escapes instead.
+        if self._preempting:
+            fields["preempting"] = True
         if reason:
             fields["reason"] = writable_text(reason)
         if traceback_text:
@@ -430,7 +490,8 @@ class DisabledRun:
     """What ``init(mode="disabled")`` returns: the same API, and every call does nothing.
 
     Meant for processes that should not log (rank != 0 in distributed training) without an
-    ``if`` around every call. Every public method of :class:`Run` exists here as a no-op.
+    ``if`` around every call. Every public method of :class:`Run` exists here as a no-op, and
+    every property of it that is not set here is None.
     """
 
     def __init__(self, project: str, name: str | None, config: Any) -> None:
@@ -443,10 +504,13 @@ class DisabledRun:
         self.resumed = False
         self.step = 0
         self.config = Config(config)
-        self.summary = Summary({}, on_change=lambda changes: None)
+        self.summary = Summary(Logged(), on_change=lambda changes: None)
 
     def __getattr__(self, name: str) -> Any:
-        if not name.startswith("_") and callable(getattr(Run, name, None)):
+        attribute = getattr(Run, name, None) if not name.startswith("_") else None
+        if isinstance(attribute, property):
+            return None
+        if callable(attribute):
             return _do_nothing
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
