@@ -156,3 +156,39 @@ def test_a_disabled_run_has_every_method_of_a_run(tmp_path):
         attribute = getattr(disabled, name)
         if callable(getattr(waddle.Run, name)):
             assert attribute() is None or name == "flush"
+
+
+def test_the_summary_keeps_what_define_metric_asked_for_as_wandb_does(new_run):
+    run = new_run()
+    run.define_metric("m", summary="max")
+    run.define_metric("val/*", summary="min,mean")
+    run.define_metric("h", summary="none")
+    run.define_metric("g", goal="maximize", step_sync=True, overwrite=True)
+    for value in (1.0, 5.0, 3.0):
+        run.log({"m": value, "val/loss": value, "h": value, "plain": value, "g": value})
+    assert run.summary["m"] == {"max": 5.0}
+    assert run.summary["val/loss"] == {"min": 1.0, "mean": 3.0}
+    assert "h" not in run.summary and run.summary.get("h") is None
+    assert run.summary["plain"] == 3.0 and run.summary["g"] == 3.0
+    run.summary["m"] = "explicit"  # an explicit value wins, as before
+    assert run.summary["m"] == "explicit"
+    with pytest.raises(ValueError, match="goal must be minimize or maximize"):
+        run.define_metric("x", goal="up")
+
+
+def test_alert_levels_login_setup_and_terminal_helpers(new_run, capfd):
+    assert waddle.login() is True and waddle.login(key="x", relogin=True) is True
+    assert waddle.setup() is None
+    run = new_run()
+    run.alert("slow", "epoch took long", level=waddle.AlertLevel.WARN)
+    waddle.termlog("hello")
+    waddle.termwarn("careful")
+    run.mark_preempting()
+    assert run.path == f"p/{run.id}" and run.url is None and run.get_url() is None
+    run.finish()
+    events = events_of(run.dir)
+    alert = next(e for e in events if e["type"] == "alert")
+    assert alert["level"] == "WARN" and events[-1]["preempting"] is True
+    err = capfd.readouterr().err
+    assert "waddle: hello" in err and "waddle: warning: careful" in err
+    assert len(waddle.util.generate_id()) == 8
