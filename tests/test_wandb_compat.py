@@ -192,3 +192,57 @@ def test_alert_levels_login_setup_and_terminal_helpers(new_run, capfd):
     err = capfd.readouterr().err
     assert "waddle: hello" in err and "waddle: warning: careful" in err
     assert len(waddle.util.generate_id()) == 8
+
+
+def test_none_lists_and_arrays_are_logged_as_wandb_logs_them(new_run):
+    np = pytest.importorskip("numpy")
+    run = new_run()
+    run.log(
+        {
+            "none": None,
+            "short": [1, 2.5, None, "a", True, [3, 4]],
+            "tuple": (1.0, float("nan")),
+            "small_array": np.arange(3.0),
+            "one": np.array([7]),
+            "long_array": np.arange(100.0),
+            "grid": np.zeros((2, 3), dtype=np.int32),
+            "long_list": list(range(100)),  # a Python list stays a list, whatever its length
+        }
+    )
+    run.finish()
+    data = next(e for e in events_of(run.dir) if e["type"] == "log")["data"]
+    assert data["none"] is None
+    assert data["short"] == [1, 2.5, None, "a", True, [3, 4]]
+    assert data["tuple"][0] == 1.0 and data["tuple"][1] != data["tuple"][1]  # NaN kept
+    assert data["small_array"] == [0.0, 1.0, 2.0] and data["one"] == 7
+    assert data["grid"] == [[0, 0, 0], [0, 0, 0]]
+    assert data["long_array"]["_type"] == "histogram" and len(data["long_array"]["counts"]) == 32
+    assert data["long_list"] == list(range(100))
+
+
+def test_matplotlib_figures_are_logged_as_png_images(new_run):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = new_run()
+    figure, axes = plt.subplots(figsize=(2, 1.5), dpi=50)
+    axes.plot([0, 1, 2], [1, 0, 1])
+    run.log({"module": plt, "figure": figure, "axes": axes, "image": waddle.Image(figure)})
+    plt.close(figure)
+    run.finish()
+    data = next(e for e in events_of(run.dir) if e["type"] == "log")["data"]
+    for key in ("module", "figure", "axes", "image"):
+        value = data[key]
+        assert value["_type"] == "image" and value["mime"] == "image/png", key
+        assert (value["width"], value["height"]) == (100, 75)
+        assert (run.dir / value["path"]).read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_dataframe_is_logged_as_a_table(new_run):
+    pandas = pytest.importorskip("pandas")
+    run = new_run()
+    run.log({"frame": pandas.DataFrame({"a": [1, 2], "b": ["x", "y"]})})
+    run.finish()
+    value = next(e for e in events_of(run.dir) if e["type"] == "log")["data"]["frame"]
+    assert value["_type"] == "table" and value["columns"] == ["a", "b"] and value["rows"] == 2
