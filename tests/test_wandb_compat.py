@@ -246,3 +246,47 @@ def test_a_dataframe_is_logged_as_a_table(new_run):
     run.finish()
     value = next(e for e in events_of(run.dir) if e["type"] == "log")["data"]["frame"]
     assert value["_type"] == "table" and value["columns"] == ["a", "b"] and value["rows"] == 2
+
+
+def test_table_columns_can_be_added_read_and_turned_into_a_dataframe(new_run):
+    table = waddle.Table(columns=["id"], data=[[1], [2]])
+    table.add_column("score", [0.5, 0.25])
+    assert table.get_column("score") == [0.5, 0.25]
+    assert list(table.get_column("id", convert_to="numpy")) == [1, 2]
+    with pytest.raises(ValueError, match="column 'bad' has 1 cells but the table has 2 rows"):
+        table.add_column("bad", [1])
+    empty = waddle.Table(columns=[])
+    empty.add_column("x", [1, 2, 3])
+    assert empty.data == [[1], [2], [3]]
+    pandas = pytest.importorskip("pandas")
+    frame = table.get_dataframe()
+    assert isinstance(frame, pandas.DataFrame) and list(frame["score"]) == [0.5, 0.25]
+    run = new_run()
+    run.log({"t": table})
+    run.finish()
+    value = next(e for e in events_of(run.dir) if e["type"] == "log")["data"]["t"]
+    assert value["columns"] == ["id", "score"] and value["rows"] == 2
+
+
+def test_save_takes_globs_base_path_and_the_end_policy(new_run, tmp_path, capfd):
+    folder = tmp_path / "out"
+    (folder / "ckpt").mkdir(parents=True)
+    for name in ("a.txt", "b.txt", "c.log"):
+        (folder / name).write_text(name)
+    (folder / "ckpt" / "last.pt").write_bytes(b"weights")
+    run = new_run()
+    saved = run.save(str(folder / "*.txt"))
+    assert sorted(saved) == [str(folder / "a.txt"), str(folder / "b.txt")]
+    run.save(str(folder / "**" / "*.pt"), base_path=str(folder))
+    waddle.save(str(folder / "c.log"), policy="end")
+    (folder / "c.log").write_text("written later")  # "end": saved as the run finishes
+    assert run.save(str(folder / "*.none")) == []
+    with pytest.raises(ValueError, match="policy 'sometimes'"):
+        run.save(str(folder / "a.txt"), policy="sometimes")
+    with pytest.raises(ValueError, match="is not under base_path"):
+        run.save(str(folder / "a.txt"), base_path=str(tmp_path / "elsewhere"))
+    run.finish()
+    files = {e["name"]: e for e in events_of(run.dir) if e["type"] == "file"}
+    assert sorted(files) == ["a.txt", "b.txt", "c.log", "ckpt/last.pt"]
+    assert (run.dir / files["c.log"]["path"]).read_text() == "written later"
+    assert "matched no file" in capfd.readouterr().err

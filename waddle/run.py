@@ -23,7 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from waddle import console, process_hooks
+from waddle import console, files, process_hooks
 from waddle.config import Config
 from waddle.event import INT64_MAX
 from waddle.notice import Notices, say
@@ -89,6 +89,7 @@ class Run:
         self._flushes = 0  # FLUSH requests queued
         self._finish_queued = False
         self._preempting = False
+        self._save_at_end: list[tuple[Path, str, bool]] = []  # save(policy="end")
         self._let_go = False  # the writer has ended and the run's resources are released
         self._step = first_step
         self._dropped_steps = 0
@@ -291,18 +292,40 @@ class Run:
             check_text(f"alert() {name}", fields[name])
         self._enqueue("alert", fields)
 
-    def save(self, path: str | os.PathLike, name: str | None = None, link: bool = False) -> None:
-        """Copy a file into the run folder (``files/``, by content hash) and record a ``file`` event.
+    def save(
+        self,
+        glob_str: str | os.PathLike,
+        base_path: str | os.PathLike | None = None,
+        policy: str = "live",
+        glob: bool = True,
+        *,
+        name: str | None = None,
+        link: bool = False,
+    ) -> list[str]:
+        """Copy files into the run folder (``files/``, by content hash), each with a ``file``
+        event; W&B's signature. Returns the paths saved.
 
-        The file must exist now; the writer thread copies it (see waddle/files.py). ``name``
-        defaults to the file's name; ``link=True`` hard-links where possible instead of copying.
+        ``glob_str`` is a file, or a pattern (``*``, ``?``, ``[...]``, ``**``) unless
+        ``glob=False``; each match is named by its path relative to ``base_path`` (default:
+        the pattern's folder). ``policy="end"`` saves them as the run finishes; ``"live"`` and
+        ``"now"`` save them as they are now (save again to record a later version). ``name``
+        (one file) names it instead; ``link=True`` hard-links where possible instead of
+        copying. The copying happens in the writer thread (see waddle/files.py).
         """
         if self._closed:
             self._refuse_closed("save")
-            return
-        from waddle import files
-
-        self._enqueue("file", files.snapshot(path, name, self._step, link))
+            return []
+        if policy not in ("live", "now", "end"):
+            raise ValueError(f"save(): policy {policy!r} is not one of live, now, end")
+        matches = files.expand(glob_str, base_path, glob, name)
+        if not matches:
+            self._notices.show(f"save-{glob_str}", f"save({str(glob_str)!r}) matched no file")
+        for path, saved_name in matches:
+            if policy == "end":
+                self._save_at_end.append((path, saved_name, link))
+            else:
+                self._enqueue("file", files.snapshot(path, saved_name, self._step, link))
+        return [str(path) for path, _ in matches]
 
     def log_code(
         self,
@@ -368,6 +391,11 @@ class Run:
         if self._finish_queued:
             self._wait_for_writer()
             return
+        for path, saved_name, link in self._save_at_end:
+            try:
+                self._enqueue("file", files.snapshot(path, saved_name, self._step, link))
+            except (OSError, ValueError) as error:  # gone since save(); the run still finishes
+                self._notices.show(f"save-end-{path}", f"save(policy='end') of {path}: {error}")
         if self._capturing:
             console.detach(self._console_line)
         self._closed = True

@@ -332,9 +332,9 @@ def mark_preempting() -> None:
     _require_run("mark_preempting").mark_preempting()
 
 
-def save(path: str | os.PathLike, name: str | None = None, link: bool = False) -> None:
-    """``current_run().save(...)``: copy a file into the run folder."""
-    _require_run("save").save(path, name=name, link=link)
+def save(*args: Any, **kwargs: Any) -> list[str]:
+    """``current_run().save(...)``: copy files into the run folder."""
+    return _require_run("save").save(*args, **kwargs)
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
