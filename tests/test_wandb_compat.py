@@ -290,3 +290,35 @@ def test_save_takes_globs_base_path_and_the_end_policy(new_run, tmp_path, capfd)
     assert sorted(files) == ["a.txt", "b.txt", "c.log", "ckpt/last.pt"]
     assert (run.dir / files["c.log"]["path"]).read_text() == "written later"
     assert "matched no file" in capfd.readouterr().err
+
+
+def test_watch_logs_gradient_and_parameter_histograms_every_log_freq_batches(new_run):
+    torch = pytest.importorskip("torch")
+    run = new_run()
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    run.watch(model, log="all", log_freq=2, log_graph=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for step in range(6):
+        if step == 4:
+            run.unwatch(model)
+        loss = model(torch.randn(8, 3)).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        run.log({"loss": loss})
+    run.finish()
+    rows: dict[int, dict] = {}
+    for event in events_of(run.dir):
+        if event["type"] == "log":
+            rows.setdefault(event["step"], {}).update(event["data"])
+    gradient_steps = sorted(step for step, row in rows.items() if "gradients/0.weight" in row)
+    parameter_steps = sorted(step for step, row in rows.items() if "parameters/0.weight" in row)
+    assert gradient_steps == [1, 3] and parameter_steps == [1, 3]  # every 2nd batch, until unwatch
+    histogram = rows[1]["gradients/2.bias"]
+    assert histogram["_type"] == "histogram" and histogram["count"] == 1
+    assert (
+        rows[3]["parameters/0.weight"]["count"] == 12
+        and len(rows[3]["parameters/0.weight"]["counts"]) == 64
+    )
+    assert "Linear(in_features=3" in rows[0]["graph"]["text"]
+    assert all("loss" in row for row in rows.values())

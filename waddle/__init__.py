@@ -31,6 +31,8 @@ from waddle.session import (
     mark_preempting,
     save,
     setup,
+    unwatch,
+    watch,
 )
 from waddle.settings import Settings
 from waddle.table import Table
@@ -68,7 +70,9 @@ __all__ = [
     "termerror",
     "termlog",
     "termwarn",
+    "unwatch",
     "util",
+    "watch",
 ]
 
 # Importing the submodules waddle.run, waddle.config and waddle.summary bound those names

@@ -89,6 +89,7 @@ class Run:
         self._flushes = 0  # FLUSH requests queued
         self._finish_queued = False
         self._preempting = False
+        self._watches: list[Any] = []  # watch(): hooks on models, one entry per model
         self._save_at_end: list[tuple[Path, str, bool]] = []  # save(policy="end")
         self._let_go = False  # the writer has ended and the run's resources are released
         self._step = first_step
@@ -346,6 +347,31 @@ class Run:
         for path in code.source_files(folder, include_fn, exclude_fn, log_dir):
             self.save(path, name="code/" + path.relative_to(folder.resolve()).as_posix())
 
+    def watch(
+        self,
+        models: Any,
+        criterion: Any = None,
+        log: str | None = "gradients",
+        log_freq: int = 1000,
+        idx: int | None = None,
+        log_graph: bool = False,
+    ) -> None:
+        """Log histograms of a torch model's gradients and/or parameters every ``log_freq``
+        batches, as W&B's ``watch`` (waddle/watching.py says how); ``criterion`` is ignored."""
+        from waddle import watching
+
+        added = watching.watch(self, models, log, log_freq, idx, log_graph, len(self._watches))
+        self._watches.extend(added)
+
+    def unwatch(self, models: Any = None) -> None:
+        """Remove the hooks ``watch()`` put on ``models`` (default: on every model)."""
+        chosen = (
+            None if models is None else (models if isinstance(models, (list, tuple)) else [models])
+        )
+        for watched in list(self._watches):
+            if chosen is None or any(watched.model is model for model in chosen):
+                watched.remove()
+
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything logged so far is written and fsynced; False on timeout.
 
@@ -391,6 +417,7 @@ class Run:
         if self._finish_queued:
             self._wait_for_writer()
             return
+        self.unwatch()
         for path, saved_name, link in self._save_at_end:
             try:
                 self._enqueue("file", files.snapshot(path, saved_name, self._step, link))

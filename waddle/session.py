@@ -327,6 +327,18 @@ def setup(settings: Settings | dict | None = None) -> None:
     """W&B's ``setup()``: waddle has no service process to start; nothing to do."""
 
 
+def watch(models: Any, *args: Any, **kwargs: Any) -> None:
+    """``current_run().watch(...)``."""
+    _require_run("watch").watch(models, *args, **kwargs)
+
+
+def unwatch(models: Any = None) -> None:
+    """``current_run().unwatch(...)``; nothing to do without a run."""
+    run = current_run()
+    if run is not None:
+        run.unwatch(models)
+
+
 def mark_preempting() -> None:
     """``current_run().mark_preempting()``."""
     _require_run("mark_preempting").mark_preempting()
