@@ -322,3 +322,85 @@ def test_watch_logs_gradient_and_parameter_histograms_every_log_freq_batches(new
     )
     assert "Linear(in_features=3" in rows[0]["graph"]["text"]
     assert all("loss" in row for row in rows.values())
+
+
+def _logged(run, key):
+    return next(e for e in events_of(run.dir) if e["type"] == "log" and key in e["data"])["data"][
+        key
+    ]
+
+
+def test_preset_charts_are_stored_as_a_table_and_what_to_draw(new_run):
+    from waddle.table import read_table
+
+    run = new_run()
+    table = waddle.Table(columns=["x", "y"], data=[[0, 1.0], [1, 0.5]])
+    probas = [[0.9, 0.1], [0.6, 0.4], [0.65, 0.35], [0.2, 0.8]]
+    run.log(
+        {
+            "line": waddle.plot.line(table, "x", "y", title="loss"),
+            "series": waddle.plot.line_series([0, 1, 2], [[1, 2, 3], [3, 2, 1]], keys=["a", "b"]),
+            "roc": waddle.plot.roc_curve([0, 0, 1, 1], probas, classes_to_plot=[1]),
+            "pr": waddle.plot.pr_curve([0, 0, 1, 1], probas, labels=["no", "yes"], interp_size=3),
+            "cm": waddle.plot.confusion_matrix(
+                y_true=[0, 1, 1], preds=[0, 1, 0], class_names=["n", "y"]
+            ),
+        }
+    )
+    run.finish()
+    line = _logged(run, "line")
+    assert (line["_type"], line["chart"], line["fields"], line["title"]) == (
+        "chart",
+        "line",
+        {"x": "x", "y": "y", "stroke": None},
+        "loss",
+    )
+    assert read_table(run.dir, line["table"])["data"] == [[0, 1.0], [1, 0.5]]
+    series = read_table(run.dir, _logged(run, "series")["table"])
+    assert series["columns"] == ["step", "lineKey", "lineVal"] and series["data"][3] == [0, "b", 3]
+    roc = read_table(run.dir, _logged(run, "roc")["table"])["data"]
+    assert [(fpr, tpr) for _, fpr, tpr in roc] == [
+        (0.0, 0.0),
+        (0.0, 0.5),
+        (0.5, 0.5),
+        (0.5, 1.0),
+        (1.0, 1.0),
+    ]
+    pr = read_table(run.dir, _logged(run, "pr")["table"])["data"]
+    assert [row for row in pr if row[0] == "yes"] == [
+        ["yes", 1.0, 0.0],
+        ["yes", 1.0, 0.5],
+        ["yes", 0.667, 1.0],
+    ]
+    cm = read_table(run.dir, _logged(run, "cm")["table"])["data"]
+    assert cm == [["n", "n", 1], ["n", "y", 0], ["y", "n", 1], ["y", "y", 1]]
+    with pytest.raises(ValueError, match="no column 'z'"):
+        waddle.plot.scatter(table, "x", "z")
+
+
+def test_html_and_object3d_are_stored_as_files(new_run, tmp_path):
+    np = pytest.importorskip("numpy")
+    page = tmp_path / "page.html"
+    page.write_text("<h1>report</h1>")
+    model = tmp_path / "mesh.obj"
+    model.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    run = new_run()
+    cloud = np.array([[0, 0, 0, 255, 0, 0], [1, 2, 3, 0, 255, 0]], dtype=np.float64)
+    run.log(
+        {
+            "text": waddle.Html("<b>hi</b>"),
+            "file": waddle.Html(str(page)),
+            "cloud": waddle.Object3D(cloud),
+            "mesh": waddle.Object3D(str(model)),
+        }
+    )
+    run.finish()
+    assert (run.dir / _logged(run, "text")["path"]).read_text() == "<b>hi</b>"
+    assert (run.dir / _logged(run, "file")["path"]).read_text() == "<h1>report</h1>"
+    value = _logged(run, "cloud")
+    assert (value["_type"], value["points"], value["columns"]) == ("object3d", 2, 6)
+    stored = np.frombuffer((run.dir / value["path"]).read_bytes(), dtype="<f4").reshape(2, 6)
+    assert (stored == cloud).all()
+    assert _logged(run, "mesh")["mime"] == "model/obj"
+    with pytest.raises(ValueError, match=r"shape \(N, 3\), \(N, 4\) or \(N, 6\)"):
+        waddle.Object3D(np.zeros((4, 5)))

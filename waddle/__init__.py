@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from waddle import util
+from waddle import plot, util
 from waddle.audio import Audio
 from waddle.histogram import Histogram
+from waddle.html import Html
 from waddle.image import Image
 from waddle.notice import termerror, termlog, termwarn
+from waddle.object3d import Object3D
 from waddle.run import AlertLevel, DisabledRun, Run, RunLockedError
 from waddle.session import (
     alert,
@@ -46,8 +48,10 @@ __all__ = [
     "Audio",
     "DisabledRun",
     "Histogram",
+    "Html",
     "Image",
     "Markdown",
+    "Object3D",
     "Run",
     "RunLockedError",
     "Settings",
@@ -63,6 +67,7 @@ __all__ = [
     "log",
     "login",
     "mark_preempting",
+    "plot",
     "run",
     "save",
     "setup",
