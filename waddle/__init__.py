@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from waddle import plot, util
+from waddle import apis, plot, util
+from waddle.apis import Api
 from waddle.audio import Audio
 from waddle.histogram import Histogram
 from waddle.html import Html
@@ -45,6 +46,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlertLevel",
+    "Api",
     "Audio",
     "DisabledRun",
     "Histogram",
@@ -60,6 +62,7 @@ __all__ = [
     "Video",
     "__version__",
     "alert",
+    "apis",
     "config",
     "define_metric",
     "finish",

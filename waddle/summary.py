@@ -61,6 +61,9 @@ class Logged:
     def keys(self) -> list[str]:
         return [key for key in self.last if not self._hidden(key)]
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
     def _hidden(self, key: Any) -> bool:
         """A key whose definition asks for no summary."""
         return bool(self._defines) and "none" in (self._spec(key) or ())
