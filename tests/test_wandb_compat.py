@@ -156,3 +156,251 @@ def test_a_disabled_run_has_every_method_of_a_run(tmp_path):
         attribute = getattr(disabled, name)
         if callable(getattr(waddle.Run, name)):
             assert attribute() is None or name == "flush"
+
+
+def test_the_summary_keeps_what_define_metric_asked_for_as_wandb_does(new_run):
+    run = new_run()
+    run.define_metric("m", summary="max")
+    run.define_metric("val/*", summary="min,mean")
+    run.define_metric("h", summary="none")
+    run.define_metric("g", goal="maximize", step_sync=True, overwrite=True)
+    for value in (1.0, 5.0, 3.0):
+        run.log({"m": value, "val/loss": value, "h": value, "plain": value, "g": value})
+    assert run.summary["m"] == {"max": 5.0}
+    assert run.summary["val/loss"] == {"min": 1.0, "mean": 3.0}
+    assert "h" not in run.summary and run.summary.get("h") is None
+    assert run.summary["plain"] == 3.0 and run.summary["g"] == 3.0
+    run.summary["m"] = "explicit"  # an explicit value wins, as before
+    assert run.summary["m"] == "explicit"
+    with pytest.raises(ValueError, match="goal must be minimize or maximize"):
+        run.define_metric("x", goal="up")
+
+
+def test_alert_levels_login_setup_and_terminal_helpers(new_run, capfd):
+    assert waddle.login() is True and waddle.login(key="x", relogin=True) is True
+    assert waddle.setup() is None
+    run = new_run()
+    run.alert("slow", "epoch took long", level=waddle.AlertLevel.WARN)
+    waddle.termlog("hello")
+    waddle.termwarn("careful")
+    run.mark_preempting()
+    assert run.path == f"p/{run.id}" and run.url is None and run.get_url() is None
+    run.finish()
+    events = events_of(run.dir)
+    alert = next(e for e in events if e["type"] == "alert")
+    assert alert["level"] == "WARN" and events[-1]["preempting"] is True
+    err = capfd.readouterr().err
+    assert "waddle: hello" in err and "waddle: warning: careful" in err
+    assert len(waddle.util.generate_id()) == 8
+
+
+def test_none_lists_and_arrays_are_logged_as_wandb_logs_them(new_run):
+    np = pytest.importorskip("numpy")
+    run = new_run()
+    run.log(
+        {
+            "none": None,
+            "short": [1, 2.5, None, "a", True, [3, 4]],
+            "tuple": (1.0, float("nan")),
+            "small_array": np.arange(3.0),
+            "one": np.array([7]),
+            "long_array": np.arange(100.0),
+            "grid": np.zeros((2, 3), dtype=np.int32),
+            "long_list": list(range(100)),  # a Python list stays a list, whatever its length
+        }
+    )
+    run.finish()
+    data = next(e for e in events_of(run.dir) if e["type"] == "log")["data"]
+    assert data["none"] is None
+    assert data["short"] == [1, 2.5, None, "a", True, [3, 4]]
+    assert data["tuple"][0] == 1.0 and data["tuple"][1] != data["tuple"][1]  # NaN kept
+    assert data["small_array"] == [0.0, 1.0, 2.0] and data["one"] == 7
+    assert data["grid"] == [[0, 0, 0], [0, 0, 0]]
+    assert data["long_array"]["_type"] == "histogram" and len(data["long_array"]["counts"]) == 32
+    assert data["long_list"] == list(range(100))
+
+
+def test_matplotlib_figures_are_logged_as_png_images(new_run):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = new_run()
+    figure, axes = plt.subplots(figsize=(2, 1.5), dpi=50)
+    axes.plot([0, 1, 2], [1, 0, 1])
+    run.log({"module": plt, "figure": figure, "axes": axes, "image": waddle.Image(figure)})
+    plt.close(figure)
+    run.finish()
+    data = next(e for e in events_of(run.dir) if e["type"] == "log")["data"]
+    for key in ("module", "figure", "axes", "image"):
+        value = data[key]
+        assert value["_type"] == "image" and value["mime"] == "image/png", key
+        assert (value["width"], value["height"]) == (100, 75)
+        assert (run.dir / value["path"]).read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_dataframe_is_logged_as_a_table(new_run):
+    pandas = pytest.importorskip("pandas")
+    run = new_run()
+    run.log({"frame": pandas.DataFrame({"a": [1, 2], "b": ["x", "y"]})})
+    run.finish()
+    value = next(e for e in events_of(run.dir) if e["type"] == "log")["data"]["frame"]
+    assert value["_type"] == "table" and value["columns"] == ["a", "b"] and value["rows"] == 2
+
+
+def test_table_columns_can_be_added_read_and_turned_into_a_dataframe(new_run):
+    table = waddle.Table(columns=["id"], data=[[1], [2]])
+    table.add_column("score", [0.5, 0.25])
+    assert table.get_column("score") == [0.5, 0.25]
+    assert list(table.get_column("id", convert_to="numpy")) == [1, 2]
+    with pytest.raises(ValueError, match="column 'bad' has 1 cells but the table has 2 rows"):
+        table.add_column("bad", [1])
+    empty = waddle.Table(columns=[])
+    empty.add_column("x", [1, 2, 3])
+    assert empty.data == [[1], [2], [3]]
+    pandas = pytest.importorskip("pandas")
+    frame = table.get_dataframe()
+    assert isinstance(frame, pandas.DataFrame) and list(frame["score"]) == [0.5, 0.25]
+    run = new_run()
+    run.log({"t": table})
+    run.finish()
+    value = next(e for e in events_of(run.dir) if e["type"] == "log")["data"]["t"]
+    assert value["columns"] == ["id", "score"] and value["rows"] == 2
+
+
+def test_save_takes_globs_base_path_and_the_end_policy(new_run, tmp_path, capfd):
+    folder = tmp_path / "out"
+    (folder / "ckpt").mkdir(parents=True)
+    for name in ("a.txt", "b.txt", "c.log"):
+        (folder / name).write_text(name)
+    (folder / "ckpt" / "last.pt").write_bytes(b"weights")
+    run = new_run()
+    saved = run.save(str(folder / "*.txt"))
+    assert sorted(saved) == [str(folder / "a.txt"), str(folder / "b.txt")]
+    run.save(str(folder / "**" / "*.pt"), base_path=str(folder))
+    waddle.save(str(folder / "c.log"), policy="end")
+    (folder / "c.log").write_text("written later")  # "end": saved as the run finishes
+    assert run.save(str(folder / "*.none")) == []
+    with pytest.raises(ValueError, match="policy 'sometimes'"):
+        run.save(str(folder / "a.txt"), policy="sometimes")
+    with pytest.raises(ValueError, match="is not under base_path"):
+        run.save(str(folder / "a.txt"), base_path=str(tmp_path / "elsewhere"))
+    run.finish()
+    files = {e["name"]: e for e in events_of(run.dir) if e["type"] == "file"}
+    assert sorted(files) == ["a.txt", "b.txt", "c.log", "ckpt/last.pt"]
+    assert (run.dir / files["c.log"]["path"]).read_text() == "written later"
+    assert "matched no file" in capfd.readouterr().err
+
+
+def test_watch_logs_gradient_and_parameter_histograms_every_log_freq_batches(new_run):
+    torch = pytest.importorskip("torch")
+    run = new_run()
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    run.watch(model, log="all", log_freq=2, log_graph=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for step in range(6):
+        if step == 4:
+            run.unwatch(model)
+        loss = model(torch.randn(8, 3)).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        run.log({"loss": loss})
+    run.finish()
+    rows: dict[int, dict] = {}
+    for event in events_of(run.dir):
+        if event["type"] == "log":
+            rows.setdefault(event["step"], {}).update(event["data"])
+    gradient_steps = sorted(step for step, row in rows.items() if "gradients/0.weight" in row)
+    parameter_steps = sorted(step for step, row in rows.items() if "parameters/0.weight" in row)
+    assert gradient_steps == [1, 3] and parameter_steps == [1, 3]  # every 2nd batch, until unwatch
+    histogram = rows[1]["gradients/2.bias"]
+    assert histogram["_type"] == "histogram" and histogram["count"] == 1
+    assert (
+        rows[3]["parameters/0.weight"]["count"] == 12
+        and len(rows[3]["parameters/0.weight"]["counts"]) == 64
+    )
+    assert "Linear(in_features=3" in rows[0]["graph"]["text"]
+    assert all("loss" in row for row in rows.values())
+
+
+def _logged(run, key):
+    return next(e for e in events_of(run.dir) if e["type"] == "log" and key in e["data"])["data"][
+        key
+    ]
+
+
+def test_preset_charts_are_stored_as_a_table_and_what_to_draw(new_run):
+    from waddle.table import read_table
+
+    run = new_run()
+    table = waddle.Table(columns=["x", "y"], data=[[0, 1.0], [1, 0.5]])
+    probas = [[0.9, 0.1], [0.6, 0.4], [0.65, 0.35], [0.2, 0.8]]
+    run.log(
+        {
+            "line": waddle.plot.line(table, "x", "y", title="loss"),
+            "series": waddle.plot.line_series([0, 1, 2], [[1, 2, 3], [3, 2, 1]], keys=["a", "b"]),
+            "roc": waddle.plot.roc_curve([0, 0, 1, 1], probas, classes_to_plot=[1]),
+            "pr": waddle.plot.pr_curve([0, 0, 1, 1], probas, labels=["no", "yes"], interp_size=3),
+            "cm": waddle.plot.confusion_matrix(
+                y_true=[0, 1, 1], preds=[0, 1, 0], class_names=["n", "y"]
+            ),
+        }
+    )
+    run.finish()
+    line = _logged(run, "line")
+    assert (line["_type"], line["chart"], line["fields"], line["title"]) == (
+        "chart",
+        "line",
+        {"x": "x", "y": "y", "stroke": None},
+        "loss",
+    )
+    assert read_table(run.dir, line["table"])["data"] == [[0, 1.0], [1, 0.5]]
+    series = read_table(run.dir, _logged(run, "series")["table"])
+    assert series["columns"] == ["step", "lineKey", "lineVal"] and series["data"][3] == [0, "b", 3]
+    roc = read_table(run.dir, _logged(run, "roc")["table"])["data"]
+    assert [(fpr, tpr) for _, fpr, tpr in roc] == [
+        (0.0, 0.0),
+        (0.0, 0.5),
+        (0.5, 0.5),
+        (0.5, 1.0),
+        (1.0, 1.0),
+    ]
+    pr = read_table(run.dir, _logged(run, "pr")["table"])["data"]
+    assert [row for row in pr if row[0] == "yes"] == [
+        ["yes", 1.0, 0.0],
+        ["yes", 1.0, 0.5],
+        ["yes", 0.667, 1.0],
+    ]
+    cm = read_table(run.dir, _logged(run, "cm")["table"])["data"]
+    assert cm == [["n", "n", 1], ["n", "y", 0], ["y", "n", 1], ["y", "y", 1]]
+    with pytest.raises(ValueError, match="no column 'z'"):
+        waddle.plot.scatter(table, "x", "z")
+
+
+def test_html_and_object3d_are_stored_as_files(new_run, tmp_path):
+    np = pytest.importorskip("numpy")
+    page = tmp_path / "page.html"
+    page.write_text("<h1>report</h1>")
+    model = tmp_path / "mesh.obj"
+    model.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    run = new_run()
+    cloud = np.array([[0, 0, 0, 255, 0, 0], [1, 2, 3, 0, 255, 0]], dtype=np.float64)
+    run.log(
+        {
+            "text": waddle.Html("<b>hi</b>"),
+            "file": waddle.Html(str(page)),
+            "cloud": waddle.Object3D(cloud),
+            "mesh": waddle.Object3D(str(model)),
+        }
+    )
+    run.finish()
+    assert (run.dir / _logged(run, "text")["path"]).read_text() == "<b>hi</b>"
+    assert (run.dir / _logged(run, "file")["path"]).read_text() == "<h1>report</h1>"
+    value = _logged(run, "cloud")
+    assert (value["_type"], value["points"], value["columns"]) == ("object3d", 2, 6)
+    stored = np.frombuffer((run.dir / value["path"]).read_bytes(), dtype="<f4").reshape(2, 6)
+    assert (stored == cloud).all()
+    assert _logged(run, "mesh")["mime"] == "model/obj"
+    with pytest.raises(ValueError, match=r"shape \(N, 3\), \(N, 4\) or \(N, 6\)"):
+        waddle.Object3D(np.zeros((4, 5)))

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from waddle import media
+from waddle import figure, media
 from waddle.values import check_text
 
 WHAT = "waddle.Image"
@@ -33,8 +33,9 @@ class Image:
     """An image to log: ``run.log({"sample": waddle.Image(array, caption="a cat")})``.
 
     ``data``: a numpy array (HW, HWC or CHW with 1, 3 or 4 channels; uint8, bool, integers in
-    0..255, or floats in [0, 1]), a PIL image, a torch tensor of the same shapes, or the path
-    of an image file. ``boxes``: W&B's ``{"predictions": {"box_data": [...], "class_labels":
+    0..255, or floats in [0, 1]), a PIL image, a torch tensor of the same shapes, the path of
+    an image file or its bytes in an ``io.BytesIO``, or a matplotlib figure (rendered to PNG
+    now, see waddle/figure.py). ``boxes``: W&B's ``{"predictions": {"box_data": [...], "class_labels":
     {...}}}``, or a list of ``{"x_min", "y_min", "x_max", "y_max", "label", "score"}`` dicts in
     pixels (add ``"domain": "relative"`` for fractions of the image size), or lavd's
     ``{"xStart", "yStart", "xEnd", "yEnd", "className", "probability"}`` dicts in pixels.
@@ -61,10 +62,15 @@ class Image:
         self._file: bytes | None = None
         self._format = "png"
         self._stored: tuple[Path, dict] | None = None
-        if media.is_path(data):
+        if figure.is_figure(data):  # rendered now: matplotlib is not thread-safe
+            data = io.BytesIO(figure.render_png(data))
+        if media.is_path(data) or isinstance(data, io.BytesIO):
             pil_image = media.require_pillow(WHAT)
-            path = media.existing_file(WHAT, data)
-            self._file = path.read_bytes()
+            self._file = (
+                data.getvalue()
+                if isinstance(data, io.BytesIO)
+                else media.existing_file(WHAT, data).read_bytes()
+            )
             try:
                 with pil_image.open(io.BytesIO(self._file)) as opened:
                     self.width, self.height = opened.size

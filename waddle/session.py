@@ -309,24 +309,44 @@ def log(data: dict[str, Any], step: int | None = None, commit: bool | None = Non
     _require_run("log").log(data, step=step, commit=commit)
 
 
-def define_metric(
-    name: str,
-    step_metric: str | None = None,
-    summary: str | None = None,
-    hidden: bool | None = None,
-) -> None:
-    _require_run("define_metric").define_metric(
-        name, step_metric=step_metric, summary=summary, hidden=hidden
-    )
+def define_metric(name: str, *args: Any, **kwargs: Any) -> None:
+    """``current_run().define_metric(...)``."""
+    _require_run("define_metric").define_metric(name, *args, **kwargs)
 
 
-def alert(title: str, text: str, level: str = "INFO", wait_duration: Any = None) -> None:
+def alert(title: str, text: str, level: Any = None, wait_duration: Any = None) -> None:
     _require_run("alert").alert(title, text, level=level)
 
 
-def save(path: str | os.PathLike, name: str | None = None, link: bool = False) -> None:
-    """``current_run().save(...)``: copy a file into the run folder."""
-    _require_run("save").save(path, name=name, link=link)
+def login(*args: Any, **kwargs: Any) -> bool:
+    """W&B's ``login()``: waddle needs no account, so there is nothing to do. Returns True."""
+    return True
+
+
+def setup(settings: Settings | dict | None = None) -> None:
+    """W&B's ``setup()``: waddle has no service process to start; nothing to do."""
+
+
+def watch(models: Any, *args: Any, **kwargs: Any) -> None:
+    """``current_run().watch(...)``."""
+    _require_run("watch").watch(models, *args, **kwargs)
+
+
+def unwatch(models: Any = None) -> None:
+    """``current_run().unwatch(...)``; nothing to do without a run."""
+    run = current_run()
+    if run is not None:
+        run.unwatch(models)
+
+
+def mark_preempting() -> None:
+    """``current_run().mark_preempting()``."""
+    _require_run("mark_preempting").mark_preempting()
+
+
+def save(*args: Any, **kwargs: Any) -> list[str]:
+    """``current_run().save(...)``: copy files into the run folder."""
+    return _require_run("save").save(*args, **kwargs)
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
