@@ -212,6 +212,8 @@ class Batch:
             elif kind is str:
                 self.rows["text"].append((state.run, key, step, t, seq, value))
                 state.stat(key, "text").note_step(step)
+            elif value is None:
+                continue  # W&B's None: no value for this key at this step (docs/format.md)
             elif kind is dict and type(value.get("_type")) is str:
                 rich = value["_type"]
                 table = RICH_TABLES.get(rich, "media")

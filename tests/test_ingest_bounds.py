@@ -196,3 +196,10 @@ def _ingest(lines_: list[bytes], fast: bool) -> tuple:
 @given(lines())
 def test_the_fast_path_takes_every_line_as_the_general_path_does(lines_):
     assert _ingest(lines_, fast=True) == _ingest(lines_, fast=False)
+
+
+def test_a_logged_null_is_no_value_and_no_reject(tmp_path):
+    # The format lets log() write W&B's None as null: the key has no value at that step.
+    store = _index(tmp_path, _raw(2, step=1, data={"x": None, "y": 1.0}))
+    assert _x(store) == [1.0, 2.0] and _x(store, "y") == [1.0]
+    assert _reasons(store) == ""
