@@ -150,7 +150,6 @@ class Batch:
         seq, t, step, data = event.get("seq"), event.get("t"), event.get("step"), event.get("data")
         if not (
             event.get("v") == event_format.FORMAT_VERSION
-            and type(seq) is int
             and seq == state.next_seq
             and event_format.in_bounds(seq, t, step)
             and type(data) is dict

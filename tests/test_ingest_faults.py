@@ -4,9 +4,11 @@ never stop the others, and /api/health tells when ingest is not keeping up."""
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 import orjson
 from waddle.server import indexer as indexer_module
+from waddle.server.ingester import REJECT_KINDS
 
 from tests.conftest import wait_until
 from tests.server_helpers import serving
@@ -171,3 +173,9 @@ def test_the_server_says_once_per_file_that_it_rejected_lines_there(tmp_path, ca
     assert "2 rejects so far" in said["r"][0] and f"first at byte {at} " in said["r"][0]
     assert "/api/projects/p/runs/r/rejects" in said["r"][0]
     assert "1 reject so far" in said["q"][0] and "seq 1 missing" in said["q"][0]
+
+
+def test_every_kind_of_reject_is_documented():
+    api = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    for kind in REJECT_KINDS:
+        assert f"- `{kind}`: " in api, kind
