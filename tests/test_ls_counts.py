@@ -85,3 +85,16 @@ def test_ls_continues_the_seq_across_segments(tmp_path):
     assert _counts(tmp_path) == {"r": ("0", "1")}
     first.write_bytes(first.read_bytes() + _line(2, step=1, data={"x": 2.0}))  # seq 2 twice
     assert _counts(tmp_path) == {"r": ("1", "1")}
+
+
+def test_ls_recounts_when_its_cache_is_damaged(tmp_path):
+    _run(tmp_path, "r", _line(1, step=0, data={"x": 1.0}), b"not json\n")
+    assert _counts(tmp_path) == {"r": ("1", "0")}
+    cache = tmp_path / ".waddle" / "ls-cache.json"
+    entries = orjson.loads(cache.read_bytes())["segments"]
+    for entry in entries.values():
+        entry["offset"] = "far"
+    cache.write_bytes(orjson.dumps({"version": 1, "segments": entries}))
+    assert _counts(tmp_path) == {"r": ("1", "0")}
+    cache.write_bytes(b"{torn")
+    assert _counts(tmp_path) == {"r": ("1", "0")}

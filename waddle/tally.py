@@ -32,6 +32,10 @@ CACHE_VERSION = 1
 # Reading more than this many bytes not counted before is said on stderr first.
 SAY_ABOVE = 64 * 1024 * 1024
 READ_BYTES = 16 * 1024 * 1024
+# A cache entry: the segment's size and mtime when counted, the seq expected when it began
+# (its counts hold only from that seq), how far it was counted, the seq expected there, and
+# the segment's own counts up to there.
+FIELDS = ("size", "mtime_ns", "enter", "offset", "next_seq", "rejected", "gaps")
 
 
 @dataclass
@@ -111,11 +115,11 @@ class Tally:
         except OSError:
             return key, None, None
         entry = self._cache["segments"].get(key)
-        if type(entry) is not dict or not (
-            entry.get("mtime_ns") == info.st_mtime_ns or entry.get("size", 0) < info.st_size
-        ):
+        if type(entry) is not dict or any(type(entry.get(name)) is not int for name in FIELDS):
+            entry = None  # not an entry this waddle wrote
+        elif not (entry["mtime_ns"] == info.st_mtime_ns or entry["size"] < info.st_size):
             entry = None  # rewritten in place: count it again
-        if entry is not None and entry.get("offset", 0) > info.st_size:
+        if entry is not None and entry["offset"] > info.st_size:
             entry = None  # shrank
         return key, entry, info
 
