@@ -25,11 +25,11 @@ from typing import Any
 
 from waddle import console, files, process_hooks
 from waddle.config import Config
-from waddle.event import INT64_MAX
+from waddle.event import INT64_MAX, T_MAX
 from waddle.notice import Notices, say
 from waddle.summary import Logged, Summary
 from waddle.values import check_text, flatten, writable_text
-from waddle.writer import CONSOLE, EVENT, FINISH, FLUSH, LOG, Writer
+from waddle.writer import CONSOLE, EVENT, FINISH, FLUSH, KEYED, LOG, Writer
 
 SUMMARY_KINDS = ("min", "max", "mean", "last", "first", "none")
 
@@ -177,14 +177,37 @@ class Run:
         # The step moves on only once the values are queued: a KeyboardInterrupt between the
         # two leaves this step open (the next call adds to it) rather than skip it.
         self._step = after
+        if values and len(queue) >= EARLY_DRAIN:
+            self._drain_early()
+
+    def _log_keyed(self, data: dict[str, Any], step: Any, walltime: Any = None) -> None:
+        """Record ``data`` at ``step`` of its keys alone (docs/format.md, "Keyed steps"): the
+        step may repeat or go back, the run's own step does not move, and ``walltime`` (seconds
+        since the epoch; default now) is kept as given. For waddle.tensorboard's writers."""
+        if self._closed:
+            self._refuse_closed("log")
+            return
+        values, kind = flatten(data, self._known_keys)
+        if type(step) is not int or not 0 <= step < INT64_MAX:
+            step = 0 if step is None else _check_step(step)
+        if walltime is None:
+            t, given = time.time(), False
+        else:
+            t, given = _check_walltime(walltime), True
         if not values:
             return
+        queue = self._queue
+        queue.append((KEYED, t, step, values, kind, given))
         if len(queue) >= EARLY_DRAIN:
-            wake = self._writer.wake
-            if not wake.pending:  # set() is a system call; asking first is much cheaper
-                wake.set()
-            if len(queue) >= self._queue_size:
-                self._wait_for_room()
+            self._drain_early()
+
+    def _drain_early(self) -> None:
+        """Ask the writer for an early drain; wait for room when the queue is full."""
+        wake = self._writer.wake
+        if not wake.pending:  # set() is a system call; asking first is much cheaper
+            wake.set()
+        if len(self._queue) >= self._queue_size:
+            self._wait_for_room()
 
     def _drop(self, step: int, values: dict[str, Any]) -> None:
         self._dropped_steps += 1
@@ -531,6 +554,19 @@ class Run:
         return f"<waddle.Run {self.project}/{self.id} name={self.name!r}>"
 
 
+def _check_walltime(walltime: Any) -> float:
+    """A caller's wall time as the float seconds an event's ``t`` holds, or raise naming it."""
+    try:
+        t = float(walltime)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"walltime must be seconds since the epoch, not {type(walltime).__name__}"
+        ) from None
+    if not 0 <= t <= T_MAX:  # NaN fails too
+        raise ValueError(f"walltime must be seconds since the epoch, 0 to {T_MAX:g}: {walltime!r}")
+    return t
+
+
 def _check_step(step: Any) -> int:
     if type(step) is not int:
         if isinstance(step, bool) or not hasattr(step, "__index__"):
@@ -571,6 +607,9 @@ class DisabledRun:
 
     def flush(self, timeout: float = 30.0) -> bool:
         return True
+
+    def _log_keyed(self, data: dict[str, Any], step: Any, walltime: Any = None) -> None:
+        pass
 
     def __enter__(self) -> DisabledRun:
         return self

@@ -81,7 +81,8 @@ def init(
     returns it, ``"finish_previous"`` (or True; the default in notebooks) finishes it first,
     ``"create_new"`` opens another run beside it without making it current.
     ``config_exclude_keys``/``config_include_keys`` filter ``config``; ``save_code`` saves the
-    main script (``run.log_code``). The other W&B arguments mean nothing without W&B's cloud:
+    main script (``run.log_code``); ``sync_tensorboard`` (or ``tensorboard``) mirrors what torch's
+    and tensorboardX's own writers write into the run (``waddle.tensorboard.patch()``). The other W&B arguments mean nothing without W&B's cloud:
     they are accepted, and those that would change what is recorded warn once.
     """
     global _current
@@ -136,13 +137,7 @@ def init(
                 "finish it first, or pass reinit='finish_previous' or 'create_new'",
             )
             return previous_run
-    _unsupported(
-        resume_from=resume_from,
-        fork_from=fork_from,
-        tensorboard=tensorboard,
-        sync_tensorboard=sync_tensorboard,
-        monitor_gym=monitor_gym,
-    )
+    _unsupported(resume_from=resume_from, fork_from=fork_from, monitor_gym=monitor_gym)
     if settings.mode == "disabled":
         _current = DisabledRun(project, name, config)
         return _current
@@ -217,6 +212,10 @@ def init(
         say(f"{'resumed' if run.resumed else 'started'} run {name!r} ({run_id}) in {run.dir}")
     if save_code:
         run.log_code(include_fn=_is_main_script)
+    if sync_tensorboard or tensorboard:
+        from waddle.tensorboard import patch
+
+        patch()
     return run
 
 

@@ -48,6 +48,9 @@ EVENT = 1  # (EVENT, t, type, fields)
 CONSOLE = 2  # (CONSOLE, t, stream, text)
 FLUSH = 3  # (FLUSH, number): write and fsync everything queued before it, then count it flushed
 FINISH = 4  # (FINISH, t, fields)
+# A log event whose step is its keys' own (docs/format.md, "Keyed steps"): TensorBoard's
+# per-tag global_step, with the caller's wall time. It never moves the run's step.
+KEYED = 5  # (KEYED, t, step, values, kind of values, whether t was the caller's)
 
 MAX_PENDING_BYTES = 256 * 1024 * 1024
 # Also fsync once this much is written, so that finish() never has much left to sync.
@@ -55,6 +58,8 @@ FSYNC_BYTES = 8 << 20
 # A drain hands its lines to the OS in pieces of about this size.
 WRITE_CHUNK = 1 << 20
 RETRY_INTERVAL = 1.0
+# Consecutive keyed items of one step are written as one event of at most this many keys.
+KEYED_MERGE = 1000
 # Console output longer than this many characters is split over several events, so that each
 # line of the log stays far below segment.MAX_LINE_BYTES (a character takes at most 6 bytes).
 CONSOLE_PIECE = 1 << 20
@@ -81,6 +86,7 @@ class Writer:
         self.lost_values = 0  # values whose materialisation failed
         self.logged = Logged()  # what run.summary shows of the logged values
         self._last_step: int | None = last_step  # of the newest log event written
+        self._keyed_steps: dict[str, int] = {}  # per keyed key, its highest step written
         self._seq = first_seq
         self._start_fields = start_fields
         self._start_time = start_time
@@ -167,9 +173,11 @@ class Writer:
         flushed = None  # the newest FLUSH taken
         console: list[Any] | None = None  # [t, stream, [texts]] being coalesced
         for _ in range(len(queue)):
+            if not queue:  # keyed items taken with the one before them
+                break
             item = queue[0]
             kind = item[0]
-            if kind == LOG and item[4] == DEFERRED and not _ready(item[3]):
+            if (kind in (LOG, KEYED)) and item[4] == DEFERRED and not _ready(item[3]):
                 break  # still on its device: it and everything after it wait
             queue.popleft()
             if kind == CONSOLE:
@@ -192,6 +200,8 @@ class Writer:
                 self._encode(
                     batch, t, "log", {"step": step, "data": values}, finite=value_kind == PLAIN
                 )
+            elif kind == KEYED:
+                self._encode_keyed(batch, item, queue)
             elif kind == EVENT:
                 fields = item[3]
                 if isinstance(fields, Deferred):  # run.save(): the copy happens here
@@ -221,6 +231,39 @@ class Writer:
         if self.waiting:
             self.waiting = False
             self.progress.set()
+
+    def _encode_keyed(self, batch: _Batch, item: tuple, queue: deque) -> None:
+        """Encode a keyed item, with the keyed items of the same step right behind it in the
+        queue that are ready: TensorBoard code calls ``add_scalar`` once per tag, and one
+        event per step costs a fraction of one per call. Wall times the caller gave are kept
+        exactly (only items of the same time join); stamped ones take the first item's."""
+        _, t, step, values, value_kind, given = item
+        if value_kind == DEFERRED:
+            values = self._materialize(values)
+        finite = value_kind == PLAIN
+        while queue and len(values) < KEYED_MERGE:
+            after = queue[0]
+            if not (
+                after[0] == KEYED
+                and after[2] == step
+                and after[5] == given
+                and (not given or after[1] == t)
+                and (after[4] != DEFERRED or _ready(after[3]))
+            ):
+                break
+            queue.popleft()
+            more = self._materialize(after[3]) if after[4] == DEFERRED else after[3]
+            values.update(more)  # a dict of our own (flatten's or _materialize's)
+            finite = finite and after[4] == PLAIN
+        steps = self._keyed_steps
+        newest = {}
+        for key, value in values.items():
+            if steps.get(key, -1) <= step:
+                steps[key] = step
+                newest[key] = value
+        self.logged.update(newest)
+        fields = {"step": step, "keyed": True, "data": values}
+        self._encode(batch, t, "log", fields, finite=finite)
 
     def _encode_console(self, batch: _Batch, console: list[Any]) -> None:
         text = writable_text("".join(console[2]))
