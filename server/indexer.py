@@ -39,7 +39,7 @@ from waddle.server import tailer
 from waddle.server.ingester import Batch
 from waddle.server.notices import Notices
 from waddle.server.progress import CatchUp
-from waddle.server.run_state import RunState, Stat, metrics_table, offsets_table
+from waddle.server.run_state import RunState, Stat, metrics_table, offsets_table, recount
 from waddle.server.schema import METRICS, OFFSETS, RUN_TABLES, RUNS
 from waddle.server.store import Store, insert_arrow
 
@@ -461,6 +461,7 @@ class Indexer:
             for table, rows in batch.rows.items():
                 if rows:
                     insert_arrow(con, table, batch.rows_table(table))
+            recount(con, {item for item in batch.recount if item[0] not in batch.deleted})
             if runs:
                 ids = [state.run for state in runs]
                 for table in ("runs", "metrics", "offsets"):

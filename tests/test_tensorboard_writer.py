@@ -229,3 +229,35 @@ def test_nothing_is_lost_when_the_script_dies_of_an_exception(tmp_path):
             loss[event["step"]] = event["data"]["loss"]
     assert loss == {step: step * 0.5 for step in range(20000)}
     assert events[-1]["status"] == "crashed"
+
+
+@pytest.mark.parametrize("module", ["torch.utils.tensorboard", "tensorboardX"])
+def test_sync_tensorboard_mirrors_their_own_writers(tmp_path, module):
+    library = pytest.importorskip(module, reason=f"{module} is not installed")
+    from waddle import tensorboard
+
+    run = waddle.init(project="p", dir=tmp_path / "logs", settings=QUIET, sync_tensorboard=True)
+    try:
+        root = library.SummaryWriter(str(tmp_path / "runs" / "exp"))
+        val = library.SummaryWriter(str(tmp_path / "runs" / "exp" / "val"))
+        root.add_scalar("loss", 1.5, 3, walltime=1_700_000_000.25)
+        root.add_scalar("loss", 0.5, 2)  # back a step
+        root.add_scalars("lr", {"a": 0.1, "b": 0.2}, 3)
+        root.add_text("notes", "*hi*", 0)
+        root.add_hparams({"lr": 0.1}, {"hparam/acc": 0.9})
+        val.add_scalar("loss", 2.5, 3)
+        root.close()
+        val.close()
+        run.finish()
+    finally:
+        tensorboard.unpatch()
+    assert series(run, "loss") == {3: 1.5, 2: 0.5}
+    assert series(run, "val/loss") == {3: 2.5}
+    assert series(run, "lr/a") == {3: 0.1} and series(run, "lr/b") == {3: 0.2}
+    assert series(run, "notes") == {0: {"_type": "markdown", "text": "*hi*"}}
+    assert [e["t"] for e in keyed(run) if e["data"].get("loss") == 1.5] == [1_700_000_000.25]
+    assert not any("hparam/acc" in event["data"] for event in keyed(run))  # only in summary
+    summary = [e["data"] for e in events_of(run.dir) if e["type"] == "summary"]
+    assert {"hparam/acc": 0.9} in summary
+    # Their own files are written as before.
+    assert list((tmp_path / "runs" / "exp").glob("events.out.tfevents.*"))
