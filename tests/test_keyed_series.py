@@ -9,6 +9,7 @@ against a brute-force reference on a real DuckDB index built from real segment f
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -99,7 +100,7 @@ def test_a_keyed_series_indexes_as_the_same_series_in_order(tmp_path_factory, po
         for seq, (step, value) in enumerate(zip(steps, values, strict=True))
     ]
     bounds = sorted({0, len(keyed), *(cut for cut in cuts if cut < len(keyed))})
-    parts = [keyed[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    parts = [keyed[a:b] for a, b in itertools.pairwise(bounds)]
     store, indexer = _index(tmp_path, {"keyed": parts, "plain": [in_order]})
     try:
         got, want = _stat_row(store, "keyed", "loss"), _stat_row(store, "plain", "loss")
