@@ -1,4 +1,5 @@
-"""The ``waddle`` command: ``waddle ls``, ``waddle demo`` (and the server's commands when installed).
+"""The ``waddle`` command: ``waddle ls``, ``waddle demo``, ``waddle import tensorboard`` (and the
+server's commands when installed).
 
 Errors are one line on stderr and a non-zero exit status, never a traceback.
 """
@@ -60,6 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     reindex.add_argument("dir", nargs="?", help="log folder (default: $WADDLE_DIR or ./logs)")
     reindex.add_argument("--db", help="index file (default: DIR/.waddle/index.duckdb)")
     reindex.set_defaults(handler=_reindex)
+
+    importing = commands.add_parser("import", help="import runs of another tracker's files")
+    sources = importing.add_subparsers(dest="source", required=True)
+    tensorboard = sources.add_parser(
+        "tensorboard",
+        help="import a TensorBoard log folder (every folder with event files is a run)",
+        description="Import the event files under LOGDIR, no TensorFlow needed. Running it "
+        "again imports only what changed.",
+    )
+    tensorboard.add_argument("logdir", help="TensorBoard's log folder (what --logdir names)")
+    tensorboard.add_argument("--project", help="project (default: $WADDLE_PROJECT or default)")
+    tensorboard.add_argument("--dir", help="waddle's log folder (default: $WADDLE_DIR or ./logs)")
+    tensorboard.set_defaults(handler=_import_tensorboard)
 
     args = parser.parse_args(argv)
     try:
@@ -160,6 +174,28 @@ def _demo(args: argparse.Namespace) -> int:
         )
     print(f"logged {args.steps} steps to {run.dir}")
     print(f"list the runs with: waddle ls {Path(run.dir).parent.parent}")
+    return 0
+
+
+def _import_tensorboard(args: argparse.Namespace) -> int:
+    from waddle.settings import run_argument
+    from waddle.tensorboard_import import import_logdir, say
+
+    log_dir = Path(resolve_one("dir", args.dir))
+    project = run_argument("project", args.project)
+    outcomes = import_logdir(
+        Path(args.logdir), log_dir, project, say, segment_bytes=resolve_one("segment_bytes")
+    )
+    for outcome in outcomes:
+        what = (
+            "unchanged, skipped"
+            if outcome.status == "unchanged"
+            else (f"{outcome.status}: {outcome.values} values in {outcome.events} events")
+        )
+        print(f"{outcome.name} -> {project}/{outcome.run_id}: {what}")
+    if not outcomes:
+        raise ValueError(f"no TensorBoard event files under {args.logdir}")
+    print(f"list them with: waddle ls {log_dir}")
     return 0
 
 
