@@ -64,9 +64,10 @@ def test_wall_times_given_are_kept_exactly_and_nan_and_inf_survive(new_run):
     assert [(event["t"], event["step"]) for event in events] == [
         (1_700_000_000.123456, 5),
         (1_600_000_000.5, 6),
+        (1_600_000_000.5, 6),
     ]
     assert math.isnan(events[0]["data"]["a"])
-    assert events[1]["data"] == {"a": math.inf, "b": -math.inf}
+    assert [events[1]["data"], events[2]["data"]] == [{"a": math.inf}, {"b": -math.inf}]
 
 
 def test_calls_of_one_step_in_a_row_share_an_event_without_losing_a_value(new_run):
@@ -261,3 +262,15 @@ def test_sync_tensorboard_mirrors_their_own_writers(tmp_path, module):
     assert {"hparam/acc": 0.9} in summary
     # Their own files are written as before.
     assert list((tmp_path / "runs" / "exp").glob("events.out.tfevents.*"))
+
+
+def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run):
+    run = new_run()
+    run._log_scalar("a", 1.0, 5)
+    item = run._keyed_open
+    item[5][0] = True  # as the writer does when it takes the item
+    run._log_scalar("b", 2.0, 5)  # joins the dict, sees it taken: sends it again
+    run._log_scalar("c", 3.0, 5)
+    run.finish()
+    assert series(run, "a") == {5: 1.0}
+    assert series(run, "b") == {5: 2.0} and series(run, "c") == {5: 3.0}

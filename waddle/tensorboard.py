@@ -104,7 +104,10 @@ class SummaryWriter:
         new_style: bool = False,
         double_precision: bool = False,
     ) -> None:
-        self.run._log_keyed({self._prefix + tag: scalar_value}, global_step, walltime)
+        if walltime is None:
+            self.run._log_scalar(self._prefix + tag, scalar_value, global_step)
+        else:
+            self.run._log_keyed({self._prefix + tag: scalar_value}, global_step, walltime)
 
     def add_scalars(
         self,
