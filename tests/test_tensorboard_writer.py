@@ -266,11 +266,13 @@ def test_sync_tensorboard_mirrors_their_own_writers(tmp_path, module):
 
 def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run):
     run = new_run()
+    for key in ("a", "b", "c"):
+        run._log_scalar(key, 0.0, 4)  # known keys from now on
     run._log_scalar("a", 1.0, 5)
     item = run._keyed_open
     item[5][0] = True  # as the writer does when it takes the item
     run._log_scalar("b", 2.0, 5)  # joins the dict, sees it taken: sends it again
     run._log_scalar("c", 3.0, 5)
     run.finish()
-    assert series(run, "a") == {5: 1.0}
-    assert series(run, "b") == {5: 2.0} and series(run, "c") == {5: 3.0}
+    assert series(run, "a") == {4: 0.0, 5: 1.0}
+    assert series(run, "b") == {4: 0.0, 5: 2.0} and series(run, "c") == {4: 0.0, 5: 3.0}
