@@ -265,14 +265,26 @@ def test_sync_tensorboard_mirrors_their_own_writers(tmp_path, module):
 
 
 def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run):
+    from waddle.values import PLAIN
+    from waddle.writer import KEYED
+
     run = new_run()
-    for key in ("a", "b", "c"):
-        run._log_scalar(key, 0.0, 4)  # known keys from now on
-    run._log_scalar("a", 1.0, 5)
-    item = run._keyed_open
-    item[5][0] = True  # as the writer does when it takes the item
-    run._log_scalar("b", 2.0, 5)  # joins the dict, sees it taken: sends it again
-    run._log_scalar("c", 3.0, 5)
+    run._log_scalar("b", 0.0, 4)  # a known key from now on
+    written = []
+
+    class TakenMeanwhile(dict):
+        """The writer takes the event between the caller's check and its update."""
+
+        def update(self, values):
+            run._queue.remove(item)
+            item[5][0] = True
+            written.append(dict(self))
+            super().update(values)
+
+    item = (KEYED, 1.7e9, 5, TakenMeanwhile({"a": 1.0}), PLAIN, [False])
+    run._queue.append(item)
+    run._keyed_open = item
+    run._log_scalar("b", 2.0, 5)
     run.finish()
-    assert series(run, "a") == {4: 0.0, 5: 1.0}
-    assert series(run, "b") == {4: 0.0, 5: 2.0} and series(run, "c") == {4: 0.0, 5: 3.0}
+    assert written == [{"a": 1.0}]  # the event as written: without b
+    assert series(run, "b") == {4: 0.0, 5: 2.0}  # b came again, in an event of its own
