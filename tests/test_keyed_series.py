@@ -192,3 +192,52 @@ def test_an_index_restart_goes_on_from_recounted_stats(tmp_path):
     assert (stat["count"], stat["rows"], stat["first"], stat["last"]) == (2, 3, 9.0, 1.0)
     assert (stat["min"], stat["max"]) == (1.0, 9.0)
     assert orjson.loads(orjson.dumps(stat))  # plain values, as the API sends them
+
+
+def _ls_row(capsys, log_dir, run_id: str) -> tuple[str, str]:
+    from waddle.cli import main
+
+    capsys.readouterr()
+    assert main(["ls", str(log_dir)]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    start = header.index("METRICS")
+    for row in rows:
+        if row.split()[1] == run_id:
+            return row.split()[4], row[start : header.index("STARTED")].strip()
+    raise AssertionError(f"no row for {run_id}")
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    points=st.lists(
+        st.tuples(st.integers(0, 40), st.sampled_from(["a", "b"]), values_strategy),
+        min_size=1,
+        max_size=40,
+    ),
+    cut=st.integers(0, 40),
+)
+def test_ls_shows_a_keyed_run_as_the_same_run_in_order(tmp_path_factory, capsys, points, cut):
+    """Steps and the values at the last step, read through the cache (an ls between two
+    appends, and a second segment)."""
+    tmp_path = tmp_path_factory.mktemp("ls")
+    newest: dict[int, dict[str, float]] = {}
+    for step, key, value in points:
+        newest.setdefault(step, {})[key] = value
+    start = {"v": 1, "t": 1.7e9, "type": "run_start", "name": "x"}
+    keyed = tmp_path / "p" / "keyed"
+    plain = tmp_path / "p" / "plain"
+    for folder in (keyed, plain):
+        folder.mkdir(parents=True)
+        _write(folder / "events-000000000000.jsonl", [{**start, "seq": 0}])
+    events = [
+        _log(seq + 1, step, {key: value}, True) for seq, (step, key, value) in enumerate(points)
+    ]
+    cut = min(cut, len(events))
+    _write(keyed / "events-000000000000.jsonl", events[:cut])
+    _ls_row(capsys, tmp_path, "keyed")  # counted and cached up to here
+    _write(keyed / f"events-{cut + 1:012d}.jsonl", events[cut:])
+    in_order = [_log(seq + 1, step, newest[step], False) for seq, step in enumerate(sorted(newest))]
+    _write(plain / "events-000000000000.jsonl", in_order)
+    assert _ls_row(capsys, tmp_path, "keyed") == _ls_row(capsys, tmp_path, "plain")

@@ -103,11 +103,19 @@ def _ls(args: argparse.Namespace) -> int:
     header = "PROJECT RUN NAME STATUS STEPS REJECTED GAPS METRICS STARTED DURATION"
     rows = [header.split()]
     for record in records:
-        rejected, gaps = counts[record.path]
-        steps = "-" if record.last_step is None else str(record.last_step + 1)
+        count = counts[record.path]
+        rejected, gaps = count.rejected, count.gaps
+        # How far the run got: the highest step of any log event, keyed (docs/format.md) or
+        # not, with the values logged there.
+        last_step, last_values = record.last_step, record.last_values
+        if count.keyed_step is not None and (last_step is None or count.keyed_step >= last_step):
+            if last_step != count.keyed_step:
+                last_values = {}
+            last_step, last_values = count.keyed_step, {**last_values, **count.keyed_values}
+        steps = "-" if last_step is None else str(last_step + 1)
         metrics = "  ".join(
             f"{key}={_format_value(value)}"
-            for key, value in sorted(record.last_values.items())[:LS_METRICS]
+            for key, value in sorted(last_values.items())[:LS_METRICS]
         )
         started = (
             time.strftime("%Y-%m-%d %H:%M", time.localtime(record.started))

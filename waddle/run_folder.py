@@ -76,7 +76,8 @@ def _read_tail(record: RunRecord, segments: list[Path]) -> None:
                     elif event["type"] == "run_start":
                         record.finish = None
             for event in reversed(events):
-                if event["type"] == "log":
+                # A keyed event's step is its keys' own, not the run's (docs/format.md).
+                if event["type"] == "log" and not event.get("keyed"):
                     if not found_log:
                         record.last_step = event["step"]
                         found_log = True
@@ -84,8 +85,11 @@ def _read_tail(record: RunRecord, segments: list[Path]) -> None:
                         break
                     for key, value in event["data"].items():
                         record.last_values.setdefault(key, value)
-            if found_log or window >= size:
+            # A finished run without a step of its own (only keyed events: TensorBoard's)
+            # says so in its finish event: no need to read back through all of it.
+            no_step = record.finish is not None and record.finish.get("last_step", 0) is None
+            if found_log or no_step or window >= size:
                 break
             window *= 8
-        if found_log:
+        if found_log or (record.finish is not None and record.finish.get("last_step", 0) is None):
             return

@@ -278,6 +278,7 @@ class _RunImport:
         self, path: Path, run_dir: Path, on_problem: Any, config: dict, rename: str | None
     ) -> Iterator[tuple[int, float, dict[str, Any]]]:
         decoder = self.decoder
+        keys: dict[str, str | None] = {}  # tag -> its key, None if it cannot be one
         for offset, record in tfevents.records(path, on_problem):
             try:
                 decoded = decoder(record)
@@ -295,14 +296,30 @@ class _RunImport:
                 if kind == "hparams":
                     config.update(payload)
                     continue
-                key = rename or (tag[: -len(TEXT_SUFFIX)] if tag.endswith(TEXT_SUFFIX) else tag)
+                key = keys.get(tag, "")
+                if key == "":
+                    key = keys[tag] = self._key(tag, rename, path, offset, on_problem)
+                if key is None:
+                    continue
+                if kind == "scalar":
+                    data[key] = payload
+                    continue
                 try:
-                    check_key(key)
                     data[key] = _value(kind, payload, run_dir)
                 except (TypeError, ValueError) as error:
                     on_problem(path, offset, f"value {tag!r} left out: {error}")
             if data:
                 yield step, t, data
+
+    @staticmethod
+    def _key(tag: str, rename: str | None, path: Path, offset: int, on_problem: Any) -> str | None:
+        """The key of ``tag``'s values; None (reported once) when it cannot be a key."""
+        key = rename or (tag[: -len(TEXT_SUFFIX)] if tag.endswith(TEXT_SUFFIX) else tag)
+        try:
+            return check_key(key)
+        except (TypeError, ValueError) as error:
+            on_problem(path, offset, f"values of tag {tag!r} left out: {error}")
+            return None
 
 
 def _value(kind: str, payload: Any, run_dir: Path) -> Any:

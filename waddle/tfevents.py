@@ -11,7 +11,9 @@ owns that framing and the decoding of the summary values waddle keeps. It promis
 - a torn last record (a writer that died mid-write) ends the file at the tear, reported with
   its byte offset: everything before it is read;
 - events are decoded with the ``tensorboard`` package's protobuf classes when it is installed,
-  else with a minimal decoder of the few fields read here; both give the same values.
+  else with a minimal decoder of the few fields read here; both give the same values. The
+  bulk of most files, one old-style scalar per event, is read by hand either way (exactly
+  the bytes TensorBoard's writers make of it), at a third of the cost.
 
 What comes out, per event with summary values: ``(step, wall_time, values)``, each value a
 ``(tag, kind, payload)``: ``scalar`` (a float), ``histogram`` (waddle's histogram value),
@@ -151,6 +153,9 @@ class Decoder:
         self.protobuf = self._event is not None
 
     def __call__(self, record: bytes) -> tuple[int, float, list[Value]] | None:
+        found = scalar_event(record)
+        if found is not None:
+            return found
         if self._event is not None:
             return self._with_protobuf(record)
         return self._by_hand(record)
@@ -386,6 +391,55 @@ def _hparams_value(hparams: dict | None) -> tuple[str, Any]:
     """The hparams plugin's session start (the hyperparameters); its other records (the
     experiment's domains, the session's end) carry nothing waddle keeps."""
     return ("hparams", hparams) if hparams is not None else ("nothing", None)
+
+
+def scalar_event(record: bytes) -> tuple[int, float, list[Value]] | None:
+    """The event of one old-style scalar, the bulk of most files, read at about half the cost
+    of a general decoding: exactly the bytes TensorBoard's writers make of it (wall_time, step,
+    a summary of one value of a tag and a simple_value, nothing else; lengths under 128 bytes);
+    None for any other event, which the general decoders read."""
+    size = len(record)
+    if size < 18 or record[0] != 0x09 or record[9] != 0x10:
+        return None
+    step, position = record[10], 11
+    if step >= 0x80:  # two or three bytes for steps below 2**21, inline: most steps
+        low, step, position = step & 0x7F, record[11], 12
+        if step >= 0x80:
+            step, position = (step & 0x7F) << 7 | record[12] << 14, 13
+            if record[12] >= 0x80:
+                step, position = _varint(record, 10)
+                low = 0
+        else:
+            step <<= 7
+        step |= low
+    # summary (5), its one value (1), the value's tag (1): one-byte lengths, then the float
+    if size - position < 7 or record[position] != 0x2A:
+        return None
+    summary = record[position + 1]
+    length = record[position + 5]
+    end = position + 6 + length
+    if (
+        summary != size - position - 2
+        or record[position + 2] != 0x0A
+        or record[position + 3] != summary - 2
+        or record[position + 4] != 0x0A
+        or end + 5 != size
+        or record[end] != 0x15
+    ):
+        return None
+    try:
+        tag = record[position + 6 : end].decode()
+    except UnicodeDecodeError:
+        return None
+    return (
+        step,
+        _WALL.unpack_from(record, 1)[0],
+        [(tag, "scalar", _FLOAT.unpack_from(record, end + 1)[0])],
+    )
+
+
+_WALL = struct.Struct("<d")
+_FLOAT = struct.Struct("<f")
 
 
 # ---- the minimal protobuf decoder ------------------------------------------------------------
