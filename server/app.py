@@ -16,7 +16,7 @@ from waddle.server import errors, wire
 from waddle.server.auth import TokenAuth
 from waddle.server.hub import Hub
 from waddle.server.indexer import Indexer
-from waddle.server.routes import files, live, projects, records, runs, scalars
+from waddle.server.routes import dashboard, files, live, projects, records, runs, scalars
 from waddle.server.settings import ServerSettings
 from waddle.server.store import Store
 from waddle.server.watcher import Watcher
@@ -71,7 +71,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.state.waddle = context
     errors.install(app)
-    for module in (projects, runs, scalars, records, files, live):
+    # The dashboard last: its deep-link route answers any path the others do not.
+    for module in (projects, runs, scalars, records, files, live, dashboard):
         app.include_router(module.router)
     if settings.token:
         app.add_middleware(TokenAuth, token=settings.token)
