@@ -13,9 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import waddle.dashboard
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from waddle.server.errors import not_found
+from waddle.server.routes.lookup import context
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
@@ -68,6 +69,13 @@ def asset(name: str) -> FileResponse:
     if name.startswith(".") or "/" in name or not target.is_file() or name == "index.html":
         raise not_found(f"no dashboard file {name!r}")
     return FileResponse(target, headers=HEADERS)
+
+
+@router.get("/dashboard.json")
+def page_settings(request: Request) -> dict:
+    """What the page must know before its first API call: whether to ask for a token (so it
+    never starts with a request that fails). Not protected: it tells nothing else."""
+    return {"token_required": bool(context(request).settings.token)}
 
 
 @router.get("/favicon.ico")

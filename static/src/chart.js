@@ -38,17 +38,20 @@ export function fromBuckets(b) {
   const marks = { nan: [], posinf: [], neginf: [] };
   const n = b.count.length;
   for (let i = 0; i < n; i++) {
+    // An all-NaN bucket has no min or max point (their x is NaN): only first and last.
     const four = [
       [num(b.x_first[i]), num(b.first[i])],
       [num(b.x_min[i]), num(b.min[i])],
       [num(b.x_max[i]), num(b.max[i])],
       [num(b.x_last[i]), num(b.last[i])],
-    ].sort((a, c) => a[0] - c[0]);
+    ]
+      .filter(([x]) => Number.isFinite(x))
+      .sort((a, c) => a[0] - c[0]);
     let nanSeen = false;
     let prev = NaN;
     for (const [x, y] of four) {
-      if (Number.isNaN(y)) nanSeen = true;
       if (x === prev) continue;
+      if (Number.isNaN(y)) nanSeen = true;
       prev = x;
       push(xs, ys, marks, x, y);
     }
@@ -152,6 +155,7 @@ export class Chart {
       this.legend,
       this.hover,
     );
+    this.el.chart = this; // for tests and the console: document.querySelector(".chart").chart
     container.append(this.el);
   }
 

@@ -1,6 +1,6 @@
 // The page: reads the view from the URL (state.js), renders it into <main>, asks for the token
 // when the server wants one, and gives keyboard focus rules ("/" focuses search).
-import { ApiError, api, live, setToken } from "./api.js";
+import { ApiError, api, live, setToken, token } from "./api.js";
 import { h, replace } from "./dom.js";
 import { go, listen, path, route } from "./state.js";
 import { acrossView } from "./views/across.js";
@@ -21,12 +21,13 @@ async function render(where) {
   renderTop(where);
   replace(main, h("p", { class: "loading" }, "Loading…"));
   try {
+    if (!token() && (await api.pageSettings()).token_required) return askToken(where);
     await api.health();
     const view = h("div", { class: `view view-${where.view}` });
     current = (await VIEWS[where.view](view, where)) || null;
     replace(main, view);
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return askToken(where);
+    if (error instanceof ApiError && error.status === 401) return askToken(where, true);
     replace(main, h("p", { class: "error" }, `${error.message}`));
   }
 }
@@ -43,7 +44,7 @@ function renderTop(where) {
 }
 
 // A server started with a token: ask once, keep it for this tab (sessionStorage), retry.
-function askToken(where) {
+function askToken(where, wrong = false) {
   setToken(null);
   const input = h("input", { type: "password", id: "token", autocomplete: "off", placeholder: "token" });
   const form = h(
@@ -57,6 +58,7 @@ function askToken(where) {
       },
     },
     h("p", null, "This server needs a token (the one given to waddle serve with --token or WADDLE_TOKEN)."),
+    wrong ? h("p", { class: "error" }, "That token was refused.") : null,
     input,
     h("button", { type: "submit" }, "Open"),
   );

@@ -1,6 +1,6 @@
 // Text values of one key at a chosen step: plain strings, text with a word diff against its
-// expected text, and markdown rendered by marked and sanitised by DOMPurify (its <script>,
-// event handlers and javascript: links are removed; the CSP would stop them anyway).
+// expected text, and markdown rendered by marked (raw HTML in it stays text) and sanitised by
+// DOMPurify (javascript: links removed); the CSP would stop any script anyway.
 import DOMPurify from "dompurify";
 import { marked } from "marked";
 import { api } from "../api.js";
@@ -37,10 +37,18 @@ export function renderText(value) {
   return h("pre", { class: "plain" }, value.text);
 }
 
+// Raw HTML inside markdown is shown as the text it is: a training script's report needs
+// markdown, not markup. DOMPurify then cleans what marked made (javascript: links, etc.).
+const renderer = new marked.Renderer();
+renderer.html = ({ text }) => escapeHtml(text);
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+const escapeHtml = (text) => text.replace(/[&<>"']/g, (c) => ESCAPES[c]);
+
 export function markdown(text) {
-  const html = marked.parse(text, { async: false });
-  const fragment = DOMPurify.sanitize(html, { RETURN_DOM_FRAGMENT: true, FORBID_TAGS: ["style", "form", "input"] });
-  return h("div", { class: "markdown" }, fragment);
+  const html = marked.parse(text, { async: false, renderer });
+  const clean = DOMPurify.sanitize(html, { FORBID_TAGS: ["style", "form", "input"] });
+  const parsed = new DOMParser().parseFromString(clean, "text/html");
+  return h("div", { class: "markdown" }, [...parsed.body.childNodes].map((node) => document.importNode(node, true)));
 }
 
 // A word diff (longest common subsequence): words of `expected` missing from `actual` as
