@@ -18,8 +18,6 @@ of the store. It promises:
 
 from __future__ import annotations
 
-import os
-import re
 import sys
 import threading
 import time
@@ -34,9 +32,7 @@ from waddle.server.ingester import Batch
 from waddle.server.run_state import RUN_SCHEMA, RunState, Stat, metrics_table, offsets_table
 from waddle.server.store import RUN_TABLES, Store, insert_arrow
 
-from waddle import segment
-
-NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+from waddle import names, segment
 
 # Compact scalars_live once it holds this many rows, or once ingest has been quiet this long.
 COMPACT_ROWS = 250_000
@@ -117,7 +113,12 @@ class Indexer:
     # --- marking work (any thread) ---
 
     def mark(self, project: str, run_id: str | None = None) -> None:
-        """Note news in a run folder (or in a project folder when ``run_id`` is None)."""
+        """Note news in a run folder (or in a project folder when ``run_id`` is None).
+
+        A folder not named by the rule (waddle/names.py) is not a project or a run: ignored.
+        """
+        if not names.is_valid(project) or not (run_id is None or names.is_valid(run_id)):
+            return
         with self._cond:
             self._dirty.add((project, run_id))
             self._cond.notify()
@@ -125,8 +126,8 @@ class Indexer:
     def _scan(self) -> None:
         """Mark run folders that appeared, and runs whose folder disappeared."""
         on_disk: set[RunKey] = set()
-        for project in _subfolders(self.root):
-            on_disk.update((project, run_id) for run_id in _subfolders(self.root / project))
+        for project in names.folders(self.root):
+            on_disk.update((project, run_id) for run_id in names.folders(self.root / project))
         with self._cond:
             self._dirty.update(key for key in on_disk if key not in self.states)
             self._dirty.update(key for key in self.states if key not in on_disk)
@@ -214,14 +215,15 @@ class Indexer:
 
     def _read(self, key: tuple[str, str | None], batch: Batch) -> None:
         project, run_id = key
+        project_dir = self.root / project
         if run_id is None:
-            runs = set(_subfolders(self.root / project))
+            runs = set(names.folders(project_dir) if names.is_folder(project_dir) else ())
             runs.update(run for (p, run) in self.states if p == project)
             with self._cond:
                 self._dirty.update((project, run) for run in runs)
             return
-        run_dir = self.root / project / run_id
-        if not run_dir.is_dir():
+        run_dir = project_dir / run_id
+        if not (names.is_folder(project_dir) and names.is_folder(run_dir)):
             state = self.states.pop((project, run_id), None)
             if state is not None:
                 batch.deleted.append(state)
@@ -282,15 +284,3 @@ class Indexer:
             "runs": len(self.states),
             **self.totals,
         }
-
-
-def _subfolders(path: Path) -> list[str]:
-    try:
-        entries = list(os.scandir(path))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return [
-        entry.name
-        for entry in entries
-        if NAME.match(entry.name) and entry.is_dir(follow_symlinks=False)
-    ]

@@ -25,7 +25,7 @@ from watchdog import events
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from waddle import segment
+from waddle import names, segment
 
 Mark = Callable[[str, "str | None"], None]
 
@@ -107,8 +107,8 @@ class Watcher:
 
     def _poll(self) -> None:
         seen: dict[str, tuple[int, int]] = {}
-        for project in _folders(self.root):
-            for run_id in _folders(self.root / project):
+        for project in names.folders(self.root):
+            for run_id in names.folders(self.root / project):
                 for path in segment.list_segments(self.root / project / run_id):
                     try:
                         info = path.stat()
@@ -138,14 +138,3 @@ class _Handler(FileSystemEventHandler):
             if not parts or parts[0].startswith(".") or parts[0] == "..":
                 continue
             self.mark(parts[0], parts[1] if len(parts) > 1 else None)
-
-
-def _folders(path: Path) -> list[str]:
-    try:
-        return [
-            entry.name
-            for entry in os.scandir(path)
-            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
-        ]
-    except (FileNotFoundError, NotADirectoryError):
-        return []

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from waddle import media
+from waddle.values import check_text
 
 WHAT = "save()"
 MAX_NAME = 1024
@@ -33,6 +34,7 @@ class SavedFile:
             name = self.path.name
         if type(name) is not str or not name or len(name) > MAX_NAME or "\0" in name:
             raise ValueError(f"{WHAT}: name must be a non-empty string, got {name!r}")
+        check_text(f"{WHAT}: name", name)
         self.name = name
         self.stamp = _stamp(self.path)
         self.step = step

@@ -38,6 +38,7 @@ class Histogram:
             raise ValueError(f"{WHAT}: num_bins must be 1..{MAX_BINS}, not {num_bins}")
         self.num_bins = num_bins
         self._values: Any = None
+        self._ready: Any = None  # for a CUDA tensor: whether its copy is made
         self._precomputed: dict[str, Any] | None = None
         if (sequence is None) == (np_histogram is None):
             raise TypeError(
@@ -48,7 +49,7 @@ class Histogram:
             return
         if media.is_torch(sequence):
             media.check_real(WHAT, sequence.dtype, tuple(sequence.shape))
-            self._values = sequence.detach().clone()  # queued on its device: no host sync
+            self._values, self._ready = media.device_copy(sequence)
             return
         values = _SPARES.copy(sequence)
         if values is None:
@@ -58,7 +59,7 @@ class Histogram:
         self._values = values
 
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
-        return media.Snapshot(self._store)
+        return media.Snapshot(self._store, self._ready)
 
     def _store(self, run_dir: Path) -> dict[str, Any]:
         if self._precomputed is None:  # bin once, however often this object is logged

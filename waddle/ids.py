@@ -2,17 +2,18 @@
 
 A run id sorts by creation time (UTC, to the millisecond) and ends in random characters so
 two processes starting in the same millisecond still differ: ``20261123-092857-123-k3x9q2``.
-Project names and run ids become folders, so they are checked to stay inside the log folder.
+The randomness comes from the operating system (``secrets``), never from the global ``random``
+module: a training script's seeded random numbers stay exactly as they would be without waddle,
+and two runs of one seeded script (or forked children) still get different ids and names. Both
+become folder names: waddle/names.py holds the rule they follow.
 """
 
 from __future__ import annotations
 
-import random
-import re
+import secrets
 import threading
 import time
 
-_SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _ADJECTIVES = [
     "amber",
@@ -90,19 +91,9 @@ def new_run_id() -> str:
         _last_millis = millis
     seconds, rest = divmod(millis, 1000)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(seconds))
-    suffix = "".join(random.choices(_ALPHABET, k=6))
+    suffix = "".join(secrets.choice(_ALPHABET) for _ in range(6))
     return f"{stamp}-{rest:03d}-{suffix}"
 
 
 def random_name() -> str:
-    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(1, 999)}"
-
-
-def check_folder_name(kind: str, value: object) -> str:
-    """Return ``value`` if it is safe as a folder name; raise ValueError naming ``kind`` if not."""
-    if not isinstance(value, str) or not _SAFE.match(value):
-        raise ValueError(
-            f"{kind} {value!r} is not allowed: use 1 to 128 letters, digits, '_', '-' or '.', "
-            "not starting with '.' or '-'"
-        )
-    return value
+    return f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{1 + secrets.randbelow(999)}"

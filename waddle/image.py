@@ -41,6 +41,7 @@ class Image:
     def __init__(self, data: Any, caption: str | None = None, boxes: Any = None) -> None:
         self.caption = media.check_caption(WHAT, caption)
         self._pixels: Any = None  # numpy array, HW or HWC, or a torch tensor (checked later)
+        self._ready: Any = None  # for a CUDA tensor: whether its copy is made
         self._chw = False
         self._pil: Any = None
         self._file: bytes | None = None
@@ -70,8 +71,7 @@ class Image:
             media.check_pillow(WHAT)
             media.check_real(WHAT, data.dtype, tuple(data.shape))
             self.height, self.width, self._chw = _layout(tuple(data.shape))
-            # clone() is queued on the tensor's device: no host sync on the caller's thread.
-            self._pixels = data.detach().clone()
+            self._pixels, self._ready = media.device_copy(data)
         else:
             media.check_pillow(WHAT)
             array = media.as_array(WHAT, data)
@@ -81,7 +81,7 @@ class Image:
         self.boxes = normalise_boxes(boxes, self.width, self.height)
 
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
-        return media.Snapshot(self._store)
+        return media.Snapshot(self._store, self._ready)
 
     def _store(self, run_dir: Path) -> dict[str, Any]:
         stored = self._stored

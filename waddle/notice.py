@@ -8,7 +8,6 @@ message about a failing log folder is not itself queued for that folder.
 from __future__ import annotations
 
 import sys
-import threading
 
 
 class Notices:
@@ -17,14 +16,15 @@ class Notices:
     def __init__(self, limit: int = 1) -> None:
         self._limit = limit
         self._shown: dict[str, int] = {}
-        self._lock = threading.Lock()
 
     def show(self, kind: str, text: str, limit: int | None = None) -> bool:
-        with self._lock:
-            count = self._shown.get(kind, 0)
-            if count >= (self._limit if limit is None else limit):
-                return False
-            self._shown[kind] = count + 1
+        # No lock: the writer thread and the caller's (interruptible) thread both show notices,
+        # and a lock an interrupt left held would silence the writer forever. Two threads
+        # racing past the count at once may each print: harmless.
+        count = self._shown.get(kind, 0)
+        if count >= (self._limit if limit is None else limit):
+            return False
+        self._shown[kind] = count + 1
         say(text)
         return True
 

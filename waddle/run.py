@@ -24,9 +24,10 @@ from typing import Any
 
 from waddle import console, process_hooks
 from waddle.config import Config
+from waddle.event import INT64_MAX
 from waddle.notice import Notices, say
 from waddle.summary import Summary
-from waddle.values import flatten
+from waddle.values import check_text, flatten, writable_text
 from waddle.writer import CONSOLE, EVENT, FINISH, FLUSH, LOG, Writer
 
 SUMMARY_KINDS = ("min", "max", "mean", "last", "first", "none")
@@ -73,7 +74,10 @@ class Run:
         self._pid = os.getpid()
         self._closed = False
         self._forked = False  # inherited by a forked child: every call is a no-op there
-        self._finish_lock = threading.Lock()
+        self._finishing: dict[str, int] = {}  # "thread": the one finishing this run
+        self._flushes = 0  # FLUSH requests queued
+        self._finish_queued = False
+        self._let_go = False  # the writer has ended and the run's resources are released
         self._step = first_step
         self._dropped_steps = 0
         self._dropped_values = 0
@@ -120,21 +124,24 @@ class Run:
         values, kind = flatten(data, self._known_keys)
         if step is None:
             at = self._step
-            if commit is None or commit:
-                self._step = at + 1
+            after = at + 1 if commit is None or commit else at
         else:
             at = _check_step(step)
             if at < self._step:
                 self._drop(at, values)
                 return
-            self._step = at + 1 if commit else at
+            after = at + 1 if commit else at
+        queue = self._queue
+        if values:
+            queue.append((LOG, time.time(), at, values, kind))
+        # The step moves on only once the values are queued: a KeyboardInterrupt between the
+        # two leaves this step open (the next call adds to it) rather than skip it.
+        self._step = after
         if not values:
             return
-        queue = self._queue
-        queue.append((LOG, time.time(), at, values, kind))
         if len(queue) >= EARLY_DRAIN:
             wake = self._writer.wake
-            if not wake.is_set():  # set() takes a lock; asking first is ten times cheaper
+            if not wake.pending:  # set() is a system call; asking first is much cheaper
                 wake.set()
             if len(queue) >= self._queue_size:
                 self._wait_for_room()
@@ -162,10 +169,9 @@ class Run:
         self._stalls += 1
         writer = self._writer
         while len(self._queue) >= self._queue_size and writer.thread.is_alive():
-            writer.room.clear()
             writer.waiting = True
             writer.wake.set()
-            writer.room.wait(0.05)
+            writer.progress.wait(0.05)
         self._stall_seconds += time.monotonic() - started
 
     def _enqueue(self, kind: str, fields: dict[str, Any]) -> None:
@@ -194,8 +200,11 @@ class Run:
         """Declare how a metric (or a glob such as ``"val/*"``) is plotted and summarised."""
         if type(name) is not str or not name:
             raise ValueError("define_metric() needs a metric name such as 'val/loss' or 'val/*'")
+        check_text("define_metric() name", name)
         if step_metric is not None and (type(step_metric) is not str or not step_metric):
             raise ValueError(f"define_metric({name!r}): step_metric must be a metric name")
+        if step_metric is not None:
+            check_text(f"define_metric({name!r}) step_metric", step_metric)
         if summary is not None:
             kinds = [part.strip() for part in summary.split(",")]
             unknown = [kind for kind in kinds if kind not in SUMMARY_KINDS]
@@ -219,7 +228,10 @@ class Run:
             level = "WARN"
         if level not in ALERT_LEVELS:
             raise ValueError(f"alert level {level!r} is not one of {', '.join(ALERT_LEVELS)}")
-        self._enqueue("alert", {"title": str(title), "text": str(text), "level": level})
+        fields = {"title": str(title), "text": str(text), "level": level}
+        for name in ("title", "text"):
+            check_text(f"alert() {name}", fields[name])
+        self._enqueue("alert", fields)
 
     def save(self, path: str | os.PathLike, name: str | None = None, link: bool = False) -> None:
         """Copy a file into the run folder (``files/``, by content hash) and record a ``file`` event.
@@ -235,13 +247,26 @@ class Run:
         self._enqueue("file", files.snapshot(path, name, self._step, link))
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything logged so far is written and fsynced; False on timeout."""
-        if self._closed or os.getpid() != self._pid or not self._writer.thread.is_alive():
+        """Wait until everything logged so far is written and fsynced; False on timeout.
+
+        ``timeout=0`` only asks for it and returns at once (what Ctrl-C does: a signal handler
+        must not wait for another thread).
+        """
+        writer = self._writer
+        if self._closed or os.getpid() != self._pid or not writer.thread.is_alive():
             return False
-        done = threading.Event()
-        self._queue.append((FLUSH, done))
-        self._writer.wake.set()
-        return done.wait(timeout)
+        self._flushes += 1
+        number = self._flushes
+        self._queue.append((FLUSH, number))
+        writer.wake.set()
+        deadline = time.monotonic() + timeout
+        while writer.flushed < number and writer.thread.is_alive():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            writer.waiting = True
+            writer.progress.wait(min(remaining, 0.05))
+        return writer.flushed >= number
 
     # ---- the end -------------------------------------------------------------------
 
@@ -257,30 +282,49 @@ class Run:
     def _finish(self, exit_code: int, reason: str | None, traceback_text: str | None) -> None:
         if os.getpid() != self._pid:
             return
-        with self._finish_lock:
-            if self._closed:
-                return
-            if self._capturing:
-                console.detach(self._console_line)
-            self._closed = True
+        # One thread finishes the run; no lock: an interrupt could leave one held. The same
+        # thread may come back (a Ctrl-C inside finish(), then the exit hook) and goes on
+        # where it was stopped.
+        me = threading.get_ident()
+        if self._finishing.setdefault("thread", me) != me:
+            return
+        if self._finish_queued:
+            self._wait_for_writer()
+            return
+        if self._capturing:
+            console.detach(self._console_line)
+        self._closed = True
         fields: dict[str, Any] = {
             "exit_code": exit_code,
             "status": "finished" if exit_code == 0 else "crashed",
             "dropped": {"steps": self._dropped_steps, "values": self._dropped_values},
             "stalled_seconds": round(self._stall_seconds, 6),
         }
+        # The finish event must be writable whatever happened: an exception's message may
+        # hold text UTF-8 cannot encode, which is kept as escapes instead.
         if reason:
-            fields["reason"] = reason
+            fields["reason"] = writable_text(reason)
         if traceback_text:
-            fields["traceback"] = traceback_text
+            fields["traceback"] = writable_text(traceback_text)
         self._queue.append((FINISH, time.time(), fields))
+        self._finish_queued = True
         self._writer.wake.set()
+        self._wait_for_writer()
+
+    def _wait_for_writer(self) -> None:
+        """Wait for the writer thread to write the finish event and end, then let go."""
+        writer = self._writer
         waited = 0.0
-        while self._writer.thread.is_alive():
-            self._writer.thread.join(10.0)
+        while writer.thread.is_alive():
+            writer.thread.join(10.0)
             waited += 10.0
-            if self._writer.thread.is_alive():
+            if writer.thread.is_alive():
                 say(f"still writing the event log of run {self.id} after {waited:.0f} s...")
+        if self._let_go:
+            return
+        self._let_go = True
+        writer.wake.close()
+        writer.progress.close()
         self._release_lock()
         process_hooks.unregister(self)
         lost = self._writer.lost_events
@@ -303,6 +347,8 @@ class Run:
         self._closed = True
         self._forked = True
         self._lock_fd = None
+        self._writer.wake.close()  # the child's copies of the pipes
+        self._writer.progress.close()
 
     # ---- the run folder lock ---------------------------------------------------------
 
@@ -356,8 +402,8 @@ def _check_step(step: Any) -> int:
         if isinstance(step, bool) or not hasattr(step, "__index__"):
             raise TypeError(f"log() step must be an integer, not {type(step).__name__} ({step!r})")
         step = step.__index__()
-    if step < 0:
-        raise ValueError(f"log() step must not be negative: {step}")
+    if not 0 <= step < INT64_MAX:  # the next step, step + 1, must fit 64 bits too
+        raise ValueError(f"log() step must be between 0 and 2**63 - 2: {step}")
     return step
 
 

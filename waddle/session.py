@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from waddle import ids
+from waddle import ids, names
 from waddle.context import quick_context
 from waddle.notice import say
 from waddle.run import DisabledRun, Run
 from waddle.run_folder import inspect_run
 from waddle.settings import Settings
+from waddle.values import check_text
 
 RESUME_CHOICES = (None, False, True, "allow", "must", "never", "auto")
 
@@ -72,7 +73,7 @@ def init(
         }
     ).resolve()
     project = project or os.environ.get("WADDLE_PROJECT") or "default"
-    ids.check_folder_name("project", project)
+    names.check("project", project)
     if settings.mode == "disabled":
         _current = DisabledRun(project, name, config)
         return _current
@@ -85,11 +86,14 @@ def init(
     if resume not in RESUME_CHOICES:
         raise ValueError(f"resume {resume!r} is not one of allow, must, never, or True/False")
     tag_list = _check_tags(tags)
+    for what, text in (("name", name), ("notes", notes), ("group", group), ("job_type", job_type)):
+        if text is not None:
+            check_text(f"init() {what}", str(text))
 
     project_dir = Path(settings.dir).expanduser().absolute() / project
     previous = None
     if id is not None:
-        ids.check_folder_name("run id", id)
+        names.check("run id", id)
         previous = inspect_run(project_dir / id, settings.heartbeat_timeout)
         if previous is not None and resume in (None, False, "never"):
             raise ValueError(
@@ -166,6 +170,7 @@ def _check_tags(tags: Sequence[str] | None) -> list[str]:
     for tag in tags:
         if type(tag) is not str or not tag or len(tag) > 256:
             raise ValueError(f"tag {tag!r} is not a non-empty string of at most 256 characters")
+        check_text("a tag", tag)
         checked.append(tag)
     return checked
 

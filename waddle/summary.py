@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from waddle.jsonable import to_jsonable
+from waddle.values import check_text
 
 
 class Summary:
@@ -31,7 +32,8 @@ class Summary:
         for key, value in values.items():
             if type(key) is not str or not key:
                 raise TypeError(f"summary keys must be non-empty strings, got {key!r}")
-            changes[key] = to_jsonable(value)
+            check_text("a summary key", key)
+            changes[key] = to_jsonable(value, f"summary[{key!r}]")
         self._explicit.update(changes)
         self._on_change(changes)
 

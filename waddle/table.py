@@ -19,11 +19,11 @@ from typing import Any
 
 import orjson
 
+from waddle import event as event_format
 from waddle import media
+from waddle.values import check_text
 
 WHAT = "waddle.Table"
-_INT_MIN = -(2**63)
-_INT_MAX = 2**64 - 1
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
@@ -142,10 +142,12 @@ def _check_columns(columns: Iterable[str]) -> list[str]:
 
 def _cell(row_index: int, column: str, cell: Any) -> Any:
     kind = type(cell)
-    if cell is None or kind is str or kind is bool or kind is float:
+    if cell is None or kind is bool or kind is float:
         return cell
+    if kind is str:
+        return check_text(f"{WHAT}: row {row_index}, column {column!r}", cell)
     if kind is int:
-        if not _INT_MIN <= cell <= _INT_MAX:
+        if not event_format.INT64_MIN <= cell <= event_format.INT64_MAX:
             raise ValueError(
                 f"{WHAT}: row {row_index}, column {column!r}: the integer {cell} is outside 64 bits"
             )

@@ -14,8 +14,9 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from waddle.server.errors import not_found
-from waddle.server.indexer import NAME
 from waddle.server.routes.lookup import context
+
+from waddle import names
 
 router = APIRouter(tags=["files"])
 
@@ -30,7 +31,7 @@ UNTRUSTED_CONTENT_HEADERS = {
 @router.get("/files/{project}/{run_id}/{path:path}")
 def run_file(request: Request, project: str, run_id: str, path: str) -> FileResponse:
     """A file of the run folder, with the content type its name implies."""
-    if not (NAME.match(project) and NAME.match(run_id)):
+    if not (names.is_valid(project) and names.is_valid(run_id)):
         raise not_found(f"no run {run_id!r} in project {project!r}")
     root = context(request).root.resolve()
     run_dir = (root / project / run_id).resolve()
