@@ -112,6 +112,11 @@ function ticks(splits) {
   let step = Infinity;
   for (let i = 1; i < finite.length; i++) step = Math.min(step, Math.abs(finite[i] - finite[i - 1]));
   if (!Number.isFinite(step) || step === 0) step = big || 1;
+  if (big >= 1e4 && big < 1e12 && step >= 1 && finite.every(Number.isInteger)) {
+    // Steps: 250k, 1.5M (a wide axis of six-digit numbers would overlap).
+    const unit = big >= 1e6 ? [1e6, "M"] : [1e3, "k"];
+    return splits.map((v) => (v === null ? "" : v === 0 ? "0" : `${+(v / unit[0]).toPrecision(4)}${unit[1]}`));
+  }
   if (big >= 1e6 || (big > 0 && big < 1e-3)) {
     const digits = Math.min(6, Math.max(1, Math.ceil(Math.log10(big / step)) + 1));
     return splits.map((v) => (v === null ? "" : v === 0 ? "0" : v.toExponential(digits - 1).replace("e+", "e")));
@@ -270,7 +275,7 @@ export class Chart {
           label: options.xLabel,
           labelSize: 16,
           size: 36,
-          values: options.xKind === "relative" ? (u, splits) => splits.map((v) => duration(v)) : undefined,
+          values: options.xKind === "relative" ? (u, splits) => splits.map((v) => duration(v)) : xTime ? undefined : (u, splits) => ticks(splits),
           stroke: "var(--fg)",
           grid: { stroke: "var(--grid)" },
           ticks: { stroke: "var(--grid)" },

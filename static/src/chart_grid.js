@@ -247,9 +247,12 @@ export class ChartGrid {
           const b = got.smooth.buckets;
           const count = b.count.reduce((a, c) => a + c, 0) - b.nan.reduce((a, c) => a + c, 0);
           const last = main.ys.length ? main.ys[main.ys.length - 1] : null;
-          entry.ema.set(run.id, { n: count, biased: last === null ? 0 : last * (1 - s.smooth ** count) });
+          // The smoothed answer holds the points up to its own cursor: live points after it
+          // continue its average (debiased as the server does: by 1 - w^n after n points).
+          entry.ema.set(run.id, { n: count, biased: last === null ? 0 : last * (1 - s.smooth ** count), cursor: got.smooth.cursor });
         }
-        this.follow(entry, run, got.raw.cursor, got.offset);
+        const cursor = got.smooth && !got.smooth.error ? Math.min(got.raw.cursor, got.smooth.cursor) : got.raw.cursor;
+        this.follow(entry, run, cursor, got.offset);
       }
       if (entry.axis && this.xKind() === "default" && entry.axis !== "step") {
         entry.chart.options.xLabel = entry.axis;
@@ -277,15 +280,19 @@ export class ChartGrid {
       const state = entry.ema.get(run.id);
       if (state && this.settings.smooth > 0) {
         const w = this.settings.smooth;
-        const ys = raw.ys.map((y) => {
-          if (y === null) return null;
+        const xs = [], ys = [];
+        raw.ys.forEach((y, i) => {
+          if (message.seq[i] <= state.cursor) return; // already in the smoothed answer
+          xs.push(raw.xs[i]);
+          if (y === null) return ys.push(null);
           state.n += 1;
           state.biased = w * state.biased + (1 - w) * y;
-          return state.biased / (1 - w ** state.n);
+          ys.push(state.biased / (1 - w ** state.n));
         });
-        smooth = { xs: raw.xs, ys, marks: raw.marks };
+        smooth = { xs, ys, marks: { nan: [], posinf: [], neginf: [] } };
       }
-      entry.chart.extend(run.id, smooth || raw, smooth ? { ...raw, marks: { nan: [], posinf: [], neginf: [] } } : null);
+      // With smoothing the NaN/Inf marks belong to the smoothed line, drawn on top.
+      entry.chart.extend(run.id, smooth ? { ...smooth, marks: raw.marks } : raw, smooth ? raw : null);
       entry.appended += raw.xs.length;
       if (entry.appended > 2 * entry.chart.width()) this.reloadSoon(entry);
     });
