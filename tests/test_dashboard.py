@@ -11,6 +11,7 @@ import waddle
 from tests.browser import CANVAS_PIXELS, screenshot, wait_js
 from tests.conftest import PYTHON, QUIET, child_env, wait_until
 from tests.server_helpers import serving
+from waddle import event, segment
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -321,4 +322,65 @@ def test_the_page_works_with_a_token(tmp_path, page):
         page.reload()  # asked once: the tab keeps it
         wait_js(page, "document.querySelector('.chart')?.chart?.series[0]?.xs.length === 5")
         assert page.locator("#token").count() == 0
+        page.goto("about:blank")
+
+
+def _write_runs(root, count):
+    """``count`` finished runs of project "many", written straight to their log files."""
+    start = 1_795_000_000.0
+    for i in range(count):
+        run_id = f"run-{i:05d}"
+        folder = root / "many" / run_id
+        folder.mkdir(parents=True)
+        events = [
+            {
+                "type": "run_start",
+                "project": "many",
+                "run_id": run_id,
+                "name": f"r{i:05d}",
+                "config": {"lr": 10 ** -(i % 5)},
+                "tags": [],
+                "notes": None,
+                "group": None,
+                "job_type": None,
+                "resumed": False,
+                "context": {},
+            },
+            {"type": "log", "step": 0, "data": {"loss": i / count}},
+            {
+                "type": "finish",
+                "exit_code": 0,
+                "status": "finished",
+                "last_step": 0,
+                "dropped": {"steps": 0, "values": 0},
+                "stalled_seconds": 0.0,
+                "lost_events": 0,
+                "lost_values": 0,
+            },
+        ]
+        lines = [
+            event.encode({"v": 1, "seq": seq, "t": start + i + seq, **body})
+            for seq, body in enumerate(events)
+        ]
+        (folder / segment.segment_name(0)).write_bytes(b"".join(lines))
+
+
+def test_a_table_of_thousands_of_runs_keeps_only_the_rows_in_view(tmp_path, page):
+    _write_runs(tmp_path, 3000)
+    with serving(tmp_path) as served:
+        wait_until(
+            lambda: (
+                served.caught_up()
+                and served.json("/api/projects/many/runs", params={"limit": 1})["total"] == 3000
+            ),
+            timeout=120,
+        )
+        page.goto(served.url + "/p/many?sort=name")
+        page.wait_for_selector(".runs-rows .row[data-run]")
+        assert "3000 runs" in page.locator(".toolbar .count").text_content()
+        assert page.locator(".runs-rows .row").count() < 80  # only what is in view
+        page.locator(".runs-rows").evaluate("el => el.scrollTop = el.scrollHeight")
+        page.wait_for_selector(".runs-rows .row[data-run='run-02999']")
+        assert page.locator(".runs-rows .row").count() < 80
+        screenshot(page, "runs-many")
         page.goto("about:blank")
