@@ -106,6 +106,15 @@ def test_projects_and_the_runs_table_sorted_by_a_summary_column(seeded, page):
     )
     assert page.locator(".runs-rows .row[data-run] a").all_text_contents() == ["beta", "alpha"]
     assert "0.9" in page.locator(".runs-rows .row[data-run]").first.text_content()
+    # A min column, chosen in the picker, comes from the server and sorts there too.
+    page.locator(".picker summary").click()
+    page.locator(".pick-row", has_text="summary.train/loss").get_by_label("min").check()
+    min_header = page.locator(".runs-head button", has_text="train/loss (min)")
+    min_header.click()
+    wait_js(page, "location.search.includes('sort=metric.train%2Floss.min')")
+    wait_js(page, "document.querySelector('.runs-rows .row[data-run] a')?.textContent === 'alpha'")
+    cells = page.locator(".runs-rows .row[data-run]").first.locator(".cell.num")
+    assert "0.005" in cells.all_text_contents()  # alpha's loss went down to 1/200
     screenshot(page, "runs-table")
 
 

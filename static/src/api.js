@@ -24,7 +24,8 @@ export function setToken(value) {
 function query(params) {
   const q = new URLSearchParams();
   for (const [name, value] of Object.entries(params || {})) {
-    if (value !== null && value !== undefined && value !== "") q.set(name, value);
+    if (Array.isArray(value)) value.forEach((item) => q.append(name, item));
+    else if (value !== null && value !== undefined && value !== "") q.set(name, value);
   }
   const text = q.toString();
   return text ? `?${text}` : "";

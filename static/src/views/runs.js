@@ -13,7 +13,7 @@ const PAGE = 200; // runs per request
 const BASE = [
   { id: "status", label: "status", sort: "status", width: "100px" },
   { id: "name", label: "name", sort: "name", width: "minmax(160px, 2fr)" },
-  { id: "created", label: "created", sort: "created", width: "150px" },
+  { id: "created", label: "created", sort: "created", width: "165px" },
   { id: "duration", label: "duration", sort: null, width: "80px" },
   { id: "tags", label: "tags", sort: null, width: "minmax(80px, 1fr)" },
   { id: "group", label: "group", sort: null, width: "100px" },
@@ -47,7 +47,7 @@ class RunsTable {
   }
 
   columns() {
-    const extra = param("cols").split(",").filter(Boolean).map((id) => ({ id, label: id, sort: id, width: "minmax(90px, 1fr)" }));
+    const extra = this.picked().map((id) => ({ id, label: label(id), sort: id, width: "minmax(90px, 1fr)" }));
     const group = param("group");
     const groupCol = group ? [{ id: group, label: `group: ${group}`, sort: group, width: "minmax(90px, 1fr)" }] : [];
     return [{ id: "select", label: "", sort: null, width: "32px" }, ...groupCol, ...BASE, ...extra];
@@ -98,23 +98,37 @@ class RunsTable {
     );
   }
 
-  // Column picker: any config or summary key; the choice is kept in the URL (?cols=).
+  picked() {
+    return param("cols").split(",").filter(Boolean);
+  }
+
+  // Column picker: any config key, and per summary key its summary value, min or max; the
+  // choice is kept in the URL (?cols=). A new min/max column asks the server again.
   picker() {
-    const chosen = new Set(param("cols").split(",").filter(Boolean));
-    const box = (id) =>
+    const chosen = new Set(this.picked());
+    const check = (id, text) =>
       h(
         "label",
-        { class: "pick" },
+        { class: "pick", title: id },
         h("input", {
           type: "checkbox",
           checked: chosen.has(id),
           onchange: (e) => {
             if (e.target.checked) chosen.add(id);
             else chosen.delete(id);
-            this.set({ cols: [...chosen].join(",") }, false);
+            this.set({ cols: [...chosen].join(",") }, id.startsWith("metric."));
           },
         }),
-        id,
+        text,
+      );
+    const box = (id) => check(id, id);
+    const summaryRow = (key) =>
+      h(
+        "div",
+        { class: "pick-row" },
+        check(`summary.${key}`, `summary.${key}`),
+        check(`metric.${key}.min`, "min"),
+        check(`metric.${key}.max`, "max"),
       );
     return h(
       "details",
@@ -124,7 +138,7 @@ class RunsTable {
         "div",
         { class: "picker-list" },
         h("strong", null, "summary"),
-        this.keys.summary.map((k) => box(`summary.${k}`)),
+        this.keys.summary.map((k) => summaryRow(k)),
         h("strong", null, "config"),
         this.keys.config.map((k) => box(`config.${k}`)),
       ),
@@ -145,6 +159,7 @@ class RunsTable {
       tag: param("tag"),
       limit: PAGE,
       offset,
+      metric: [...new Set(this.picked().map((id) => METRIC.exec(id)).filter(Boolean).map((m) => m[1]))],
     };
   }
 
@@ -177,14 +192,14 @@ class RunsTable {
     replace(
       this.head,
       cols.map((c) => {
-        if (!c.sort) return h("div", { class: "cell head" }, c.label);
+        if (!c.sort) return h("div", { class: "cell head", title: c.label }, c.label);
         const active = sort.replace(/^-/, "") === c.sort;
         const arrow = active ? (sort.startsWith("-") ? " ▼" : " ▲") : "";
         return h(
           "button",
           {
             class: `cell head sortable${active ? " active" : ""}`,
-            title: "sort by this column (on the server)",
+            title: `${c.label}: sort by this column (on the server)`,
             onclick: () => this.set({ sort: active && !sort.startsWith("-") ? `-${c.sort}` : c.sort }),
           },
           c.label + arrow,
@@ -301,7 +316,16 @@ class RunsTable {
   }
 }
 
+const METRIC = /^metric\.(.+)\.(min|max|last)$/s;
+
+function label(id) {
+  const m = METRIC.exec(id);
+  return m ? `${m[1]} (${m[2]})` : id;
+}
+
 function cell(run, id) {
+  const m = METRIC.exec(id);
+  if (m) return run.metrics?.[m[1]]?.[m[2]];
   const dot = id.indexOf(".");
   const [where, key] = [id.slice(0, dot), id.slice(dot + 1)];
   const values = where === "summary" ? run.summary : where === "config" ? run.config : null;
