@@ -11,8 +11,10 @@ await build({
   bundle: true,
   minify: true,
   format: "esm",
+  splitting: true, // markdown's renderer is its own chunk, loaded when a view needs it
   target: "es2022",
   outdir: `${here}dist`,
+  chunkNames: "chunk-[hash]",
   legalComments: "linked",
   logLevel: "warning",
 });

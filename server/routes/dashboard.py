@@ -14,7 +14,7 @@ from pathlib import Path
 
 import waddle.dashboard
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from waddle.server.errors import not_found
 from waddle.server.routes.lookup import context
 
@@ -56,10 +56,18 @@ def built() -> bool:
     return (DIST / "index.html").is_file()
 
 
-def _page() -> Response:
+# The page tells the script whether to ask for a token before its first API call (so none
+# fails first): a meta tag, since the CSP allows no inline script.
+TOKEN_META = '<meta name="waddle-token" content="none">'
+
+
+def _page(request: Request) -> Response:
     if not built():
         return PlainTextResponse(f"waddle: {NOT_BUILT}\n", status_code=503, headers=HEADERS)
-    return FileResponse(DIST / "index.html", media_type="text/html", headers=HEADERS)
+    page = (DIST / "index.html").read_text()
+    if context(request).settings.token:
+        page = page.replace(TOKEN_META, TOKEN_META.replace("none", "required"))
+    return HTMLResponse(page, headers=HEADERS)
 
 
 @router.get("/assets/{name}")
@@ -71,26 +79,19 @@ def asset(name: str) -> FileResponse:
     return FileResponse(target, headers=HEADERS)
 
 
-@router.get("/dashboard.json")
-def page_settings(request: Request) -> dict:
-    """What the page must know before its first API call: whether to ask for a token (so it
-    never starts with a request that fails). Not protected: it tells nothing else."""
-    return {"token_required": bool(context(request).settings.token)}
-
-
 @router.get("/favicon.ico")
 def favicon() -> FileResponse:
     return asset("favicon.svg")
 
 
 @router.get("/")
-def index() -> Response:
-    return _page()
+def index(request: Request) -> Response:
+    return _page(request)
 
 
 @router.get("/{path:path}")
-def deep_link(path: str) -> Response:
+def deep_link(request: Request, path: str) -> Response:
     """A view's own address (``/p/demo/runs/ID``): the page, which reads its state from the URL."""
     if path.startswith(API_PREFIXES):
         raise not_found(f"no such endpoint: /{path}")
-    return _page()
+    return _page(request)

@@ -53,7 +53,6 @@ const enc = encodeURIComponent;
 const runPath = (project, run) => `/api/projects/${enc(project)}/runs/${enc(run)}`;
 
 export const api = {
-  pageSettings: () => get("/dashboard.json"),
   health: () => get("/api/health"),
   projects: () => get("/api/projects"),
   keys: (project) => get(`/api/projects/${enc(project)}/keys`),

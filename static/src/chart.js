@@ -325,13 +325,19 @@ export class Chart {
     if (!this.visible) uPlot.sync(options.syncKey || "waddle").unsub(this.plot);
     if (this.xRange) this.applyXRange();
     let down = null;
-    this.plot.over.addEventListener("mousedown", (e) => (down = [e.clientX, e.clientY]));
-    this.plot.over.addEventListener("click", (e) => {
-      if (down && Math.abs(e.clientX - down[0]) + Math.abs(e.clientY - down[1]) < 4) {
-        this.pinned = !this.pinned;
-        this.el.classList.toggle("pinned", this.pinned);
-        this.showHover(this.plot);
-      }
+    const over = this.plot.over;
+    over.addEventListener("mouseenter", () => (this.pointerInside = true));
+    over.addEventListener("mouseleave", () => {
+      this.pointerInside = false;
+      this.showHover(this.plot);
+    });
+    over.addEventListener("mousedown", (e) => (down = [e.clientX, e.clientY]));
+    over.addEventListener("click", (e) => {
+      if (!down || Math.abs(e.clientX - down[0]) + Math.abs(e.clientY - down[1]) >= 4) return;
+      this.pinned = !this.pinned && this.hoverX !== undefined;
+      this.el.classList.toggle("pinned", this.pinned);
+      if (this.pinned) this.renderHover();
+      else this.showHover(this.plot);
     });
     if (!this.resizer) {
       this.resizer = new ResizeObserver(() => {
@@ -424,17 +430,22 @@ export class Chart {
     ctx.restore();
   }
 
+  // The hover table follows the pointer on the chart under it (synced charts move only their
+  // cursor line), drawn at most once a frame; a pinned table stays as it was pinned.
   showHover(u) {
-    if (this.pinned && this.hoverX !== undefined && u.cursor.idx === null) return;
-    if (this.pinned && this.hoverFrozen) return this.renderHover();
+    if (this.pinned) return;
     const idx = u.cursor.idx;
-    if (idx === null || idx === undefined) {
-      this.hover.hidden = !this.pinned;
+    if (!this.pointerInside || idx === null || idx === undefined) {
+      if (!this.hover.hidden) this.hover.hidden = true;
       return;
     }
     this.hoverX = u.data[0][idx];
-    this.hoverFrozen = this.pinned;
-    this.renderHover();
+    if (this.hoverQueued) return;
+    this.hoverQueued = true;
+    requestAnimationFrame(() => {
+      this.hoverQueued = false;
+      if (!this.pinned && this.pointerInside) this.renderHover();
+    });
   }
 
   renderHover() {

@@ -30,7 +30,6 @@ export class ChartGrid {
     this.keys = keys;
     this.settings = chartSettings();
     this.charts = new Map(); // key -> {chart, loaded, loading, cursors, ema, extra}
-    this.pending = new Set();
     this.sectionsOpen = new Set(JSON.parse(sessionStorage.getItem("waddle.closed") || "[]"));
     this.toolbar = this.controls(customX);
     this.body = h("div", { class: "chart-sections" });
@@ -173,27 +172,19 @@ export class ChartGrid {
     this.observer.observe(chart.el);
   }
 
+  // Charts that came into view load together, in one batch request, right away.
   onVisible(entries) {
+    const batch = [];
     for (const e of entries) {
       const entry = this.charts.get(e.target.dataset.key);
       if (!entry) continue;
       entry.chart.setVisible(e.isIntersecting);
-      if (e.isIntersecting && !entry.loaded) this.queue(entry);
+      if (e.isIntersecting && !entry.loaded) {
+        entry.loaded = true;
+        batch.push(entry);
+      }
     }
-  }
-
-  queue(entry) {
-    entry.loaded = true;
-    this.pending.add(entry);
-    if (!this.flushing) {
-      this.flushing = true;
-      requestAnimationFrame(() => {
-        this.flushing = false;
-        const batch = [...this.pending];
-        this.pending.clear();
-        this.load(batch).catch((error) => this.fail(batch, error));
-      });
-    }
+    if (batch.length) this.load(batch).catch((error) => this.fail(batch, error));
   }
 
   fail(entries, error) {

@@ -1,6 +1,6 @@
 // The page: reads the view from the URL (state.js), renders it into <main>, asks for the token
 // when the server wants one, and gives keyboard focus rules ("/" focuses search).
-import { ApiError, api, live, setToken, token } from "./api.js";
+import { ApiError, live, setToken, token } from "./api.js";
 import { h, replace } from "./dom.js";
 import { go, listen, path, route } from "./state.js";
 import { acrossView } from "./views/across.js";
@@ -21,8 +21,9 @@ async function render(where) {
   renderTop(where);
   replace(main, h("p", { class: "loading" }, "Loading…"));
   try {
-    if (!token() && (await api.pageSettings()).token_required) return askToken(where);
-    await api.health();
+    // The server says in the page whether it wants a token, so no request fails first.
+    const needsToken = document.querySelector('meta[name="waddle-token"]')?.content === "required";
+    if (!token() && needsToken) return askToken(where);
     const view = h("div", { class: `view view-${where.view}` });
     current = (await VIEWS[where.view](view, where)) || null;
     replace(main, view);

@@ -1,8 +1,5 @@
 // Text values of one key at a chosen step: plain strings, text with a word diff against its
-// expected text, and markdown rendered by marked (raw HTML in it stays text) and sanitised by
-// DOMPurify (javascript: links removed); the CSP would stop any script anyway.
-import DOMPurify from "dompurify";
-import { marked } from "marked";
+// expected text, and markdown (rendered by markdown.js, loaded when first needed).
 import { api } from "../api.js";
 import { h, replace } from "../dom.js";
 import { StepSlider } from "./step_slider.js";
@@ -10,19 +7,21 @@ import { StepSlider } from "./step_slider.js";
 export async function textPanel(project, run, key) {
   let { items } = await api.records(project, run, "media", { key, limit: 10000 });
   if (!items.length) items = (await api.records(project, run, "text", { key, limit: 10000 })).items;
+  // The markdown renderer loads only where markdown is shown (a smaller first page).
+  const markdown = items.some((i) => i.value?._type === "markdown") ? (await import("./markdown.js")).markdown : null;
   const byStep = new Map(items.map((item) => [item.step, item]));
   const steps = [...byStep.keys()].sort((a, b) => a - b);
   const body = h("div", { class: "text-body" });
   const show = (step) => {
     const item = byStep.get(step);
-    replace(body, item ? renderText(item.value) : "");
+    replace(body, item ? renderText(item.value, markdown) : "");
   };
   const slider = new StepSlider(steps, show);
   show(slider.step);
   return h("div", { class: "panel text" }, h("h3", null, key), h("div", { class: "panel-tools" }, slider.el), body);
 }
 
-export function renderText(value) {
+export function renderText(value, markdown) {
   if (typeof value === "string") return h("pre", { class: "plain" }, value);
   if (value._type === "markdown") return markdown(value.text);
   if (value.expected !== null && value.expected !== undefined) {
@@ -35,20 +34,6 @@ export function renderText(value) {
     );
   }
   return h("pre", { class: "plain" }, value.text);
-}
-
-// Raw HTML inside markdown is shown as the text it is: a training script's report needs
-// markdown, not markup. DOMPurify then cleans what marked made (javascript: links, etc.).
-const renderer = new marked.Renderer();
-renderer.html = ({ text }) => escapeHtml(text);
-const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
-const escapeHtml = (text) => text.replace(/[&<>"']/g, (c) => ESCAPES[c]);
-
-export function markdown(text) {
-  const html = marked.parse(text, { async: false, renderer });
-  const clean = DOMPurify.sanitize(html, { FORBID_TAGS: ["style", "form", "input"] });
-  const parsed = new DOMParser().parseFromString(clean, "text/html");
-  return h("div", { class: "markdown" }, [...parsed.body.childNodes].map((node) => document.importNode(node, true)));
 }
 
 // A word diff (longest common subsequence): words of `expected` missing from `actual` as

@@ -40,6 +40,9 @@ class RunsTable {
     this.spacer = h("div", { class: "runs-spacer" });
     this.rows = h("div", { class: "runs-rows", role: "rowgroup" }, this.spacer);
     this.rows.addEventListener("scroll", () => this.draw());
+    // The table is built before it is on the page (no height yet): draw again once it has one.
+    this.resizer = new ResizeObserver(() => this.draw());
+    this.resizer.observe(this.rows);
     this.count = h("span", { class: "count" });
     this.compareButton = h("button", { onclick: () => this.compare() }, "compare");
     el.append(h("h1", null, project), this.toolbar(), h("div", { class: "runs-table", role: "table" }, this.head, this.rows));
@@ -178,7 +181,8 @@ class RunsTable {
     if (this.pages.has(n)) return this.pages.get(n);
     const loading = api.runs(this.project, this.params(n * PAGE)).then((answer) => {
       this.pages.set(n, answer.runs);
-      this.draw(true);
+      this.first = null; // replace the placeholders in view, keep the other rows
+      this.draw();
     });
     this.pages.set(n, loading);
     return loading;
@@ -208,33 +212,46 @@ class RunsTable {
     );
   }
 
-  // Only the rows in view (and a few around) are in the DOM.
+  // Only the rows in view (and a few around) are in the DOM. Scrolling adds the rows coming
+  // into view and removes those leaving, keeping the rest; `force` (new data) draws all again.
   draw(force = false) {
     const first = Math.max(0, Math.floor(this.rows.scrollTop / ROW) - 10);
     const last = Math.min(this.total, Math.ceil((this.rows.scrollTop + this.rows.clientHeight) / ROW) + 10);
     if (!force && first === this.first && last === this.last) return;
     this.first = first;
     this.last = last;
+    if (force || !this.drawn) {
+      this.drawn = new Map();
+      replace(this.rows, this.spacer);
+    }
     const cols = this.columns();
     const group = param("group");
-    const rows = [];
+    const kept = new Map();
     for (let i = first; i < last; i++) {
-      const runs = this.page(Math.floor(i / PAGE));
-      const run = Array.isArray(runs) ? runs[i % PAGE] : null;
-      const row = run ? this.row(run, cols) : h("div", { class: "row placeholder" }, h("div", { class: "cell" }, "…"));
+      const run = this.runAt(i, true);
+      let row = this.drawn.get(i);
+      if (row && (row.dataset.run || !run)) {
+        kept.set(i, row);
+        continue;
+      }
+      if (row) row.remove();
+      row = run ? this.row(run, cols) : h("div", { class: "row placeholder" }, h("div", { class: "cell" }, "…"));
       row.style.top = `${i * ROW}px`;
       row.style.gridTemplateColumns = this.template;
       if (run && group) {
         const previous = i > 0 ? this.runAt(i - 1) : null;
         if (!previous || cell(previous, group) !== cell(run, group)) row.classList.add("group-start");
       }
-      rows.push(row);
+      this.rows.append(row);
+      kept.set(i, row);
     }
-    replace(this.rows, this.spacer, rows);
+    for (const [i, row] of this.drawn) if (!kept.has(i)) row.remove();
+    this.drawn = kept;
   }
 
-  runAt(i) {
-    const runs = this.pages.get(Math.floor(i / PAGE));
+  // The run at row i, if its page is loaded; `fetch` asks for the page when it is not.
+  runAt(i, fetch = false) {
+    const runs = fetch ? this.page(Math.floor(i / PAGE)) : this.pages.get(Math.floor(i / PAGE));
     return Array.isArray(runs) ? runs[i % PAGE] : null;
   }
 
@@ -311,6 +328,7 @@ class RunsTable {
   }
 
   destroy() {
+    this.resizer.disconnect();
     clearTimeout(this.refetch);
     live.unsubscribe("runs");
   }
