@@ -395,3 +395,34 @@ def test_a_table_of_thousands_of_runs_keeps_only_the_rows_in_view(tmp_path, page
         assert page.locator(".runs-rows .row").count() < 80
         screenshot(page, "runs-many")
         page.goto("about:blank")
+
+
+def test_across_runs_scatter_and_parallel_coordinates_open_runs(seeded, page):
+    served, runs = seeded
+    page.goto(served.url + "/p/p/across?sx=config.lr&sy=summary.best")
+    page.wait_for_selector(".scatter circle")
+    assert page.locator(".scatter circle").count() == 2
+    assert page.locator(".parallel polyline").count() == 2
+    # Hover names the run; a click opens it.
+    page.locator(".scatter circle").first.hover()
+    assert page.locator(".tip").is_visible()
+    assert any(name in page.locator(".tip").text_content() for name in ("alpha", "beta"))
+    screenshot(page, "across")
+    page.locator(".scatter circle").first.click()
+    wait_js(page, "location.pathname.includes('/r/')")
+    assert page.url.split("/r/")[1] in (runs["alpha"], runs["beta"])
+
+
+def test_dark_theme_follows_the_system(seeded, browser):
+    served, runs = seeded
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(served.url + f"/p/p/compare?runs={runs['alpha']},{runs['beta']}")
+    wait_js(page, "document.querySelector('.chart')?.chart?.plot")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(13, 17, 23)"
+    screenshot(page, "compare-dark")
+    context.close()
+    assert not errors

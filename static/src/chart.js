@@ -130,6 +130,19 @@ function quantile(sorted, q) {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.floor(q * (sorted.length - 1))))];
 }
 
+// uPlot takes colours, not CSS variables: the theme's, read once (and again when it changes).
+let theme = null;
+const dark = matchMedia("(prefers-color-scheme: dark)");
+dark.addEventListener("change", () => (theme = null));
+
+function themeColors() {
+  if (!theme) {
+    const style = getComputedStyle(document.documentElement);
+    theme = { fg: style.getPropertyValue("--fg").trim() || "#222", grid: style.getPropertyValue("--grid").trim() || "#ddd" };
+  }
+  return theme;
+}
+
 export class Chart {
   // options: {title, xKind: "step"|"time"|"relative"|"custom", xLabel, logy, outliers,
   //           onZoom(min, max), onReset(), onExport(), syncKey}
@@ -244,7 +257,9 @@ export class Chart {
   create(drawn, data) {
     if (this.plot) this.plot.destroy();
     this.drawn = drawn;
-    const width = Math.max(200, this.canvasBox.clientWidth || 400);
+    // A width the grid measured once for all its charts: reading each chart's own would force a
+    // layout of the page per chart.
+    const width = Math.max(200, this.knownWidth || this.canvasBox.clientWidth || 400);
     const options = this.options;
     const chart = this;
     const xTime = options.xKind === "time";
@@ -313,12 +328,11 @@ export class Chart {
         setCursor: [(u) => chart.showHover(u)],
       },
     };
-    // uPlot reads CSS variables only as colours it can parse: resolve them now.
-    const style = getComputedStyle(document.documentElement);
+    const colors = themeColors();
     for (const axis of opts.axes) {
-      axis.stroke = style.getPropertyValue("--fg").trim() || "#222";
-      axis.grid.stroke = style.getPropertyValue("--grid").trim() || "#ddd";
-      axis.ticks.stroke = axis.grid.stroke;
+      axis.stroke = colors.fg;
+      axis.grid.stroke = colors.grid;
+      axis.ticks.stroke = colors.grid;
     }
     replace(this.canvasBox);
     this.plot = new uPlot(opts, data, this.canvasBox);

@@ -219,8 +219,10 @@ export class ChartGrid {
         });
       }
     }
+    const width = entries[0].chart.canvasBox.clientWidth; // one layout for all of them
     for (const entry of entries) {
       if (this.charts.get(entry.key) !== entry) continue; // laid out again meanwhile
+      entry.chart.knownWidth = width;
       const list = [];
       const errors = [];
       for (const run of this.runs) {

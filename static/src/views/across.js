@@ -102,7 +102,7 @@ function scatter(box, tip, project, runs, cx, cy) {
 }
 
 function parallel(box, project, runs, axes) {
-  const W = Math.max(640, axes.length * 140), H = 320, M = 40;
+  const W = Math.max(640, axes.length * 140) + 80, H = 320, M = 60; // room for the end labels
   const ranges = axes.map((a) => extent(runs.map((r) => numberOf(r, a))));
   const ax = (i) => M + (i * (W - 2 * M)) / Math.max(1, axes.length - 1);
   const ay = (i, v) => H - M - ((v - ranges[i][0]) / (ranges[i][1] - ranges[i][0])) * (H - 2 * M);
