@@ -16,7 +16,7 @@ import { duration, num, value as show } from "./format.js";
 
 const PALETTE = [
   "#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#b07aa1",
-  "#9c755f", "#17becf", "#edc948", "#ff9da7", "#76b7b2",
+  "#9c755f", "#17becf", "#c9a227", "#ff7f9f", "#5f9f99",
 ];
 
 // A run keeps its colour wherever it is shown, whatever else is selected.
@@ -309,7 +309,9 @@ export class Chart {
           label: d.owner.label,
           stroke: d.color,
           width: d.width,
-          points: { show: false },
+          // uPlot marks points only where they are sparse: a lone point (a key logged once)
+          // still shows.
+          points: { size: 5 },
           spanGaps: false,
           show: d.owner.shown,
         })),

@@ -192,13 +192,15 @@ export class ChartGrid {
   }
 
   // One batch request (two with smoothing: the smoothed series and the raw one behind it) for
-  // every series of `entries`; relative time asks per run, since each run starts elsewhere.
-  async load(entries) {
+  // every series of `entries` (of the runs in `only`, the others kept as they are); relative
+  // time asks per run, since each run starts elsewhere.
+  async load(entries, only = null) {
     if (!entries.length) return;
     const s = this.settings;
+    const targets = only || this.runs;
     const points = Math.max(100, Math.min(4000, entries[0].chart.width()));
     const relative = s.x === "relative";
-    const groups = relative ? this.runs.map((r) => [r]) : [this.runs];
+    const groups = relative ? targets.map((r) => [r]) : [targets];
     const results = new Map(); // `${run}\0${key}` -> {raw, smooth}
     for (const runs of groups) {
       const offset = relative ? runs[0].created || 0 : 0;
@@ -223,9 +225,9 @@ export class ChartGrid {
     for (const entry of entries) {
       if (this.charts.get(entry.key) !== entry) continue; // laid out again meanwhile
       entry.chart.knownWidth = width;
-      const list = [];
+      const list = only ? entry.chart.series.filter((kept) => !only.some((r) => r.id === kept.id)) : [];
       const errors = [];
-      for (const run of this.runs) {
+      for (const run of targets) {
         const got = results.get(`${run.id}\0${entry.key}`);
         if (!got) continue;
         if (got.raw.error) {
@@ -251,6 +253,7 @@ export class ChartGrid {
         entry.chart.options.xLabel = entry.axis;
         entry.chart.options.xKind = "custom";
       }
+      if (only) list.sort((a, b) => this.runs.findIndex((r) => r.id === a.id) - this.runs.findIndex((r) => r.id === b.id));
       entry.chart.setSeries(list);
       replace(entry.chart.note, errors.join("; "));
       entry.appended = 0;
@@ -264,7 +267,7 @@ export class ChartGrid {
     entry.subs.push(id);
     live.subscribe(id, { project: this.project, run: run.id, key: entry.key, cursor }, (message) => {
       if (this.charts.get(entry.key) !== entry) return;
-      if (message.type === "resync") return this.reload(entry);
+      if (message.type === "resync") return this.reloadSeries(entry, run, id);
       if (message.type !== "points") return;
       const axis = this.settings.x === "relative" || this.settings.x === "time" ? "t" : entry.axis === "step" || !entry.axis ? "step" : null;
       if (axis === null) return this.reloadSoon(entry); // a custom x: its values come with HTTP
@@ -291,10 +294,12 @@ export class ChartGrid {
     });
   }
 
-  reload(entry) {
-    for (const id of entry.subs) live.unsubscribe(id);
-    entry.subs = [];
-    this.load([entry]).catch((error) => this.fail([entry], error));
+  // The server said this subscriber fell behind: reload that one series over HTTP and follow
+  // it again from the new answer's cursor; the chart's other series stay as they are.
+  reloadSeries(entry, run, id) {
+    live.unsubscribe(id);
+    entry.subs = entry.subs.filter((sub) => sub !== id);
+    this.load([entry], [run]).catch((error) => this.fail([entry], error));
   }
 
   reloadSoon(entry) {
