@@ -26,14 +26,46 @@ export async function acrossView(el, where) {
   const parallelBox = h("div", { class: "parallel" });
   const draw = () => {
     scatter(scatterBox, tip, project, runs, sx.value, sy.value);
-    const axes = (param("axes") || "").split(",").filter((c) => numeric.includes(c));
-    parallel(parallelBox, project, runs, axes.length >= 2 ? axes : numeric.slice(0, 8));
+    parallel(parallelBox, project, runs, chosen());
   };
+  // Which columns the parallel coordinates show (in the URL as ?axes=).
+  const chosen = () => {
+    const axes = (param("axes") || "").split(",").filter((c) => numeric.includes(c));
+    return axes.length >= 2 ? axes : numeric.slice(0, 8);
+  };
+  const axisPicker = h(
+    "details",
+    { class: "picker" },
+    h("summary", null, "axes"),
+    h(
+      "div",
+      { class: "picker-list" },
+      numeric.map((c) =>
+        h(
+          "label",
+          { class: "pick" },
+          h("input", {
+            type: "checkbox",
+            checked: chosen().includes(c),
+            onchange: (e) => {
+              const axes = new Set(chosen());
+              if (e.target.checked) axes.add(c);
+              else axes.delete(c);
+              setParams({ axes: numeric.filter((n) => axes.has(n)).join(",") });
+              draw();
+            },
+          }),
+          c,
+        ),
+      ),
+    ),
+  );
   el.append(
     h("h1", null, "across runs"),
     h("div", { class: "toolbar" }, "x ", sx, " y ", sy, h("span", { class: "count" }, `${runs.length} runs`)),
     h("div", { class: "scatter-wrap" }, scatterBox, tip),
     h("h2", null, "parallel coordinates"),
+    h("div", { class: "toolbar" }, axisPicker),
     parallelBox,
   );
   draw();
