@@ -166,7 +166,7 @@ def ensure_data(name: str, sizes: dict, label: str) -> Path:
     """The tracker's data folder, written in a subprocess unless this size is already there."""
     root = DATA / label / name
     stamp = root / ".complete"
-    if stamp.exists() and json.loads(stamp.read_text()) == sizes:
+    if stamp.exists() and stamp.read_text() == json.dumps(sizes):
         return root
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)

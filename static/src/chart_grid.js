@@ -172,7 +172,7 @@ export class ChartGrid {
     this.observer.observe(chart.el);
   }
 
-  // Charts that came into view load together, in one batch request, right away.
+  // Charts that came into view load right away, in batch requests.
   onVisible(entries) {
     const batch = [];
     for (const e of entries) {
@@ -184,7 +184,12 @@ export class ChartGrid {
         batch.push(entry);
       }
     }
-    if (batch.length) this.load(batch).catch((error) => this.fail(batch, error));
+    // The first chart alone, then about 16 series a request: the first charts draw while the
+    // others load (one request for 50 charts would draw nothing until all 50 came back).
+    const size = Math.max(1, Math.floor(16 / this.runs.length));
+    const parts = [batch.slice(0, 1)];
+    for (let i = 1; i < batch.length; i += size) parts.push(batch.slice(i, i + size));
+    this.loadInParts(parts).catch((error) => this.fail(batch, error));
   }
 
   fail(entries, error) {
@@ -196,6 +201,22 @@ export class ChartGrid {
   // time asks per run, since each run starts elsewhere.
   async load(entries, only = null) {
     if (!entries.length) return;
+    await this.draw(entries, await this.fetch(entries, only), only);
+  }
+
+  // Pages of charts, one request after another: the next is asked for as soon as the previous
+  // answer is in, and drawn while the next is on its way (the server and the page share the
+  // machine's cores; many requests at once only slow each other).
+  async loadInParts(parts) {
+    let next = this.fetch(parts[0]);
+    for (let i = 0; i < parts.length; i++) {
+      const results = await next;
+      if (i + 1 < parts.length) next = this.fetch(parts[i + 1]);
+      await this.draw(parts[i], results);
+    }
+  }
+
+  async fetch(entries, only = null) {
     const s = this.settings;
     const targets = only || this.runs;
     const points = Math.max(100, Math.min(4000, entries[0].chart.width()));
@@ -221,6 +242,12 @@ export class ChartGrid {
         });
       }
     }
+    return results;
+  }
+
+  async draw(entries, results, only = null) {
+    const s = this.settings;
+    const targets = only || this.runs;
     const width = entries[0].chart.canvasBox.clientWidth; // one layout for all of them
     let slice = performance.now();
     for (const entry of entries) {
