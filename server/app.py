@@ -16,6 +16,7 @@ from waddle.server import errors, wire
 from waddle.server.auth import TokenAuth
 from waddle.server.hub import Hub
 from waddle.server.indexer import Indexer
+from waddle.server.notices import Notices
 from waddle.server.routes import dashboard, files, live, projects, records, runs, scalars
 from waddle.server.settings import ServerSettings
 from waddle.server.store import Store
@@ -30,10 +31,13 @@ class Context:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.root = Path(settings.dir)
+        self.notices = Notices("waddle serve")
         self.store = Store(Path(settings.db))
-        self.indexer = Indexer(self.store, self.root)
-        self.watcher = Watcher(self.root, self.indexer.mark, mode=settings.watcher)
-        self.hub = Hub(self.store, settings.heartbeat_timeout)
+        self.indexer = Indexer(self.store, self.root, notices=self.notices)
+        self.watcher = Watcher(
+            self.root, self.indexer.mark, mode=settings.watcher, notices=self.notices
+        )
+        self.hub = Hub(self.store, settings.heartbeat_timeout, self.notices)
         self.indexer.listeners.append(self.hub.on_commit)
 
     def start(self) -> None:

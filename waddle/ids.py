@@ -11,7 +11,6 @@ become folder names: waddle/names.py holds the rule they follow.
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -79,16 +78,17 @@ _NOUNS = [
 ]
 
 
-_last_millis = 0
-_lock = threading.Lock()
+_last_millis = [0]
 
 
 def new_run_id() -> str:
-    """A new id; ids made by one process sort in the order they were made, even within a ms."""
-    global _last_millis
-    with _lock:
-        millis = max(int(time.time() * 1000), _last_millis + 1)
-        _last_millis = millis
+    """A new id; ids made by one thread sort in the order they were made, even within a ms.
+
+    No lock (init() may be interrupted anywhere, and a lock left held would hang the next
+    init()): two threads racing in one millisecond get ids that differ in their suffix.
+    """
+    millis = max(int(time.time() * 1000), _last_millis[0] + 1)
+    _last_millis[0] = millis
     seconds, rest = divmod(millis, 1000)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(seconds))
     suffix = "".join(secrets.choice(_ALPHABET) for _ in range(6))

@@ -190,7 +190,7 @@ def require_pillow(what: str) -> Any:
         from PIL import Image as pil_image
     except ImportError:
         raise ImportError(
-            f"{what} needs Pillow, which is not installed: pip install 'waddle[media]'"
+            f"{what} needs Pillow, which is not installed: pip install -e '.[media]' in a clone of waddle (or pip install pillow)"
         ) from None
     return pil_image
 

@@ -30,9 +30,32 @@ class Notices:
 
 
 def say(text: str) -> None:
+    _term(text, newline=True, prefix=True, level="")
+
+
+def termlog(
+    string: str = "", newline: bool = True, repeat: bool = True, prefix: bool = True
+) -> None:
+    """W&B's ``termlog``: one line for the user on stderr, prefixed ``waddle:``."""
+    _term(string, newline, prefix, "")
+
+
+def termwarn(
+    string: str = "", newline: bool = True, repeat: bool = True, prefix: bool = True
+) -> None:
+    _term(string, newline, prefix, "warning: ")
+
+
+def termerror(
+    string: str = "", newline: bool = True, repeat: bool = True, prefix: bool = True
+) -> None:
+    _term(string, newline, prefix, "error: ")
+
+
+def _term(string: str, newline: bool, prefix: bool, level: str) -> None:
     stream = sys.__stderr__ or sys.stderr
     try:
-        stream.write(f"waddle: {text}\n")
+        stream.write(f"{'waddle: ' if prefix else ''}{level}{string}{chr(10) if newline else ''}")
         stream.flush()
-    except (OSError, ValueError):  # stderr closed or gone: nothing better to do
+    except (OSError, ValueError):
         pass

@@ -69,6 +69,40 @@ class Table:
             )
         )
 
+    def add_column(self, name: str, data: Any, optional: bool = False) -> None:
+        """Add a column holding ``data``, one cell per row (W&B's ``add_column``); a table
+        without rows takes its length from ``data``."""
+        cells = list(data)
+        if self._rows and len(cells) != len(self._rows):
+            raise ValueError(
+                f"{WHAT}: column {name!r} has {len(cells)} cells but the table has "
+                f"{len(self._rows)} rows"
+            )
+        self.columns = _check_columns([*self.columns, name])
+        rows = self._rows or [() for _ in cells]
+        self._rows = [
+            (*row, _cell(index, name, cell))
+            for index, (row, cell) in enumerate(zip(rows, cells, strict=True))
+        ]
+
+    def get_column(self, name: str, convert_to: str | None = None) -> Any:
+        """The cells of column ``name``; ``convert_to="numpy"`` gives a numpy array."""
+        if name not in self.columns:
+            raise KeyError(f"{WHAT}: no column {name!r} (columns: {', '.join(self.columns)})")
+        index = self.columns.index(name)
+        cells = [row[index] for row in self._rows]
+        if convert_to == "numpy":
+            import numpy as np
+
+            return np.array(cells)
+        return cells
+
+    def get_dataframe(self) -> Any:
+        """The table as a pandas DataFrame (needs pandas)."""
+        import pandas
+
+        return pandas.DataFrame(self.data, columns=self.columns)
+
     @property
     def data(self) -> list[list[Any]]:
         return [list(row) for row in self._rows]

@@ -270,46 +270,135 @@ def _add_slow(out: dict[str, Any], key: str, value: Any) -> bool:
     if isinstance(value, str):
         out[key] = check_text(f"log() value for {key!r}", str(value))
         return False
+    if value is None:  # W&B's null: recorded as such, no point on a chart
+        out[key] = None
+        return False
+    if isinstance(value, (list, tuple)):
+        out[key] = _plain_list(key, value)
+        return False
     module = kind.__module__
     if module == "numpy":
-        out[key] = _numpy_scalar(key, value)
+        if getattr(value, "ndim", 0) and value.size != 1:
+            return _add_array(out, key, value, value.size)
+        out[key] = _numpy_scalar(key, value.reshape(()) if getattr(value, "ndim", 0) else value)
         return False
     if module.startswith("torch"):
-        if not hasattr(value, "numel") or value.numel() != 1:
-            raise TypeError(
-                f"log() value for {key!r} is a torch tensor of shape {tuple(value.shape)}; "
-                "log a scalar tensor, or waddle.Histogram(tensor) for a distribution"
-            )
+        if not hasattr(value, "numel"):
+            raise TypeError(f"log() value for {key!r} is a torch {kind.__qualname__}; log a tensor")
         if value.is_complex():
             raise TypeError(
                 f"log() value for {key!r} is a complex tensor; log its real part or abs()"
             )
+        if value.numel() != 1:
+            return _add_array(out, key, value, value.numel())
         out[key] = _TorchScalar(value.reshape(()))
         return True
     if module.startswith(("jax", "jaxlib")) and hasattr(value, "size"):
         if value.size != 1:
             raise TypeError(
-                f"log() value for {key!r} is a jax array of shape {value.shape}; log a scalar"
+                f"log() value for {key!r} is a jax array of shape {value.shape}; log a scalar, "
+                "or waddle.Histogram(numpy.asarray(array)) for a distribution"
             )
         out[key] = _JaxScalar(value.reshape(()))
         return True
-    if value is None:
-        raise TypeError(f"log() value for {key!r} is None; log a number, bool or string")
+    if module.startswith("pandas") and kind.__name__ == "DataFrame":
+        from waddle.table import Table
+
+        out[key] = Table(dataframe=value)._waddle_snapshot(key)
+        return True
+    from waddle import figure
+
+    if figure.is_figure(value):
+        from waddle.image import Image
+
+        out[key] = Image(value)._waddle_snapshot(key)
+        return True
     raise TypeError(
         f"log() value for {key!r} has unsupported type {kind.__module__}.{kind.__qualname__}; "
-        "log a number, bool, string, scalar array or a waddle data type"
+        "log a number, bool, string, None, a list, an array or a waddle data type"
     )
+
+
+# W&B's rule for arrays and tensors: up to this many values are kept as a list, more become a
+# histogram of HISTOGRAM_BINS bins.
+ARRAY_AS_LIST = 32
+HISTOGRAM_BINS = 32
+
+
+def _add_array(out: dict[str, Any], key: str, value: Any, size: int) -> bool:
+    """A numpy array or torch tensor of ``size`` values other than one; True if Deferred."""
+    if size > ARRAY_AS_LIST:
+        from waddle.histogram import Histogram
+
+        if getattr(value.dtype, "kind", "f") not in "biuf" and module_of(value) == "numpy":
+            raise TypeError(
+                f"log() value for {key!r} is a numpy array of {value.dtype}; an array of more "
+                f"than {ARRAY_AS_LIST} values becomes a histogram, which needs real numbers"
+            )
+        out[key] = Histogram(value, num_bins=HISTOGRAM_BINS)._waddle_snapshot(key)
+        return True
+    if module_of(value) == "numpy":
+        out[key] = _plain_list(key, value.tolist())
+        return False
+    out[key] = _TorchList(value)
+    return True
+
+
+def module_of(value: Any) -> str:
+    return type(value).__module__.split(".")[0]
+
+
+class _TorchList(Deferred):
+    """A small torch tensor kept as a (nested) list, read in the writer thread."""
+
+    __slots__ = ("ready_check", "tensor")
+
+    def __init__(self, tensor: Any) -> None:
+        from waddle import media
+
+        self.tensor, self.ready_check = media.device_copy(tensor)
+
+    def ready(self) -> bool:
+        return self.ready_check is None or self.ready_check()
+
+    def materialize(self, run_dir: Path) -> Any:
+        return self.tensor.tolist()
+
+
+def _plain_list(key: str, items: Any) -> list:
+    """A copy of a list or tuple of numbers, bools, strings, None and such lists (W&B keeps
+    them as they are); anything else raises naming ``key``."""
+    out = []
+    for index, item in enumerate(items):
+        kind = type(item)
+        if kind is float or kind is bool or item is None:
+            out.append(item)
+        elif kind is int:
+            if not _INT_MIN <= item <= _INT_MAX:
+                raise ValueError(
+                    f"log() value for {key!r} holds an integer outside the signed 64-bit "
+                    f"range at position {index}: {item}"
+                )
+            out.append(item)
+        elif kind is str:
+            out.append(check_text(f"log() value for {key!r} at position {index}", item))
+        elif isinstance(item, (list, tuple)):
+            out.append(_plain_list(key, item))
+        elif kind.__module__ == "numpy" and getattr(item, "ndim", 1) == 0:
+            out.append(_numpy_scalar(key, item))
+        else:
+            raise TypeError(
+                f"log() value for {key!r} holds a {kind.__module__}.{kind.__qualname__} at "
+                f"position {index}; a list may hold numbers, bools, strings, None and lists "
+                "(or only waddle data types)"
+            )
+    return out
 
 
 def _numpy_scalar(key: str, value: Any) -> Any:
     import numpy
 
     if isinstance(value, numpy.ndarray):
-        if value.ndim != 0:
-            raise TypeError(
-                f"log() value for {key!r} is a numpy array of shape {value.shape}; "
-                "log a scalar, or waddle.Histogram(array) for a distribution"
-            )
         value = value[()]
     if not isinstance(value, numpy.generic):
         raise TypeError(

@@ -37,6 +37,7 @@ from typing import Any
 from waddle import event as event_format
 from waddle import segment
 from waddle.notice import Notices
+from waddle.summary import Logged
 from waddle.values import DEFERRED, PLAIN, Deferred, writable_text
 from waddle.wakeup import Wakeup
 
@@ -78,7 +79,7 @@ class Writer:
         self.flushed = 0  # the number of the newest FLUSH done
         self.lost_events = 0  # events that could not be kept while the disk failed
         self.lost_values = 0  # values whose materialisation failed
-        self.last_logged: dict[str, Any] = {}  # the last value of every key, for run.summary
+        self.logged = Logged()  # what run.summary shows of the logged values
         self._last_step: int | None = last_step  # of the newest log event written
         self._seq = first_seq
         self._start_fields = start_fields
@@ -186,7 +187,7 @@ class Writer:
                 _, t, step, values, value_kind = item
                 if value_kind == DEFERRED:
                     values = self._materialize(values)
-                self.last_logged.update(values)
+                self.logged.update(values)
                 self._last_step = step
                 self._encode(
                     batch, t, "log", {"step": step, "data": values}, finite=value_kind == PLAIN
@@ -196,6 +197,8 @@ class Writer:
                 if isinstance(fields, Deferred):  # run.save(): the copy happens here
                     fields = self._materialize({item[2]: fields}).get(item[2])
                 if fields is not None:
+                    if item[2] == "define_metric":
+                        self.logged.define(fields["name"], fields.get("summary"))
                     self._encode(batch, item[1], item[2], fields)
             elif kind == FLUSH:
                 flushed = item[1]
