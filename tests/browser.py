@@ -53,7 +53,7 @@ def page(browser):
             else None
         ),
     )
-    new.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    new.on("pageerror", lambda error: problems.append(f"page error: {error}\n{error.stack}"))
 
     def dialog(d):
         problems.append(f"a dialog opened: {d.message}")

@@ -365,11 +365,10 @@ export class Chart {
   }
 
   applyXRange() {
-    const [min, max] = this.xRange || [null, null];
-    if (min === null) {
-      const xs = this.plot.data[0];
-      if (xs.length) this.plot.setScale("x", { min: xs[0], max: xs[xs.length - 1] });
-    } else this.plot.setScale("x", { min, max });
+    // No range: uPlot's own auto range (a chart of one point gets a padded range; setting
+    // min == max made uPlot's tick loop run until the page died).
+    if (!this.xRange) this.plot.setData(this.plot.data, true);
+    else if (this.xRange[1] > this.xRange[0]) this.plot.setScale("x", { min: this.xRange[0], max: this.xRange[1] });
   }
 
   width() {
