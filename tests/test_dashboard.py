@@ -115,6 +115,7 @@ def test_projects_and_the_runs_table_sorted_by_a_summary_column(seeded, page):
     wait_js(page, "document.querySelector('.runs-rows .row[data-run] a')?.textContent === 'alpha'")
     cells = page.locator(".runs-rows .row[data-run]").first.locator(".cell.num")
     assert "0.005" in cells.all_text_contents()  # alpha's loss went down to 1/200
+    page.locator(".picker summary").click()  # closed again for the screenshot
     screenshot(page, "runs-table")
 
 
@@ -156,6 +157,7 @@ def test_every_rich_view_shows_what_was_logged(seeded, page):
     text_panel.locator("input.step-slider").focus()
     page.keyboard.press("ArrowLeft")
     assert text_panel.locator(".step-label").text_content() != before
+    page.evaluate("scrollTo(0, 0)")  # the sticky header at the top of the picture
     screenshot(page, "run-media", full_page=True)
 
     page.get_by_role("tab", name="system").click()
@@ -174,6 +176,7 @@ def test_every_rich_view_shows_what_was_logged(seeded, page):
     link = page.get_by_role("link", name="model.json")
     assert link.get_attribute("href").startswith(f"/files/rich/{run}/files/")
     assert link.get_attribute("target") == "_blank"
+    page.evaluate("scrollTo(0, 0)")
     screenshot(page, "run-overview", full_page=True)
 
 
