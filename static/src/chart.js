@@ -19,11 +19,29 @@ const PALETTE = [
   "#9c755f", "#17becf", "#c9a227", "#ff7f9f", "#5f9f99",
 ];
 
-// A run keeps its colour wherever it is shown, whatever else is selected.
-export function colorFor(runId) {
+function slot(runId) {
   let hash = 2166136261;
   for (let i = 0; i < runId.length; i++) hash = Math.imul(hash ^ runId.charCodeAt(i), 16777619);
-  return PALETTE[(hash >>> 0) % PALETTE.length];
+  return (hash >>> 0) % PALETTE.length;
+}
+
+// A run keeps its colour wherever it is shown, whatever else is selected.
+export function colorFor(runId) {
+  return PALETTE[slot(runId)];
+}
+
+// Colours for runs shown together: each its own colour where it is free; runs whose colour
+// another took (in id order, so the same set always gets the same colours) take the next free.
+export function colorsFor(runIds) {
+  const taken = new Set();
+  const out = new Map();
+  for (const id of [...runIds].sort()) {
+    let i = slot(id);
+    for (let tries = 0; taken.has(i) && tries < PALETTE.length; tries++) i = (i + 1) % PALETTE.length;
+    taken.add(i);
+    out.set(id, PALETTE[i]);
+  }
+  return out;
 }
 
 function faint(color, alpha) {

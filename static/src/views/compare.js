@@ -2,7 +2,7 @@
 // run (a run keeps its colour everywhere), and a config table marking the keys that differ,
 // with a "differences only" toggle.
 import { api } from "../api.js";
-import { colorFor } from "../chart.js";
+import { colorsFor } from "../chart.js";
 import { ChartGrid } from "../chart_grid.js";
 import { h, replace } from "../dom.js";
 import { value as show } from "../format.js";
@@ -15,7 +15,8 @@ export async function compareView(el, where) {
   if (!ids.length) return void el.append(h("p", { class: "empty" }, "select runs in the runs table to compare them"));
   const infos = await Promise.all(ids.map((id) => api.run(project, id)));
   const metricLists = await Promise.all(ids.map((id) => api.metrics(project, id)));
-  const runs = infos.map((info, i) => ({ id: ids[i], label: info.name || ids[i], color: colorFor(ids[i]), created: info.created, config: info.config }));
+  const colors = colorsFor(ids);
+  const runs = infos.map((info, i) => ({ id: ids[i], label: info.name || ids[i], color: colors.get(ids[i]), created: info.created, config: info.config }));
   const keys = [...new Set(metricLists.flatMap((m) => m.metrics.filter((k) => k.type === "scalar").map((k) => k.key)))].sort();
   el.append(
     h("h1", null, `compare ${runs.length} runs`),
