@@ -32,6 +32,7 @@ from waddle.server import wire
 from waddle.server.blocks import BLOCK_STEPS, COLUMNS
 
 STEP, TIME = "step", "time"
+STEP_MAX = 2**63 - 1  # steps are int64 (docs/format.md)
 
 _RAW = "SELECT step, t, value, seq FROM {table} WHERE run = ${run} AND key = ${key}"
 _NEWEST = " QUALIFY row_number() OVER (PARTITION BY step ORDER BY seq DESC) = 1"
@@ -204,13 +205,15 @@ def m4(cursor, sources: list[Source], start, end, points: int) -> list[dict]:
         if aligned is not None:
             piece_parts.extend(_block_pieces(src, index, aligned, params))
             continue
-        width = (high - low + 1) if src.x == STEP else (high - low)
+        scale = _scale(low, high)
+        width = (high * scale - low * scale) + (scale if src.x == STEP else 0.0)
         params.update({f"start{index}": low, f"end{index}": high, "points": points})
+        params.update({f"scale{index}": scale, f"origin{index}": low * scale})
         params[f"width{index}"] = width if width > 0 else 1.0
         point_parts.append(
-            f"SELECT {index} AS series, x, value, least(CAST(floor((x - $start{index}) * $points"
-            f" / $width{index}) AS BIGINT), $points - 1) AS bucket FROM ({src.sql})"
-            f" WHERE x BETWEEN $start{index} AND $end{index}"
+            f"SELECT {index} AS series, x, value, least(CAST(floor((x * $scale{index}"
+            f" - $origin{index}) * $points / $width{index}) AS BIGINT), $points - 1) AS bucket"
+            f" FROM ({src.sql}) WHERE x BETWEEN $start{index} AND $end{index}"
         )
     result = None
     if point_parts or piece_parts:
@@ -276,10 +279,21 @@ def _bounds(cursor, src: Source, start, end) -> tuple:
     return (span[0] if start is None else start), (span[1] if end is None else end)
 
 
+def _scale(low: float, high: float) -> float:
+    """A power of two to scale x by before placing points in buckets over [low, high].
+
+    Any finite bounds are allowed, and ``(x - low) * points`` overflows to infinity when they
+    are near the largest floats (start=-1e308, end=1e308). Scaling by a power of two is exact,
+    so buckets are the same as unscaled wherever that would not overflow.
+    """
+    return 1.0 if max(abs(low), abs(high)) < 2.0**1000 else 2.0**-24
+
+
 def _aligned(low, high, points: int) -> tuple[int, int, int] | None:
     """(first step, last step, bucket width) of block-aligned buckets over [low, high], or
-    None when a bucket would span fewer than ``BLOCK_BUCKETS`` blocks."""
-    first, last = max(0, math.ceil(low)), math.floor(high)
+    None when a bucket would span fewer than ``BLOCK_BUCKETS`` blocks. Steps are int64, so the
+    range is cut to them."""
+    first, last = max(0, math.ceil(low)), min(math.floor(high), STEP_MAX)
     steps = last - first + 1
     if steps < points * BLOCK_BUCKETS * BLOCK_STEPS:
         return None

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from waddle.server import series, wire
 from waddle.server.errors import invalid, not_found
 from waddle.server.routes.lookup import context, run_number
+from waddle.server.routes.params import Bound
 
 router = APIRouter(prefix="/api/projects/{project}", tags=["scalars"])
 
@@ -126,8 +127,8 @@ def scalars(
     run_id: str,
     key: str,
     x: Annotated[str | None, Query(min_length=1, max_length=256, description=X_HELP)] = None,
-    start: float | None = None,
-    end: float | None = None,
+    start: Bound = None,
+    end: Bound = None,
     points: Annotated[int | None, Query(ge=1, le=MAX_POINTS)] = None,
     smooth: Annotated[float, Query(ge=0, lt=1, description="EMA weight, 0 = off")] = 0.0,
     format: Annotated[
@@ -149,8 +150,8 @@ class SeriesRef(BaseModel):
 class BatchRequest(BaseModel):
     series: list[SeriesRef] = Field(min_length=1, max_length=500)
     x: str | None = Field(default=None, min_length=1, max_length=256, description=X_HELP)
-    start: float | None = None
-    end: float | None = None
+    start: float | None = Field(default=None, allow_inf_nan=False)
+    end: float | None = Field(default=None, allow_inf_nan=False)
     points: int | None = Field(default=None, ge=1, le=MAX_POINTS)
     smooth: float = Field(default=0.0, ge=0, lt=1)
 
