@@ -16,6 +16,7 @@ from waddle.server import errors, wire
 from waddle.server.auth import TokenAuth
 from waddle.server.hub import Hub
 from waddle.server.indexer import Indexer
+from waddle.server.recorded import RecordedFiles
 from waddle.server.routes import files, live, projects, records, runs, scalars
 from waddle.server.settings import ServerSettings
 from waddle.server.store import Store
@@ -34,6 +35,7 @@ class Context:
         self.indexer = Indexer(self.store, self.root)
         self.watcher = Watcher(self.root, self.indexer.mark, mode=settings.watcher)
         self.hub = Hub(self.store, settings.heartbeat_timeout)
+        self.files = RecordedFiles()
         self.indexer.listeners.append(self.hub.on_commit)
 
     def start(self) -> None:

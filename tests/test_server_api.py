@@ -134,13 +134,13 @@ def test_smoothing_through_the_api(tmp_path, new_run):
 
 
 def test_files_never_leave_the_run_folder(tmp_path, new_run):
-    run = _logged(new_run, [{"a": 1}])
-    (run.dir / "media").mkdir(exist_ok=True)
-    (run.dir / "media" / "pic.png").write_bytes(b"\x89PNG fake")
+    run = _logged(new_run, [{"pic": waddle.Image(np.zeros((2, 2), dtype=np.uint8))}])
     (tmp_path / "secret.txt").write_text("TOPSECRET")
     os.symlink(tmp_path / "secret.txt", run.dir / "media" / "link.txt")
     with serving(tmp_path) as s:
-        ok = s.get(f"/files/p/{run.id}/media/pic.png")
+        wait_until(s.caught_up)
+        (item,) = s.json(f"/api/projects/p/runs/{run.id}/media")["items"]
+        ok = s.get(f"/files/p/{run.id}/{item['value']['path']}")
         assert ok.status_code == 200 and ok.headers["content-type"] == "image/png"
         for path in [
             f"/files/p/{run.id}/../../secret.txt",
@@ -168,8 +168,8 @@ def test_a_saved_html_file_is_served_sandboxed(tmp_path, new_run):
     run.finish()
     saved = next(path for path in (run.dir / "files").iterdir() if path.suffix == ".html")
     with serving(tmp_path) as s:
-        response = s.get(f"/files/p/{run.id}/files/{saved.name}")
         wait_until(s.caught_up)
+        response = s.get(f"/files/p/{run.id}/files/{saved.name}")
         items = s.get(f"/api/projects/p/runs/{run.id}/media").json()["items"]
         assert s.get(f"/api/projects/p/runs/{run.id}").json()["rejected"] == 0
     assert [(item["key"], item["type"]) for item in items] == [("files/report.html", "file")]
