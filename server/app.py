@@ -2,8 +2,8 @@
 watcher and the live hub to the routers, and starts and stops them with the server.
 
 It promises: JSON everywhere through :mod:`waddle.server.wire` (non-finite floats as strings),
-one error shape (:mod:`waddle.server.errors`), OpenAPI at /docs, and, with a token, no
-/api, /files or /ws request served without it.
+one error shape (:mod:`waddle.server.errors`), OpenAPI at /docs, and no request served that
+:mod:`waddle.server.access` refuses (a foreign Host or Origin; without the token, if set).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from waddle.server import errors, wire
-from waddle.server.auth import TokenAuth
+from waddle.server.access import Access
 from waddle.server.hub import Hub
 from waddle.server.indexer import Indexer
 from waddle.server.recorded import RecordedFiles
@@ -75,6 +75,5 @@ def create_app(settings: ServerSettings) -> FastAPI:
     errors.install(app)
     for module in (projects, runs, scalars, records, files, live):
         app.include_router(module.router)
-    if settings.token:
-        app.add_middleware(TokenAuth, token=settings.token)
+    app.add_middleware(Access, token=settings.token)
     return app

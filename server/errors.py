@@ -15,11 +15,23 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from waddle.server import wire
 
+# Every error code the API answers with, over HTTP and on /ws alike, with its HTTP status
+# (docs/api.md lists them). ``http_error`` is any other status a request can meet (405 ...).
+CODES = {
+    "invalid_parameter": 422,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "http_error": None,
+    "internal": 500,
+}
+
 
 class ApiError(Exception):
     """An error meant for the API client."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
+        assert code in CODES, code
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
 
@@ -30,6 +42,14 @@ def not_found(message: str) -> ApiError:
 
 def invalid(message: str) -> ApiError:
     return ApiError(422, "invalid_parameter", message)
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message)
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "forbidden", message)
 
 
 def error_response(status: int, code: str, message: str) -> Response:

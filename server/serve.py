@@ -7,26 +7,15 @@ without a token; it prints the URL once the socket is bound (the real port when 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import warnings
 from pathlib import Path
 
 import uvicorn
+from waddle.server.access import is_loopback
 from waddle.server.settings import ServerSettings
 from waddle.server.store import Store
-
-LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def bind(settings: ServerSettings) -> socket.socket:
