@@ -7,6 +7,7 @@ import subprocess
 import textwrap
 
 import orjson
+from waddle.server.errors import CODES
 from websockets.sync.client import connect
 
 from tests.conftest import PYTHON, child_env, wait_until
@@ -115,3 +116,37 @@ def test_a_killed_run_is_pushed_as_crashed_after_the_heartbeat_timeout(tmp_path)
         finally:
             child.kill()
             child.wait(timeout=30)
+
+
+def test_a_bad_message_gets_an_error_with_the_code_http_gives_the_same_cause(tmp_path, new_run):
+    run = new_run()
+    run.log({"loss": 1.0})
+    run.finish()
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        http = s.get("/api/projects/p/runs/nope").json()["error"]
+        subscribe = {"op": "subscribe", "id": "s", "project": "p", "key": "loss"}
+        sent = [
+            ("not json", "invalid_parameter"),
+            ("[1]", "invalid_parameter"),
+            (_text({"op": "subscribe"}), "invalid_parameter"),
+            (_text({"op": "wave", "id": "s"}), "invalid_parameter"),
+            (_text(subscribe | {"run": run.id, "cursor": 2**63}), "invalid_parameter"),
+            (_text(subscribe | {"run": run.id, "cursor": True}), "invalid_parameter"),
+            (_text(subscribe | {"run": 5}), "invalid_parameter"),
+            (b"\x00binary", "invalid_parameter"),
+            (_text(subscribe | {"run": "nope"}), "not_found"),
+        ]
+        with connect(s.ws_url) as ws:
+            for frame, _ in sent:
+                ws.send(frame)  # a str is a text frame, bytes a binary one
+            errors = [orjson.loads(ws.recv(timeout=10)) for _ in sent]
+            ws.send(_text(subscribe | {"run": run.id}))
+            assert orjson.loads(ws.recv(timeout=10))["type"] == "subscribed"  # still open
+    assert [(e["type"], e["code"]) for e in errors] == [("error", code) for _, code in sent]
+    assert all(e["code"] in CODES and e["message"] for e in errors)
+    assert errors[-1]["message"] == http["message"] and errors[-1]["id"] == "s"
+
+
+def _text(message: dict) -> str:
+    return orjson.dumps(message).decode()
