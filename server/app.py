@@ -53,7 +53,7 @@ class Context:
 def create_app(settings: ServerSettings) -> FastAPI:
     """The app for resolved ``settings``; the index opens now, ingest starts with the server."""
     settings = settings.resolve()
-    Path(settings.dir).mkdir(parents=True, exist_ok=True)
+    settings.log_folder()
     context = Context(settings)
 
     @asynccontextmanager

@@ -77,9 +77,7 @@ def reindex(settings: ServerSettings) -> dict[str, int]:
     from waddle.server.indexer import Indexer
 
     settings = settings.resolve()
-    root = Path(settings.dir)
-    if not root.is_dir():
-        raise ValueError(f"no log folder at {root}")
+    root = settings.log_folder()
     target = Path(settings.db)
     if target.exists():
         Store(target).close()  # refuses with a clear message while a server holds it

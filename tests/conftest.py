@@ -53,15 +53,27 @@ def child_env(**extra: str) -> dict[str, str]:
 PYTHON = sys.executable
 
 
+@pytest.fixture(autouse=True)
+def no_run_left_open():
+    """Each test starts with no open run: init() would return one a failed test left open."""
+    yield
+    from waddle import process_hooks
+
+    for run in process_hooks.open_runs():
+        run.finish()
+
+
 @pytest.fixture
 def new_run(tmp_path):
-    """``new_run(**init_kwargs)``: a quiet run in tmp_path; finished at teardown if still open."""
+    """``new_run(**init_kwargs)``: a quiet run in tmp_path; finished at teardown if still open.
+    Several may be open at once (``reinit="create_new"``)."""
     runs = []
 
     def make(**kwargs):
         kwargs.setdefault("project", "p")
         kwargs.setdefault("dir", tmp_path)
         kwargs.setdefault("settings", QUIET)
+        kwargs.setdefault("reinit", "create_new")
         run = waddle.init(**kwargs)
         runs.append(run)
         return run

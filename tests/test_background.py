@@ -12,6 +12,7 @@ import pytest
 
 import waddle
 from tests.conftest import PYTHON, child_env, events_of, wait_until
+from waddle.values import Deferred
 
 
 def test_console_output_is_captured_and_still_shown(tmp_path, capfd):
@@ -155,6 +156,79 @@ def test_torch_scalars_are_read_in_the_writer_thread_not_the_callers(tmp_path):
         dir=tmp_path,
         settings=waddle.Settings(console=False, system_metrics_interval=0),
     )
-    with pytest.raises(TypeError, match="'v' is a torch tensor of shape"):
-        other.log({"v": torch.zeros(3)})
+    other.log({"v": torch.arange(3.0), "hist": torch.arange(100.0)})  # W&B: a list, a histogram
     other.finish()
+    data = next(e for e in events_of(other.dir) if e["type"] == "log")["data"]
+    assert data["v"] == [0.0, 1.0, 2.0]
+    assert data["hist"]["_type"] == "histogram" and data["hist"]["count"] == 100
+
+
+class OnDevice(Deferred):
+    """A value a device is still computing until the test says it is done (a CUDA tensor's
+    copy whose event has not completed, without a GPU)."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+        self.done = False
+        self.read_before_done = False
+
+    def ready(self) -> bool:
+        return self.done
+
+    def materialize(self, run_dir):
+        self.read_before_done |= not self.done
+        return self.value
+
+
+def _kinds(run) -> list[str]:
+    return [event["type"] for event in events_of(run.dir)]
+
+
+def test_a_value_still_on_its_device_holds_back_only_itself_and_what_follows(tmp_path):
+    settings = waddle.Settings(console=False, system_metrics_interval=0.02)
+    run = waddle.init(project="p", dir=tmp_path, settings=settings)
+    value = OnDevice(2.0)
+    run.log({"a": 1.0})
+    run.log({"b": value})
+    run.log({"c": 3.0})
+    run.config.update({"later": True})
+    wait_until(lambda: "log" in _kinds(run))  # what came before is on disk
+    samples = _kinds(run).count("system")
+    wait_until(lambda: _kinds(run).count("system") >= samples + 3)  # the writer is not stuck
+    logged = [e["data"] for e in events_of(run.dir) if e["type"] == "log"]
+    assert logged == [{"a": 1.0}] and "config" not in _kinds(run)
+    value.done = True
+    wait_until(lambda: "config" in _kinds(run))
+    run.finish()
+    events = events_of(run.dir)
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    callers = [e for e in events if e["type"] in ("log", "config")]
+    assert [e.get("data") for e in callers] == [{"a": 1.0}, {"b": 2.0}, {"c": 3.0}, {"later": True}]
+    assert [e["step"] for e in callers if e["type"] == "log"] == [0, 1, 2]
+    assert not value.read_before_done
+
+
+def test_heartbeats_go_on_while_a_value_is_on_its_device_and_finish_waits_for_it(tmp_path):
+    settings = waddle.Settings(console=False, system_metrics_interval=0, heartbeat_interval=0.02)
+    run = waddle.init(project="p", dir=tmp_path, settings=settings)
+    value = OnDevice(5.0)
+    run.log({"loss": value})
+    finisher = threading.Thread(target=run.finish)
+    finisher.start()
+    wait_until(lambda: _kinds(run).count("heartbeat") >= 3)  # a live view sees it alive
+    assert finisher.is_alive() and "finish" not in _kinds(run)
+    value.done = True
+    finisher.join(timeout=10)
+    events = events_of(run.dir)
+    assert [e["data"] for e in events if e["type"] == "log"] == [{"loss": 5.0}]
+    assert events[-1]["type"] == "finish" and events[-1]["lost_values"] == 0
+
+
+def test_a_short_run_still_gets_a_system_sample_taken_at_its_start(tmp_path):
+    settings = waddle.Settings(console=False, system_metrics_interval=60)
+    with waddle.init(project="p", dir=tmp_path, settings=settings) as run:
+        run.log({"loss": 1.0})
+    samples = [e["data"] for e in events_of(run.dir) if e["type"] == "system"]
+    assert len(samples) == 1
+    assert samples[0]["proc/rss"] > 0 and samples[0]["memory/used"] > 0
+    assert "cpu/percent" not in samples[0]  # a percentage needs time between two readings

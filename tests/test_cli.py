@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+
+import pytest
 
 from tests.conftest import PYTHON, child_env
 
@@ -45,3 +48,61 @@ def test_errors_are_one_line_without_a_traceback(tmp_path):
     assert missing.stderr.strip() == f"waddle ls: no log folder at {tmp_path / 'nothing'}"
     empty = waddle("ls", str(tmp_path))
     assert empty.returncode == 0 and "no runs" in empty.stdout
+
+
+def test_ls_of_a_missing_project_names_it_and_the_projects_there(tmp_path):
+    assert waddle("demo", str(tmp_path), "--steps", "2", "--project", "alpha").returncode == 0
+    missing = waddle("ls", str(tmp_path), "--project", "nope")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        f"waddle ls: no project 'nope' in {tmp_path}; its projects: alpha"
+    )
+
+
+def test_serve_refuses_a_missing_folder_and_a_bad_port_in_one_line(tmp_path):
+    missing = waddle("serve", str(tmp_path / "nothing"), "--port", "0")
+    assert missing.returncode == 1
+    assert missing.stderr.startswith(f"waddle serve: no log folder at {tmp_path / 'nothing'}")
+    assert len(missing.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "nothing").exists()
+    port = waddle("serve", str(tmp_path), "--port", "99999")
+    assert port.returncode == 1
+    assert (
+        port.stderr.strip()
+        == "waddle serve: setting port='99999' is not valid: must be at most 65535"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop the permission override")
+def test_demo_that_could_not_write_exits_non_zero(tmp_path):
+    log_dir = tmp_path / "readonly"
+    log_dir.mkdir()
+    log_dir.chmod(0o555)
+    demo = subprocess.run(
+        [
+            "setpriv",  # root without the capability to override file permissions
+            "--inh-caps=-dac_override,-dac_read_search",
+            "--bounding-set=-dac_override,-dac_read_search",
+            PYTHON,
+            "-m",
+            "waddle.cli",
+            "demo",
+            str(log_dir),
+            "--steps",
+            "5",
+        ],
+        env=child_env(HOME="/tmp", WADDLE_SYSTEM_METRICS_INTERVAL="0"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert demo.returncode == 1
+    assert "logged 5 steps" not in demo.stdout
+    assert "could not be written" in demo.stderr.splitlines()[-1]
+
+
+def test_version():
+    from waddle import __version__
+
+    shown = waddle("--version")
+    assert shown.returncode == 0 and shown.stdout.strip() == f"waddle {__version__}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from waddle.settings import SETTINGS
+from waddle.settings import RUN_VARIABLES, SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,7 +16,8 @@ def test_every_environment_variable_is_listed_in_readme():
     for folder in ("waddle", "server"):
         for path in (ROOT / folder).rglob("*.py"):
             used.update(re.findall(r"WADDLE_[A-Z_]+[A-Z]", path.read_text()))
-    used.update(variable for variable, *_ in SETTINGS.values())
+    for setting in (*SETTINGS.values(), *RUN_VARIABLES.values()):
+        used.update(variable for variable in (setting.variable, setting.wandb) if variable)
     missing = sorted(variable for variable in used if f"`{variable}`" not in readme)
     assert not missing, f"README's settings table lacks {missing}"
 

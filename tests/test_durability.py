@@ -284,3 +284,77 @@ def test_a_full_queue_makes_log_wait_not_drop_and_says_so_once(tmp_path):
     events = events_of(only_run_dir(tmp_path))
     assert [event["step"] for event in events if event["type"] == "log"] == list(range(30000))
     assert events[-1]["stalled_seconds"] > 0
+
+
+INTERRUPTED_LOGGING = """
+    import os, sys, waddle
+    os.sched_setaffinity(0, {0})
+    run = waddle.init(project="p", id=sys.argv[1])
+    step = interrupts = 0
+    news = "ready"  # printed inside the try, so the next SIGINT always lands in it
+    while interrupts < int(sys.argv[2]):
+        try:
+            print(news, flush=True)
+            while True:
+                run.log({"x": float(step)})
+                step += 1
+        except KeyboardInterrupt:
+            interrupts += 1
+            news = f"interrupted {step}"
+    run.finish()
+    print(news, flush=True)
+    print("done", step, flush=True)
+"""
+
+
+def _burn() -> subprocess.Popen:
+    code = "import os\nos.sched_setaffinity(0, {0})\nwhile True: pass"
+    return subprocess.Popen([PYTHON, "-c", code])
+
+
+def test_many_ctrl_c_never_hang_a_training_script_nor_lose_what_it_logged(tmp_path):
+    """Each SIGINT lands anywhere in log() or the writer's hand-off, on one busy CPU."""
+    scripts, interrupts = 8, 25
+    burners = [_burn(), _burn()]
+    try:
+        for index in range(scripts):
+            child = subprocess.Popen(
+                [PYTHON, "-c", textwrap.dedent(INTERRUPTED_LOGGING), f"r{index}", str(interrupts)],
+                env=child_env(WADDLE_DIR=str(tmp_path), **QUIET_ENV),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert child.stdout.readline() == "ready\n"
+            for _ in range(interrupts):
+                child.send_signal(signal.SIGINT)
+                line = _readline_within(child, 30)
+                assert line.startswith("interrupted"), f"script {index}: {line!r}"
+            last = _readline_within(child, 30)
+            assert last.startswith("done"), f"script {index} hung or failed: {last!r}"
+            assert child.wait(timeout=30) == 0, child.stderr.read()
+            logged = int(last.split()[1])
+            events = events_of(tmp_path / "p" / f"r{index}")
+            assert [event["seq"] for event in events] == list(range(len(events)))
+            steps = [event["step"] for event in events if event["type"] == "log"]
+            # Every log() that returned is there, at the next step; a call interrupted after
+            # queuing its values is there too, and then the next call adds to its step.
+            assert steps == sorted(steps) and set(steps) == set(range(steps[-1] + 1))
+            assert len(steps) >= logged
+            assert events[-1]["type"] == "finish" and events[-1]["status"] == "finished"
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def _readline_within(child: subprocess.Popen, seconds: float) -> str:
+    """The child's next line, or "" if it wrote none within ``seconds`` (it hung)."""
+    import selectors
+
+    with selectors.DefaultSelector() as selector:
+        selector.register(child.stdout, selectors.EVENT_READ)
+        if not selector.select(seconds):
+            child.kill()
+            return ""
+    return child.stdout.readline()

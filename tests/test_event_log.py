@@ -229,7 +229,14 @@ def test_two_processes_cannot_write_one_run(tmp_path):
     assert f"already open in another process (pid {run._pid}" in child.stderr
     assert b"".join(path.read_bytes() for path in segment.list_segments(run.dir)) == before
     with pytest.raises(waddle.RunLockedError):
-        waddle.init(project="p", dir=tmp_path, id="shared", resume="allow", settings=QUIET)
+        waddle.init(
+            project="p",
+            dir=tmp_path,
+            id="shared",
+            resume="allow",
+            settings=QUIET,
+            reinit="create_new",
+        )
     run.finish()
     events = events_of(run.dir)
     assert [e["seq"] for e in events] == list(range(len(events)))

@@ -207,6 +207,57 @@ def test_list_boxes_in_pixels_or_relative_share_the_stored_shape(new_run):
     assert second["label"] is None and second["scores"] == {}
 
 
+def test_lavd_boxes_with_classes_and_a_threshold_keep_every_box(new_run):
+    """lavd's form, as its README logs them: corners in pixels, a class and a probability."""
+    run = new_run()
+    boxes = [
+        {
+            "xStart": 10,
+            "yStart": 2,
+            "xEnd": 15,
+            "yEnd": 20,
+            "className": "bird",
+            "probability": 0.4,
+        },
+        {"xStart": 20, "yStart": 2, "xEnd": 23, "yEnd": 8},  # no class, no probability
+        {"xStart": 0, "yStart": 0, "xEnd": 5, "yEnd": 5, "className": "cat", "probability": 0.1},
+    ]
+    classes = ["bird", "orange", "background"]
+    run.log({"det": waddle.Image(RGB, boxes=boxes, classes=classes, threshold=0.2)})
+    run.finish()
+    value = one(run, "det")
+    assert value["classes"] == classes and value["threshold"] == 0.2
+    first, second, third = value["boxes"]
+    assert first == {
+        "group": "boxes",
+        "x_min": 10.0,
+        "y_min": 2.0,
+        "x_max": 15.0,
+        "y_max": 20.0,
+        "class_id": 0,
+        "label": "bird",
+        "caption": None,
+        "scores": {"score": 0.4},
+    }
+    assert second["label"] is None and second["class_id"] is None and second["scores"] == {}
+    # Below the threshold and of a class not in the list: kept, for the dashboard to hide.
+    assert (third["label"], third["class_id"], third["scores"]) == ("cat", None, {"score": 0.1})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"boxes": [{"xStart": 0, "yStart": 0, "xEnd": 5}]}, "box 0 is missing yEnd"),
+        ({"boxes": [{"xStart": 0, "yStart": 0, "xEnd": 50, "yEnd": 5}]}, "outside the 32×24"),
+        ({"classes": "bird"}, "classes must be a list of class names"),
+        ({"threshold": "high"}, "threshold must be a number"),
+    ],
+)
+def test_lavd_boxes_that_cannot_be_drawn_raise(kwargs, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        waddle.Image(RGB, **kwargs)
+
+
 # ---- audio and video ------------------------------------------------------------------
 
 
@@ -527,9 +578,9 @@ def test_save_of_a_missing_file_raises_at_the_call(new_run, tmp_path):
 def test_without_pillow_images_name_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL", None)
     monkeypatch.setitem(sys.modules, "PIL.Image", None)
-    with pytest.raises(ImportError, match=r"pip install 'waddle\[media\]'"):
+    with pytest.raises(ImportError, match=r"pip install -e '.\[media\]'"):
         waddle.Image(RGB)
-    with pytest.raises(ImportError, match=r"pip install 'waddle\[media\]'"):
+    with pytest.raises(ImportError, match=r"pip install -e '.\[media\]'"):
         waddle.Video(np.zeros((2, 4, 4, 3), np.uint8))
     waddle.Histogram([1.0])  # needs numpy only
     waddle.Audio(np.zeros(10), 8000)

@@ -15,11 +15,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from waddle import apis, plot, util
+from waddle.apis import Api
 from waddle.audio import Audio
 from waddle.histogram import Histogram
+from waddle.html import Html
 from waddle.image import Image
-from waddle.run import DisabledRun, Run, RunLockedError
-from waddle.session import alert, define_metric, finish, init, log, save
+from waddle.notice import termerror, termlog, termwarn
+from waddle.object3d import Object3D
+from waddle.run import AlertLevel, DisabledRun, Run, RunLockedError
+from waddle.session import (
+    alert,
+    define_metric,
+    finish,
+    init,
+    log,
+    login,
+    mark_preempting,
+    save,
+    setup,
+    unwatch,
+    watch,
+)
 from waddle.settings import Settings
 from waddle.table import Table
 from waddle.text import Markdown, Text
@@ -28,11 +45,15 @@ from waddle.video import Video
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlertLevel",
+    "Api",
     "Audio",
     "DisabledRun",
     "Histogram",
+    "Html",
     "Image",
     "Markdown",
+    "Object3D",
     "Run",
     "RunLockedError",
     "Settings",
@@ -41,14 +62,25 @@ __all__ = [
     "Video",
     "__version__",
     "alert",
+    "apis",
     "config",
     "define_metric",
     "finish",
     "init",
     "log",
+    "login",
+    "mark_preempting",
+    "plot",
     "run",
     "save",
+    "setup",
     "summary",
+    "termerror",
+    "termlog",
+    "termwarn",
+    "unwatch",
+    "util",
+    "watch",
 ]
 
 # Importing the submodules waddle.run, waddle.config and waddle.summary bound those names

@@ -45,6 +45,7 @@ class Audio:
     ) -> None:
         self.caption = media.check_caption(WHAT, caption)
         self._samples: Any = None
+        self._ready: Any = None  # for a CUDA tensor: whether its copy is made
         self._path: Path | None = None
         self._file: media.StoredOnce | None = None
         self.channels: int | None = None
@@ -84,7 +85,7 @@ class Audio:
             if "float" not in str(data.dtype) and str(data.dtype) != "torch.int16":
                 raise TypeError(f"{WHAT}: samples of dtype {data.dtype}: pass float or int16")
             # Queued on the tensor's device; the range is checked in the writer thread.
-            array = data.detach().clone()
+            array, self._ready = media.device_copy(data)
         else:
             array = media.as_array(WHAT, data)
             shape = array.shape
@@ -98,7 +99,7 @@ class Audio:
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
         if self._file is None:
             self._file = media.StoredOnce(self._path, self._encode_wav, ".wav")
-        return media.Snapshot(self._store)
+        return media.Snapshot(self._store, self._ready)
 
     def _store(self, run_dir: Path) -> dict[str, Any]:
         where = self._file(run_dir)

@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from waddle import __version__
 from waddle.catalog import list_runs
+from waddle.run_folder import inspect_run
 from waddle.settings import resolve_one
 
 # How many metrics `waddle ls` shows per run, in key order.
@@ -21,6 +23,7 @@ LS_METRICS = 3
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="waddle", description="Local-first experiment tracker.")
+    parser.add_argument("--version", action="version", version=f"waddle {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     ls = commands.add_parser(
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("dir", nargs="?", help="log folder (default: $WADDLE_DIR or ./logs)")
     serve.add_argument("--host", help="address to bind (default: $WADDLE_HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default: $WADDLE_PORT or 8080; 0 = any)")
+    serve.add_argument("--port", help="port (default: $WADDLE_PORT or 8080; 0 = any)")
     serve.add_argument("--db", help="index file (default: $WADDLE_DB or DIR/.waddle/index.duckdb)")
     serve.add_argument("--token", help="require this bearer token (default: $WADDLE_TOKEN)")
     serve.set_defaults(handler=_serve)
@@ -72,6 +75,10 @@ def _ls(args: argparse.Namespace) -> int:
     if not log_dir.is_dir():
         raise ValueError(f"no log folder at {log_dir}")
     records = list_runs(log_dir, resolve_one("heartbeat_timeout"), project=args.project)
+    if not records and args.project is not None:
+        projects = sorted({record.project for record in list_runs(log_dir, math.inf)})
+        there = f"; its projects: {', '.join(projects)}" if projects else ""
+        raise ValueError(f"no project {args.project!r} in {log_dir}{there}")
     if not records:
         print(f"no runs in {log_dir}")
         return 0
@@ -133,6 +140,16 @@ def _demo(args: argparse.Namespace) -> int:
     from waddle.demo import train
 
     run = train(dir=args.dir, project=args.project, steps=args.steps)
+    # Report what reached the disk, not what was logged: a run whose folder was unwritable
+    # or full still "logged" every step, and kept them in memory until it gave up.
+    record = inspect_run(Path(run.dir), math.inf)
+    finish = record.finish if record is not None else None
+    if finish is None or finish.get("lost_events"):
+        lost = "every event" if finish is None else f"{finish['lost_events']} events"
+        raise RuntimeError(
+            f"{lost} of the demo run could not be written to {run.dir} (see above); "
+            "check that the folder is writable and its disk has room"
+        )
     print(f"logged {args.steps} steps to {run.dir}")
     print(f"list the runs with: waddle ls {Path(run.dir).parent.parent}")
     return 0
@@ -144,7 +161,7 @@ def _server_module():
     except ImportError as error:
         raise RuntimeError(
             f"the server needs extra packages ({error.name} is missing): "
-            "pip install 'waddle[server]'"
+            "pip install -e '.[server]' in a clone of waddle"
         ) from None
     return serve
 

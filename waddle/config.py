@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from waddle.jsonable import to_jsonable
+from waddle.values import check_text
 
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
@@ -40,7 +41,8 @@ class Config:
         for key, value in as_mapping(values).items():
             if type(key) is not str or not key:
                 raise TypeError(f"config keys must be non-empty strings, got {key!r}")
-            changes[key] = to_jsonable(value)
+            check_text("a config key", key)
+            changes[key] = to_jsonable(value, f"config[{key!r}]")
         if not changes:
             return
         self._data.update(changes)

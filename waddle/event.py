@@ -23,6 +23,10 @@ import orjson
 
 FORMAT_VERSION = 1
 
+# Every integer an event holds (seq, step, a logged int) fits a signed 64-bit integer: the
+# index stores them as BIGINT, and a writer refuses anything else before it is written.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 # Every event type of format version 1. Readers reject others as unknown.
 EVENT_TYPES = frozenset(
     {

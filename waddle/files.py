@@ -10,12 +10,14 @@ event is written and a notice says so, rather than record a file that may be hal
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 from waddle import media
+from waddle.values import check_text
 
 WHAT = "save()"
 MAX_NAME = 1024
@@ -33,10 +35,38 @@ class SavedFile:
             name = self.path.name
         if type(name) is not str or not name or len(name) > MAX_NAME or "\0" in name:
             raise ValueError(f"{WHAT}: name must be a non-empty string, got {name!r}")
+        check_text(f"{WHAT}: name", name)
         self.name = name
         self.stamp = _stamp(self.path)
         self.step = step
         self.link = bool(link)
+
+
+def expand(
+    pattern: Any, base_path: Any, use_glob: bool, name: str | None
+) -> list[tuple[Path, str]]:
+    """The files ``save(pattern, base_path, glob=use_glob, name=name)`` means, each with the
+    name it is saved under: its path relative to ``base_path`` (default: the pattern's
+    folder). A pattern with no wildcard is one file, which must exist."""
+    text = os.fspath(pattern)
+    if not (use_glob and glob.has_magic(text)):
+        path = media.existing_file(WHAT, text)
+        return [(path, name if name is not None else _relative(path, base_path))]
+    if name is not None:
+        raise ValueError(f"{WHAT}: name= names one file; {text!r} is a pattern")
+    matches = sorted(Path(match) for match in glob.glob(text, recursive=True))
+    return [(path, _relative(path, base_path)) for path in matches if path.is_file()]
+
+
+def _relative(path: Path, base_path: Any) -> str:
+    if base_path is None:
+        return path.name
+    try:
+        return path.resolve().relative_to(Path(base_path).resolve()).as_posix()
+    except ValueError:
+        raise ValueError(
+            f"{WHAT}: {str(path)!r} is not under base_path {str(base_path)!r}"
+        ) from None
 
 
 def snapshot(path: Any, name: str | None, step: int, link: bool = False) -> media.Snapshot:

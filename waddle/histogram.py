@@ -11,7 +11,6 @@ A histogram is small, so it lives inline in the ``log`` event (docs/format.md, "
 from __future__ import annotations
 
 import math
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ class Histogram:
             raise ValueError(f"{WHAT}: num_bins must be 1..{MAX_BINS}, not {num_bins}")
         self.num_bins = num_bins
         self._values: Any = None
+        self._ready: Any = None  # for a CUDA tensor: whether its copy is made
         self._precomputed: dict[str, Any] | None = None
         if (sequence is None) == (np_histogram is None):
             raise TypeError(
@@ -48,7 +48,7 @@ class Histogram:
             return
         if media.is_torch(sequence):
             media.check_real(WHAT, sequence.dtype, tuple(sequence.shape))
-            self._values = sequence.detach().clone()  # queued on its device: no host sync
+            self._values, self._ready = media.device_copy(sequence)
             return
         values = _SPARES.copy(sequence)
         if values is None:
@@ -58,7 +58,7 @@ class Histogram:
         self._values = values
 
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
-        return media.Snapshot(self._store)
+        return media.Snapshot(self._store, self._ready)
 
     def _store(self, run_dir: Path) -> dict[str, Any]:
         if self._precomputed is None:  # bin once, however often this object is logged
@@ -80,8 +80,10 @@ class _SpareArrays:
     """
 
     def __init__(self, smallest: int = 256 * 1024, limit: int = 64 << 20) -> None:
+        # No lock: the caller's thread takes spares and the writer's gives them back, and a
+        # lock an interrupt left held on the caller's side would stop the writer for good.
+        # Each list operation is atomic; a race at worst allocates a fresh array.
         self._arrays: list[Any] = []
-        self._lock = threading.Lock()
         self._smallest = smallest
         self._limit = limit
 
@@ -96,12 +98,14 @@ class _SpareArrays:
         import numpy as np
 
         media.check_real(WHAT, data.dtype, data.shape)
-        with self._lock:
-            spare = next(
-                (a for a in self._arrays if a.dtype == data.dtype and a.size == data.size), None
-            )
-            if spare is not None:
+        spare = next(
+            (a for a in list(self._arrays) if a.dtype == data.dtype and a.size == data.size), None
+        )
+        if spare is not None:
+            try:
                 self._arrays.remove(spare)
+            except ValueError:  # another thread took it first
+                spare = None
         if spare is None:
             spare = np.empty(data.size, dtype=data.dtype)
         np.copyto(spare.reshape(data.shape), data)
@@ -114,9 +118,8 @@ class _SpareArrays:
             or array.base is not None
         ):
             return
-        with self._lock:
-            if sum(a.nbytes for a in self._arrays) + array.nbytes <= self._limit:
-                self._arrays.append(array)
+        if sum(a.nbytes for a in list(self._arrays)) + array.nbytes <= self._limit:
+            self._arrays.append(array)
 
 
 _SPARES = _SpareArrays()

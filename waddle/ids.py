@@ -2,13 +2,15 @@
 
 A run id sorts by creation time (UTC, to the millisecond) and ends in random characters so
 two processes starting in the same millisecond still differ: ``20261123-092857-123-k3x9q2``.
-Project names and run ids become folders, so they are checked to stay inside the log folder.
+The randomness comes from the operating system (``secrets``), never from the global ``random``
+module: a training script's seeded random numbers stay exactly as they would be without waddle,
+and two runs of one seeded script (or forked children) still get different ids and names. Both
+become folder names: waddle/names.py holds the rule they follow.
 """
 
 from __future__ import annotations
 
-import random
-import threading
+import secrets
 import time
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -76,21 +78,22 @@ _NOUNS = [
 ]
 
 
-_last_millis = 0
-_lock = threading.Lock()
+_last_millis = [0]
 
 
 def new_run_id() -> str:
-    """A new id; ids made by one process sort in the order they were made, even within a ms."""
-    global _last_millis
-    with _lock:
-        millis = max(int(time.time() * 1000), _last_millis + 1)
-        _last_millis = millis
+    """A new id; ids made by one thread sort in the order they were made, even within a ms.
+
+    No lock (init() may be interrupted anywhere, and a lock left held would hang the next
+    init()): two threads racing in one millisecond get ids that differ in their suffix.
+    """
+    millis = max(int(time.time() * 1000), _last_millis[0] + 1)
+    _last_millis[0] = millis
     seconds, rest = divmod(millis, 1000)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(seconds))
-    suffix = "".join(random.choices(_ALPHABET, k=6))
+    suffix = "".join(secrets.choice(_ALPHABET) for _ in range(6))
     return f"{stamp}-{rest:03d}-{suffix}"
 
 
 def random_name() -> str:
-    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(1, 999)}"
+    return f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{1 + secrets.randbelow(999)}"

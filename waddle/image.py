@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from waddle import media
+from waddle import figure, media
+from waddle.values import check_text
 
 WHAT = "waddle.Image"
 # File formats a browser shows as they are; any other image file is re-encoded as PNG.
@@ -32,24 +33,44 @@ class Image:
     """An image to log: ``run.log({"sample": waddle.Image(array, caption="a cat")})``.
 
     ``data``: a numpy array (HW, HWC or CHW with 1, 3 or 4 channels; uint8, bool, integers in
-    0..255, or floats in [0, 1]), a PIL image, a torch tensor of the same shapes, or the path
-    of an image file. ``boxes``: W&B's ``{"predictions": {"box_data": [...], "class_labels":
-    {...}}}`` or a list of ``{"x_min", "y_min", "x_max", "y_max", "label", "score"}`` dicts in
-    pixels (add ``"domain": "relative"`` for fractions of the image size).
+    0..255, or floats in [0, 1]), a PIL image, a torch tensor of the same shapes, the path of
+    an image file or its bytes in an ``io.BytesIO``, or a matplotlib figure (rendered to PNG
+    now, see waddle/figure.py). ``boxes``: W&B's ``{"predictions": {"box_data": [...], "class_labels":
+    {...}}}``, or a list of ``{"x_min", "y_min", "x_max", "y_max", "label", "score"}`` dicts in
+    pixels (add ``"domain": "relative"`` for fractions of the image size), or lavd's
+    ``{"xStart", "yStart", "xEnd", "yEnd", "className", "probability"}`` dicts in pixels.
+    ``classes``: the names of the classes a box may have (lavd), in class id order;
+    ``threshold``: the score below which the dashboard hides a box at first (lavd: boxes less
+    probable than this are not counted as valid). Every box is stored, whatever its score.
     """
 
-    def __init__(self, data: Any, caption: str | None = None, boxes: Any = None) -> None:
+    def __init__(
+        self,
+        data: Any,
+        caption: str | None = None,
+        boxes: Any = None,
+        classes: Sequence[str] | None = None,
+        threshold: float | None = None,
+    ) -> None:
         self.caption = media.check_caption(WHAT, caption)
+        self.classes = _class_names(classes)
+        self.threshold = None if threshold is None else _number("image", "threshold", threshold)
         self._pixels: Any = None  # numpy array, HW or HWC, or a torch tensor (checked later)
+        self._ready: Any = None  # for a CUDA tensor: whether its copy is made
         self._chw = False
         self._pil: Any = None
         self._file: bytes | None = None
         self._format = "png"
         self._stored: tuple[Path, dict] | None = None
-        if media.is_path(data):
+        if figure.is_figure(data):  # rendered now: matplotlib is not thread-safe
+            data = io.BytesIO(figure.render_png(data))
+        if media.is_path(data) or isinstance(data, io.BytesIO):
             pil_image = media.require_pillow(WHAT)
-            path = media.existing_file(WHAT, data)
-            self._file = path.read_bytes()
+            self._file = (
+                data.getvalue()
+                if isinstance(data, io.BytesIO)
+                else media.existing_file(WHAT, data).read_bytes()
+            )
             try:
                 with pil_image.open(io.BytesIO(self._file)) as opened:
                     self.width, self.height = opened.size
@@ -70,18 +91,17 @@ class Image:
             media.check_pillow(WHAT)
             media.check_real(WHAT, data.dtype, tuple(data.shape))
             self.height, self.width, self._chw = _layout(tuple(data.shape))
-            # clone() is queued on the tensor's device: no host sync on the caller's thread.
-            self._pixels = data.detach().clone()
+            self._pixels, self._ready = media.device_copy(data)
         else:
             media.check_pillow(WHAT)
             array = media.as_array(WHAT, data)
             self.height, self.width, self._chw = _layout(array.shape)
             _check_range(array)
             self._pixels = array
-        self.boxes = normalise_boxes(boxes, self.width, self.height)
+        self.boxes = normalise_boxes(boxes, self.width, self.height, self.classes)
 
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
-        return media.Snapshot(self._store)
+        return media.Snapshot(self._store, self._ready)
 
     def _store(self, run_dir: Path) -> dict[str, Any]:
         stored = self._stored
@@ -102,6 +122,10 @@ class Image:
         }
         if self.boxes is not None:
             value["boxes"] = self.boxes
+        if self.classes is not None:
+            value["classes"] = self.classes
+        if self.threshold is not None:
+            value["threshold"] = self.threshold
         return value
 
     def _encode_png(self) -> bytes:
@@ -190,7 +214,9 @@ def to_uint8(pixels: Any, channels_first: bool) -> Any:
 # ---- boxes ---------------------------------------------------------------------------
 
 
-def normalise_boxes(boxes: Any, width: int, height: int) -> list[dict] | None:
+def normalise_boxes(
+    boxes: Any, width: int, height: int, classes: list[str] | None = None
+) -> list[dict] | None:
     """Boxes in one shape, in pixels (see docs/format.md), or a clear error."""
     if boxes is None:
         return None
@@ -213,7 +239,10 @@ def normalise_boxes(boxes: Any, width: int, height: int) -> list[dict] | None:
                 out.append(_wandb_box(where, group, box, labels, width, height))
     elif isinstance(boxes, Sequence) and not isinstance(boxes, str):
         for index, box in enumerate(boxes):
-            out.append(_simple_box(f"box {index}", box, width, height))
+            if isinstance(box, Mapping) and "xStart" in box:
+                out.append(_lavd_box(f"box {index}", box, width, height, classes))
+            else:
+                out.append(_simple_box(f"box {index}", box, width, height))
     else:
         raise TypeError(
             f"{WHAT}: boxes must be W&B's {{group: {{'box_data': [...]}}}} or a list of box "
@@ -306,6 +335,46 @@ def _simple_box(where: str, box: Any, width: int, height: int) -> dict:
         caption=None,
         scores=scores,
     )
+
+
+def _lavd_box(where: str, box: Mapping, width: int, height: int, classes: list[str] | None) -> dict:
+    """lavd's box: two corners in pixels, an optional class name and probability."""
+    missing = [name for name in ("xStart", "yStart", "xEnd", "yEnd") if name not in box]
+    if missing:
+        raise ValueError(f"{WHAT}: {where} is missing {', '.join(missing)}")
+    corners = tuple(
+        _number(where, name, box[name]) for name in ("xStart", "yStart", "xEnd", "yEnd")
+    )
+    label = box.get("className")
+    if label is not None:
+        label = check_text(f"{WHAT}: {where}: className", str(label))
+    probability = box.get("probability")
+    scores = {} if probability is None else {"score": _number(where, "probability", probability)}
+    return _box(
+        where,
+        "boxes",
+        corners,
+        True,
+        width,
+        height,
+        class_id=classes.index(label) if classes and label in classes else None,
+        label=label,
+        caption=None,
+        scores=scores,
+    )
+
+
+def _class_names(classes: Any) -> list[str] | None:
+    if classes is None:
+        return None
+    if isinstance(classes, str) or not isinstance(classes, Sequence):
+        raise TypeError(f"{WHAT}: classes must be a list of class names, not {classes!r}")
+    names = []
+    for name in classes:
+        if type(name) is not str or not name:
+            raise TypeError(f"{WHAT}: class names must be non-empty strings, got {name!r}")
+        names.append(check_text(f"{WHAT}: a class name", name))
+    return names
 
 
 def _box(

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from waddle.values import Deferred
+from waddle.values import Deferred, check_text
 
 MEDIA_DIR = "media"
 FILES_DIR = "files"
@@ -36,15 +36,39 @@ _CHUNK = 1 << 20
 
 
 class Snapshot(Deferred):
-    """What a rich value's ``_waddle_snapshot()`` returns: encode and store in the writer thread."""
+    """What a rich value's ``_waddle_snapshot()`` returns: encode and store in the writer thread.
 
-    __slots__ = ("store",)
+    ``ready``, when given, tells whether the data ``store`` reads is there yet (see
+    :func:`device_copy`).
+    """
 
-    def __init__(self, store: Callable[[Path], dict[str, Any]]) -> None:
+    __slots__ = ("_ready", "store")
+
+    def __init__(
+        self, store: Callable[[Path], dict[str, Any]], ready: Callable[[], bool] | None = None
+    ) -> None:
         self.store = store
+        self._ready = ready
+
+    def ready(self) -> bool:
+        return self._ready is None or self._ready()
 
     def materialize(self, run_dir: Path) -> Any:
         return self.store(run_dir)
+
+
+def device_copy(tensor: Any) -> tuple[Any, Callable[[], bool] | None]:
+    """A copy of a torch tensor queued on its device (no host sync on the caller's thread),
+    and, on a CUDA device, a check that tells whether the device has made it yet, so that the
+    writer thread reads it only then instead of waiting for the device."""
+    copy = tensor.detach().clone()
+    if not copy.is_cuda:
+        return copy, None
+    import torch
+
+    done = torch.cuda.Event()
+    done.record(torch.cuda.current_stream(copy.device))
+    return copy, done.query
 
 
 def store_bytes(run_dir: Path, data: bytes, extension: str, folder: str = MEDIA_DIR) -> dict:
@@ -166,16 +190,16 @@ def require_pillow(what: str) -> Any:
         from PIL import Image as pil_image
     except ImportError:
         raise ImportError(
-            f"{what} needs Pillow, which is not installed: pip install 'waddle[media]'"
+            f"{what} needs Pillow, which is not installed: pip install -e '.[media]' in a clone of waddle (or pip install pillow)"
         ) from None
     return pil_image
 
 
 def check_caption(what: str, caption: Any) -> str | None:
-    if caption is None or type(caption) is str:
+    if caption is None:
         return caption
     if isinstance(caption, str):
-        return str(caption)
+        return check_text(f"{what}: caption", str(caption))
     raise TypeError(f"{what}: caption must be a string, not {type(caption).__name__}")
 
 

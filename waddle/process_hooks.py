@@ -7,12 +7,16 @@ Every way a training process ends drains each open run's queue and writes its fi
   when an uncaught exception was seen first, with its traceback;
 - SIGTERM: each run is finished as "crashed" (exit code 143), then the previous handler runs,
   or, if it was the default, the signal is raised again so the process still dies of it;
-- SIGINT: the runs are flushed, then Python's handler raises KeyboardInterrupt as usual;
+- SIGINT: each run's writer is asked to write and fsync what is queued (without waiting: a
+  signal handler must never wait on another thread), then Python's handler raises
+  KeyboardInterrupt as usual, and the exit path finishes the runs;
 - a child made by fork (DataLoader workers, multiprocessing) forgets the parent's runs: it
   never writes into the parent's files, and its log() calls are no-ops.
 
 Hooks are installed once, on the first run; signal handlers only from the main thread and only
-where the program has not set its own handler to "ignore".
+where the program has not set its own handler to "ignore". Nothing here takes a lock: a handler
+runs on the main thread between any two bytecodes, possibly inside the code it interrupts, and
+the list of open runs is only appended to, removed from and copied, which the GIL keeps whole.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import threading
 import traceback
 from typing import Any
 
-_lock = threading.Lock()
 _open_runs: list[Any] = []
 _installed = False
 _crash: dict[str, Any] | None = None  # the uncaught exception seen by the excepthook
@@ -34,28 +37,24 @@ _replaced_handlers: dict[int, Any] = {}  # signal number -> the handler ours rep
 
 
 def register(run: Any) -> None:
-    with _lock:
-        _open_runs.append(run)
+    _open_runs.append(run)
     _install()
 
 
 def unregister(run: Any) -> None:
-    with _lock:
-        if run in _open_runs:
-            _open_runs.remove(run)
+    with contextlib.suppress(ValueError):
+        _open_runs.remove(run)
 
 
 def open_runs() -> list[Any]:
-    with _lock:
-        return list(_open_runs)
+    return list(_open_runs)
 
 
 def _install() -> None:
     global _installed
-    with _lock:
-        if _installed:
-            return
-        _installed = True
+    if _installed:
+        return
+    _installed = True
     atexit.register(_at_exit)
     previous_hook = sys.excepthook
 
@@ -97,7 +96,7 @@ def _on_sigterm(signum: int, frame: Any, previous: Any) -> None:
 
 def _on_sigint(signum: int, frame: Any, previous: Any) -> None:
     for run in open_runs():
-        run.flush()
+        run.flush(timeout=0)
     if callable(previous):
         previous(signum, frame)
     else:
@@ -119,8 +118,6 @@ def _at_exit() -> None:
 def _forget_in_child() -> None:
     from waddle import console
 
-    global _lock
-    _lock = threading.Lock()  # another thread of the parent may have held the old one
     runs = list(_open_runs)
     _open_runs.clear()
     for run in runs:

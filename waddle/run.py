@@ -14,6 +14,7 @@ drops are counted in the finish event.
 
 from __future__ import annotations
 
+import enum
 import fcntl
 import os
 import threading
@@ -22,15 +23,26 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from waddle import console, process_hooks
+from waddle import console, files, process_hooks
 from waddle.config import Config
+from waddle.event import INT64_MAX
 from waddle.notice import Notices, say
-from waddle.summary import Summary
-from waddle.values import flatten
+from waddle.summary import Logged, Summary
+from waddle.values import check_text, flatten, writable_text
 from waddle.writer import CONSOLE, EVENT, FINISH, FLUSH, LOG, Writer
 
 SUMMARY_KINDS = ("min", "max", "mean", "last", "first", "none")
-ALERT_LEVELS = ("INFO", "WARN", "ERROR")
+
+
+class AlertLevel(str, enum.Enum):
+    """The level of ``run.alert()``, as W&B names them."""
+
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+
+
+ALERT_LEVELS = tuple(level.value for level in AlertLevel)
 # How many refused-step warnings are printed before the rest are only counted.
 STEP_WARNINGS = 5
 # The writer is asked to drain early once this many items are queued.
@@ -73,7 +85,13 @@ class Run:
         self._pid = os.getpid()
         self._closed = False
         self._forked = False  # inherited by a forked child: every call is a no-op there
-        self._finish_lock = threading.Lock()
+        self._finishing: dict[str, int] = {}  # "thread": the one finishing this run
+        self._flushes = 0  # FLUSH requests queued
+        self._finish_queued = False
+        self._preempting = False
+        self._watches: list[Any] = []  # watch(): hooks on models, one entry per model
+        self._save_at_end: list[tuple[Path, str, bool]] = []  # save(policy="end")
+        self._let_go = False  # the writer has ended and the run's resources are released
         self._step = first_step
         self._dropped_steps = 0
         self._dropped_values = 0
@@ -95,13 +113,39 @@ class Run:
         self.config = Config(config, on_change=self._config_changed)
         start_fields["config"] = self.config.as_dict()
         self.summary = Summary(
-            self._writer.last_logged, on_change=self._summary_changed, sync=self.flush
+            self._writer.logged, on_change=self._summary_changed, sync=self.flush
         )
         self._writer.start()
         self._capturing = bool(settings.console)
         if self._capturing:
             console.attach(self._console_line)
         process_hooks.register(self)
+
+    # ---- identity, as W&B names it -------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """``project/id``: what ``waddle.Api().run()`` takes (W&B's is ``entity/project/id``)."""
+        return f"{self.project}/{self.id}"
+
+    @property
+    def entity(self) -> str:
+        """W&B's user or team; a local run has none, so always ``"local"``."""
+        return "local"
+
+    @property
+    def url(self) -> str | None:
+        """W&B's link to the run page; None, as for W&B's offline runs (``waddle serve``
+        shows the run)."""
+        return None
+
+    def get_url(self) -> str | None:
+        return self.url
+
+    def mark_preempting(self) -> None:
+        """Say the process is about to be preempted (a cluster's notice): the finish event then
+        says ``preempting``, so the run reads as interrupted, to resume, not as failed."""
+        self._preempting = True
 
     # ---- logging -------------------------------------------------------------------
 
@@ -120,21 +164,24 @@ class Run:
         values, kind = flatten(data, self._known_keys)
         if step is None:
             at = self._step
-            if commit is None or commit:
-                self._step = at + 1
+            after = at + 1 if commit is None or commit else at
         else:
             at = _check_step(step)
             if at < self._step:
                 self._drop(at, values)
                 return
-            self._step = at + 1 if commit else at
+            after = at + 1 if commit else at
+        queue = self._queue
+        if values:
+            queue.append((LOG, time.time(), at, values, kind))
+        # The step moves on only once the values are queued: a KeyboardInterrupt between the
+        # two leaves this step open (the next call adds to it) rather than skip it.
+        self._step = after
         if not values:
             return
-        queue = self._queue
-        queue.append((LOG, time.time(), at, values, kind))
         if len(queue) >= EARLY_DRAIN:
             wake = self._writer.wake
-            if not wake.is_set():  # set() takes a lock; asking first is ten times cheaper
+            if not wake.pending:  # set() is a system call; asking first is much cheaper
                 wake.set()
             if len(queue) >= self._queue_size:
                 self._wait_for_room()
@@ -162,10 +209,9 @@ class Run:
         self._stalls += 1
         writer = self._writer
         while len(self._queue) >= self._queue_size and writer.thread.is_alive():
-            writer.room.clear()
             writer.waiting = True
             writer.wake.set()
-            writer.room.wait(0.05)
+            writer.progress.wait(0.05)
         self._stall_seconds += time.monotonic() - started
 
     def _enqueue(self, kind: str, fields: dict[str, Any]) -> None:
@@ -190,12 +236,25 @@ class Run:
         step_metric: str | None = None,
         summary: str | None = None,
         hidden: bool | None = None,
+        step_sync: bool | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
     ) -> None:
-        """Declare how a metric (or a glob such as ``"val/*"``) is plotted and summarised."""
+        """Declare how a metric (or a glob such as ``"val/*"``) is plotted and summarised.
+
+        ``summary``: comma-separated aggregates the run summary keeps for it instead of the
+        last value (``run.summary[name]`` is then ``{"max": ...}``), or ``"none"``. ``goal``
+        (``"minimize"`` or ``"maximize"``) is recorded for the dashboard. ``step_sync`` and
+        ``overwrite`` are W&B's, accepted: the step metric is always paired by step, and a
+        later definition of a name always overrides an earlier one.
+        """
         if type(name) is not str or not name:
             raise ValueError("define_metric() needs a metric name such as 'val/loss' or 'val/*'")
+        check_text("define_metric() name", name)
         if step_metric is not None and (type(step_metric) is not str or not step_metric):
             raise ValueError(f"define_metric({name!r}): step_metric must be a metric name")
+        if step_metric is not None:
+            check_text(f"define_metric({name!r}) step_metric", step_metric)
         if summary is not None:
             kinds = [part.strip() for part in summary.split(",")]
             unknown = [kind for kind in kinds if kind not in SUMMARY_KINDS]
@@ -210,38 +269,130 @@ class Run:
             fields["summary"] = summary
         if hidden is not None:
             fields["hidden"] = bool(hidden)
+        if goal is not None:
+            if goal not in ("minimize", "maximize"):
+                raise ValueError(f"define_metric({name!r}): goal must be minimize or maximize")
+            fields["goal"] = goal
         self._enqueue("define_metric", fields)
 
-    def alert(self, title: str, text: str, level: str = "INFO", wait_duration: Any = None) -> None:
+    def alert(
+        self,
+        title: str,
+        text: str,
+        level: str | AlertLevel | None = None,
+        wait_duration: Any = None,
+    ) -> None:
         """Record an alert; the dashboard shows it on the run."""
-        level = str(getattr(level, "value", level)).upper()
+        level = str(getattr(level, "value", level or "INFO")).upper()
         if level == "WARNING":
             level = "WARN"
         if level not in ALERT_LEVELS:
             raise ValueError(f"alert level {level!r} is not one of {', '.join(ALERT_LEVELS)}")
-        self._enqueue("alert", {"title": str(title), "text": str(text), "level": level})
+        fields = {"title": str(title), "text": str(text), "level": level}
+        for name in ("title", "text"):
+            check_text(f"alert() {name}", fields[name])
+        self._enqueue("alert", fields)
 
-    def save(self, path: str | os.PathLike, name: str | None = None, link: bool = False) -> None:
-        """Copy a file into the run folder (``files/``, by content hash) and record a ``file`` event.
+    def save(
+        self,
+        glob_str: str | os.PathLike,
+        base_path: str | os.PathLike | None = None,
+        policy: str = "live",
+        glob: bool = True,
+        *,
+        name: str | None = None,
+        link: bool = False,
+    ) -> list[str]:
+        """Copy files into the run folder (``files/``, by content hash), each with a ``file``
+        event; W&B's signature. Returns the paths saved.
 
-        The file must exist now; the writer thread copies it (see waddle/files.py). ``name``
-        defaults to the file's name; ``link=True`` hard-links where possible instead of copying.
+        ``glob_str`` is a file, or a pattern (``*``, ``?``, ``[...]``, ``**``) unless
+        ``glob=False``; each match is named by its path relative to ``base_path`` (default:
+        the pattern's folder). ``policy="end"`` saves them as the run finishes; ``"live"`` and
+        ``"now"`` save them as they are now (save again to record a later version). ``name``
+        (one file) names it instead; ``link=True`` hard-links where possible instead of
+        copying. The copying happens in the writer thread (see waddle/files.py).
         """
         if self._closed:
             self._refuse_closed("save")
-            return
-        from waddle import files
+            return []
+        if policy not in ("live", "now", "end"):
+            raise ValueError(f"save(): policy {policy!r} is not one of live, now, end")
+        matches = files.expand(glob_str, base_path, glob, name)
+        if not matches:
+            self._notices.show(f"save-{glob_str}", f"save({str(glob_str)!r}) matched no file")
+        for path, saved_name in matches:
+            if policy == "end":
+                self._save_at_end.append((path, saved_name, link))
+            else:
+                self._enqueue("file", files.snapshot(path, saved_name, self._step, link))
+        return [str(path) for path, _ in matches]
 
-        self._enqueue("file", files.snapshot(path, name, self._step, link))
+    def log_code(
+        self,
+        root: str | os.PathLike | None = ".",
+        name: str | None = None,
+        include_fn: Any = None,
+        exclude_fn: Any = None,
+    ) -> None:
+        """Save the source files under ``root`` with the run, as ``code/<path>`` (waddle/code.py
+        says which). ``name`` is W&B's artifact name, ignored: the files are the run's."""
+        if self._closed:
+            self._refuse_closed("log_code")
+            return
+        from waddle import code
+
+        folder = Path(root if root is not None else ".")
+        log_dir = self.dir.parent.parent
+        for path in code.source_files(folder, include_fn, exclude_fn, log_dir):
+            self.save(path, name="code/" + path.relative_to(folder.resolve()).as_posix())
+
+    def watch(
+        self,
+        models: Any,
+        criterion: Any = None,
+        log: str | None = "gradients",
+        log_freq: int = 1000,
+        idx: int | None = None,
+        log_graph: bool = False,
+    ) -> None:
+        """Log histograms of a torch model's gradients and/or parameters every ``log_freq``
+        batches, as W&B's ``watch`` (waddle/watching.py says how); ``criterion`` is ignored."""
+        from waddle import watching
+
+        added = watching.watch(self, models, log, log_freq, idx, log_graph, len(self._watches))
+        self._watches.extend(added)
+
+    def unwatch(self, models: Any = None) -> None:
+        """Remove the hooks ``watch()`` put on ``models`` (default: on every model)."""
+        chosen = (
+            None if models is None else (models if isinstance(models, (list, tuple)) else [models])
+        )
+        for watched in list(self._watches):
+            if chosen is None or any(watched.model is model for model in chosen):
+                watched.remove()
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything logged so far is written and fsynced; False on timeout."""
-        if self._closed or os.getpid() != self._pid or not self._writer.thread.is_alive():
+        """Wait until everything logged so far is written and fsynced; False on timeout.
+
+        ``timeout=0`` only asks for it and returns at once (what Ctrl-C does: a signal handler
+        must not wait for another thread).
+        """
+        writer = self._writer
+        if self._closed or os.getpid() != self._pid or not writer.thread.is_alive():
             return False
-        done = threading.Event()
-        self._queue.append((FLUSH, done))
-        self._writer.wake.set()
-        return done.wait(timeout)
+        self._flushes += 1
+        number = self._flushes
+        self._queue.append((FLUSH, number))
+        writer.wake.set()
+        deadline = time.monotonic() + timeout
+        while writer.flushed < number and writer.thread.is_alive():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            writer.waiting = True
+            writer.progress.wait(min(remaining, 0.05))
+        return writer.flushed >= number
 
     # ---- the end -------------------------------------------------------------------
 
@@ -257,30 +408,57 @@ class Run:
     def _finish(self, exit_code: int, reason: str | None, traceback_text: str | None) -> None:
         if os.getpid() != self._pid:
             return
-        with self._finish_lock:
-            if self._closed:
-                return
-            if self._capturing:
-                console.detach(self._console_line)
-            self._closed = True
+        # One thread finishes the run; no lock: an interrupt could leave one held. The same
+        # thread may come back (a Ctrl-C inside finish(), then the exit hook) and goes on
+        # where it was stopped.
+        me = threading.get_ident()
+        if self._finishing.setdefault("thread", me) != me:
+            return
+        if self._finish_queued:
+            self._wait_for_writer()
+            return
+        self.unwatch()
+        for path, saved_name, link in self._save_at_end:
+            try:
+                self._enqueue("file", files.snapshot(path, saved_name, self._step, link))
+            except (OSError, ValueError) as error:  # gone since save(); the run still finishes
+                self._notices.show(f"save-end-{path}", f"save(policy='end') of {path}: {error}")
+        if self._capturing:
+            console.detach(self._console_line)
+        self._closed = True
         fields: dict[str, Any] = {
             "exit_code": exit_code,
             "status": "finished" if exit_code == 0 else "crashed",
             "dropped": {"steps": self._dropped_steps, "values": self._dropped_values},
             "stalled_seconds": round(self._stall_seconds, 6),
         }
+        # The finish event must be writable whatever happened: an exception's message may
+        # hold text UTF-8 cannot encode, which is kept as escapes instead.
+        if self._preempting:
+            fields["preempting"] = True
         if reason:
-            fields["reason"] = reason
+            fields["reason"] = writable_text(reason)
         if traceback_text:
-            fields["traceback"] = traceback_text
+            fields["traceback"] = writable_text(traceback_text)
         self._queue.append((FINISH, time.time(), fields))
+        self._finish_queued = True
         self._writer.wake.set()
+        self._wait_for_writer()
+
+    def _wait_for_writer(self) -> None:
+        """Wait for the writer thread to write the finish event and end, then let go."""
+        writer = self._writer
         waited = 0.0
-        while self._writer.thread.is_alive():
-            self._writer.thread.join(10.0)
+        while writer.thread.is_alive():
+            writer.thread.join(10.0)
             waited += 10.0
-            if self._writer.thread.is_alive():
+            if writer.thread.is_alive():
                 say(f"still writing the event log of run {self.id} after {waited:.0f} s...")
+        if self._let_go:
+            return
+        self._let_go = True
+        writer.wake.close()
+        writer.progress.close()
         self._release_lock()
         process_hooks.unregister(self)
         lost = self._writer.lost_events
@@ -303,6 +481,8 @@ class Run:
         self._closed = True
         self._forked = True
         self._lock_fd = None
+        self._writer.wake.close()  # the child's copies of the pipes
+        self._writer.progress.close()
 
     # ---- the run folder lock ---------------------------------------------------------
 
@@ -356,8 +536,8 @@ def _check_step(step: Any) -> int:
         if isinstance(step, bool) or not hasattr(step, "__index__"):
             raise TypeError(f"log() step must be an integer, not {type(step).__name__} ({step!r})")
         step = step.__index__()
-    if step < 0:
-        raise ValueError(f"log() step must not be negative: {step}")
+    if not 0 <= step < INT64_MAX:  # the next step, step + 1, must fit 64 bits too
+        raise ValueError(f"log() step must be between 0 and 2**63 - 2: {step}")
     return step
 
 
@@ -365,7 +545,8 @@ class DisabledRun:
     """What ``init(mode="disabled")`` returns: the same API, and every call does nothing.
 
     Meant for processes that should not log (rank != 0 in distributed training) without an
-    ``if`` around every call.
+    ``if`` around every call. Every public method of :class:`Run` exists here as a no-op, and
+    every property of it that is not set here is None.
     """
 
     def __init__(self, project: str, name: str | None, config: Any) -> None:
@@ -378,28 +559,25 @@ class DisabledRun:
         self.resumed = False
         self.step = 0
         self.config = Config(config)
-        self.summary = Summary({}, on_change=lambda changes: None)
+        self.summary = Summary(Logged(), on_change=lambda changes: None)
 
-    def log(self, data: Any, step: Any = None, commit: Any = None) -> None:
-        pass
-
-    def define_metric(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def alert(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        pass
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(Run, name, None) if not name.startswith("_") else None
+        if isinstance(attribute, property):
+            return None
+        if callable(attribute):
+            return _do_nothing
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def flush(self, timeout: float = 30.0) -> bool:
         return True
-
-    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
-        pass
 
     def __enter__(self) -> DisabledRun:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         pass
+
+
+def _do_nothing(*args: Any, **kwargs: Any) -> None:
+    return None

@@ -9,19 +9,25 @@ and not yet finished; ``waddle.log()`` and friends act on it, as ``wandb.log()``
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from waddle import ids, names
+from waddle import ids, names, process_hooks
+from waddle.config import as_mapping
 from waddle.context import quick_context
-from waddle.notice import say
+from waddle.notice import Notices, say
 from waddle.run import DisabledRun, Run
 from waddle.run_folder import inspect_run
-from waddle.settings import Settings
+from waddle.settings import Settings, run_argument
+from waddle.values import check_text
 
 RESUME_CHOICES = (None, False, True, "allow", "must", "never", "auto")
+REINIT_CHOICES = (None, True, False, "default", "return_previous", "finish_previous", "create_new")
+
+_notices = Notices()
 
 _current: Run | DisabledRun | None = None
 
@@ -49,21 +55,46 @@ def init(
     job_type: str | None = None,
     mode: str | None = None,
     settings: Settings | dict | None = None,
-    reinit: Any = None,
+    reinit: bool | str | None = None,
+    *,
+    entity: str | None = None,
+    config_exclude_keys: Sequence[str] | None = None,
+    config_include_keys: Sequence[str] | None = None,
+    allow_val_change: bool | None = None,
+    force: bool | None = None,
+    resume_from: str | None = None,
+    fork_from: str | None = None,
+    save_code: bool | None = None,
+    tensorboard: bool | None = None,
+    sync_tensorboard: bool | None = None,
+    monitor_gym: bool | None = None,
+    anonymous: Any = None,
 ) -> Run | DisabledRun:
-    """Start a run (or continue one) and make it the current run.
+    """Start a run (or continue one) and make it the current run, with W&B's signature.
 
-    ``project`` defaults to ``$WADDLE_PROJECT`` or "default"; ``dir`` to ``$WADDLE_DIR`` or
-    ``./logs``; ``mode`` to ``$WADDLE_MODE`` or "offline". ``mode="disabled"`` returns a run
-    whose every call does nothing. ``id`` with ``resume="allow"`` continues that run if it
-    exists, ``resume="must"`` requires it to. ``reinit`` is accepted for W&B compatibility:
-    several runs may always be open at once.
+    Each of ``project``, ``name``, ``notes``, ``tags``, ``group``, ``job_type``, ``id`` and
+    ``resume`` left as None comes from its ``WADDLE_*`` variable, then its ``WANDB_*`` twin
+    (README); ``dir`` and ``mode`` likewise, through ``settings``. ``mode="disabled"`` returns
+    a run whose every call does nothing. ``id`` with ``resume="allow"`` continues that run if
+    it exists, ``resume="must"`` requires it to. While a run is open, ``reinit`` says what a
+    second ``init()`` does, as in W&B: ``"return_previous"`` (the default outside notebooks)
+    returns it, ``"finish_previous"`` (or True; the default in notebooks) finishes it first,
+    ``"create_new"`` opens another run beside it without making it current.
+    ``config_exclude_keys``/``config_include_keys`` filter ``config``; ``save_code`` saves the
+    main script (``run.log_code``). The other W&B arguments mean nothing without W&B's cloud:
+    they are accepted, and those that would change what is recorded warn once.
     """
     global _current
+    if reinit not in REINIT_CHOICES:
+        raise ValueError(f"reinit {reinit!r} is not one of {', '.join(map(str, REINIT_CHOICES))}")
     if settings is None:
         settings = Settings()
     elif isinstance(settings, dict):
         settings = Settings(**settings)
+    elif not isinstance(
+        settings, Settings
+    ):  # wandb.Settings, or anything with settings as attributes
+        settings = Settings(**{k: v for k, v in vars(settings).items() if not k.startswith("__")})
     settings = Settings(
         **{
             **settings.__dict__,
@@ -71,20 +102,62 @@ def init(
             "mode": mode if mode is not None else settings.mode,
         }
     ).resolve()
-    project = project or os.environ.get("WADDLE_PROJECT") or "default"
+    project = run_argument("project", project or None)
     names.check("project", project)
+    name, notes, group, job_type = (
+        run_argument(field, value)
+        for field, value in (
+            ("name", name),
+            ("notes", notes),
+            ("group", group),
+            ("job_type", job_type),
+        )
+    )
+    tags = run_argument("tags", tags)
+    id = run_argument("id", id)
+    resume = run_argument("resume", resume)
+    if config_include_keys is not None or config_exclude_keys is not None:
+        config = _filter_config(config, config_include_keys, config_exclude_keys)
+    previous_run = _most_recent_open_run()
+    if previous_run is not None:
+        policy = _reinit_policy(reinit)
+        if policy == "finish_previous":
+            for open_run in process_hooks.open_runs():
+                open_run.finish()
+        elif policy == "return_previous" and resume == "must":
+            raise ValueError(
+                "init(resume='must') while run "
+                f"{previous_run.id} is open: finish it first, or pass reinit='create_new'"
+            )
+        elif policy == "return_previous":
+            _notices.show(
+                "reinit",
+                f"init() while run {previous_run.id} is open returns that run, as W&B does; "
+                "finish it first, or pass reinit='finish_previous' or 'create_new'",
+            )
+            return previous_run
+    _unsupported(
+        resume_from=resume_from,
+        fork_from=fork_from,
+        tensorboard=tensorboard,
+        sync_tensorboard=sync_tensorboard,
+        monitor_gym=monitor_gym,
+    )
     if settings.mode == "disabled":
         _current = DisabledRun(project, name, config)
         return _current
-    if settings.mode not in ("offline", "online"):
-        raise ValueError(f"mode {settings.mode!r} is not one of offline, disabled")
     if settings.mode == "online":
-        raise ValueError(
-            "mode 'online' (relay to a central server) is not available yet; use 'offline'"
+        _notices.show(
+            "online",
+            "mode 'online': waddle logs to the local folder (relaying to a central server is "
+            "not available yet); `waddle serve` shows the runs",
         )
     if resume not in RESUME_CHOICES:
         raise ValueError(f"resume {resume!r} is not one of allow, must, never, or True/False")
     tag_list = _check_tags(tags)
+    for what, text in (("name", name), ("notes", notes), ("group", group), ("job_type", job_type)):
+        if text is not None:
+            check_text(f"init() {what}", str(text))
 
     project_dir = Path(settings.dir).expanduser().absolute() / project
     previous = None
@@ -138,9 +211,62 @@ def init(
         first_step=first_step,
         resumed=previous is not None,
     )
-    _current = run
-    say(f"{'resumed' if run.resumed else 'started'} run {name!r} ({run_id}) in {run.dir}")
+    if previous_run is None or _reinit_policy(reinit) != "create_new":
+        _current = run
+    if not settings.silent:
+        say(f"{'resumed' if run.resumed else 'started'} run {name!r} ({run_id}) in {run.dir}")
+    if save_code:
+        run.log_code(include_fn=_is_main_script)
     return run
+
+
+def _reinit_policy(reinit: bool | str | None) -> str:
+    """What a second init() does while a run is open (W&B's ``reinit``)."""
+    if reinit is True:
+        return "finish_previous"
+    if reinit in (None, "default"):
+        return "finish_previous" if _in_notebook() else "return_previous"
+    if reinit is False:
+        return "return_previous"
+    return reinit
+
+
+def _in_notebook() -> bool:
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _most_recent_open_run() -> Run | None:
+    for run in reversed(process_hooks.open_runs()):
+        if not run._closed:
+            return run
+    return None
+
+
+def _filter_config(config: Any, include: Sequence[str] | None, exclude: Sequence[str] | None):
+    """W&B's config_include_keys / config_exclude_keys."""
+    items = dict(as_mapping(config))
+    if include is not None:
+        items = {key: value for key, value in items.items() if key in include}
+    if exclude is not None:
+        items = {key: value for key, value in items.items() if key not in exclude}
+    return items
+
+
+def _unsupported(**arguments: Any) -> None:
+    """Warn once per W&B argument given that waddle cannot honour."""
+    for argument, value in arguments.items():
+        if value:
+            _notices.show(
+                f"init-{argument}",
+                f"init({argument}=...) is not supported by waddle and is ignored "
+                "(README: Coming from W&B)",
+            )
+
+
+def _is_main_script(path: str, root: str) -> bool:
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main is not None and os.path.abspath(path) == os.path.abspath(main)
 
 
 def _new_run_folder(project_dir: Path) -> str:
@@ -166,6 +292,7 @@ def _check_tags(tags: Sequence[str] | None) -> list[str]:
     for tag in tags:
         if type(tag) is not str or not tag or len(tag) > 256:
             raise ValueError(f"tag {tag!r} is not a non-empty string of at most 256 characters")
+        check_text("a tag", tag)
         checked.append(tag)
     return checked
 
@@ -182,24 +309,44 @@ def log(data: dict[str, Any], step: int | None = None, commit: bool | None = Non
     _require_run("log").log(data, step=step, commit=commit)
 
 
-def define_metric(
-    name: str,
-    step_metric: str | None = None,
-    summary: str | None = None,
-    hidden: bool | None = None,
-) -> None:
-    _require_run("define_metric").define_metric(
-        name, step_metric=step_metric, summary=summary, hidden=hidden
-    )
+def define_metric(name: str, *args: Any, **kwargs: Any) -> None:
+    """``current_run().define_metric(...)``."""
+    _require_run("define_metric").define_metric(name, *args, **kwargs)
 
 
-def alert(title: str, text: str, level: str = "INFO", wait_duration: Any = None) -> None:
+def alert(title: str, text: str, level: Any = None, wait_duration: Any = None) -> None:
     _require_run("alert").alert(title, text, level=level)
 
 
-def save(path: str | os.PathLike, name: str | None = None, link: bool = False) -> None:
-    """``current_run().save(...)``: copy a file into the run folder."""
-    _require_run("save").save(path, name=name, link=link)
+def login(*args: Any, **kwargs: Any) -> bool:
+    """W&B's ``login()``: waddle needs no account, so there is nothing to do. Returns True."""
+    return True
+
+
+def setup(settings: Settings | dict | None = None) -> None:
+    """W&B's ``setup()``: waddle has no service process to start; nothing to do."""
+
+
+def watch(models: Any, *args: Any, **kwargs: Any) -> None:
+    """``current_run().watch(...)``."""
+    _require_run("watch").watch(models, *args, **kwargs)
+
+
+def unwatch(models: Any = None) -> None:
+    """``current_run().unwatch(...)``; nothing to do without a run."""
+    run = current_run()
+    if run is not None:
+        run.unwatch(models)
+
+
+def mark_preempting() -> None:
+    """``current_run().mark_preempting()``."""
+    _require_run("mark_preempting").mark_preempting()
+
+
+def save(*args: Any, **kwargs: Any) -> list[str]:
+    """``current_run().save(...)``: copy files into the run folder."""
+    return _require_run("save").save(*args, **kwargs)
 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:

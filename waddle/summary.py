@@ -1,27 +1,116 @@
 """Run summary: one value per key that stands for the whole run, as in W&B.
 
-Reading a key gives the value set explicitly with ``summary[key] = value`` if there is one, else
-the last value logged under that key (the writer thread keeps those, so a read first waits
-for it to catch up: reading the summary is for the end of a run, not for every step). Explicit values are recorded as ``summary`` events; the
-server also computes min/max/mean per ``define_metric`` from the full series.
+Reading a key gives the value set explicitly with ``summary[key] = value`` if there is one,
+else what was logged under that key, kept by the writer thread as W&B keeps it
+(:class:`Logged`): the last value, or, for a key ``define_metric(summary=...)`` covers, the
+aggregates it asked for (``{"max": 5.0}``), or nothing for ``summary="none"``. A read first waits
+for the writer to catch up: reading the summary is for the end of a run, not for every step.
+Explicit values are recorded as ``summary`` events; the server computes the same aggregates
+from the full series.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from waddle.jsonable import to_jsonable
+from waddle.values import check_text
+
+AGGREGATES = ("min", "max", "mean", "first", "last")
+
+
+class Logged:
+    """The summary of what was logged; updated by the writer thread, read after a flush."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, Any] = {}
+        self._defines: list[tuple[str, list[str]]] = []  # (name or glob, aggregates), in order
+        self._specs: dict[str, list[str] | None] = {}  # key -> its aggregates, cached
+        self._stats: dict[str, dict[str, float]] = {}
+
+    def define(self, name: str, summary: str | None) -> None:
+        if summary is not None:
+            self._defines.append((name, [part.strip() for part in summary.split(",")]))
+            self._specs.clear()
+
+    def update(self, values: dict[str, Any]) -> None:
+        self.last.update(values)
+        if not self._defines:
+            return
+        for key, value in values.items():
+            if self._spec(key) and _is_number(value):
+                _add(self._stats.setdefault(key, {}), float(value))
+
+    def __getitem__(self, key: str) -> Any:
+        spec = self._spec(key) if self._defines else None
+        if spec is None:
+            return self.last[key]
+        if "none" in spec or key not in self.last:
+            raise KeyError(key)
+        stats = self._stats.get(key)
+        if stats is None:  # not a number
+            return self.last[key]
+        return {name: _aggregate(stats, name) for name in spec if name in AGGREGATES}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.last and not self._hidden(key)
+
+    def keys(self) -> list[str]:
+        return [key for key in self.last if not self._hidden(key)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def _hidden(self, key: Any) -> bool:
+        """A key whose definition asks for no summary."""
+        return bool(self._defines) and "none" in (self._spec(key) or ())
+
+    def _spec(self, key: str) -> list[str] | None:
+        if key not in self._specs:
+            spec = None
+            for name, aggregates in self._defines:
+                if name == key or fnmatch.fnmatchcase(key, name):
+                    spec = aggregates
+            self._specs[key] = spec
+        return self._specs[key]
+
+
+def _is_number(value: Any) -> bool:
+    kind = type(value)
+    return (
+        kind is float or kind is int or getattr(getattr(value, "dtype", None), "kind", "") in "iuf"
+    )
+
+
+def _add(stats: dict[str, float], value: float) -> None:
+    if not stats:
+        stats.update(first=value, count=0, total=0.0)
+    stats["last"] = value
+    if math.isnan(value):
+        return
+    stats["count"] += 1
+    stats["total"] += value
+    stats["min"] = min(stats.get("min", value), value)
+    stats["max"] = max(stats.get("max", value), value)
+
+
+def _aggregate(stats: dict[str, float], name: str) -> float | None:
+    if name == "mean":
+        return stats["total"] / stats["count"] if stats["count"] else None
+    return stats.get(name)
 
 
 class Summary:
     def __init__(
         self,
-        last_logged: dict[str, Any],
+        logged: Logged,
         on_change: Callable[[dict], None],
         sync: Callable[[], object] = lambda: None,
     ) -> None:
-        self._last = last_logged  # the writer thread's record of the last value of each key
+        self._logged = logged
         self._explicit: dict[str, Any] = {}
         self._on_change = on_change
         self._sync = sync  # waits until the writer has seen every log() so far
@@ -31,7 +120,8 @@ class Summary:
         for key, value in values.items():
             if type(key) is not str or not key:
                 raise TypeError(f"summary keys must be non-empty strings, got {key!r}")
-            changes[key] = to_jsonable(value)
+            check_text("a summary key", key)
+            changes[key] = to_jsonable(value, f"summary[{key!r}]")
         self._explicit.update(changes)
         self._on_change(changes)
 
@@ -42,7 +132,7 @@ class Summary:
         if key in self._explicit:
             return self._explicit[key]
         self._sync()
-        return self._last[key]
+        return self._logged[key]
 
     def get(self, key: str, default: Any = None) -> Any:
         try:
@@ -52,11 +142,11 @@ class Summary:
 
     def __contains__(self, key: object) -> bool:
         self._sync()
-        return key in self._explicit or key in self._last
+        return key in self._explicit or key in self._logged
 
     def keys(self) -> list[str]:
         self._sync()
-        return list({**self._last, **self._explicit})
+        return list({**dict.fromkeys(self._logged.keys()), **self._explicit})
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())

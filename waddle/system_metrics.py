@@ -1,8 +1,9 @@
 """System metrics: CPU, memory, disk and network from psutil, GPUs from NVML when present.
 
 The writer thread calls :meth:`SystemSampler.sample` on its own schedule; a sample is a flat
-``{name: number}`` dict. Rates (disk and network bytes per second) are measured between two
-samples, so the first sample has none. Sampling never raises.
+``{name: number}`` dict. CPU percentages and rates (disk and network bytes per second) are
+measured between two readings, so a sample taken right after the previous one (the first, at a
+run's start) has none. Sampling never raises.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import time
 from typing import Any
 
 from waddle.gpu import gpu_metrics
+
+# Seconds between two readings below which CPU percentages and rates mean nothing.
+MIN_ELAPSED = 0.02
 
 
 class SystemSampler:
@@ -37,9 +41,13 @@ class SystemSampler:
     def sample(self) -> dict[str, float]:
         psutil = self._psutil
         metrics: dict[str, float] = {}
+        now = time.monotonic()
+        elapsed = now - self._last_time
+        measured = elapsed >= MIN_ELAPSED  # long enough since the last reading for rates
         try:
-            metrics["cpu/percent"] = psutil.cpu_percent(None)
-            metrics["proc/cpu_percent"] = self._process.cpu_percent(None)
+            if measured:
+                metrics["cpu/percent"] = psutil.cpu_percent(None)
+                metrics["proc/cpu_percent"] = self._process.cpu_percent(None)
             metrics["proc/rss"] = float(self._process.memory_info().rss)
             metrics["proc/threads"] = float(self._process.num_threads())
             memory = psutil.virtual_memory()
@@ -47,8 +55,9 @@ class SystemSampler:
             metrics["memory/percent"] = memory.percent
         except Exception:
             pass
-        now = time.monotonic()
-        elapsed = max(now - self._last_time, 1e-6)
+        if not measured:
+            metrics.update(gpu_metrics())
+            return metrics
         self._last_time = now
         disk = self._counters(psutil.disk_io_counters)
         if disk is not None and self._last_disk is not None:

@@ -19,11 +19,11 @@ from typing import Any
 
 import orjson
 
+from waddle import event as event_format
 from waddle import media
+from waddle.values import check_text
 
 WHAT = "waddle.Table"
-_INT_MIN = -(2**63)
-_INT_MAX = 2**64 - 1
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
@@ -68,6 +68,40 @@ class Table:
                 _cell(row_index, name, cell) for name, cell in zip(self.columns, cells, strict=True)
             )
         )
+
+    def add_column(self, name: str, data: Any, optional: bool = False) -> None:
+        """Add a column holding ``data``, one cell per row (W&B's ``add_column``); a table
+        without rows takes its length from ``data``."""
+        cells = list(data)
+        if self._rows and len(cells) != len(self._rows):
+            raise ValueError(
+                f"{WHAT}: column {name!r} has {len(cells)} cells but the table has "
+                f"{len(self._rows)} rows"
+            )
+        self.columns = _check_columns([*self.columns, name])
+        rows = self._rows or [() for _ in cells]
+        self._rows = [
+            (*row, _cell(index, name, cell))
+            for index, (row, cell) in enumerate(zip(rows, cells, strict=True))
+        ]
+
+    def get_column(self, name: str, convert_to: str | None = None) -> Any:
+        """The cells of column ``name``; ``convert_to="numpy"`` gives a numpy array."""
+        if name not in self.columns:
+            raise KeyError(f"{WHAT}: no column {name!r} (columns: {', '.join(self.columns)})")
+        index = self.columns.index(name)
+        cells = [row[index] for row in self._rows]
+        if convert_to == "numpy":
+            import numpy as np
+
+            return np.array(cells)
+        return cells
+
+    def get_dataframe(self) -> Any:
+        """The table as a pandas DataFrame (needs pandas)."""
+        import pandas
+
+        return pandas.DataFrame(self.data, columns=self.columns)
 
     @property
     def data(self) -> list[list[Any]]:
@@ -142,10 +176,12 @@ def _check_columns(columns: Iterable[str]) -> list[str]:
 
 def _cell(row_index: int, column: str, cell: Any) -> Any:
     kind = type(cell)
-    if cell is None or kind is str or kind is bool or kind is float:
+    if cell is None or kind is bool or kind is float:
         return cell
+    if kind is str:
+        return check_text(f"{WHAT}: row {row_index}, column {column!r}", cell)
     if kind is int:
-        if not _INT_MIN <= cell <= _INT_MAX:
+        if not event_format.INT64_MIN <= cell <= event_format.INT64_MAX:
             raise ValueError(
                 f"{WHAT}: row {row_index}, column {column!r}: the integer {cell} is outside 64 bits"
             )

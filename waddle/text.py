@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from waddle import media
+from waddle.values import check_text
 
 # An event line must stay well under the reader's 16 MiB line limit.
 MAX_CHARS = 1 << 20
@@ -53,4 +54,4 @@ def _check(what: str, name: str, text: Any) -> str:
             f"{what}: {name} has {len(text)} characters, more than {MAX_CHARS}; "
             "save long text as a file with run.save()"
         )
-    return str(text)
+    return check_text(f"{what}: {name}", str(text))

@@ -45,6 +45,7 @@ class Video:
         if not 0 < float(fps) < math.inf:
             raise ValueError(f"{WHAT}: fps must be a positive number, not {fps}")
         self._frames: Any = None
+        self._ready: Any = None  # for a CUDA tensor: whether its copy is made
         self._path: Path | None = None
         self._file: media.StoredOnce | None = None
         self.frames = self.width = self.height = None
@@ -65,7 +66,7 @@ class Video:
         if media.is_torch(data_or_path):
             shape = tuple(data_or_path.shape)
             media.check_real(WHAT, data_or_path.dtype, shape)
-            frames = data_or_path.detach().clone()  # queued on its device: no host sync
+            frames, self._ready = media.device_copy(data_or_path)
         else:
             frames = media.as_array(WHAT, data_or_path)
             shape = frames.shape
@@ -93,7 +94,7 @@ class Video:
     def _waddle_snapshot(self, key: str) -> media.Snapshot:
         if self._file is None:
             self._file = media.StoredOnce(self._path, self._encode_gif, ".gif")
-        return media.Snapshot(self._store)
+        return media.Snapshot(self._store, self._ready)
 
     def _store(self, run_dir: Path) -> dict[str, Any]:
         where = self._file(run_dir)

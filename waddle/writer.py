@@ -4,7 +4,16 @@ The caller's thread only appends tuples to :attr:`Writer.queue` (see ``Run``); e
 happens here: numbering events, materialising tensors and media, encoding, writing, fsyncing,
 heartbeats and system metrics. It promises:
 
-- ``seq`` is gap-free from the run's first event, in queue order, continuing across resume;
+- ``seq`` is gap-free from the run's first event, continuing across resume; the caller's events
+  get theirs in the order they were queued, and the writer's own (system metrics, heartbeats)
+  in between, whenever they are taken;
+- it never waits for a device: a queued value still being computed there (a CUDA tensor, see
+  ``Deferred.ready``) holds back only itself and the caller's events queued after it, which are
+  written, in order, on the first pass after it is ready; system metrics and heartbeats keep
+  being written meanwhile, so a live run looks alive;
+- nothing on the caller's side of the queue takes a lock (see waddle/wakeup.py): a
+  KeyboardInterrupt at any moment, or a signal handler, cannot leave the writer or the caller
+  waiting forever;
 - while items arrive, a batch reaches the OS (``write()``) at least every ``flush_interval``
   seconds, so a kill -9 of the training process loses at most that much; an fsync follows at
   least every ``fsync_interval`` seconds, on ``flush()`` and at finish;
@@ -28,23 +37,27 @@ from typing import Any
 from waddle import event as event_format
 from waddle import segment
 from waddle.notice import Notices
-from waddle.values import DEFERRED, PLAIN, Deferred
+from waddle.summary import Logged
+from waddle.values import DEFERRED, PLAIN, Deferred, writable_text
+from waddle.wakeup import Wakeup
 
-# Queue item kinds: the first element of each queued tuple.
+# Queue item kinds: the first element of each queued tuple (plain tuples: log()'s hot path
+# builds one per call, and a named tuple costs a third of the call).
 LOG = 0  # (LOG, t, step, values, kind of values: values.PLAIN, CHECKED or DEFERRED)
 EVENT = 1  # (EVENT, t, type, fields)
 CONSOLE = 2  # (CONSOLE, t, stream, text)
-FLUSH = 3  # (FLUSH, threading.Event)
+FLUSH = 3  # (FLUSH, number): write and fsync everything queued before it, then count it flushed
 FINISH = 4  # (FINISH, t, fields)
 
 MAX_PENDING_BYTES = 256 * 1024 * 1024
-# Seconds after the start before the system sampler starts (at most one interval).
-SAMPLER_DELAY = 1.0
 # Also fsync once this much is written, so that finish() never has much left to sync.
 FSYNC_BYTES = 8 << 20
 # A drain hands its lines to the OS in pieces of about this size.
 WRITE_CHUNK = 1 << 20
 RETRY_INTERVAL = 1.0
+# Console output longer than this many characters is split over several events, so that each
+# line of the log stays far below segment.MAX_LINE_BYTES (a character takes at most 6 bytes).
+CONSOLE_PIECE = 1 << 20
 
 
 class Writer:
@@ -60,12 +73,13 @@ class Writer:
     ) -> None:
         self.run_dir = run_dir
         self.queue: deque[tuple] = deque()
-        self.wake = threading.Event()  # set by the caller to ask for an early drain
-        self.room = threading.Event()  # set when a caller waiting on a full queue may go on
-        self.waiting = False  # a caller is waiting for room: set room as soon as there is some
+        self.wake = Wakeup()  # set by the caller to ask for an early drain
+        self.progress = Wakeup()  # set after a drain while a caller waits (room, a flush)
+        self.waiting = False  # a caller waits on progress: set it after the next drain
+        self.flushed = 0  # the number of the newest FLUSH done
         self.lost_events = 0  # events that could not be kept while the disk failed
         self.lost_values = 0  # values whose materialisation failed
-        self.last_logged: dict[str, Any] = {}  # the last value of every key, for run.summary
+        self.logged = Logged()  # what run.summary shows of the logged values
         self._last_step: int | None = last_step  # of the newest log event written
         self._seq = first_seq
         self._start_fields = start_fields
@@ -90,36 +104,34 @@ class Writer:
 
     def _main(self) -> None:
         settings = self._settings
-        sampler = None
-        started = time.monotonic()
         interval = settings.system_metrics_interval
-        # The sampler (psutil) starts after the busy first moments of a run and primes its
-        # counters then; the first sample follows one interval after the start.
-        sampler_start = started + min(SAMPLER_DELAY, interval)
-        next_sample = started + interval
-        last_fsync = started
+        last_fsync = time.monotonic()
         try:
             # Block first, so the GIL goes back to init() at once instead of after this
             # thread's slow start (imports, git); events queue meanwhile.
             self.wake.wait(settings.flush_interval)
             self._emit_start()
+            # Every run, however short, gets a sample at its start; then one every interval.
+            sampler = _make_sampler(self._notices) if interval > 0 else None
+            next_sample = time.monotonic()
             while not self._finished:
-                self.wake.wait(settings.flush_interval)
-                self.wake.clear()
                 now = time.monotonic()
-                if interval > 0 and sampler is None and now >= sampler_start:
-                    sampler = _make_sampler(self._notices) or False
+                batch = _Batch()
+                # The writer's own events are written at once, never behind the caller's
+                # events that wait for a device.
                 if sampler and now >= next_sample:
-                    self.queue.append((EVENT, time.time(), "system", {"data": sampler.sample()}))
+                    self._encode(batch, time.time(), "system", {"data": sampler.sample()})
                     next_sample = now + interval
                 if time.time() - self._last_event_time >= settings.heartbeat_interval:
-                    self.queue.append((EVENT, time.time(), "heartbeat", {}))
-                self._drain()
+                    self._encode(batch, time.time(), "heartbeat", {})
+                self._drain(batch)
                 if self._unsynced and (
                     now - last_fsync >= settings.fsync_interval or self._unsynced >= FSYNC_BYTES
                 ):
                     self._fsync()
                     last_fsync = now
+                if not self._finished:
+                    self.wake.wait(settings.flush_interval)
         except BaseException:  # a bug here must not pass silently, nor kill the training
             self._notices.show(
                 "writer",
@@ -127,9 +139,9 @@ class Writer:
                 + traceback.format_exc(),
             )
             self._finished = True
-            self.room.set()
         finally:
             self._close()
+            self.progress.set()
 
     def _emit_start(self) -> None:
         from waddle.context import slow_context
@@ -141,21 +153,25 @@ class Writer:
             self._notices.show("context", f"could not collect the run context: {error}")
         batch = _Batch()
         self._encode(batch, self._start_time, "run_start", fields)
-        self._write_batch(batch, [])
+        self._write_batch(batch)
 
-    def _drain(self) -> None:
+    def _drain(self, batch: _Batch) -> None:
+        """Encode the queued items that are ready, in order, and write them with ``batch``.
+
+        Only the items queued when the drain starts are taken, so that a caller logging
+        faster than this thread encodes cannot keep it here forever.
+        """
         queue = self.queue
         # Lines go straight into one growing buffer: holding each line as its own bytes object
         # until a join costs several times the encoding itself (fresh memory for every line).
-        batch = _Batch()
-        flushes: list[threading.Event] = []
+        flushed = None  # the newest FLUSH taken
         console: list[Any] | None = None  # [t, stream, [texts]] being coalesced
         for _ in range(len(queue)):
-            item = queue.popleft()
-            if self.waiting:
-                self.waiting = False
-                self.room.set()
+            item = queue[0]
             kind = item[0]
+            if kind == LOG and item[4] == DEFERRED and not _ready(item[3]):
+                break  # still on its device: it and everything after it wait
+            queue.popleft()
             if kind == CONSOLE:
                 if console is not None and console[1] == item[2]:
                     console[2].append(item[3])
@@ -171,7 +187,7 @@ class Writer:
                 _, t, step, values, value_kind = item
                 if value_kind == DEFERRED:
                     values = self._materialize(values)
-                self.last_logged.update(values)
+                self.logged.update(values)
                 self._last_step = step
                 self._encode(
                     batch, t, "log", {"step": step, "data": values}, finite=value_kind == PLAIN
@@ -181,9 +197,11 @@ class Writer:
                 if isinstance(fields, Deferred):  # run.save(): the copy happens here
                     fields = self._materialize({item[2]: fields}).get(item[2])
                 if fields is not None:
+                    if item[2] == "define_metric":
+                        self.logged.define(fields["name"], fields.get("summary"))
                     self._encode(batch, item[1], item[2], fields)
             elif kind == FLUSH:
-                flushes.append(item[1])
+                flushed = item[1]
             else:  # FINISH
                 fields = dict(item[2])
                 fields["last_step"] = self._last_step
@@ -193,32 +211,55 @@ class Writer:
                 self._finished = True
                 break
             if len(batch.data) >= WRITE_CHUNK:
-                self._write_batch(batch, flushes=[])
+                self._write_batch(batch)
                 batch = _Batch()
         if console is not None:
             self._encode_console(batch, console)
-        self.room.set()
-        self._write_batch(batch, flushes)
+        self._write_batch(batch, flush=flushed is not None)
+        if flushed is not None:
+            self.flushed = flushed
+        if self.waiting:
+            self.waiting = False
+            self.progress.set()
 
     def _encode_console(self, batch: _Batch, console: list[Any]) -> None:
-        self._encode(
-            batch, console[0], "console", {"stream": console[1], "text": "".join(console[2])}
-        )
+        text = writable_text("".join(console[2]))
+        while text:  # pieces that each fit a line, cut after a newline where there is one
+            cut = (
+                len(text) if len(text) <= CONSOLE_PIECE else text.rfind("\n", 0, CONSOLE_PIECE) + 1
+            )
+            piece, text = text[: cut or CONSOLE_PIECE], text[cut or CONSOLE_PIECE :]
+            self._encode(batch, console[0], "console", {"stream": console[1], "text": piece})
 
     def _encode(
         self, batch: _Batch, t: float, kind: str, fields: dict[str, Any], finite: bool = False
     ) -> None:
-        """Number one event and append its line to ``batch``; an unencodable event is skipped."""
+        """Number one event and append its line to ``batch``.
+
+        What cannot be encoded, or would make a line longer than a reader takes, is left out
+        and counted in ``lost_values``: the values of a log event one by one (the others are
+        kept), any other event whole.
+        """
         event = {"v": event_format.FORMAT_VERSION, "seq": self._seq, "t": t, "type": kind}
         event.update(fields)
-        try:
-            batch.data += event_format.encode(event, finite=finite)
-        except TypeError as error:
+        line, problem = _line(event, finite)
+        if problem is not None and kind == "log":
+            data = event["data"]
+            kept = {key: value for key, value in data.items() if _line({key: value})[1] is None}
+            self.lost_values += len(data) - len(kept)
+            event["data"] = kept
+            line = _line(event)[0] if kept else None
+            if line is None:
+                self.lost_values += len(kept)
+        elif problem is not None:
             self.lost_values += 1
+        if problem is not None:
             self._notices.show(
-                f"encode-{kind}", f"could not encode a {kind} event, it was skipped: {error}"
+                f"encode-{kind}", f"could not write a value of a {kind} event: {problem}", limit=3
             )
+        if line is None:
             return
+        batch.data += line
         batch.lines += 1
         self._seq += 1
         self._last_event_time = t
@@ -240,7 +281,9 @@ class Writer:
 
     # ---- the file ----------------------------------------------------------------------
 
-    def _write_batch(self, batch: _Batch, flushes: list[threading.Event]) -> None:
+    def _write_batch(self, batch: _Batch, flush: bool = False) -> None:
+        """Hand ``batch`` to the OS (keeping it in memory while that fails); ``flush``: write
+        even while failing, and fsync."""
         if batch.lines:
             if not self._pending:
                 self._pending = batch.data
@@ -254,11 +297,9 @@ class Writer:
                 self._pending += batch.data
                 self._pending_lines += batch.lines
         if self._pending:
-            self._try_write(force=bool(flushes) or self._finished)
-        if flushes:
+            self._try_write(force=flush or self._finished)
+        if flush:
             self._fsync()
-            for done in flushes:
-                done.set()
 
     def _try_write(self, force: bool) -> None:
         now = time.monotonic()
@@ -345,6 +386,22 @@ def _end_torn_line(path: Path) -> None:
             file.seek(size - 1)
             if file.read(1) != b"\n":
                 file.write(b"\n")
+
+
+def _ready(values: dict[str, Any]) -> bool:
+    """True when every deferred value among ``values`` can be read without waiting."""
+    return all(value.ready() for value in values.values() if isinstance(value, Deferred))
+
+
+def _line(event: dict[str, Any], finite: bool = False) -> tuple[bytes | None, str | None]:
+    """The encoded line of ``event`` and None, or None and why it cannot be written."""
+    try:
+        line = event_format.encode(event, finite=finite)
+    except TypeError as error:
+        return None, str(error)
+    if len(line) > segment.MAX_LINE_BYTES:
+        return None, f"a line of {len(line)} bytes is over the limit of {segment.MAX_LINE_BYTES}"
+    return line, None
 
 
 class _Batch:
