@@ -534,3 +534,48 @@ def test_a_subscription_with_cursor_minus_one_gets_every_point(tmp_path, new_run
             while message["type"] != "points":
                 message = orjson.loads(ws.recv(timeout=10))
         assert message["step"] == [0, 1, 2]
+
+
+class CountingCursor:
+    """A read cursor that counts the queries sent through it."""
+
+    def __init__(self, cursor, counts: list[int]) -> None:
+        self._cursor, self._counts = cursor, counts
+
+    def execute(self, *args, **kwargs):
+        self._counts[0] += 1
+        return self._cursor.execute(*args, **kwargs)
+
+    def sql(self, *args, **kwargs):
+        self._counts[0] += 1
+        return self._cursor.sql(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._cursor, name)
+
+
+def test_a_batch_asks_the_index_the_same_few_queries_however_many_series(tmp_path, new_run):
+    """Under load each query waits its turn for the GIL and the CPU: a batch that asked a few
+    queries per series and per run took seconds and timed out (benchmarks/load.py)."""
+    ids = []
+    for _ in range(8):
+        run = _logged(new_run, [{"a": float(step), "b": -float(step)} for step in range(50)])
+        ids.append(run.id)
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        store = s.app.state.waddle.store
+        reader, counts = store.reader, [0]
+        store.reader = lambda: CountingCursor(reader(), counts)
+
+        def queries(series: list[dict], **extra) -> int:
+            counts[0] = 0
+            body = {"series": series, "points": 10} | extra
+            results = s.client.post("/api/projects/p/scalars", json=body).json()["results"]
+            assert all("buckets" in result for result in results), results
+            return counts[0]
+
+        one = queries([{"run": ids[0], "key": "a"}])
+        many = queries([{"run": run, "key": key} for run in ids for key in ("a", "b")])
+        one_custom = queries([{"run": ids[0], "key": "a"}], x="b")
+        many_custom = queries([{"run": run, "key": "a"} for run in ids], x="b")
+    assert (one, one_custom) == (many, many_custom)
