@@ -16,6 +16,7 @@ from waddle.server import errors, wire
 from waddle.server.access import Access
 from waddle.server.hub import Hub
 from waddle.server.indexer import Indexer
+from waddle.server.notices import Notices
 from waddle.server.recorded import RecordedFiles
 from waddle.server.routes import files, live, projects, records, runs, scalars
 from waddle.server.settings import ServerSettings
@@ -31,10 +32,13 @@ class Context:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.root = Path(settings.dir)
+        self.notices = Notices("waddle serve")
         self.store = Store(Path(settings.db))
-        self.indexer = Indexer(self.store, self.root)
-        self.watcher = Watcher(self.root, self.indexer.mark, mode=settings.watcher)
-        self.hub = Hub(self.store, settings.heartbeat_timeout)
+        self.indexer = Indexer(self.store, self.root, notices=self.notices)
+        self.watcher = Watcher(
+            self.root, self.indexer.mark, mode=settings.watcher, notices=self.notices
+        )
+        self.hub = Hub(self.store, settings.heartbeat_timeout, self.notices)
         self.files = RecordedFiles()
         self.indexer.listeners.append(self.hub.on_commit)
 

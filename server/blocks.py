@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+from waddle.server.schema import SCALAR_BLOCKS
 
 # A power of two, so that a block lies inside one M4 bucket whenever the bucket width is a
 # multiple of it (server/series.py).
@@ -30,27 +31,9 @@ FROM (SELECT run, key, step, value, CASE WHEN isnan(value) THEN NULL ELSE value 
 GROUP BY run, key, block
 """
 
-_FLOATS = frozenset({"first", "last", "min", "max"})
-
 # The columns of ``scalar_blocks`` after run and key; the min and max ones may be NULL.
-COLUMNS = (
-    "block",
-    "count",
-    "x_first",
-    "first",
-    "x_last",
-    "last",
-    "x_min",
-    "min",
-    "x_max",
-    "max",
-    "nan",
-)
+COLUMNS = SCALAR_BLOCKS.names[2:]
 _NULLABLE = frozenset({"x_min", "min", "x_max", "max"})
-_SCHEMA = pa.schema(
-    [("run", pa.int32()), ("key", pa.string())]
-    + [(name, pa.float64() if name in _FLOATS else pa.int64()) for name in COLUMNS]
-)
 
 
 def series_blocks(steps: np.ndarray, values: np.ndarray) -> dict[str, np.ndarray]:
@@ -81,7 +64,7 @@ def series_blocks(steps: np.ndarray, values: np.ndarray) -> dict[str, np.ndarray
 def block_table(series: list[tuple[int, str, np.ndarray, np.ndarray]]) -> pa.Table:
     """The block rows of (run, key, steps, values) series, in ``scalar_blocks`` column order."""
     if not series:
-        return _SCHEMA.empty_table()
+        return SCALAR_BLOCKS.arrow.empty_table()
     parts = [(run, key, series_blocks(steps, values)) for run, key, steps, values in series]
     lengths = [len(columns["block"]) for _, _, columns in parts]
 
@@ -95,4 +78,4 @@ def block_table(series: list[tuple[int, str, np.ndarray, np.ndarray]]) -> pa.Tab
     }
     for name in COLUMNS:
         table[name] = pa.array(column(name), mask=empty if name in _NULLABLE else None)
-    return pa.table(table, schema=_SCHEMA)
+    return pa.table(table, schema=SCALAR_BLOCKS.arrow)

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from waddle.server import wire
 from waddle.server.indexer import Commit
+from waddle.server.notices import Notices
 from waddle.server.routes.lookup import RUN_STATUS
 from waddle.server.store import Store
 
@@ -62,9 +63,10 @@ class Connection:
 
 
 class Hub:
-    def __init__(self, store: Store, heartbeat_timeout: float) -> None:
+    def __init__(self, store: Store, heartbeat_timeout: float, notices: Notices) -> None:
         self.store = store
         self.heartbeat_timeout = heartbeat_timeout
+        self.notices = notices
         self.loop: asyncio.AbstractEventLoop | None = None
         self._watcher: asyncio.Task | None = None
         self.connections: set[Connection] = set()
@@ -89,7 +91,16 @@ class Hub:
             until = time.time() - self.heartbeat_timeout
             if self._projects:
                 projects = list(self._projects)
-                silent = await run_in_threadpool(self._went_silent, projects, since, until)
+                try:
+                    silent = await run_in_threadpool(self._went_silent, projects, since, until)
+                except Exception as error:  # the next round looks again from the same moment
+                    self.notices.fault(
+                        "live",
+                        f"looking for runs gone silent failed: {error!r}",
+                        "retrying every second; crashed runs may show late",
+                    )
+                    continue
+                self.notices.resolve("live")
                 if silent:
                     self._dispatch({}, silent, [])
             since = until

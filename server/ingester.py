@@ -3,10 +3,12 @@
 A :class:`Batch` collects the rows that decoded events of many runs produce, plus the segment
 offsets they were read up to; the indexer writes all of it in one transaction. It promises:
 
-- each event is applied once: an event whose ``seq`` is below the run's next seq (a replay of
-  bytes already indexed) is rejected as a duplicate, never indexed twice;
+- each event is applied once, in seq order (waddle/sequence.py): seqs skipped are a gap,
+  counted and reported; an event whose ``seq`` is below the run's next seq is rejected, as a
+  duplicate (a replay of bytes already indexed) or as out of order (inside a gap), never
+  indexed twice or out of order;
 - a malformed event, or a value of a shape the index does not know, becomes a reject row
-  (file, byte offset, reason); the rest of the event and of the batch is kept;
+  (file, byte offset, kind, reason); the rest of the event and of the batch is kept;
 - each run's state (server/run_state.py: status, counters, per-key summary) is updated as its
   events are added, so listing runs never scans their points;
 - scalar rows leave grouped per (run, key): a large group is already clustered per series and
@@ -15,6 +17,7 @@ offsets they were read up to; the indexer writes all of it in one transaction. I
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -23,19 +26,30 @@ import pyarrow as pa
 from waddle.server import wire
 from waddle.server.blocks import block_table
 from waddle.server.run_state import RunState
+from waddle.server.schema import SCALARS, TABLES
 
 from waddle import event as event_format
-
-INT64_MAX = 2**63 - 1
+from waddle import segment, sequence
 
 # A (run, key) group with at least this many points in one batch is clustered enough to go
 # straight into `scalars`; smaller groups are interleaved and go to `scalars_live`.
 CLUSTERED_GROUP = 1000
 
 NUMERIC = frozenset({float, int, bool})
-TIMES = frozenset({float, int})
 
 RICH_TABLES = {"histogram": "histograms", "table": "tables"}
+# The kind of a plain list value in `media` and `metrics` (a `_type` never takes this name).
+ARRAY = "array"
+
+# What a reject row can be (its `kind`; docs/api.md lists them for clients).
+REJECT_KINDS = (
+    "line",  # a line that is no event: not JSON, fields missing or out of bounds, too long
+    "gap",  # seqs missing before this line (its reason names them); the line itself is taken
+    "out_of_order",  # a seq inside a gap reported before: too late to take in order
+    "duplicate",  # a seq already indexed
+    "value",  # part of an event left out (a field or value of a shape the index cannot hold)
+    "truncated",  # a segment shrank below what was indexed of it
+)
 
 
 class Batch:
@@ -61,6 +75,7 @@ class Batch:
         self.deleted: list[RunState] = []
         self.events = 0
         self.points = 0
+        self.bytes = 0  # of segments read into this batch
 
     def __bool__(self) -> bool:
         return bool(self.runs or self.deleted)
@@ -73,30 +88,60 @@ class Batch:
         self.offsets[(state.run, segment)] = offset
         self.runs[state.run] = state
 
-    def reject(self, state: RunState | None, file: str, offset: int, reason: str, t: float) -> None:
-        self.rows["rejects"].append((state.run if state else None, file, offset, reason, t))
-        if state is not None:
+    def reject(
+        self, state: RunState, file: str, offset: int, kind: str, reason: str, t: float
+    ) -> None:
+        """Note what the index could not take, of a kind in REJECT_KINDS: a ``gap`` is counted
+        in the run's ``gaps`` (by :func:`waddle.sequence.take`), every other in ``rejected``."""
+        self.rows["rejects"].append((state.run, file, offset, kind, reason, t))
+        if kind != "gap":
             state.rejected += 1
-            self.runs[state.run] = state
+        self.runs[state.run] = state
+
+    def take(self, state: RunState, line: bytes, file: str, offset: int) -> None:
+        """Apply one line of ``state``'s run, read at ``offset`` of ``file``, the general way:
+        decoded in full (bounds checked), then added; a line that is no event is a reject."""
+        if len(line) > segment.MAX_LINE_BYTES:
+            reason = f"line longer than {segment.MAX_LINE_BYTES} bytes"
+            self.reject(state, file, offset, "line", reason, time.time())
+            return
+        try:
+            event = event_format.decode(line)
+        except event_format.MalformedEvent as error:
+            self.reject(state, file, offset, "line", str(error), time.time())
+            return
+        self.add(state, event, file, offset)
 
     def add(self, state: RunState, event: dict[str, Any], file: str, offset: int) -> None:
         """Apply one decoded event of ``state``'s run, read at ``offset`` of ``file``."""
         self.runs[state.run] = state
-        seq = event["seq"]
-        if seq < state.next_seq:
-            self.reject(state, file, offset, f"duplicate seq {seq} (already indexed)", event["t"])
+        seq, t = event["seq"], event["t"]
+        last = state.next_seq - 1
+        taken = sequence.take(state, seq)
+        if taken == "duplicate":
+            self.reject(state, file, offset, taken, f"duplicate seq {seq} (already indexed)", t)
             return
+        if taken == "out_of_order":
+            gap = sequence.describe(*sequence.missing_range(state, seq))
+            reason = f"seq {seq} out of order: it came after seq {last}, in the gap of {gap}"
+            self.reject(state, file, offset, taken, reason + " reported before; not indexed", t)
+            return
+        if taken == "gap":
+            first, missing = state.missing[-1]
+            reason = f"gap: {sequence.describe(first, missing)} missing before seq {seq}"
+            self.reject(state, file, offset, taken, f"{reason} ({missing - first + 1} events)", t)
         problem = _HANDLERS[event["type"]](self, state, event)
         if problem:
-            self.reject(state, file, offset, problem, event["t"])
-        self._applied(state, seq, event["t"])
+            self.reject(state, file, offset, "value", problem, t)
+        self._applied(state, t)
 
     def add_line(self, state: RunState, line: bytes) -> bool:
-        """Apply ``line`` if it is a plain log event: numbers only, no ``nf``, a new seq.
+        """Apply ``line`` if it is a plain log event: numbers only, no ``nf``, the next seq.
 
         The common case, taken without the general decoding and dispatch, with the same result
-        as :meth:`add` of the decoded line. False for any other line (malformed ones included),
-        which the caller decodes and adds in full.
+        as :meth:`take` of the line (tests/test_ingest_bounds.py proves it): its bounds are
+        checked by the same function. False for any other line (malformed ones included),
+        which the caller hands to :meth:`take`.
         """
         try:
             event = orjson.loads(line)
@@ -107,22 +152,19 @@ class Batch:
         seq, t, step, data = event.get("seq"), event.get("t"), event.get("step"), event.get("data")
         if not (
             event.get("v") == event_format.FORMAT_VERSION
-            and type(seq) is int
-            and seq >= state.next_seq
-            and type(t) in TIMES
-            and type(step) is int
-            and 0 <= step <= INT64_MAX
+            and seq == state.next_seq
+            and event_format.in_bounds(seq, t, step)
             and type(data) is dict
             and NUMERIC.issuperset(map(type, data.values()))
         ):
             return False
         self.runs[state.run] = state
+        state.next_seq = seq + 1
         self._numbers(state, step, t, seq, data)
-        self._applied(state, seq, t)
+        self._applied(state, t)
         return True
 
-    def _applied(self, state: RunState, seq: int, t: float) -> None:
-        state.next_seq = seq + 1
+    def _applied(self, state: RunState, t: float) -> None:
         state.events += 1
         self.events += 1
         if state.updated is None or t > state.updated:
@@ -147,11 +189,11 @@ class Batch:
 
     def _log(self, state: RunState, event: dict[str, Any]) -> str | None:
         step, data = event.get("step"), event.get("data")
-        if type(step) is not int or not 0 <= step <= INT64_MAX:
-            return f"log event with an invalid step: {step!r}"
+        t, seq = event["t"], event["seq"]
+        if not event_format.in_bounds(seq, t, step):  # seq and t were checked at decode
+            return f"log event with an invalid step: {step!r} (an integer, 0 to 2**63 - 2)"
         if type(data) is not dict:
             return "log event whose data is not an object"
-        t, seq = event["t"], event["seq"]
         if NUMERIC.issuperset(map(type, data.values())):
             self._numbers(state, step, t, seq, data)
             return None
@@ -171,6 +213,8 @@ class Batch:
             elif kind is str:
                 self.rows["text"].append((state.run, key, step, t, seq, value))
                 state.stat(key, "text").note_step(step)
+            elif value is None:
+                continue  # W&B's None: no value for this key at this step (docs/format.md)
             elif kind is dict and type(value.get("_type")) is str:
                 rich = value["_type"]
                 table = RICH_TABLES.get(rich, "media")
@@ -178,6 +222,11 @@ class Batch:
                     (state.run, key, step, t, seq, rich, wire.dumps(value).decode())
                 )
                 state.stat(key, rich).note_step(step)
+            elif kind is list:  # a plain list (W&B keeps short arrays as lists): a record
+                self.rows["media"].append(
+                    (state.run, key, step, t, seq, ARRAY, wire.dumps(value).decode())
+                )
+                state.stat(key, ARRAY).note_step(step)
             else:
                 bad.append(f"{key!r} ({'null' if value is None else kind.__name__})")
         if bad:
@@ -243,7 +292,8 @@ class Batch:
         bad = []
         for key, value in data.items():
             if type(value) in (int, float):
-                self.rows["system"].append((state.run, key, event["t"], event["seq"], value))
+                # As the nearest double, as scalars are (an int beyond 2**53 is not exact).
+                self.rows["system"].append((state.run, key, event["t"], event["seq"], float(value)))
             else:
                 bad.append(key)
         return f"system values that are not numbers: {', '.join(bad)}" if bad else None
@@ -264,13 +314,15 @@ class Batch:
         name, path, step = event.get("name"), event.get("path"), event.get("step")
         if type(name) is not str or type(path) is not str or not path.startswith("files/"):
             return "file event without a name and a path under files/"
-        step = step if type(step) is int else None
+        problem = None
+        if step is not None and not event_format.in_bounds(event["seq"], event["t"], step):
+            problem, step = f"file event with an invalid step, left out: {step!r}", None
         value = {"_type": "file", **{k: event.get(k) for k in ("name", "path", "sha256", "bytes")}}
         key = "files/" + name
         self.rows["media"].append(
             (state.run, key, step, event["t"], event["seq"], "file", wire.dumps(value).decode())
         )
-        return None
+        return problem
 
     def _finish(self, state: RunState, event: dict[str, Any]) -> str | None:
         status = event.get("status")
@@ -278,14 +330,21 @@ class Batch:
             return f"finish event with an invalid status: {status!r}"
         state.status = status
         state.finish = {key: value for key, value in event.items() if key not in ("v", "type")}
+        bad: list[str] = []
         exit_code = event.get("exit_code")
-        state.exit_code = exit_code if type(exit_code) is int else None
+        state.exit_code = exit_code if event_format.is_int64(exit_code) else None
+        if exit_code is not None and state.exit_code is None:
+            bad.append("exit_code")
         dropped = event.get("dropped")
         if type(dropped) is dict:
-            state.dropped_steps = _count(dropped.get("steps"))
-            state.dropped_values = _count(dropped.get("values"))
-        state.lost_events = _count(event.get("lost_events"))
-        return None
+            state.dropped_steps = _count(dropped.get("steps"), "dropped.steps", bad)
+            state.dropped_values = _count(dropped.get("values"), "dropped.values", bad)
+        elif dropped is not None:
+            bad.append("dropped")
+        state.lost_events = _count(event.get("lost_events"), "lost_events", bad)
+        return (
+            f"finish fields of the wrong type or out of bounds: {', '.join(bad)}" if bad else None
+        )
 
     # --- the batch as Arrow tables ---
 
@@ -320,35 +379,12 @@ class Batch:
         return _scalar_table(clustered), blocks, _scalar_table(tables[False])
 
     def rows_table(self, table: str) -> pa.Table:
-        return pa.table(list(zip(*self.rows[table], strict=True)), names=COLUMNS[table])
-
-
-COLUMNS = {
-    "system": ["run", "key", "t", "seq", "value"],
-    "media": ["run", "key", "step", "t", "seq", "type", "value"],
-    "histograms": ["run", "key", "step", "t", "seq", "type", "value"],
-    "tables": ["run", "key", "step", "t", "seq", "type", "value"],
-    "text": ["run", "key", "step", "t", "seq", "value"],
-    "console": ["run", "seq", "t", "stream", "text"],
-    "alerts": ["run", "seq", "t", "title", "text", "level"],
-    "rejects": ["run", "file", "offset", "reason", "t"],
-}
-
-SCALAR_SCHEMA = pa.schema(
-    [
-        ("run", pa.int32()),
-        ("key", pa.dictionary(pa.int32(), pa.string())),
-        ("step", pa.int64()),
-        ("t", pa.float64()),
-        ("seq", pa.int64()),
-        ("value", pa.float64()),
-    ]
-)
+        return TABLES[table].from_rows(self.rows[table])
 
 
 def _scalar_table(groups: list) -> pa.Table:
     if not groups:
-        return SCALAR_SCHEMA.empty_table()
+        return SCALARS.arrow.empty_table()
     lengths = [len(group[2]) for group in groups]
     runs = np.repeat(np.array([group[0] for group in groups], dtype=np.int32), lengths)
     # The key column as indices into the distinct keys: no Python string per point.
@@ -361,11 +397,16 @@ def _scalar_table(groups: list) -> pa.Table:
     ts = np.concatenate([group[3] for group in groups])
     seqs = np.concatenate([group[4] for group in groups])
     values = np.concatenate([group[5] for group in groups])
-    return pa.table([runs, keys, steps, ts, seqs, values], SCALAR_SCHEMA)
+    return pa.table([runs, keys, steps, ts, seqs, values], SCALARS.arrow)
 
 
-def _count(value: Any) -> int:
-    return value if type(value) is int and value >= 0 else 0
+def _count(value: Any, name: str, bad: list[str]) -> int:
+    """A count of a finish event: an int from 0 to INT64_MAX; else 0, and ``name`` in ``bad``."""
+    if event_format.is_int64(value, low=0):
+        return value
+    if value is not None:
+        bad.append(name)
+    return 0
 
 
 _HANDLERS = {

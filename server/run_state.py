@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 from waddle.server import wire
+from waddle.server.schema import METRICS, OFFSETS, RUNS
 
 AGGREGATES = ("min", "max", "mean", "last", "first")
 
@@ -119,6 +120,7 @@ class RunState:
     next_seq: int = 0
     events: int = 0
     rejected: int = 0
+    gaps: int = 0  # seqs found missing (waddle/sequence.py)
     dropped_steps: int = 0
     dropped_values: int = 0
     lost_events: int = 0
@@ -126,6 +128,7 @@ class RunState:
     finish: dict[str, Any] | None = None
     defines: list[dict[str, Any]] = field(default_factory=list)
     explicit_summary: dict[str, Any] = field(default_factory=dict)
+    missing: list[list[int]] = field(default_factory=list)  # the newest missing seq ranges
     stats: dict[tuple[str, str], Stat] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
 
@@ -135,149 +138,74 @@ class RunState:
             stat = self.stats[(key, kind)] = Stat()
         return stat
 
-    def summary_spec(self, key: str) -> list[str]:
-        spec = "last"
+    def summary_spec(self, key: str) -> list[str] | None:
+        """The aggregates the newest define_metric covering ``key`` asked for (an empty list
+        for "none"), or None when none did."""
+        spec = None
         for define in self.defines:
             if define.get("summary") and fnmatch.fnmatchcase(key, define["name"]):
                 spec = define["summary"]
-        return [name for name in spec.split(",") if name.strip() in AGGREGATES]
+        if spec is None:
+            return None
+        return [part.strip() for part in spec.split(",") if part.strip() in AGGREGATES]
 
     def summary(self) -> dict[str, Any]:
-        """Per scalar key its summary (last, or what define_metric asked), then explicit values."""
+        """Per scalar key its summary, as the client keeps it (waddle/summary.py) and W&B does:
+        the last value, or an object of what define_metric asked for (``{"max": …}``; nothing
+        for "none"); then the values set explicitly."""
         out: dict[str, Any] = {}
         for (key, kind), stat in sorted(self.stats.items()):
             if kind != "scalar":
                 continue
-            spec = [name.strip() for name in self.summary_spec(key)]
-            if len(spec) == 1:
-                out[key] = stat.aggregate(spec[0])
+            spec = self.summary_spec(key)
+            if spec is None:
+                out[key] = stat.aggregate("last")
             elif spec:
                 out[key] = {name: stat.aggregate(name) for name in spec}
         out.update(self.explicit_summary)
         return out
 
     def row(self) -> dict[str, Any]:
-        def js(value: Any) -> str | None:
-            return None if value is None else wire.dumps(value).decode()
-
-        return {
-            "run": self.run,
-            "project": self.project,
-            "run_id": self.run_id,
-            "name": self.name,
-            "group": self.group,
-            "job_type": self.job_type,
-            "tags": self.tags,
-            "notes": self.notes,
-            "config": js(self.config),
-            "summary": js(self.summary()),
-            "context": js(self.context),
-            "status": self.status,
-            "created": self.created,
-            "updated": self.updated,
-            "heartbeat": self.heartbeat,
-            "last_step": self.last_step,
-            "next_seq": self.next_seq,
-            "events": self.events,
-            "rejected": self.rejected,
-            "dropped_steps": self.dropped_steps,
-            "dropped_values": self.dropped_values,
-            "lost_events": self.lost_events,
-            "exit_code": self.exit_code,
-            "finish": js(self.finish),
-            "defines": js(self.defines),
-            "explicit_summary": js(self.explicit_summary),
-        }
+        """The run's ``runs`` row: each column of server/schema.py's RUNS from the attribute of
+        its name (JSON columns encoded), but ``summary``, computed from the stats."""
+        row = {}
+        for name, kind in RUNS.columns:
+            value = self.summary() if name == "summary" else getattr(self, name)
+            row[name] = (
+                wire.dumps(value).decode() if kind == "json" and value is not None else value
+            )
+        return row
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunState:
+        """The state a ``runs`` row was made from (stats and offsets come from their tables)."""
         state = cls(run=row["run"], project=row["project"], run_id=row["run_id"])
-        for name in state.row():
-            if name in ("summary", "run", "project", "run_id"):
-                continue
+        for name, kind in RUNS.columns:
             value = row[name]
-            if name in ("config", "context", "finish", "defines", "explicit_summary"):
-                value = orjson.loads(value) if value is not None else None
-                if value is None and name != "finish":
-                    value = [] if name == "defines" else {}
-            setattr(state, name, value if value is not None or name != "tags" else [])
+            if name == "summary" or value is None:
+                continue  # computed; or None, which the attribute's default stands for
+            setattr(state, name, orjson.loads(value) if kind == "json" else value)
         return state
 
 
-def _run_schema() -> pa.Schema:
-    return pa.schema(
+def metrics_table(runs: list[RunState]) -> pa.Table:
+    return METRICS.from_dicts(
         [
-            ("run", pa.int32()),
-            ("project", pa.string()),
-            ("run_id", pa.string()),
-            ("name", pa.string()),
-            ("group", pa.string()),
-            ("job_type", pa.string()),
-            ("tags", pa.list_(pa.string())),
-            ("notes", pa.string()),
-            ("config", pa.string()),
-            ("summary", pa.string()),
-            ("context", pa.string()),
-            ("status", pa.string()),
-            ("created", pa.float64()),
-            ("updated", pa.float64()),
-            ("heartbeat", pa.float64()),
-            ("last_step", pa.int64()),
-            ("next_seq", pa.int64()),
-            ("events", pa.int64()),
-            ("rejected", pa.int64()),
-            ("dropped_steps", pa.int64()),
-            ("dropped_values", pa.int64()),
-            ("lost_events", pa.int64()),
-            ("exit_code", pa.int32()),
-            ("finish", pa.string()),
-            ("defines", pa.string()),
-            ("explicit_summary", pa.string()),
+            {"run": state.run, "key": key, "kind": kind, **vars(stat)}
+            for state in runs
+            for (key, kind), stat in state.stats.items()
         ]
     )
 
 
-RUN_SCHEMA = _run_schema()
-
-
-def metrics_table(runs: list[RunState]) -> pa.Table:
-    rows = [
-        {"run": state.run, "key": key, "kind": kind, **vars(stat)}
-        for state in runs
-        for (key, kind), stat in state.stats.items()
-    ]
-    return pa.Table.from_pylist(rows, METRICS_SCHEMA)
-
-
 def offsets_table(runs: list[RunState]) -> pa.Table:
-    rows = [
-        {"run": state.run, "segment": name, "offset": offset}
-        for state in runs
-        for name, offset in state.offsets.items()
-    ]
-    return pa.Table.from_pylist(rows, OFFSETS_SCHEMA)
-
-
-METRICS_SCHEMA = pa.schema(
-    [
-        ("run", pa.int32()),
-        ("key", pa.string()),
-        ("kind", pa.string()),
-        ("count", pa.int64()),
-        ("first_step", pa.int64()),
-        ("last_step", pa.int64()),
-        ("min", pa.float64()),
-        ("max", pa.float64()),
-        ("sum", pa.float64()),
-        ("finite", pa.int64()),
-        ("first", pa.float64()),
-        ("last", pa.float64()),
-        ("before_min", pa.float64()),
-        ("before_max", pa.float64()),
-        ("rows", pa.int64()),
-    ]
-)
-OFFSETS_SCHEMA = pa.schema([("run", pa.int32()), ("segment", pa.string()), ("offset", pa.int64())])
+    return OFFSETS.from_dicts(
+        [
+            {"run": state.run, "segment": name, "offset": offset}
+            for state in runs
+            for name, offset in state.offsets.items()
+        ]
+    )
 
 
 def _least(a: float | None, b: float) -> float:

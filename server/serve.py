@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import uvicorn
 from waddle.server.access import is_loopback
+from waddle.server.notices import Notices
 from waddle.server.settings import ServerSettings
-from waddle.server.store import Store
+from waddle.server.store import Store, StoreError
 
 
 def bind(settings: ServerSettings) -> socket.socket:
@@ -79,15 +81,16 @@ def reindex(settings: ServerSettings) -> dict[str, int]:
     settings = settings.resolve()
     root = settings.log_folder()
     target = Path(settings.db)
+    notices = Notices("waddle reindex")
     if target.exists():
-        Store(target).close()  # refuses with a clear message while a server holds it
+        _set_aside_if_unusable(target, notices)
     fresh = target.with_name(target.name + ".reindex")
     for path in (fresh, Path(str(fresh) + ".wal")):
         path.unlink(missing_ok=True)
     store = Store(fresh)
     try:
-        indexer = Indexer(store, root)
-        indexer.catch_up()
+        indexer = Indexer(store, root, notices=notices)
+        failed = indexer.catch_up()
         counts = {
             name: store.query(f"SELECT count(*) FROM {table}")[0][0]
             for name, table in (
@@ -101,4 +104,27 @@ def reindex(settings: ServerSettings) -> dict[str, int]:
         store.close()
     Path(str(target) + ".wal").unlink(missing_ok=True)
     os.replace(fresh, target)
+    if failed:
+        raise RuntimeError(
+            f"the index was rebuilt without {len(failed)} run(s) that could not be read "
+            f"({', '.join(failed)}; see above); fix them and run `waddle reindex` again"
+        )
     return counts
+
+
+def _set_aside_if_unusable(index: Path, notices: Notices) -> None:
+    """Move an index that is no readable waddle index aside (kept for a look), saying so; an
+    index of another version is left for the rebuild to replace; one in use is refused."""
+    try:
+        Store(index).close()
+    except StoreError as error:
+        if error.in_use:
+            raise
+        if error.other_version:
+            return
+        aside = index.with_name(f"{index.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(index, aside)
+        wal = Path(f"{index}.wal")
+        if wal.exists():
+            os.replace(wal, Path(f"{aside}.wal"))
+        notices.say(f"moved the index {index} aside to {aside}: it {error.why}; rebuilding")

@@ -5,27 +5,14 @@ The store owns the DuckDB file of one server process. It promises:
 - exactly one writer: the connection made here, used only by the indexer thread through
   :meth:`Store.transaction`; readers (API requests) get cursors of the same database with
   :meth:`Store.reader`, and see only committed transactions;
-- the schema below, created on open; a file from another schema version is refused with a
-  message saying to delete it or run ``waddle reindex`` (the index is rebuilt from the logs);
+- the schema of server/schema.py, created with its version row in one transaction when the
+  file is new (a kill leaves all or nothing); a file of another schema version, or one that
+  is no waddle index, is refused with a :class:`StoreError` saying to run ``waddle reindex``
+  (the index is rebuilt from the logs);
 - rows of a transaction, registered as Arrow tables, reach the table with one
   ``INSERT … SELECT`` each, never row by row.
 
-Tables (``run`` is the integer id the index gives each run folder):
-
-- ``runs``: one row per run folder: identity, metadata, summary, status and counters;
-- ``offsets``: per segment file, the byte offset up to which its lines are in the index;
-- ``scalars``: numeric values, clustered per series (run, key, step) for fast M4 queries;
-  ``scalars_live``: recent small batches in arrival order, moved into ``scalars`` sorted by
-  :meth:`Store.compact`; queries read both;
-- ``scalar_blocks``: M4 of the rows of ``scalars`` per (run, key, block of steps), written in
-  the same transaction as those rows (server/blocks.py); M4 over a wide range reads these
-  instead of the points (server/series.py);
-- ``metrics``: per (run, key, kind): count, first and last step, min, max, sum, first, last
-  (a scalar step logged twice counts once, with its newest value), the min and max before
-  the last step, and ``rows``: the points stored, so ``rows > count`` tells a series has a step
-  logged twice;
-- ``system``, ``media``, ``histograms``, ``tables``, ``text``, ``console``, ``alerts``;
-- ``rejects``: lines or values the indexer could not take, with file, byte offset and reason.
+The tables and their columns are defined in server/schema.py.
 """
 
 from __future__ import annotations
@@ -39,68 +26,23 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 from waddle.server.blocks import BLOCKS_SQL
-
-SCHEMA_VERSION = "4"
-
-_SERIES = "run INTEGER, key VARCHAR, step BIGINT, t DOUBLE, seq BIGINT"
-
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR);
-CREATE TABLE IF NOT EXISTS runs (
-    run INTEGER, project VARCHAR, run_id VARCHAR, name VARCHAR, "group" VARCHAR,
-    job_type VARCHAR, tags VARCHAR[], notes VARCHAR, config JSON, summary JSON, context JSON,
-    status VARCHAR, created DOUBLE, updated DOUBLE, heartbeat DOUBLE, last_step BIGINT,
-    next_seq BIGINT, events BIGINT, rejected BIGINT, dropped_steps BIGINT,
-    dropped_values BIGINT, lost_events BIGINT, exit_code INTEGER, finish JSON,
-    defines JSON, explicit_summary JSON
-);
-CREATE TABLE IF NOT EXISTS offsets (run INTEGER, segment VARCHAR, "offset" BIGINT);
-CREATE TABLE IF NOT EXISTS scalars ({_SERIES}, value DOUBLE);
-CREATE TABLE IF NOT EXISTS scalars_live ({_SERIES}, value DOUBLE);
-CREATE TABLE IF NOT EXISTS scalar_blocks (
-    run INTEGER, key VARCHAR, block BIGINT, count BIGINT, x_first BIGINT, first DOUBLE,
-    x_last BIGINT, last DOUBLE, x_min BIGINT, min DOUBLE, x_max BIGINT, max DOUBLE, nan BIGINT
-);
-CREATE TABLE IF NOT EXISTS metrics (
-    run INTEGER, key VARCHAR, kind VARCHAR, count BIGINT, first_step BIGINT, last_step BIGINT,
-    min DOUBLE, max DOUBLE, sum DOUBLE, finite BIGINT, first DOUBLE, last DOUBLE,
-    before_min DOUBLE, before_max DOUBLE, rows BIGINT
-);
-CREATE TABLE IF NOT EXISTS system (run INTEGER, key VARCHAR, t DOUBLE, seq BIGINT, value DOUBLE);
-CREATE TABLE IF NOT EXISTS media ({_SERIES}, type VARCHAR, value JSON);
-CREATE TABLE IF NOT EXISTS histograms ({_SERIES}, type VARCHAR, value JSON);
-CREATE TABLE IF NOT EXISTS tables ({_SERIES}, type VARCHAR, value JSON);
-CREATE TABLE IF NOT EXISTS text ({_SERIES}, value VARCHAR);
-CREATE TABLE IF NOT EXISTS console (run INTEGER, seq BIGINT, t DOUBLE, stream VARCHAR, text VARCHAR);
-CREATE TABLE IF NOT EXISTS alerts (
-    run INTEGER, seq BIGINT, t DOUBLE, title VARCHAR, text VARCHAR, level VARCHAR
-);
-CREATE TABLE IF NOT EXISTS rejects (
-    run INTEGER, file VARCHAR, "offset" BIGINT, reason VARCHAR, t DOUBLE
-);
-"""
-
-# Every table holding rows of a run, for deleting a run from the index.
-RUN_TABLES = (
-    "runs",
-    "offsets",
-    "scalars",
-    "scalars_live",
-    "scalar_blocks",
-    "metrics",
-    "system",
-    "media",
-    "histograms",
-    "tables",
-    "text",
-    "console",
-    "alerts",
-    "rejects",
-)
+from waddle.server.schema import DDL, SCHEMA_VERSION
 
 
 class StoreError(RuntimeError):
-    """The index file cannot be used; the message says why and what to do."""
+    """The index file cannot be used; the message says why and what to do.
+
+    ``in_use``: another process holds it (nothing to rebuild); ``other_version``: a waddle index
+    of another schema version, which ``waddle reindex`` replaces; otherwise the file is not an
+    index this waddle can read (unreadable, not a DuckDB file, another program's file, or
+    left half made), which ``waddle reindex`` moves aside before it rebuilds.
+    """
+
+    def __init__(
+        self, message: str, why: str = "", in_use: bool = False, other_version: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.why, self.in_use, self.other_version = why, in_use, other_version
 
 
 class Store:
@@ -111,27 +53,57 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._con = duckdb.connect(str(self.path))
-        except duckdb.IOException as error:
-            raise StoreError(
-                f"cannot open the index {self.path}: {error}. Is another `waddle serve` "
-                "or `waddle reindex` using it?"
-            ) from None
+        except duckdb.Error as error:
+            if "lock" in str(error).lower():
+                raise StoreError(
+                    f"the index {self.path} is in use by another process: is another "
+                    "`waddle serve` or `waddle reindex` running on it?",
+                    in_use=True,
+                ) from None
+            raise self._unusable(f"cannot be read ({_first_line(error)})") from None
         self._local = threading.local()
-        self._check_version()
-        self._con.execute(SCHEMA)
+        try:
+            self._check_version()
+        except BaseException:
+            self._con.close()
+            raise
 
     def _check_version(self) -> None:
-        tables = {row[0] for row in self._con.execute("SHOW TABLES").fetchall()}
-        if "meta" not in tables:
-            self._con.execute(SCHEMA)
-            self._con.execute("INSERT INTO meta VALUES ('schema', ?)", [SCHEMA_VERSION])
-            return
-        row = self._con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None or row[0] != SCHEMA_VERSION:
+        try:
+            tables = {row[0] for row in self._con.execute("SHOW TABLES").fetchall()}
+            if not tables:
+                self._create()
+                return
+            row = None
+            if "meta" in tables:
+                row = self._con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        except duckdb.Error as error:
+            raise self._unusable(f"cannot be read ({_first_line(error)})") from None
+        if row is None:
+            raise self._unusable("is not a waddle index (or was left half made)")
+        if row[0] != SCHEMA_VERSION:
             raise StoreError(
-                f"the index {self.path} was made by another waddle version; delete it or run "
-                "`waddle reindex` to rebuild it from the logs"
+                f"the index {self.path} was made by another waddle version (schema {row[0]}, "
+                f"this one reads {SCHEMA_VERSION}); {self._fix()}",
+                other_version=True,
             )
+
+    def _create(self) -> None:
+        """The schema and its version row, in one transaction: a kill leaves all or nothing."""
+        with self.transaction() as con:
+            con.execute(DDL)
+            con.execute("INSERT INTO meta VALUES ('schema', ?)", [SCHEMA_VERSION])
+
+    def _unusable(self, why: str) -> StoreError:
+        return StoreError(f"the index {self.path} {why}; {self._fix()}", why=why)
+
+    def _fix(self) -> str:
+        # The default index lives in the log folder's .waddle/: the command can name the folder.
+        if self.path.parent.name == ".waddle":
+            command = f"waddle reindex {self.path.parent.parent}"
+        else:
+            command = f"waddle reindex DIR --db {self.path}"
+        return f"run `{command}` to rebuild it from the logs"
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -181,3 +153,7 @@ def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> 
         con.execute(f"INSERT INTO {table} SELECT * FROM _batch")
     finally:
         con.unregister("_batch")
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]

@@ -19,15 +19,16 @@ from pathlib import Path
 from waddle.server.ingester import Batch
 from waddle.server.run_state import RunState
 
-from waddle import event as event_format
 from waddle import segment
 
 # Bytes read from one run before the indexer turns to the next one.
 READ_BUDGET = 16 * 1024 * 1024
 
 
-def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BUDGET) -> bool:
-    """Add the run's new complete lines to ``batch``; True when more may be left to read."""
+def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BUDGET) -> int:
+    """Add the run's new complete lines to ``batch``; returns the bytes left to read when the
+    budget ran out first (0 once every complete line is taken)."""
+    unread = 0
     for path in segment.list_segments(run_dir):
         name = path.name
         file = f"{state.project}/{state.run_id}/{name}"
@@ -41,6 +42,7 @@ def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BU
                 state,
                 file,
                 size,
+                "truncated",
                 f"segment shrank from {offset} to {size} bytes (truncated or replaced); "
                 f"its first {offset} bytes stay indexed as they were read",
                 time.time(),
@@ -50,7 +52,7 @@ def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BU
         while offset < size and budget > 0:
 
             def on_reject(_path: Path, at: int, reason: str, file: str = file) -> None:
-                batch.reject(state, file, at, reason, time.time())
+                batch.reject(state, file, at, "line", reason, time.time())
 
             try:
                 block, next_offset = segment.read_complete_lines(path, offset, on_reject=on_reject)
@@ -60,29 +62,18 @@ def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BU
                 break  # a torn last line: wait for its newline
             _take_block(state, batch, file, block, offset)
             batch.set_offset(state, name, next_offset)
+            batch.bytes += next_offset - offset
             budget -= next_offset - offset
             offset = next_offset
         if budget <= 0:
-            return True
-    return False
+            unread += size - offset
+    return unread
 
 
 def _take_block(state: RunState, batch: Batch, file: str, block: bytes, base: int) -> None:
     end = base
     for line in block.split(b"\n")[:-1]:  # the block ends with a newline
         offset, end = end, end + len(line) + 1
-        if batch.add_line(state, line):
+        if batch.add_line(state, line) or not line.strip():
             continue
-        if not line.strip():
-            continue
-        if len(line) > segment.MAX_LINE_BYTES:
-            batch.reject(
-                state, file, offset, f"line longer than {segment.MAX_LINE_BYTES} bytes", time.time()
-            )
-            continue
-        try:
-            event = event_format.decode(line)
-        except event_format.MalformedEvent as error:
-            batch.reject(state, file, offset, str(error), time.time())
-            continue
-        batch.add(state, event, file, offset)
+        batch.take(state, line, file, offset)

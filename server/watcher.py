@@ -5,8 +5,9 @@ The watcher owns the file-system observation of one log folder. It promises:
 - a change to a run folder (a segment appended to or created, the folder created or deleted)
   is reported through ``mark(project, run_id)`` within milliseconds, using one shared watchdog
   (inotify) observer; a project folder's own change is reported as ``mark(project, None)``;
-- where inotify is unavailable or its limits are hit, it says so once on stderr and polls
-  instead (every ``poll_interval`` seconds);
+- where inotify is unavailable or its limits are hit, it says so once (a fault of kind
+  ``watcher``, server/notices.py) and polls instead (every ``poll_interval`` seconds); a poll
+  that fails is a fault too, retried at the next poll;
 - a slow poll runs beside inotify as a safety net, so a missed event costs latency, never data.
 
 Reports are hints: the indexer always reads a run to the end of its segments, since inotify
@@ -16,11 +17,11 @@ merges events.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from waddle.server.notices import Notices
 from watchdog import events
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -50,7 +51,12 @@ SAFETY_POLL_INTERVAL = 5.0
 
 class Watcher:
     def __init__(
-        self, root: Path, mark: Mark, mode: str = "auto", poll_interval: float = 0.5
+        self,
+        root: Path,
+        mark: Mark,
+        mode: str = "auto",
+        poll_interval: float = 0.5,
+        notices: Notices | None = None,
     ) -> None:
         if mode not in ("auto", "inotify", "poll"):
             raise ValueError(f"watcher mode must be auto, inotify or poll, not {mode!r}")
@@ -58,6 +64,7 @@ class Watcher:
         self.mark = mark
         self.mode = mode
         self.poll_interval = poll_interval
+        self.notices = notices or Notices()
         self.using = "poll"
         self._observer: Observer | None = None
         self._stop = threading.Event()
@@ -75,10 +82,13 @@ class Watcher:
             except OSError as error:
                 if self.mode == "inotify":
                     raise
-                print(
-                    f"waddle serve: cannot watch {self.root} with inotify ({error}); "
-                    f"polling every {self.poll_interval:g} s instead",
-                    file=sys.stderr,
+                self.notices.fault(
+                    "watcher",
+                    f"cannot watch {self.root} with inotify ({error})",
+                    f"polling every {self.poll_interval:g} s instead; raising the limits "
+                    "fs.inotify.max_user_watches and max_user_instances (sysctl) brings inotify "
+                    "back",
+                    active=False,
                 )
             else:
                 self._observer = observer
@@ -103,7 +113,11 @@ class Watcher:
             try:
                 self._poll()
             except OSError as error:  # a folder vanishing mid-scan; the next pass sees it
-                print(f"waddle serve: polling {self.root}: {error}", file=sys.stderr)
+                self.notices.fault(
+                    "watcher", f"polling {self.root} failed: {error}", "retrying at the next poll"
+                )
+            else:
+                self.notices.resolve("watcher")
 
     def _poll(self) -> None:
         seen: dict[str, tuple[int, int]] = {}

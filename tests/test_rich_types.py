@@ -630,7 +630,7 @@ def test_a_list_of_images_under_one_key_keeps_every_image_in_order(new_run):
 
 def test_a_list_mixing_media_and_numbers_is_refused(new_run):
     run = new_run()
-    with pytest.raises(TypeError, match=r"'examples' has unsupported type builtins\.list"):
+    with pytest.raises(TypeError, match=r"'examples' holds a waddle\.image\.Image at position 0"):
         run.log({"examples": [waddle.Image(np.zeros((2, 2), dtype=np.uint8)), 3]})
     run.finish()
     assert logs(run) == []

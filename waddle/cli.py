@@ -16,6 +16,7 @@ from waddle import __version__
 from waddle.catalog import list_runs
 from waddle.run_folder import inspect_run
 from waddle.settings import resolve_one
+from waddle.tally import Tally
 
 # How many metrics `waddle ls` shows per run, in key order.
 LS_METRICS = 3
@@ -82,8 +83,13 @@ def _ls(args: argparse.Namespace) -> int:
     if not records:
         print(f"no runs in {log_dir}")
         return 0
-    rows = [["PROJECT", "RUN", "NAME", "STATUS", "STEPS", "METRICS", "STARTED", "DURATION"]]
+    tally = Tally(log_dir)
+    counts = tally.count([record.path for record in records], everything=args.project is None)
+    tally.save()
+    header = "PROJECT RUN NAME STATUS STEPS REJECTED GAPS METRICS STARTED DURATION"
+    rows = [header.split()]
     for record in records:
+        rejected, gaps = counts[record.path]
         steps = "-" if record.last_step is None else str(record.last_step + 1)
         metrics = "  ".join(
             f"{key}={_format_value(value)}"
@@ -103,6 +109,8 @@ def _ls(args: argparse.Namespace) -> int:
                 record.name or "-",
                 record.status,
                 steps,
+                str(rejected),
+                str(gaps),
                 metrics or "-",
                 started,
                 duration,

@@ -27,6 +27,14 @@ FORMAT_VERSION = 1
 # index stores them as BIGINT, and a writer refuses anything else before it is written.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
+# The bounds a reader holds every event to (docs/format.md, "Bounds"). seq and step leave room
+# for the next one (+ 1) in 64 bits. A wall time before the epoch or after T_MAX (the year
+# 2286) is a broken clock or a wrong unit (milliseconds), and would make a run sort first or
+# count as running forever.
+SEQ_MAX = STEP_MAX = INT64_MAX - 1
+T_MAX = 1e10
+_NUMBERS = frozenset({int, float})
+
 # Every event type of format version 1. Readers reject others as unknown.
 EVENT_TYPES = frozenset(
     {
@@ -118,21 +126,48 @@ def decode(line: bytes | str) -> dict[str, Any]:
                 f"format version {version} is newer than this reader ({FORMAT_VERSION})"
             )
         raise MalformedEvent(f"missing or invalid format version: {version!r}")
-    seq = event.get("seq")
-    if type(seq) is not int or seq < 0:
-        raise MalformedEvent(f"missing or invalid seq: {seq!r}")
-    kind = event.get("type")
-    if kind not in EVENT_TYPES:
-        raise MalformedEvent(f"unknown event type: {kind!r}")
-    t = event.get("t")
-    if type(t) not in (int, float):
-        raise MalformedEvent(f"missing or invalid wall time t: {t!r}")
+    # The floats go back first, so that what nf names is checked like the rest (a seq made NaN).
     marks = event.pop("nf", None)
     if marks is not None:
         if type(marks) is not dict:
             raise MalformedEvent("nf is not an object")
         _restore_nonfinite(event, marks)
+    seq, t = event.get("seq"), event.get("t")
+    if not in_bounds(seq, t):
+        if type(seq) is not int or not 0 <= seq <= SEQ_MAX:
+            raise MalformedEvent(f"missing or invalid seq: {seq!r} (an integer, 0 to 2**63 - 2)")
+        raise MalformedEvent(
+            f"missing or invalid wall time t: {t!r} (seconds since the epoch, 0 to {T_MAX:g})"
+        )
+    kind = event.get("type")
+    if type(kind) is not str or kind not in EVENT_TYPES:
+        raise MalformedEvent(f"unknown event type: {kind!r}")
     return event
+
+
+def in_bounds(seq: Any, t: Any, step: Any = 0) -> bool:
+    """Whether ``seq``, the wall time ``t`` and (for events that have one) ``step`` are within
+    the format's bounds: ``0 <= seq <= SEQ_MAX`` and ``0 <= step <= STEP_MAX`` as ints, and
+    ``0 <= t <= T_MAX`` as a number.
+
+    The one check of them: :func:`decode` makes it for every event, the server's handlers for a
+    step, and its fast path for the log lines it takes without :func:`decode`, so every reader
+    takes the same lines.
+    """
+    return (
+        type(seq) is int
+        and 0 <= seq <= SEQ_MAX
+        and type(t) in _NUMBERS
+        and 0 <= t <= T_MAX
+        and type(step) is int
+        and 0 <= step <= STEP_MAX
+    )
+
+
+def is_int64(value: Any, low: int = INT64_MIN) -> bool:
+    """Whether ``value`` is an int from ``low`` to INT64_MAX: what an integer field other than
+    seq and step (an exit code, a count) must be for the index to hold it."""
+    return type(value) is int and low <= value <= INT64_MAX
 
 
 def _restore_nonfinite(container: Any, marks: dict[str, Any]) -> None:

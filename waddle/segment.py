@@ -33,15 +33,24 @@ def segment_name(first_seq: int) -> str:
 
 
 def list_segments(run_dir: Path) -> list[Path]:
-    """The run's segment files in order of their first seq."""
+    """The run's segment files in order of their first seq.
+
+    Only regular files count: a folder or a symlink named like a segment is not one (a folder
+    cannot be read as lines, and a link could lead out of the log folder).
+    """
     try:
-        names = os.listdir(run_dir)
-    except FileNotFoundError:
+        entries = list(os.scandir(run_dir))
+    except (FileNotFoundError, NotADirectoryError):
         return []
     return [
         run_dir / name
-        for name in sorted(names)
-        if name.startswith(SEGMENT_PREFIX) and name.endswith(SEGMENT_SUFFIX)
+        for name in sorted(
+            entry.name
+            for entry in entries
+            if entry.name.startswith(SEGMENT_PREFIX)
+            and entry.name.endswith(SEGMENT_SUFFIX)
+            and entry.is_file(follow_symlinks=False)
+        )
     ]
 
 

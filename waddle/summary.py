@@ -37,6 +37,8 @@ class Logged:
             self._specs.clear()
 
     def update(self, values: dict[str, Any]) -> None:
+        if None in values.values():  # a logged None is no summary value, as in W&B
+            values = {key: value for key, value in values.items() if value is not None}
         self.last.update(values)
         if not self._defines:
             return

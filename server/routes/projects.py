@@ -8,16 +8,33 @@ from waddle.server.routes.lookup import RUN_STATUS, context, cutoff
 router = APIRouter(prefix="/api", tags=["projects"])
 
 
+# News waiting longer than this to be indexed, once caught up, means ingest is not keeping up.
+LAG_LIMIT = 30.0
+
+
 @router.get("/health")
 def health(request: Request):
-    """Liveness, the API version, and where ingest stands."""
+    """Liveness, the API version, where ingest stands, and the background faults."""
     ctx = context(request)
+    ingest = ctx.indexer.status()
+    faults = ctx.notices.snapshot()
+    if not ingest["alive"]:
+        status = "down"
+    elif any(fault["active"] for fault in faults) or (
+        ctx.indexer.caught_up.is_set() and ingest["lag_seconds"] > LAG_LIMIT
+    ):
+        status = "degraded"
+    elif not ctx.indexer.caught_up.is_set():
+        status = "catching_up"
+    else:
+        status = "ok"
     return {
-        "status": "ok",
+        "status": status,
         "api_version": 1,
         "log_dir": str(ctx.root),
         "watcher": ctx.watcher.using,
-        "ingest": ctx.indexer.status(),
+        "ingest": ingest,
+        "faults": faults,
     }
 
 

@@ -154,12 +154,17 @@ def alerts(request: Request, project: str, run_id: str):
 
 @router.get("/rejects")
 def rejects(request: Request, project: str, run_id: str, limit: Limit = 1000):
-    """Lines and values the index could not take, with file, byte offset and reason."""
+    """Lines and values the index could not take, and gaps: file, byte offset, kind, reason."""
     run = run_number(request, project, run_id)
     rows = context(request).store.query(
-        'SELECT file, "offset", reason, t FROM rejects WHERE run = ? ORDER BY t, "offset" LIMIT ?',
+        'SELECT file, "offset", kind, reason, t FROM rejects WHERE run = ?'
+        ' ORDER BY t, "offset" LIMIT ?',
         [run, limit],
     )
     return wire.WireJSON(
-        {"items": [{"file": f, "offset": o, "reason": r, "t": t} for f, o, r, t in rows]}
+        {
+            "items": [
+                {"file": f, "offset": o, "kind": k, "reason": r, "t": t} for f, o, k, r, t in rows
+            ]
+        }
     )
