@@ -25,7 +25,7 @@ import ipaddress
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
-from waddle.server.errors import ApiError, error_response, forbidden, unauthorized
+from waddle.server.errors import ApiError, forbidden, unauthorized
 
 PROTECTED = ("/api", "/files", "/ws")
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -127,4 +127,4 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, error: ApiError) -
     ):
         await send({"type": "websocket.close", "code": 1008})
         return
-    await error_response(error.status, error.code, error.message)(scope, receive, send)
+    await error.response()(scope, receive, send)
