@@ -31,8 +31,9 @@ import pyarrow as pa
 from waddle.server import wire
 from waddle.server.blocks import BLOCK_STEPS, COLUMNS
 
+from waddle.event import STEP_MAX
+
 STEP, TIME = "step", "time"
-STEP_MAX = 2**63 - 1  # steps are int64 (docs/format.md)
 
 _RAW = "SELECT step, t, value, seq FROM {table} WHERE run = ${run} AND key = ${key}"
 _NEWEST = " QUALIFY row_number() OVER (PARTITION BY step ORDER BY seq DESC) = 1"
@@ -307,8 +308,8 @@ def _scale(low: float, high: float) -> float:
 
 def _aligned(low, high, points: int) -> tuple[int, int, int] | None:
     """(first step, last step, bucket width) of block-aligned buckets over [low, high], or
-    None when a bucket would span fewer than ``BLOCK_BUCKETS`` blocks. Steps are int64, so the
-    range is cut to them."""
+    None when a bucket would span fewer than ``BLOCK_BUCKETS`` blocks. The range is cut to the
+    steps the format allows."""
     first, last = max(0, math.ceil(low)), min(math.floor(high), STEP_MAX)
     steps = last - first + 1
     if steps < points * BLOCK_BUCKETS * BLOCK_STEPS:

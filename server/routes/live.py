@@ -18,7 +18,8 @@ from waddle.server import wire
 from waddle.server.errors import ApiError, invalid
 from waddle.server.hub import Connection, Subscription
 from waddle.server.routes.lookup import run_number
-from waddle.server.routes.params import INT64_MAX
+
+from waddle.event import SEQ_MAX
 
 router = APIRouter(tags=["live"])
 
@@ -79,7 +80,7 @@ async def _handle(hub, connection: Connection, websocket: WebSocket, raw: str) -
         return _error(
             sub_id, invalid("subscribe needs a project, and for a series both run and key")
         )
-    if cursor is not None and (type(cursor) is not int or not -1 <= cursor <= INT64_MAX):
+    if cursor is not None and (type(cursor) is not int or not -1 <= cursor <= SEQ_MAX):
         return _error(sub_id, invalid("cursor must be a seq (-1 for all points)"))
     run = None
     if key is not None:

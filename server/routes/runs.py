@@ -10,8 +10,10 @@ from fastapi.responses import Response
 from waddle.server import wire
 from waddle.server.errors import invalid, not_found
 from waddle.server.routes.lookup import RUN_STATUS, context, cutoff, run_number
-from waddle.server.routes.params import INT64_MAX, Limit
+from waddle.server.routes.params import Limit
 from waddle.server.run_state import AGGREGATES
+
+from waddle.event import INT64_MAX
 
 router = APIRouter(prefix="/api/projects/{project}/runs", tags=["runs"])
 
