@@ -85,7 +85,8 @@ def test_bad_lines_are_rejected_with_reasons_and_the_rest_kept(tmp_path):
         rejects = s.json(url + "/rejects")["items"]
         reasons = " | ".join(r["reason"] for r in rejects)
         assert "not valid JSON" in reasons and "unknown event type" in reasons
-        assert "longer than" in reasons and "'bad' (list)" in reasons
+        assert "longer than" in reasons
+        assert "'bad'" not in reasons  # a plain list is indexed (as an array), not rejected
         assert "duplicate seq 3" in reasons
         offsets = {r["offset"] for r in rejects}
         assert len(start + good1) in offsets  # the garbage line, at its byte offset
@@ -223,3 +224,24 @@ def test_the_ingester_handles_every_event_type_of_the_format():
     from waddle.event import EVENT_TYPES
 
     assert set(_HANDLERS) == set(EVENT_TYPES)
+
+
+def test_plain_lists_and_nulls_are_indexed_not_rejected(tmp_path, new_run):
+    """W&B keeps short arrays as lists and None as a null: both reach the index cleanly."""
+    from tests.server_helpers import serving
+
+    run = new_run()
+    run.log({"short": [1, 2.5, None, "a", [3]], "none": None, "x": 1.0})
+    run.log({"short": [float("nan")], "x": 2.0})
+    run.finish()
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        base = f"/api/projects/p/runs/{run.id}"
+        assert s.json(base)["rejected"] == 0
+        items = s.json(base + "/media", params={"key": "short"})["items"]
+        assert [(i["step"], i["type"], i["value"]) for i in items] == [
+            (0, "array", [1, 2.5, None, "a", [3]]),
+            (1, "array", ["NaN"]),
+        ]
+        kinds = {m["key"]: m["type"] for m in s.json(base + "/metrics")["metrics"]}
+        assert kinds == {"short": "array", "x": "scalar"}

@@ -10,6 +10,10 @@ from fastapi.responses import Response
 from waddle.server import wire
 from waddle.server.errors import invalid, not_found
 from waddle.server.routes.lookup import RUN_STATUS, context, cutoff, run_number
+from waddle.server.routes.params import Limit
+from waddle.server.run_state import AGGREGATES
+
+from waddle.event import INT64_MAX
 
 router = APIRouter(prefix="/api/projects/{project}/runs", tags=["runs"])
 
@@ -32,6 +36,25 @@ LIST_FIELDS = (
 )
 PLAIN_SORTS = {"created", "updated", "name", "run_id", "status", "last_step"}
 SORT = re.compile(r"(-?)(summary|config)\.(.+)\Z|(-?)([a-z_]+)\Z", re.S)
+METRIC_SORT = re.compile(r"(-?)metric\.(.+)\.(min|max|last)\Z", re.S)
+
+
+def _wire_double(column: str) -> str:
+    """SQL writing a DOUBLE as JSON the wire's way (non-finite as "NaN", "Infinity", ...)."""
+    return (
+        f"CASE WHEN isnan({column}) THEN to_json('NaN') WHEN isinf({column}) AND {column} > 0"
+        f" THEN to_json('Infinity') WHEN isinf({column}) THEN to_json('-Infinity')"
+        f" ELSE to_json({column}) END"
+    )
+
+
+# Per listed run, the min, max and last of the scalar keys asked for with ``metric=``.
+METRICS_FIELD = (
+    "(SELECT json_group_object(m.key, json_object("
+    + ", ".join(f"'{name}', {_wire_double('m.' + name)}" for name in ("min", "max", "last"))
+    + ")) FROM metrics m WHERE m.run = page.run AND m.kind = 'scalar'"
+    " AND list_contains($metric_keys, m.key))"
+)
 
 
 def _run_dict(names: list[str], row: tuple):
@@ -56,22 +79,41 @@ def list_runs(
             "summary.KEY or config.KEY; prefix - for descending"
         ),
     ] = "-created",
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+    metric: Annotated[
+        list[str] | None,
+        Query(description="a scalar key (repeatable): each run carries metrics.KEY.min/max/last"),
+    ] = None,
 ):
     """The project's runs: filter by status, tag and text; sort by any field; page."""
+    by_metric = METRIC_SORT.match(sort)
     match = SORT.match(sort)
-    if not match or (match.group(5) and match.group(5) not in PLAIN_SORTS):
+    if not by_metric and (not match or (match.group(5) and match.group(5) not in PLAIN_SORTS)):
         raise invalid(
-            f"sort={sort!r}: use one of {', '.join(sorted(PLAIN_SORTS))}, summary.KEY or "
-            "config.KEY, with - in front for descending"
+            f"sort={sort!r}: use one of {', '.join(sorted(PLAIN_SORTS))}, summary.KEY, "
+            "config.KEY or metric.KEY.min|max|last, with - in front for descending"
         )
     params: dict = {"project": project, "cutoff": cutoff(request)}
-    if match.group(2):
+    if by_metric:
+        descending = by_metric.group(1) == "-"
+        params["sort_key"] = by_metric.group(2)
+        order = (
+            f"(SELECT {by_metric.group(3)} FROM metrics m WHERE m.run = page.run"
+            " AND m.key = $sort_key AND m.kind = 'scalar') {d} NULLS LAST"
+        )
+    elif match.group(2):
         descending = match.group(1) == "-"
-        path = '$."' + match.group(3).replace("\\", "\\\\").replace('"', '\\"') + '"'
-        params["path"] = path
-        text_value = f"json_extract_string({match.group(2)}, $path)"
+        name = match.group(3)
+        params["path"] = _json_path(name)
+        # KEY.AGGREGATE reaches into a summary that define_metric made an object
+        # ({"max": ...}); a key whose own name ends that way wins.
+        head, _, tail = name.rpartition(".")
+        params["inner"] = _json_path(head, tail) if head and tail in AGGREGATES else "$.__none__"
+        text_value = (
+            f"coalesce(json_extract_string({match.group(2)}, $path),"
+            f" json_extract_string({match.group(2)}, $inner))"
+        )
         order = f"TRY_CAST({text_value} AS DOUBLE) {{d}} NULLS LAST, {text_value} {{d}} NULLS LAST"
     else:
         descending = match.group(4) == "-"
@@ -88,14 +130,16 @@ def list_runs(
     if text:
         where.append(
             '(name ILIKE $text OR run_id ILIKE $text OR notes ILIKE $text OR "group" ILIKE $text'
-            " OR len(list_filter(tags, x -> x ILIKE $text)) > 0)"
+            " OR len(list_filter(tags, lambda tag: tag ILIKE $text)) > 0)"
         )
         params["text"] = f"%{text}%"
     cursor = context(request).store.reader()
     base = f"SELECT *, {RUN_STATUS} AS st FROM runs"
     columns = ", ".join(column for _, column in LIST_FIELDS)
-    sql = f"SELECT {columns} FROM ({base}) WHERE {' AND '.join(where)}"
-    filters = {name: value for name, value in params.items() if name != "path"}
+    sql = f"SELECT run, {columns} FROM ({base}) WHERE {' AND '.join(where)}"
+    filters = {
+        name: value for name, value in params.items() if name not in ("path", "inner", "sort_key")
+    }
     total = cursor.execute(f"SELECT count(*) FROM ({sql})", filters).fetchone()[0]
     if (
         total == 0
@@ -105,9 +149,13 @@ def list_runs(
     # DuckDB writes each run's JSON, its config and summary spliced in as stored: parsing them
     # and encoding 10,000 runs in Python took most of the list's time.
     fields = ", ".join(f"'{name}', {column}" for name, column in LIST_FIELDS)
+    if metric:
+        fields += f", 'metrics', coalesce({METRICS_FIELD}, '{{}}'::JSON)"
+        params["metric_keys"] = metric
     ((runs,),) = cursor.execute(
         f"SELECT coalesce(string_agg(json_object({fields})::VARCHAR, ',' ORDER BY {order}), '')"
-        f" FROM ({sql} ORDER BY {order} LIMIT {limit} OFFSET {offset})",
+        f" FROM (SELECT * FROM ({sql}) AS page ORDER BY {order} LIMIT {limit} OFFSET {offset})"
+        " AS page",
         params,
     ).fetchall()
     head = wire.dumps({"total": total, "limit": limit, "offset": offset})
@@ -167,3 +215,8 @@ def metrics(request: Request, project: str, run_id: str):
         for key, kind, count, first, last, low, high, mean, last_value in rows
     ]
     return wire.WireJSON({"metrics": metrics})
+
+
+def _json_path(*names: str) -> str:
+    """A JSON path to the member ``names[0]``, then ``names[1]``…, each quoted."""
+    return "$" + "".join('."' + n.replace("\\", "\\\\").replace('"', '\\"') + '"' for n in names)
