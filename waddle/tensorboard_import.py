@@ -207,6 +207,7 @@ class _RunImport:
             self.report(line)
 
         first_t = last_t = None
+        values = 0
         pending: list[Any] = []  # [step, t, data] of the log event being merged
         config: dict[str, Any] = {}
         summary: dict[str, Any] = {}
@@ -215,18 +216,19 @@ class _RunImport:
                 first_t = t
                 out.add(t, "run_start", self._start_fields())
             last_t = t
-            outcome.values += len(data)
+            values += len(data)
             if pending and pending[0] == step and pending[1] == t and len(pending[2]) < MERGE_KEYS:
                 pending[2].update(data)
                 continue
             if pending:
-                out.add(pending[1], "log", {"step": pending[0], "keyed": True, "data": pending[2]})
+                out.add_keyed(*pending)
             pending = [step, t, data]
         if first_t is None:  # no value at all: the run still exists, empty
             first_t = last_t = _file_time(self.source.files[0])
             out.add(first_t, "run_start", self._start_fields())
         if pending:
-            out.add(pending[1], "log", {"step": pending[0], "keyed": True, "data": pending[2]})
+            out.add_keyed(*pending)
+        outcome.values = values
         if config:
             out.add(last_t, "config", {"data": config})
         if summary:
@@ -277,16 +279,18 @@ class _RunImport:
     def _file(
         self, path: Path, run_dir: Path, on_problem: Any, config: dict, rename: str | None
     ) -> Iterator[tuple[int, float, dict[str, Any]]]:
-        decoder = self.decoder
+        decoder, scalar_event = self.decoder, tfevents.scalar_event
         keys: dict[str, str | None] = {}  # tag -> its key, None if it cannot be one
         for offset, record in tfevents.records(path, on_problem):
-            try:
-                decoded = decoder(record)
-            except Exception as error:  # a record that frames but does not decode
-                on_problem(path, offset, f"not an event ({error}); skipped")
-                continue
+            decoded = scalar_event(record)  # the decoder's own first try, called directly
             if decoded is None:
-                continue
+                try:
+                    decoded = decoder(record)
+                except Exception as error:  # a record that frames but does not decode
+                    on_problem(path, offset, f"not an event ({error}); skipped")
+                    continue
+                if decoded is None:
+                    continue
             step, t, values = decoded
             if not event_format.in_bounds(0, t, step):
                 on_problem(path, offset, f"step {step} or wall time {t} out of bounds; skipped")
@@ -379,7 +383,17 @@ class _Segments:
         self.size = 0
 
     def add(self, t: float, kind: str, fields: dict[str, Any]) -> None:
-        event = {"v": event_format.FORMAT_VERSION, "seq": self.seq, "t": t, "type": kind, **fields}
+        self._line(
+            {"v": event_format.FORMAT_VERSION, "seq": self.seq, "t": t, "type": kind, **fields}
+        )
+
+    def add_keyed(self, step: int, t: float, data: dict[str, Any]) -> None:
+        """A keyed log event (the bulk: one dict made, not two)."""
+        event = {"v": event_format.FORMAT_VERSION, "seq": self.seq, "t": t, "type": "log"}
+        event["step"], event["keyed"], event["data"] = step, True, data
+        self._line(event)
+
+    def _line(self, event: dict[str, Any]) -> None:
         line = event_format.encode(event)
         if len(line) > segment.MAX_LINE_BYTES:
             raise ValueError(f"an event of {len(line)} bytes is over a line's limit")

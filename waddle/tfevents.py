@@ -83,21 +83,24 @@ def records(path: Path, on_problem: ProblemHandler) -> Iterator[tuple[int, bytes
     data = path.read_bytes()
     size = len(data)
     position = 0
+    header, trailer, crc32c_of = _HEADER.unpack_from, _CRC.unpack_from, crc32c
     while position < size:
-        if size - position < _HEADER.size:
+        if size - position < 12:
             on_problem(path, position, f"torn record: {size - position} bytes of a header")
             return
-        length, length_crc = _HEADER.unpack_from(data, position)
-        if masked_crc(data[position : position + 8]) != length_crc:
+        length, length_crc = header(data, position)
+        crc = crc32c_of(data[position : position + 8])  # masked_crc, inline: the hot loop
+        if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF != length_crc:
             on_problem(path, position, "corrupt record length (CRC mismatch); the rest is unread")
             return
-        start = position + _HEADER.size
-        end = start + length + _CRC.size
+        start = position + 12
+        end = start + length + 4
         if end > size:
             on_problem(path, position, f"torn record: {size - start} of {length + 4} bytes")
             return
         payload = data[start : start + length]
-        if masked_crc(payload) != _CRC.unpack_from(data, start + length)[0]:
+        crc = crc32c_of(payload)
+        if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF != trailer(data, end - 4)[0]:
             on_problem(path, position, "record data fails its CRC; skipped")
         else:
             yield position, payload
