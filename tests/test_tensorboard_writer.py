@@ -275,11 +275,18 @@ def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run):
     class TakenMeanwhile(dict):
         """The writer takes the event between the caller's check and its update."""
 
-        def update(self, values):
+        def _taken(self):
             run._queue.remove(item)
             item[5][0] = True
             written.append(dict(self))
+
+        def update(self, values):
+            self._taken()
             super().update(values)
+
+        def __setitem__(self, key, value):
+            self._taken()
+            super().__setitem__(key, value)
 
     item = (KEYED, 1.7e9, 5, TakenMeanwhile({"a": 1.0}), PLAIN, [False])
     run._queue.append(item)

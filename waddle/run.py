@@ -222,8 +222,12 @@ class Run:
             self._log_keyed({key: value}, step)
             return
         item = self._keyed_open
-        if item is not None and item[2] == step and self._joins(item, {key: value}):
-            return
+        if item is not None and item[2] == step:  # _joins() of one value, inline: the hot path
+            data, queue = item[3], self._queue
+            if queue and queue[-1] is item and len(data) < KEYED_MERGE:
+                data[key] = value
+                if not item[5][0]:
+                    return
         self._queue_keyed((KEYED, time.time(), step, {key: value}, PLAIN, [False]))
 
     def _joins(self, item: tuple, values: dict[str, Any]) -> bool:

@@ -105,7 +105,8 @@ class SummaryWriter:
         double_precision: bool = False,
     ) -> None:
         if walltime is None:
-            self.run._log_scalar(self._prefix + tag, scalar_value, global_step)
+            key = self._prefix + tag if self._prefix else tag  # the caller's string: hashed once
+            self.run._log_scalar(key, scalar_value, global_step)
         else:
             self.run._log_keyed({self._prefix + tag: scalar_value}, global_step, walltime)
 
