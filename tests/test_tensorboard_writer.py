@@ -193,6 +193,8 @@ def test_tensors_are_read_by_the_writer_thread(new_run):
     writer.add_image("img", torch.zeros(3, 4, 6), 4)
     writer.add_histogram("h", torch.arange(100.0), 4)
     writer.add_graph(torch.nn.Linear(2, 1))
+    writer.add_mesh("mesh", torch.zeros(1, 4, 3), colors=torch.full((1, 4, 3), 9), global_step=4)
+    writer.add_pr_curve("pr", torch.tensor([0, 1, 1]), torch.tensor([0.2, 0.8, 0.4]), 4)
     run.finish()
     data = {}
     for event in keyed(run):
@@ -200,6 +202,8 @@ def test_tensors_are_read_by_the_writer_thread(new_run):
     assert series(run, "t") == {4: 2.5}
     assert data["img"]["width"] == 6 and data["h"]["count"] == 100
     assert "Linear" in data["graph"]["text"]
+    assert (data["mesh"]["points"], data["mesh"]["columns"]) == (4, 6)
+    assert data["pr"]["chart"] == "pr_curve"
 
 
 def test_nothing_is_lost_when_the_script_dies_of_an_exception(tmp_path):

@@ -265,17 +265,10 @@ class SummaryWriter:
         walltime: float | None = None,
     ) -> None:
         """The vertices (and colours) as a point cloud; faces are not kept (one warning)."""
-        import numpy as np
-
-        from waddle.object3d import Object3D
-
-        points = np.asarray(_host(vertices), dtype=np.float32).reshape(-1, 3)
-        if colors is not None:
-            rgb = np.asarray(_host(colors), dtype=np.float32).reshape(-1, 3)
-            points = np.concatenate([points, rgb], axis=1)
         if faces is not None:
             _notices.show("mesh-faces", "add_mesh: faces are not kept; the vertices are, as points")
-        self._log(tag, Object3D(points), global_step, walltime)
+        inputs = (vertices,) if colors is None else (vertices, colors)
+        self._log(tag, _made(_point_cloud, *inputs), global_step, walltime)
 
     def add_pr_curve(
         self,
@@ -289,15 +282,8 @@ class SummaryWriter:
     ) -> None:
         """A binary precision-recall curve (``labels`` true or false, ``predictions`` the
         probability of true), as waddle's ``pr_curve`` chart."""
-        import numpy as np
-
-        from waddle import plot
-
-        truth = np.asarray(_host(labels)).reshape(-1).astype(bool)
-        scores = np.asarray(_host(predictions), dtype=np.float64).reshape(-1)
-        probas = np.stack([1 - scores, scores], axis=1)
-        chart = plot.pr_curve(truth.astype(int), probas, classes_to_plot=[1], title=tag)
-        self._log(tag, chart, global_step, walltime)
+        chart = functools.partial(_pr_curve, tag)
+        self._log(tag, _made(chart, labels, predictions), global_step, walltime)
 
     # ---- run-level records -------------------------------------------------------------
 
@@ -389,11 +375,45 @@ def _to_hwc(image: Any, dataformats: str) -> Any:
     return image
 
 
-def _host(value: Any) -> Any:
-    """A tensor's values on the host (small inputs of rare calls: labels, vertices)."""
-    if hasattr(value, "detach"):
-        return value.detach().cpu().numpy()
-    return value
+def _made(build: Any, *inputs: Any) -> Any:
+    """``build(*arrays)``, a waddle value, from ``inputs``: at once for host data (a mistake
+    raises here); for torch tensors, in the writer thread, once the copies queued on their
+    device are made (no wait on the caller's thread)."""
+    from waddle import media
+
+    if not any(media.is_torch(one) for one in inputs):
+        return build(*inputs)
+    copies = [media.device_copy(one) if media.is_torch(one) else (one, None) for one in inputs]
+    checks = [ready for _, ready in copies if ready is not None]
+
+    def store(run_dir: Path) -> Any:
+        arrays = [copy.cpu().numpy() if media.is_torch(copy) else copy for copy, _ in copies]
+        return build(*arrays)._waddle_snapshot("").materialize(run_dir)
+
+    return media.Snapshot(store, (lambda: all(ready() for ready in checks)) if checks else None)
+
+
+def _point_cloud(vertices: Any, colors: Any = None) -> Any:
+    import numpy as np
+
+    from waddle.object3d import Object3D
+
+    points = np.asarray(vertices, dtype=np.float32).reshape(-1, 3)
+    if colors is not None:
+        rgb = np.asarray(colors, dtype=np.float32).reshape(-1, 3)
+        points = np.concatenate([points, rgb], axis=1)
+    return Object3D(points)
+
+
+def _pr_curve(title: str, labels: Any, predictions: Any) -> Any:
+    import numpy as np
+
+    from waddle import plot
+
+    truth = np.asarray(labels).reshape(-1).astype(bool).astype(int)
+    scores = np.asarray(predictions, dtype=np.float64).reshape(-1)
+    probas = np.stack([1 - scores, scores], axis=1)
+    return plot.pr_curve(truth, probas, classes_to_plot=[1], title=title)
 
 
 def _number(value: Any) -> Any:
