@@ -82,6 +82,8 @@ def test_importing_again_adds_nothing_and_a_grown_file_replaces_its_run(tmp_path
     first, _ = _import(logdir, tmp_path / "logs")
     again, _ = _import(logdir, tmp_path / "logs")
     assert [o.status for o in first] == ["imported"] and [o.status for o in again] == ["unchanged"]
+    from_above, _ = _import(tmp_path, tmp_path / "logs")  # the same files, from a folder above
+    assert [(o.name, o.status) for o in from_above] == [("runs", "unchanged")]
     (run_dir,) = _run_dirs(tmp_path / "logs")
     before = events_of(run_dir)
     _scalar_file(path, [(10, "loss", 10.0)], wall_time=1.8e9)  # the writer went on

@@ -13,8 +13,9 @@ Mapping (README, "Coming from TensorBoard"):
   in a keyed log event (docs/format.md, "Keyed steps"): scalars, histograms, images, audio,
   text (markdown); other plugins' values are counted and left out.
 
-It promises that re-running it imports nothing twice: a run's id is derived from its folder
-and first event file, and the files imported (name and size) are kept in the run folder's
+It promises that re-running it imports nothing twice: a run's id is derived from its first
+event file (its name and first record), whichever folder above it is imported, and the files
+imported (path in the run's folder and size) are kept in the run folder's
 ``.tensorboard-import.json``. A run whose files are unchanged is skipped; one whose files grew
 (a live TensorBoard run) is imported again and replaces the earlier import. A run is written
 under a temporary name and renamed when complete, so an interrupted import leaves no half run.
@@ -92,8 +93,10 @@ def import_logdir(
         raise ValueError(f"no TensorBoard log folder at {logdir}")
     names.check("project", project)
     decoder = decoder or tfevents.Decoder()
+    sources = find_runs(logdir, decoder)
+    decoder.skipped.clear()  # what the look at sub-folders left out is counted below
     outcomes = []
-    for source in find_runs(logdir, decoder):
+    for source in sources:
         importer = _RunImport(source, logdir, Path(log_dir) / project, project, decoder, report)
         outcomes.append(importer.run(segment_bytes))
     skipped = sum(decoder.skipped.values())
@@ -163,9 +166,11 @@ class _RunImport:
         self.report = report
         relative = source.folder.relative_to(logdir).as_posix()
         self.name = logdir.resolve().name if relative == "." else relative
-        self.run_id = _run_id(relative, source.files[0])
+        self.run_id = _run_id(source.files[0])
+        # Relative to the run's folder: the same whichever LOGDIR above it is imported.
         self.files = {
-            path.relative_to(logdir).as_posix(): path.stat().st_size for path in source.all_files()
+            path.relative_to(source.folder).as_posix(): path.stat().st_size
+            for path in source.all_files()
         }
 
     def run(self, segment_bytes: int) -> Outcome:
@@ -425,13 +430,18 @@ class _Segments:
         return self.seq
 
 
-def _run_id(relative: str, first_file: Path) -> str:
-    """A run id that sorts by the first file's time (in its name) and is the same for the
-    same folder and first file on every import."""
+def _run_id(first_file: Path) -> str:
+    """A run id that sorts by the first event file's time (in its name: TensorBoard names
+    each file by time, host, process and a counter) and is derived from that file alone (its
+    name and first record), so that every import of it, from any folder above, finds the same."""
     found = _STAMP.search(first_file.name)
     seconds = int(found.group(1)) if found else 0
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(seconds))
-    digest = hashlib.sha256(f"{relative}\0{first_file.name}".encode()).hexdigest()
+    with open(first_file, "rb") as file:
+        head = file.read(1024)
+    if len(head) >= 8:  # its first record only: the file grows, that record stays
+        head = head[: 16 + int.from_bytes(head[:8], "little")]
+    digest = hashlib.sha256(first_file.name.encode() + b"\0" + head).hexdigest()
     return f"{stamp}-000-tb{digest[:8]}"
 
 
