@@ -52,7 +52,7 @@ def child_writer(kind: str, calls: int, folder: str) -> dict:
     else:
         from tensorboardX import SummaryWriter
     writer = SummaryWriter(os.path.join(folder, "runs", "bench"))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for step in range(calls // len(TAGS)):
         value = step * 0.001
         for tag in TAGS:
@@ -60,20 +60,23 @@ def child_writer(kind: str, calls: int, folder: str) -> dict:
     writer.close()
     if kind == "waddle":
         waddle.finish()
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "calls": calls // len(TAGS) * len(TAGS)}
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"seconds": seconds, "cpu": cpu, "calls": calls // len(TAGS) * len(TAGS)}
 
 
 def child_import(kind: str, logdir: str, folder: str) -> dict:
-    started = time.perf_counter()
+    """Seconds (wall and CPU) to read ``logdir`` with ``kind``, and the points it kept."""
     if kind == "waddle":
-        subprocess.run(
-            [sys.executable, "-m", "waddle.cli", "import", "tensorboard", logdir, "--dir", folder],
-            check=True,
-            capture_output=True,
+        before, started = os.times(), time.perf_counter()
+        command = [sys.executable, "-m", "waddle.cli", "import", "tensorboard", logdir]
+        subprocess.run([*command, "--dir", folder], check=True, capture_output=True)
+        seconds, after = time.perf_counter() - started, os.times()
+        cpu = (after.children_user + after.children_system) - (
+            before.children_user + before.children_system
         )
-        points = _waddle_points(Path(folder))
-    elif kind == "tbparse":
+        return {"seconds": seconds, "cpu": cpu, "points": _waddle_points(Path(folder))}
+    started, cpu = time.perf_counter(), time.process_time()
+    if kind == "tbparse":
         from tbparse import SummaryReader
 
         points = len(SummaryReader(logdir).scalars)
@@ -86,7 +89,8 @@ def child_import(kind: str, logdir: str, folder: str) -> dict:
         )
         accumulator.Reload()
         points = sum(len(accumulator.Scalars(tag)) for tag in accumulator.Tags()["scalars"])
-    return {"seconds": time.perf_counter() - started, "points": points}
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"seconds": seconds, "cpu": cpu, "points": points}
 
 
 def _waddle_points(folder: Path) -> int:
@@ -184,6 +188,8 @@ def main() -> None:
 
 
 def _report(calls, peer_calls, scalars, size, load, writers, imports) -> str:
+    end_load = os.getloadavg()
+
     def version(name: str) -> str:
         import importlib.metadata
 
@@ -198,25 +204,33 @@ def _report(calls, peer_calls, scalars, size, load, writers, imports) -> str:
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, load average {load[0]:.2f} {load[1]:.2f} "
-        f"{load[2]:.2f} at the start (a shared machine: compare ratios, not seconds)",
+        f"{load[2]:.2f} at the start, {end_load[0]:.2f} at the end (a shared machine: compare "
+        "ratios, not seconds)",
         f"- versions: torch {version('torch')}, tensorboard {version('tensorboard')}, "
         f"tensorboardX {version('tensorboardX')}, tbparse {version('tbparse')}, "
         f"google-crc32c {version('google-crc32c')}",
         "",
         f"## Writer: {calls:,} `add_scalar` calls (4 tags), first call to `close()`",
         "",
-        "| writer | calls run | seconds | seconds for all calls | µs per call | waddle is × faster |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| writer | calls run | seconds | CPU seconds | seconds for all calls | µs per call "
+        "| waddle × faster | waddle × less CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    base = dict(writers).get("waddle", {}).get("scaled")
+    mine = dict(writers).get("waddle", {})
     for kind, out in writers:
         if "error" in out:
-            lines.append(f"| {kind} | error: {out['error']} | | | | |")
+            lines.append(f"| {kind} | error: {out['error']} | | | | | | |")
             continue
-        ratio = f"{out['scaled'] / base:.1f}" if base else ""
+        scale = calls / out["calls"]
+        ratio = f"{out['scaled'] / mine['scaled']:.1f}" if "scaled" in mine else ""
+        cpu_ratio = (
+            f"{out['cpu'] * scale / (mine['cpu'] * calls / mine['calls']):.1f}"
+            if "cpu" in mine
+            else ""
+        )
         lines.append(
-            f"| {kind} | {out['calls']:,} | {out['seconds']:.2f} | {out['scaled']:.2f} | "
-            f"{out['scaled'] / calls * 1e6:.2f} | {ratio} |"
+            f"| {kind} | {out['calls']:,} | {out['seconds']:.2f} | {out['cpu']:.2f} | "
+            f"{out['scaled']:.2f} | {out['scaled'] / calls * 1e6:.2f} | {ratio} | {cpu_ratio} |"
         )
     if peer_calls != calls:
         lines += [
@@ -228,21 +242,27 @@ def _report(calls, peer_calls, scalars, size, load, writers, imports) -> str:
         "",
         f"## Import: a tfevents file of {scalars:,} scalars (4 tags, {size / 1e6:.1f} MB)",
         "",
-        "| reader | seconds | points read | waddle is × faster |",
-        "|---|---:|---:|---:|",
+        "| reader | seconds | CPU seconds | points read | waddle × faster | waddle × less CPU |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    base = dict(imports).get("waddle", {}).get("seconds")
+    mine = dict(imports).get("waddle", {})
     for kind, out in imports:
         if "error" in out:
-            lines.append(f"| {kind} | error: {out['error']} | | |")
+            lines.append(f"| {kind} | error: {out['error']} | | | | |")
             continue
-        ratio = f"{out['seconds'] / base:.1f}" if base else ""
-        lines.append(f"| {kind} | {out['seconds']:.2f} | {out['points']:,} | {ratio} |")
+        ratio = f"{out['seconds'] / mine['seconds']:.1f}" if "seconds" in mine else ""
+        cpu_ratio = f"{out['cpu'] / mine['cpu']:.1f}" if "cpu" in mine else ""
+        lines.append(
+            f"| {kind} | {out['seconds']:.2f} | {out['cpu']:.2f} | {out['points']:,} | "
+            f"{ratio} | {cpu_ratio} |"
+        )
     lines += [
         "",
         "waddle's import is the command end to end (start-up, framing, CRC-32C of every record, "
         "decoding, a waddle run written and fsynced); the others read into memory only. "
-        "EventAccumulator's defaults keep a sample of 10,000 points per tag, silently.",
+        "EventAccumulator's defaults keep a sample of 10,000 points per tag, silently. "
+        "CPU seconds are every thread's (a child process's for the command): on a loaded shared "
+        "machine they vary less than the wall time, which waits for the CPU too.",
         "",
     ]
     return "\n".join(lines)
