@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument(
         "--peer-calls", type=int, help="calls for torch's and tensorboardX's writers (scaled)"
     )
+    parser.add_argument("--reps", type=int, default=2, help="imports: the best of this many")
     parser.add_argument("--results", default=str(RESULTS), help="markdown file to write")
     args = parser.parse_args()
     if args.child:
@@ -174,20 +175,26 @@ def main() -> None:
         size = sum(path.stat().st_size for path in logdir.rglob("*tfevents*"))
         imports = []
         for kind in ("waddle", "tbparse", "EventAccumulator (all)", "EventAccumulator (defaults)"):
-            folder = scratch / "imported"
-            out = run_child("import", kind, str(logdir), str(folder))
-            shutil.rmtree(folder, ignore_errors=True)
-            imports.append((kind, out))
-            print(kind, out, file=sys.stderr)
+            best: dict = {}
+            for _ in range(args.reps):  # the best of a few: the machine is shared
+                folder = scratch / "imported"
+                out = run_child("import", kind, str(logdir), str(folder))
+                shutil.rmtree(folder, ignore_errors=True)
+                if "error" in out or not best or out["seconds"] < best["seconds"]:
+                    best = out
+                if "error" in out:
+                    break
+            imports.append((kind, best))
+            print(kind, best, file=sys.stderr)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    report = _report(calls, peer_calls, scalars, size, load, writers, imports)
+    report = _report(calls, peer_calls, scalars, size, load, writers, imports, args.reps)
     print(report)
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
     Path(args.results).write_text(report)
 
 
-def _report(calls, peer_calls, scalars, size, load, writers, imports) -> str:
+def _report(calls, peer_calls, scalars, size, load, writers, imports, reps) -> str:
     end_load = os.getloadavg()
 
     def version(name: str) -> str:
@@ -240,7 +247,8 @@ def _report(calls, peer_calls, scalars, size, load, writers, imports) -> str:
         ]
     lines += [
         "",
-        f"## Import: a tfevents file of {scalars:,} scalars (4 tags, {size / 1e6:.1f} MB)",
+        f"## Import: a tfevents file of {scalars:,} scalars (4 tags, {size / 1e6:.1f} MB), "
+        f"the best of {reps}",
         "",
         "| reader | seconds | CPU seconds | points read | waddle × faster | waddle × less CPU |",
         "|---|---:|---:|---:|---:|---:|",
