@@ -23,7 +23,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from waddle import console, files, process_hooks
+from waddle import artifact_store, console, files, process_hooks
+from waddle.artifact import Artifact, as_artifact, load, log_request, use_fields
 from waddle.config import Config
 from waddle.event import INT64_MAX
 from waddle.notice import Notices, say
@@ -91,6 +92,7 @@ class Run:
         self._preempting = False
         self._watches: list[Any] = []  # watch(): hooks on models, one entry per model
         self._save_at_end: list[tuple[Path, str, bool]] = []  # save(policy="end")
+        self._artifacts: list[Artifact] = []  # logged, perhaps not stored yet
         self._let_go = False  # the writer has ended and the run's resources are released
         self._step = first_step
         self._dropped_steps = 0
@@ -346,6 +348,77 @@ class Run:
         log_dir = self.dir.parent.parent
         for path in code.source_files(folder, include_fn, exclude_fn, log_dir):
             self.save(path, name="code/" + path.relative_to(folder.resolve()).as_posix())
+
+    def log_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike,
+        name: str | None = None,
+        type: str | None = None,
+        aliases: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> Artifact:
+        """Make the artifact (or a file, folder or URI as one) the next version of its name in
+        the project, or the version that holds the same content; ``latest`` and ``aliases``
+        point to it. Returns at once: the writer thread copies the files (waddle/artifact.py),
+        and ``artifact.wait()`` waits for the version."""
+        artifact = as_artifact(artifact_or_path, name, type, self.id)
+        if self._closed:
+            self._refuse_closed("log_artifact")
+            return artifact
+        request = log_request(artifact, self, "log", artifact_store.check_aliases(aliases), tags)
+        self._enqueue("artifact", request)
+        self._artifacts = [logged for logged in self._artifacts if logged._outcome is None]
+        self._artifacts.append(artifact)
+        return artifact
+
+    def use_artifact(
+        self,
+        artifact_or_name: Artifact | str,
+        type: str | None = None,
+        aliases: list[str] | None = None,
+        use_as: str | None = None,
+    ) -> Artifact:
+        """Record that this run uses a version (``"name"``, ``"name:v2"``, ``"name:best"``,
+        ``"project/name:alias"``, or an Artifact) and return it, to read or ``download()``.
+        A draft is logged first (as W&B does), as used rather than made by this run."""
+        aliases = artifact_store.check_aliases(aliases)
+        if isinstance(artifact_or_name, Artifact):
+            artifact = artifact_or_name
+            if artifact.is_draft():
+                if self._closed:
+                    self._refuse_closed("use_artifact")
+                    return artifact
+                self._enqueue("artifact", log_request(artifact, self, "use", aliases, None))
+                return artifact.wait()
+            artifact.wait()
+        else:
+            project, name, ref = artifact_store.parse_reference(artifact_or_name)
+            if any(logged._outcome is None for logged in self._artifacts):
+                self.flush()  # a version this run just logged counts
+            project_dir = self.dir.parent if project is None else self.dir.parent.parent / project
+            try:
+                artifact = load(project_dir, artifact_store.resolve(project_dir, name, ref))
+            except LookupError as error:
+                raise ValueError(f"use_artifact({artifact_or_name!r}): {error}") from None
+        if type is not None and type != artifact.type:
+            raise ValueError(
+                f"use_artifact(): {artifact.name} is of type {artifact.type!r}, not {type!r}"
+            )
+        self._enqueue("artifact", use_fields(artifact, aliases, use_as))
+        return artifact
+
+    def log_model(
+        self,
+        path: str | os.PathLike,
+        name: str | None = None,
+        aliases: list[str] | None = None,
+    ) -> None:
+        """W&B's ``log_model``: ``log_artifact(path, name, type="model", aliases)``."""
+        self.log_artifact(path, name=name, type="model", aliases=aliases)
+
+    def use_model(self, name: str) -> str:
+        """W&B's ``use_model``: use the model artifact ``name`` and download it; its folder."""
+        return self.use_artifact(name).download()
 
     def watch(
         self,
