@@ -17,7 +17,7 @@ from waddle.server.auth import TokenAuth
 from waddle.server.hub import Hub
 from waddle.server.indexer import Indexer
 from waddle.server.notices import Notices
-from waddle.server.routes import files, live, projects, records, runs, scalars
+from waddle.server.routes import artifacts, files, live, projects, records, runs, scalars
 from waddle.server.settings import ServerSettings
 from waddle.server.store import Store
 from waddle.server.watcher import Watcher
@@ -75,7 +75,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.state.waddle = context
     errors.install(app)
-    for module in (projects, runs, scalars, records, files, live):
+    for module in (projects, runs, scalars, records, artifacts, files, live):
         app.include_router(module.router)
     if settings.token:
         app.add_middleware(TokenAuth, token=settings.token)
