@@ -123,11 +123,15 @@ def test_references_are_recorded_and_never_fetched(new_run, tmp_path):
     artifact.add_reference("s3://bucket/images/train.tar", checksum=False)
     artifact.add_reference(local.as_uri(), name="local.txt")
     artifact.add_reference("https://example.invalid/data.csv", max_objects=10)
+    artifact.add_reference("gs://bucket/images/val.tar")  # W&B would checksum it: its file name
+    with pytest.raises(ValueError, match="pass name="):
+        artifact.add_reference("ftp://host/file.bin")
     run.log_artifact(artifact)
     stored = run.use_artifact("refs:latest")
-    assert stored.get_entry("train.tar").ref == "s3://bucket/images/train.tar"
+    assert stored.get_entry("images/train.tar").ref == "s3://bucket/images/train.tar"
     assert stored.get_entry("local.txt").ref == local.as_uri()
     assert stored.get_entry("data.csv").digest == "https://example.invalid/data.csv"
+    assert stored.get_entry("val.tar").ref == "gs://bucket/images/val.tar"
     assert not any((tmp_path / "p" / ".artifacts" / "objects").glob("*"))
     assert list(Path(stored.download(tmp_path / "out")).glob("*")) == []
 
@@ -284,7 +288,8 @@ def test_a_path_a_folder_or_a_uri_is_logged_as_an_artifact_as_wandb_names_it(new
     ]
 
 
-def test_module_level_functions_act_on_the_current_run(tmp_path):
+def test_module_level_functions_act_on_the_current_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     with waddle.init(project="p", dir=tmp_path, settings=QUIET):
         waddle.log_artifact(_artifact(_dataset(tmp_path / "a", x="1")))
         assert waddle.use_artifact("data:latest").version == "v0"

@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.parse import urlparse
 
@@ -219,18 +219,18 @@ class Artifact:
         checksum: bool = True,
         max_objects: int | None = None,
     ) -> list[ArtifactManifestEntry]:
-        """Record a URI (``s3://…``, ``gs://…``, ``https://…``, ``file://…``) as an entry.
-        It is never fetched: not to check it, nor by ``download()``."""
+        """Record a URI (``s3://…``, ``gs://…``, ``https://…``, ``file://…``) as one entry,
+        named as W&B names a reference to one object. It is never fetched: not to check it,
+        not to list what a prefix holds, not by ``download()``."""
         self._check_draft("add_reference")
         if isinstance(uri, ArtifactManifestEntry):
             uri, name = uri.ref or uri.path, name if name is not None else uri.path
         if type(uri) is not str or not uri:
             raise TypeError(f"add_reference(): the URI must be a string, got {uri!r}")
         check_text("add_reference() URI", uri)
-        if name is None:
-            parsed = urlparse(uri)
-            name = Path(parsed.path).name or parsed.netloc
-        path = artifact_store.check_path(name)
+        path = artifact_store.check_path(
+            name if name is not None else _reference_name(uri, checksum)
+        )
         return [self._add(ArtifactManifestEntry(path, ref=uri, artifact=self), overwrite=False)]
 
     def remove(self, item: str | os.PathLike | ArtifactManifestEntry) -> None:
@@ -682,6 +682,21 @@ def _entry_record(entry: ArtifactManifestEntry) -> dict[str, Any]:
     if entry.ref is not None:
         return {"ref": entry.ref}
     return {"sha256": entry.sha256 or _sha256(entry._source), "size": entry.size}
+
+
+def _reference_name(uri: str, checksum: bool) -> str:
+    """The entry name W&B gives a reference to one object: for ``s3://`` and ``gs://`` its
+    key (its file name when W&B would checksum it), for ``http(s)://`` and ``file://`` its file
+    name. W&B asks for a name for any other scheme, and so does waddle."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("s3", "gs"):
+        key = parsed.path.lstrip("/")
+        return (PurePosixPath(key).name if checksum else key) or parsed.netloc
+    if parsed.scheme in ("http", "https", "file"):
+        return PurePosixPath(parsed.path).name or parsed.netloc
+    raise ValueError(
+        f'add_reference({uri!r}): pass name="<entry name>" for a reference of this scheme'
+    )
 
 
 def _same(old: ArtifactManifestEntry, new: ArtifactManifestEntry) -> bool:
