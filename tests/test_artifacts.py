@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,7 @@ def test_use_artifact_records_which_run_used_which_version(new_run, tmp_path):
         consumer.use_artifact("data:nope")
     consumer.finish()
     assert used.version == "v0" and used.logged_by().name == "producer"
+    assert used.created_at.startswith(time.strftime("%Y-", time.gmtime()))
     (event,) = _artifact_events(consumer)
     assert (event["action"], event["name"], event["version"]) == ("use", "data", 0)
     api = waddle.Api(overrides={"dir": str(tmp_path)})

@@ -49,6 +49,7 @@ def test_a_projects_artifacts_their_versions_aliases_and_lineage(tmp_path, new_r
         assert (v0["version"], v0["aliases"], v0["files"]) == ("v0", ["best"], 3)
         assert v0["size"] == len("<script>fetch('/api/projects')</script>") + 3
         assert v0["created_by"] == {"project": "p", "run": producer.id}
+        assert v0["created"] == v0["logged_by"][0]["t"] < v1["created"]
         assert [r["run"] for r in v0["logged_by"]] == [producer.id]
         assert [(r["project"], r["run"], r["name"]) for r in v0["used_by"]] == [
             ("p", consumer.id, "consumer")

@@ -26,7 +26,6 @@ import math
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -557,6 +556,7 @@ def log_request(
     action: str,
     aliases: list[str],
     tags: list[str] | None,
+    t: float,
 ) -> media.Snapshot:
     """Check ``artifact`` and take what the writer needs; the returned Deferred, queued as
     an ``artifact`` event, stores it (see :func:`_store`) and gives the event's fields."""
@@ -589,7 +589,7 @@ def log_request(
             "tags": list(artifact.tags),
             "run": run.id,
         },
-        "t": time.time(),
+        "t": t,
         "use_as": artifact.use_as,
         "keep": artifact._tmp,  # new_file()'s folder lives until the copy is done
     }

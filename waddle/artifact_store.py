@@ -269,6 +269,8 @@ def _log_lines(folder: Path, on_reject: RejectHandler | None) -> list[dict[str, 
 def _log_line_problem(record: dict[str, Any]) -> str | None:
     if not event_format.is_int64(record.get("version"), low=0):
         return f"version is not a version number: {record.get('version')!r}"
+    if type(record.get("t")) not in (int, float):
+        return f"t is not a wall time: {record.get('t')!r}"
     for name in ("digest", "type"):
         if type(record.get(name)) is not str:
             return f"{name} is not a string"
@@ -288,7 +290,7 @@ def _versions(folder: Path, name: str, lines: list[dict[str, Any]]) -> list[Vers
         if number not in present:
             continue  # a line without its manifest says nothing
         if number not in made:
-            made[number] = _version_of(name, number, line)
+            made[number] = _version_of(name, number, line, line["t"])
         for alias in line["aliases"]:
             claims[alias] = number
     for number in numbers:
@@ -297,7 +299,7 @@ def _versions(folder: Path, name: str, lines: list[dict[str, Any]]) -> list[Vers
                 manifest = _manifest(folder, number)
             except (OSError, event_format.MalformedEvent, LookupError):
                 continue
-            made[number] = _version_of(name, number, manifest)
+            made[number] = _version_of(name, number, manifest, manifest.get("created"))
     found = [made[number] for number in sorted(made)]
     for alias, number in claims.items():
         if number in made and alias != LATEST:
@@ -307,7 +309,8 @@ def _versions(folder: Path, name: str, lines: list[dict[str, Any]]) -> list[Vers
     return found
 
 
-def _version_of(name: str, number: int, record: dict[str, Any]) -> Version:
+def _version_of(name: str, number: int, record: dict[str, Any], created: Any) -> Version:
+    """A version from its manifest or the version log's line that made it (``created``: when)."""
     return Version(
         name=name,
         number=number,
@@ -315,8 +318,8 @@ def _version_of(name: str, number: int, record: dict[str, Any]) -> Version:
         type=str(record.get("type")),
         size=record.get("size") if type(record.get("size")) is int else 0,
         files=record.get("files") if type(record.get("files")) is int else 0,
-        created=record.get("created", record.get("t", 0.0)),
-        run=record.get("run"),
+        created=created if type(created) in (int, float) else 0.0,
+        run=record.get("run") if type(record.get("run")) is str else None,
     )
 
 
@@ -345,7 +348,7 @@ def commit(
         same = next((v for v in known if v.digest == manifest["digest"]), None)
         number = same.number if same is not None else _create(folder, manifest, known)
         made = same is None
-        version = same or _version_of(name, number, manifest)
+        version = same or _version_of(name, number, manifest, t)
         line = {
             "t": t,
             "version": number,

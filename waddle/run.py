@@ -216,11 +216,11 @@ class Run:
             writer.progress.wait(0.05)
         self._stall_seconds += time.monotonic() - started
 
-    def _enqueue(self, kind: str, fields: dict[str, Any]) -> None:
+    def _enqueue(self, kind: str, fields: Any, t: float | None = None) -> None:
         if self._closed:
             self._refuse_closed(kind)
             return
-        self._queue.append((EVENT, time.time(), kind, fields))
+        self._queue.append((EVENT, time.time() if t is None else t, kind, fields))
 
     def _config_changed(self, changes: dict[str, Any]) -> None:
         self._enqueue("config", {"data": changes})
@@ -365,8 +365,9 @@ class Run:
         if self._closed:
             self._refuse_closed("log_artifact")
             return artifact
-        request = log_request(artifact, self, "log", artifact_store.check_aliases(aliases), tags)
-        self._enqueue("artifact", request)
+        t = time.time()  # the event's and the version's
+        request = log_request(artifact, self, "log", artifact_store.check_aliases(aliases), tags, t)
+        self._enqueue("artifact", request, t)
         self._artifacts = [logged for logged in self._artifacts if logged._outcome is None]
         self._artifacts.append(artifact)
         return artifact
@@ -388,7 +389,8 @@ class Run:
                 if self._closed:
                     self._refuse_closed("use_artifact")
                     return artifact
-                self._enqueue("artifact", log_request(artifact, self, "use", aliases, None))
+                t = time.time()
+                self._enqueue("artifact", log_request(artifact, self, "use", aliases, None, t), t)
                 return artifact.wait()
             artifact.wait()
         else:
