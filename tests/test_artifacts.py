@@ -189,22 +189,29 @@ def test_a_draft_given_to_use_artifact_is_stored_as_used(new_run, tmp_path):
     assert (event["action"], event["created"]) == ("use", True)
 
 
-def test_the_writer_thread_copies_and_log_artifact_returns_at_once(new_run, tmp_path, monkeypatch):
+def test_a_copy_in_progress_holds_back_no_event_of_the_run(new_run, tmp_path, monkeypatch):
+    release = threading.Event()
     copied_on = []
     real = media.store_file
 
-    def watched(*args, **kwargs):
+    def slow(*args, **kwargs):  # a copy that takes as long as the test wants
         copied_on.append(threading.current_thread().name)
+        release.wait(30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(media, "store_file", watched)
+    monkeypatch.setattr(media, "store_file", slow)
     run = new_run()
     artifact = run.log_artifact(_artifact(_dataset(tmp_path / "a", x="1", y="2")))
-    artifact.wait()
-    assert copied_on == ["waddle-writer", "waddle-writer"]
+    run.log({"loss": 0.5})
+    assert run.flush(timeout=10)  # written while the artifact is being copied
+    assert [e["type"] for e in events_of(run.dir)][1:] == ["log"]
+    release.set()
+    assert artifact.wait().version == "v0"
+    assert [e["type"] for e in events_of(run.dir)][1:] == ["log", "artifact"]
+    assert copied_on == ["waddle-copier", "waddle-copier"]
 
 
-def test_a_file_changed_before_the_writer_copied_it_refuses_the_version(new_run, tmp_path, capfd):
+def test_a_file_changed_before_it_was_copied_refuses_the_version(new_run, tmp_path, capfd):
     run = new_run()
     folder = _dataset(tmp_path / "a", x="1", y="2")
     artifact = _artifact(folder)

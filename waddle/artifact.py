@@ -7,15 +7,16 @@ stored version back, to read or ``download()``. It promises:
 
 - nothing slow on the caller's thread: adding a file only checks it and notes its size,
   modification time and inode (waddle/files.py ``stamp``); ``log_artifact()`` queues the
-  artifact, and the run's writer thread copies and hashes the files into the store;
+  artifact, and the run's copier thread (waddle/copier.py) copies and hashes the files into
+  the store, while the writer thread goes on writing the run's events;
 - the stored files are the ones ``add_file()`` saw: a file that changed (or went away)
-  between ``add_file()`` and its copy makes the writer refuse the whole version, with a
+  between ``add_file()`` and its copy makes the copier refuse the whole version, with a
   notice and a count in ``finish.lost_values``, rather than store a file half rewritten.
   W&B's default ``policy="mutable"`` copies each file when it is added instead, so a change
   after ``add_file()`` is simply not seen there; here it is refused;
 - references (``add_reference``) are recorded as given and never fetched, nor downloaded;
 - what needs the version (``version``, ``aliases``, ``digest``, ``download()``, ...) of an
-  artifact just logged waits for the writer to store it, as W&B's ``wait()`` does.
+  artifact just logged waits until it is stored, as W&B's ``wait()`` does.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -141,8 +142,8 @@ class Artifact:
         self._tmp: tempfile.TemporaryDirectory | None = None  # new_file()'s files
         self._project_dir: Path | None = None
         self._stored: Version | None = None  # the version, once known on this side
-        self._logging: Any = None  # the run whose writer stores it, while it does
-        self._outcome: tuple | None = None  # set by that writer: ("stored", …) or ("failed", why)
+        self._logging: Any = None  # the run that stores it, while it does
+        self._outcome: tuple | None = None  # set by the copier: ("stored", …) or ("failed", why)
 
     # ---- filling a draft -------------------------------------------------------------
 
@@ -292,7 +293,7 @@ class Artifact:
 
     @property
     def version(self) -> str:
-        """``vN``: waits for the writer to store an artifact just logged."""
+        """``vN``: waits until an artifact just logged is stored."""
         return self._version("version").label
 
     @property
@@ -354,7 +355,7 @@ class Artifact:
     get_path = get_entry
 
     def wait(self, timeout: int | None = None) -> Artifact:
-        """Wait until the writer thread has stored an artifact just logged; raises
+        """Wait until an artifact just logged is stored (and its event written); raises
         RuntimeError saying why when it could not (a file changed, another type)."""
         self._version("wait", timeout)
         return self
@@ -436,16 +437,16 @@ class Artifact:
                 f"Artifact.{what} needs a logged version: log the artifact first "
                 "(run.log_artifact(artifact)), or read one with run.use_artifact('name:latest')"
             )
-        if self._outcome is None:
-            run.flush(math.inf if timeout is None else timeout)
-        outcome = self._outcome
-        if outcome is None:
+        wait = math.inf if timeout is None else timeout
+        if not run._wait_for_artifacts(lambda: self._outcome is not None, wait):
             raise RuntimeError(
-                f"artifact {self._name!r} is not stored yet: the writer of run {run.id} did "
-                "not get to it (timed out, or the run belongs to another process)"
+                f"artifact {self._name!r} is not stored yet: run {run.id} did not get to it "
+                "(timed out, or the run belongs to another process)"
             )
+        outcome = self._outcome
         if outcome[0] == "failed":
             raise RuntimeError(f"artifact {self._name!r} was not stored: {outcome[1]}")
+        run.flush(wait)  # and its event written
         _, version, project_dir, entries = outcome
         self._settle(project_dir, version, entries)
         return version
@@ -504,7 +505,7 @@ def load(project_dir: Path, version: Version) -> Artifact:
     return artifact
 
 
-# ---- logging: the caller's side, then the writer's -------------------------------------
+# ---- logging: the caller's side, then the copier's -------------------------------------
 
 
 def as_artifact(artifact_or_path: Any, name: str | None, type: str | None, run_id: str) -> Artifact:
@@ -557,9 +558,10 @@ def log_request(
     aliases: list[str],
     tags: list[str] | None,
     t: float,
-) -> media.Snapshot:
-    """Check ``artifact`` and take what the writer needs; the returned Deferred, queued as
-    an ``artifact`` event, stores it (see :func:`_store`) and gives the event's fields."""
+) -> Callable[[Path], dict[str, Any]]:
+    """Check ``artifact`` and take what storing it needs; the returned function, which the
+    run's copier (waddle/copier.py) calls with the run folder, stores it (:func:`_store`) and
+    gives the fields of its ``artifact`` event."""
     if not isinstance(artifact.metadata, dict):
         raise TypeError(f"artifact {artifact._name!r}: metadata must be a dict")
     if artifact.description is not None and type(artifact.description) is not str:
@@ -596,11 +598,11 @@ def log_request(
     artifact._logging = run  # a version read back and logged again: stored anew
     artifact._stored = None
     artifact._outcome = None
-    return media.Snapshot(lambda run_dir: _store(run_dir, artifact, request))
+    return lambda run_dir: _store(run_dir, artifact, request)
 
 
 def _store(run_dir: Path, artifact: Artifact, request: dict[str, Any]) -> dict[str, Any]:
-    """Writer thread: copy the files into the store, record the version, and give the
+    """The copier's thread: copy the files into the store, record the version, and give the
     ``artifact`` event's fields; tell ``artifact`` how it went either way."""
     project_dir = run_dir.parent
     try:

@@ -38,6 +38,7 @@ from typing import Any
 from waddle import event as event_format
 from waddle import names
 from waddle.values import check_text
+from waddle.writer import fsync_dir
 
 STORE = ".artifacts"
 OBJECTS = "objects"
@@ -66,7 +67,7 @@ class Version:
     size: int
     files: int
     created: float
-    run: str | None  # the id of the run whose writer made this version
+    run: str | None  # the id of the run that made this version
     aliases: list[str] = field(default_factory=list)  # now, ``latest`` included when it is
 
     @property
@@ -323,7 +324,7 @@ def _version_of(name: str, number: int, record: dict[str, Any], created: Any) ->
     )
 
 
-# --- writing (a run's writer thread) ---------------------------------------------------------
+# --- writing (a run's copier thread, waddle/copier.py) ----------------------------------------
 
 
 def commit(
@@ -384,7 +385,7 @@ def _create(folder: Path, manifest: dict[str, Any], known: list[Version]) -> int
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
-    _fsync_dir(folder)
+    fsync_dir(folder)
     return number
 
 
@@ -408,15 +409,5 @@ def _locked(path: Path) -> Iterator[None]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
     finally:
         os.close(fd)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import fcntl
+import math
 import os
 import threading
 import time
@@ -26,6 +27,7 @@ from typing import Any
 from waddle import artifact_store, console, files, process_hooks
 from waddle.artifact import Artifact, as_artifact, load, log_request, use_fields
 from waddle.config import Config
+from waddle.copier import Copier
 from waddle.event import INT64_MAX
 from waddle.notice import Notices, say
 from waddle.summary import Logged, Summary
@@ -93,6 +95,7 @@ class Run:
         self._watches: list[Any] = []  # watch(): hooks on models, one entry per model
         self._save_at_end: list[tuple[Path, str, bool]] = []  # save(policy="end")
         self._artifacts: list[Artifact] = []  # logged, perhaps not stored yet
+        self._copier: Copier | None = None  # stores artifacts, from the first one on
         self._let_go = False  # the writer has ended and the run's resources are released
         self._step = first_step
         self._dropped_steps = 0
@@ -359,15 +362,15 @@ class Run:
     ) -> Artifact:
         """Make the artifact (or a file, folder or URI as one) the next version of its name in
         the project, or the version that holds the same content; ``latest`` and ``aliases``
-        point to it. Returns at once: the writer thread copies the files (waddle/artifact.py),
-        and ``artifact.wait()`` waits for the version."""
+        point to it. Returns at once: the run's copier thread copies the files
+        (waddle/copier.py), and ``artifact.wait()`` waits for the version."""
         artifact = as_artifact(artifact_or_path, name, type, self.id)
         if self._closed:
             self._refuse_closed("log_artifact")
             return artifact
         t = time.time()  # the event's and the version's
-        request = log_request(artifact, self, "log", artifact_store.check_aliases(aliases), tags, t)
-        self._enqueue("artifact", request, t)
+        store = log_request(artifact, self, "log", artifact_store.check_aliases(aliases), tags, t)
+        self._store_artifact(t, store)
         self._artifacts = [logged for logged in self._artifacts if logged._outcome is None]
         self._artifacts.append(artifact)
         return artifact
@@ -390,13 +393,14 @@ class Run:
                     self._refuse_closed("use_artifact")
                     return artifact
                 t = time.time()
-                self._enqueue("artifact", log_request(artifact, self, "use", aliases, None, t), t)
+                self._store_artifact(t, log_request(artifact, self, "use", aliases, None, t))
                 return artifact.wait()
             artifact.wait()
         else:
             project, name, ref = artifact_store.parse_reference(artifact_or_name)
-            if any(logged._outcome is None for logged in self._artifacts):
-                self.flush()  # a version this run just logged counts
+            pending = [logged for logged in self._artifacts if logged._outcome is None]
+            # A version this run just logged counts.
+            self._wait_for_artifacts(lambda: all(a._outcome is not None for a in pending))
             project_dir = self.dir.parent if project is None else self.dir.parent.parent / project
             try:
                 artifact = load(project_dir, artifact_store.resolve(project_dir, name, ref))
@@ -408,6 +412,24 @@ class Run:
             )
         self._enqueue("artifact", use_fields(artifact, aliases, use_as))
         return artifact
+
+    def _store_artifact(self, t: float, store: Any) -> None:
+        if self._closed:
+            self._refuse_closed("log_artifact")
+            return
+        if self._copier is None:
+            self._copier = Copier(self.dir, self._artifact_stored, self._notices)
+        self._copier.submit(t, store)
+
+    def _artifact_stored(self, t: float, fields: dict[str, Any]) -> None:
+        """The copier's thread: a version is stored; its event goes to the writer."""
+        self._queue.append((EVENT, t, "artifact", fields))
+        self._writer.wake.set()
+
+    def _wait_for_artifacts(self, done: Any, timeout: float = math.inf) -> bool:
+        """Wait until ``done()``, while the copier stores this run's artifacts."""
+        copier = self._copier
+        return done() if copier is None else copier.wait(done, timeout)
 
     def log_model(
         self,
@@ -501,12 +523,16 @@ class Run:
         if self._capturing:
             console.detach(self._console_line)
         self._closed = True
+        if self._copier is not None:  # its artifacts' events come before the finish event
+            self._copier.finish()
         fields: dict[str, Any] = {
             "exit_code": exit_code,
             "status": "finished" if exit_code == 0 else "crashed",
             "dropped": {"steps": self._dropped_steps, "values": self._dropped_values},
             "stalled_seconds": round(self._stall_seconds, 6),
         }
+        if self._copier is not None and self._copier.lost:
+            fields["lost_values"] = self._copier.lost  # the writer adds its own
         # The finish event must be writable whatever happened: an exception's message may
         # hold text UTF-8 cannot encode, which is kept as escapes instead.
         if self._preempting:
@@ -558,6 +584,8 @@ class Run:
         self._lock_fd = None
         self._writer.wake.close()  # the child's copies of the pipes
         self._writer.progress.close()
+        if self._copier is not None:
+            self._copier.close()
 
     # ---- the run folder lock ---------------------------------------------------------
 
