@@ -13,6 +13,7 @@ import pytest
 import waddle
 from tests.conftest import PYTHON, QUIET, child_env, events_of, wait_until
 from waddle import artifact_store, media
+from waddle import event as event_format
 from waddle.artifact import ArtifactFinalizedError, ArtifactNotLoggedError
 
 
@@ -225,6 +226,39 @@ def test_a_file_changed_before_it_was_copied_refuses_the_version(new_run, tmp_pa
     assert _artifact_events(run) == []
     assert artifact_store.versions(run.dir.parent, "data") == []
     assert events_of(run.dir)[-1]["lost_values"] == 1
+
+
+def test_a_file_removed_before_it_was_copied_refuses_the_version(new_run, tmp_path):
+    run = new_run()
+    folder = _dataset(tmp_path / "a", x="1", y="2")
+    artifact = _artifact(folder)
+    (folder / "x").unlink()
+    run.log_artifact(artifact)
+    with pytest.raises(RuntimeError, match="x changed after add_file"):
+        artifact.wait()
+
+
+def test_a_version_left_without_its_log_line_or_with_a_torn_one_is_still_read(new_run, tmp_path):
+    run = new_run()
+    run.log_artifact(_artifact(_dataset(tmp_path / "a", x="1"))).wait()
+    collection = run.dir.parent / ".artifacts" / "collections" / "data"
+    # A writer killed after its manifest and before its log line, then one killed mid-line.
+    manifest = artifact_store.read_manifest(run.dir.parent, "data", 0)
+    orphan = {**manifest, "version": 1, "digest": "f" * 64, "created": 5.0, "run": "other"}
+    (collection / "v1.json").write_bytes(event_format.encode(orphan))
+    with open(collection / "log.jsonl", "ab") as file:
+        file.write(b'{"t": 6.0, "version": 1, "dig')
+    rejects = []
+    versions = artifact_store.versions(run.dir.parent, "data", lambda *r: rejects.append(r))
+    assert [(v.label, v.run, v.aliases) for v in versions] == [
+        ("v0", run.id, []),
+        ("v1", "other", ["latest"]),
+    ]
+    assert rejects == []  # a torn last line may still be being written
+    again = run.log_artifact(_artifact(_dataset(tmp_path / "b", x="2")), aliases=["new"])
+    assert again.version == "v2" and again.aliases == ["new", "latest"]
+    artifact_store.versions(run.dir.parent, "data", lambda *r: rejects.append(r))
+    assert len(rejects) == 1 and "not valid JSON" in rejects[0][2]
 
 
 def test_another_type_under_a_name_is_refused_at_once(new_run, tmp_path):

@@ -9,7 +9,9 @@ No server is needed: runs are found as ``waddle ls`` finds them, and a run's con
 and history are read from its events (:mod:`waddle.history`), once per ``Run`` object. The
 summary follows the client's rules (waddle/summary.py: last value, or what ``define_metric``
 asked for, then explicit values). Paths are ``project/run_id``; W&B's ``entity/project/run_id``
-is accepted and its entity ignored.
+is accepted and its entity ignored. Artifacts (``api.artifact("project/name:alias")``, a run's
+``logged_artifacts()`` and ``used_artifacts()``) are read from the project's artifact store
+(waddle/artifact_store.py).
 """
 
 from __future__ import annotations
