@@ -2,8 +2,8 @@
 watcher and the live hub to the routers, and starts and stops them with the server.
 
 It promises: JSON everywhere through :mod:`waddle.server.wire` (non-finite floats as strings),
-one error shape (:mod:`waddle.server.errors`), OpenAPI at /docs, and, with a token, no
-/api, /files or /ws request served without it.
+one error shape (:mod:`waddle.server.errors`), OpenAPI at /docs, and no request served that
+:mod:`waddle.server.access` refuses (a foreign Host or Origin; without the token, if set).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from waddle.server import errors, wire
-from waddle.server.auth import TokenAuth
+from waddle.server.access import Access
 from waddle.server.hub import Hub
 from waddle.server.indexer import Indexer
 from waddle.server.notices import Notices
+from waddle.server.recorded import RecordedFiles
 from waddle.server.routes import artifacts, files, live, projects, records, runs, scalars
 from waddle.server.settings import ServerSettings
 from waddle.server.store import Store
@@ -38,6 +39,7 @@ class Context:
             self.root, self.indexer.mark, mode=settings.watcher, notices=self.notices
         )
         self.hub = Hub(self.store, settings.heartbeat_timeout, self.notices)
+        self.files = RecordedFiles()
         self.indexer.listeners.append(self.hub.on_commit)
 
     def start(self) -> None:
@@ -77,6 +79,5 @@ def create_app(settings: ServerSettings) -> FastAPI:
     errors.install(app)
     for module in (projects, runs, scalars, records, artifacts, files, live):
         app.include_router(module.router)
-    if settings.token:
-        app.add_middleware(TokenAuth, token=settings.token)
+    app.add_middleware(Access, token=settings.token)
     return app

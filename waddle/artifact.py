@@ -398,7 +398,8 @@ class Artifact:
         return self._api().run(f"{self.project}/{version.run}")
 
     def used_by(self) -> list[Any]:
-        """The runs (``waddle.Api`` runs) of the project that used this version."""
+        """The runs (``waddle.Api`` runs) of the project that used this version (every run's
+        events are read to tell)."""
         version = self._version("used_by")
         return [
             run

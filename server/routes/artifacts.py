@@ -10,18 +10,24 @@ sha256, never from a path the request names; it is sandboxed as every file of a 
 
 from __future__ import annotations
 
-import mimetypes
-from pathlib import Path
+import os
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
 from waddle.server.errors import not_found
-from waddle.server.routes.files import UNTRUSTED_CONTENT_HEADERS
+from waddle.server.recorded import Changed, Record
+from waddle.server.routes.files import (
+    UNTRUSTED_CONTENT_HEADERS,
+    OpenFile,
+    content_disposition,
+    media_type,
+)
 from waddle.server.routes.lookup import context
 
 from waddle import artifact_store, names
 from waddle.artifact_store import Version
+from waddle.event import MalformedEvent
 
 router = APIRouter(prefix="/api/projects/{project}/artifacts", tags=["artifacts"])
 
@@ -80,7 +86,7 @@ def artifact_version(
     """One version (``vN`` or an alias) with its description, metadata and manifest entries."""
     project_dir = _project_dir(request, project)
     found = _one(request, project, name, version)
-    manifest = artifact_store.read_manifest(project_dir, name, found.number)
+    manifest = _manifest(project_dir, name, found)
     lineage = _lineage(request, project, name).get(found.number, {})
     entries = manifest.get("entries") or {}
     paths = sorted(entries)
@@ -110,19 +116,33 @@ def artifact_version(
 
 @router.get("/{name}/{version}/files/{path:path}")
 def artifact_file(request: Request, project: str, name: str, version: str, path: str):
-    """A file the version's manifest records, with the content type its path implies."""
+    """A file the version's manifest records, served as ``/files`` serves a run's: only while
+    the store's object holds the recorded size and sha256 (checked on the descriptor sent)."""
     project_dir = _project_dir(request, project)
     found = _one(request, project, name, version)
-    entry = (
-        artifact_store.read_manifest(project_dir, name, found.number).get("entries") or {}
-    ).get(path)
-    if not isinstance(entry, dict) or "sha256" not in entry:
+    entry = (_manifest(project_dir, name, found).get("entries") or {}).get(path)
+    sha256, size = (entry.get("sha256"), entry.get("size")) if isinstance(entry, dict) else (0, 0)
+    if type(sha256) is not str or type(size) is not int:
         raise not_found(f"{name}:{found.label} has no file {path!r}")
-    stored = artifact_store.object_path(project_dir, entry["sha256"])
-    if not stored.is_file():
-        raise not_found(f"the file {path!r} of {name}:{found.label} is missing from the store")
-    media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    return FileResponse(stored, media_type=media_type, headers=UNTRUSTED_CONTENT_HEADERS)
+    record = Record(
+        f"{artifact_store.OBJECTS}/{sha256}", sha256, size, None, PurePosixPath(path).name
+    )
+    try:
+        fd, stat = context(request).files.open_record(
+            (project_dir / artifact_store.STORE).resolve(), record
+        )
+    except Changed:
+        raise not_found(
+            f"the file {path!r} of {name}:{found.label} is not in the store as its manifest "
+            "recorded it (changed, replaced or removed)"
+        ) from None
+    try:
+        headers = dict(UNTRUSTED_CONTENT_HEADERS)
+        headers["Content-Disposition"] = content_disposition(record.name)
+        return OpenFile(fd, stat.st_size, media_type(record), headers, request)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def run_artifacts(request: Request, run: int) -> dict[str, list[dict[str, Any]]]:
@@ -151,6 +171,13 @@ def run_artifacts(request: Request, run: int) -> dict[str, list[dict[str, Any]]]
             }
         )
     return out
+
+
+def _manifest(project_dir: Path, name: str, version: Version) -> dict[str, Any]:
+    try:
+        return artifact_store.read_manifest(project_dir, name, version.number)
+    except (OSError, LookupError, MalformedEvent) as error:
+        raise not_found(f"the manifest of {name}:{version.label} cannot be read: {error}") from None
 
 
 def _project_dir(request: Request, project: str) -> Path:
