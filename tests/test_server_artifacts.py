@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import httpx
 
 import waddle
 from tests.conftest import QUIET, wait_until
 from tests.server_helpers import serving
+from waddle import artifact_store
 
 
 def _log_versions(new_run, tmp_path):
@@ -123,3 +126,26 @@ def test_a_malformed_line_of_a_version_log_is_skipped_and_reported(tmp_path, new
         assert s.json("/api/projects/p/artifacts")["artifacts"][0]["versions"] == 2
         (fault,) = [f for f in s.json("/api/health")["faults"] if f["kind"] == "artifacts"]
         assert "log.jsonl" in fault["message"]
+
+
+def test_an_object_that_is_not_what_its_manifest_recorded_is_not_served(tmp_path, new_run):
+    _log_versions(new_run, tmp_path)
+    (tmp_path / "secret.txt").write_text("TOPSECRET")
+    manifest = artifact_store.read_manifest(tmp_path / "p", "data", 0)
+    sha256 = manifest["entries"]["sub/x.txt"]["sha256"]
+    stored = artifact_store.object_path(tmp_path / "p", sha256)
+    with serving(tmp_path) as s:
+        whole = s.get("/api/projects/p/artifacts/data/v0/files/sub/x.txt")
+        assert (
+            whole.headers["content-disposition"]
+            == "inline; filename=\"x.txt\"; filename*=UTF-8''x.txt"
+        )
+        part = s.get(
+            "/api/projects/p/artifacts/data/v0/files/sub/x.txt", headers={"Range": "bytes=1-"}
+        )
+        assert (part.status_code, part.text) == (206, "ne")
+        stored.unlink()
+        os.link(tmp_path / "secret.txt", stored)  # a hard link named like the object
+        response = s.get("/api/projects/p/artifacts/data/v0/files/sub/x.txt")
+        assert response.status_code == 404 and b"TOPSECRET" not in response.content
+        assert "not in the store as its manifest recorded it" in response.json()["error"]["message"]
