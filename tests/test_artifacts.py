@@ -61,7 +61,7 @@ def test_an_alias_moves_to_the_version_that_claims_it_last(new_run, tmp_path):
     run = new_run()
     run.log_artifact(_artifact(_dataset(tmp_path / "a", x="1")), aliases=["best", "prod"])
     run.log_artifact(_artifact(_dataset(tmp_path / "b", x="2")), aliases="best")
-    run.flush()
+    assert run.flush()  # the artifacts are stored
     api = waddle.Api(overrides={"dir": str(tmp_path)})
     assert api.artifact("p/data:best").version == "v1"
     assert api.artifact("p/data:prod").version == "v0"
@@ -204,8 +204,8 @@ def test_a_copy_in_progress_holds_back_no_event_of_the_run(new_run, tmp_path, mo
     run = new_run()
     artifact = run.log_artifact(_artifact(_dataset(tmp_path / "a", x="1", y="2")))
     run.log({"loss": 0.5})
-    assert run.flush(timeout=10)  # written while the artifact is being copied
-    assert [e["type"] for e in events_of(run.dir)][1:] == ["log"]
+    wait_until(lambda: [e["type"] for e in events_of(run.dir)][1:] == ["log"])
+    assert not run.flush(timeout=0.2)  # flush() waits for the artifact too
     release.set()
     assert artifact.wait().version == "v0"
     assert [e["type"] for e in events_of(run.dir)][1:] == ["log", "artifact"]

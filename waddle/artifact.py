@@ -447,7 +447,7 @@ class Artifact:
         outcome = self._outcome
         if outcome[0] == "failed":
             raise RuntimeError(f"artifact {self._name!r} was not stored: {outcome[1]}")
-        run.flush(wait)  # and its event written
+        run._flush_events(wait)  # and its event written
         _, version, project_dir, entries = outcome
         self._settle(project_dir, version, entries)
         return version

@@ -11,7 +11,8 @@ stores the versions one after another, in call order, and then queues each versi
 - a job that fails (a file changed, a full disk) never reaches the training code: one notice
   per kind of failure, and a count the run adds to ``finish.lost_values``;
 - :meth:`Copier.finish` returns once every job submitted before it is done, so a run's finish
-  event comes after the events of all its artifacts.
+  event comes after the events of all its artifacts (and ``run.flush()`` waits until it is
+  :meth:`Copier.idle`).
 """
 
 from __future__ import annotations

@@ -470,11 +470,20 @@ class Run:
                 watched.remove()
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything logged so far is written and fsynced; False on timeout.
+        """Wait until everything logged so far is written and fsynced, artifacts stored
+        included; False on timeout.
 
         ``timeout=0`` only asks for it and returns at once (what Ctrl-C does: a signal handler
         must not wait for another thread).
         """
+        deadline = time.monotonic() + timeout
+        copier = self._copier
+        if copier is not None and timeout > 0:
+            copier.wait(copier.idle, timeout)
+        return self._flush_events(max(0.0, deadline - time.monotonic()))
+
+    def _flush_events(self, timeout: float) -> bool:
+        """Wait until the events queued so far are written and fsynced; False on timeout."""
         writer = self._writer
         if self._closed or os.getpid() != self._pid or not writer.thread.is_alive():
             return False
