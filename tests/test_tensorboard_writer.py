@@ -299,3 +299,14 @@ def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run):
     run.finish()
     assert written == [{"a": 1.0}]  # the event as written: without b
     assert series(run, "b") == {4: 0.0, 5: 2.0}  # b came again, in an event of its own
+
+
+def test_waddle_tensorboard_is_there_as_wandb_tensorboard_is():
+    result = subprocess.run(
+        [PYTHON, "-c", "import waddle; print(waddle.tensorboard.patch.__name__)"],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "patch", result.stderr
