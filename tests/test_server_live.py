@@ -65,6 +65,13 @@ class Listener:
     def of(self, kind: str) -> list[dict]:
         return [m for m in self.messages if m["type"] == kind]
 
+    def follow(self, run_id: str, key: str, child: subprocess.Popen) -> None:
+        """Subscribe to the run's key from its start, then let the child go on."""
+        self.send(op="subscribe", id=key, project="live", run=run_id, key=key, cursor=0)
+        wait_until(lambda: self.receive() and self.of("subscribed"))
+        child.stdin.write("go\n")
+        child.stdin.flush()
+
 
 def test_logged_points_reach_a_subscriber_in_order(tmp_path):
     steps = 3000
@@ -73,10 +80,7 @@ def test_logged_points_reach_a_subscriber_in_order(tmp_path):
         wait_until(lambda: s.get(f"/api/projects/live/runs/{run_id}").status_code == 200)
         with connect(s.ws_url) as ws:
             live = Listener(ws)
-            live.send(op="subscribe", id="loss", project="live", run=run_id, key="loss", cursor=0)
-            wait_until(lambda: live.receive() and live.of("subscribed"))
-            child.stdin.write("go\n")
-            child.stdin.flush()
+            live.follow(run_id, "loss", child)
 
             def points():
                 return [
@@ -263,10 +267,7 @@ def test_a_tensorboard_series_going_back_reads_as_in_order_live_and_over_http(tm
         wait_until(lambda: s.get(f"/api/projects/live/runs/{run_id}").status_code == 200)
         with connect(s.ws_url) as ws:
             live = Listener(ws)
-            live.send(op="subscribe", id="loss", project="live", run=run_id, key="loss", cursor=0)
-            wait_until(lambda: live.receive() and live.of("subscribed"))
-            child.stdin.write("go\n")
-            child.stdin.flush()
+            live.follow(run_id, "loss", child)
             assert child.wait(timeout=60) == 0
 
             def applied() -> dict:
