@@ -25,6 +25,8 @@ frames, content type), ``text`` (a string) or ``hparams`` (a dict). Values of ot
 from __future__ import annotations
 
 import math
+import mmap
+import os
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -79,8 +81,17 @@ def masked_crc(data: bytes) -> int:
 
 
 def records(path: Path, on_problem: ProblemHandler) -> Iterator[tuple[int, bytes]]:
-    """``(offset, data)`` of every sound record of ``path`` (module docstring for the rest)."""
-    data = path.read_bytes()
+    """``(offset, data)`` of every sound record of ``path`` (module docstring for the rest).
+
+    The file is mapped, not read whole: an event file of images can be larger than memory."""
+    with open(path, "rb") as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            return
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            yield from _framed(path, data, on_problem)
+
+
+def _framed(path: Path, data: Any, on_problem: ProblemHandler) -> Iterator[tuple[int, bytes]]:
     size = len(data)
     position = 0
     header, trailer, crc32c_of = _HEADER.unpack_from, _CRC.unpack_from, crc32c
