@@ -41,6 +41,7 @@ import orjson
 
 from waddle import event as event_format
 from waddle import media, names, segment, tfevents
+from waddle.text import Markdown
 from waddle.values import check_key
 
 IMPORT_RECORD = ".tensorboard-import.json"
@@ -335,8 +336,8 @@ def _value(kind: str, payload: Any, run_dir: Path) -> Any:
     """A decoded TensorBoard value as waddle's value (media stored in ``run_dir``)."""
     if kind == "scalar" or kind == "histogram":
         return payload
-    if kind == "text":
-        return {"_type": "markdown", "text": payload}
+    if kind == "text":  # as waddle's add_text logs it, held to the same limits
+        return Markdown(payload)._waddle_snapshot("").materialize(run_dir)
     if kind == "image":
         data, width, height = payload
         extension, mime = _image_type(data)
