@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument(
         "--peer-calls", type=int, help="calls for torch's and tensorboardX's writers (scaled)"
     )
-    parser.add_argument("--reps", type=int, default=2, help="imports: the best of this many")
+    parser.add_argument("--reps", type=int, default=2, help="each figure: the best of this many")
     parser.add_argument("--results", default=str(RESULTS), help="markdown file to write")
     args = parser.parse_args()
     if args.child:
@@ -163,13 +163,19 @@ def main() -> None:
         writers = []
         for kind in ("waddle", "torch", "tensorboardX"):
             count = calls if kind == "waddle" else peer_calls
-            folder = scratch / f"w-{kind}"
-            out = run_child("writer", kind, str(count), str(folder))
-            shutil.rmtree(folder, ignore_errors=True)
-            if "error" not in out:
+            best = {}
+            for _ in range(args.reps):  # the best of a few, for every writer alike
+                folder = scratch / f"w-{kind}"
+                out = run_child("writer", kind, str(count), str(folder))
+                shutil.rmtree(folder, ignore_errors=True)
+                if "error" in out:
+                    best = out
+                    break
                 out["scaled"] = out["seconds"] * calls / out["calls"]
-            writers.append((kind, out))
-            print(kind, out, file=sys.stderr)
+                if not best or out["seconds"] < best["seconds"]:
+                    best = out
+            writers.append((kind, best))
+            print(kind, best, file=sys.stderr)
         logdir = scratch / "tb"
         make_file(logdir, scalars)
         size = sum(path.stat().st_size for path in logdir.rglob("*tfevents*"))
@@ -217,7 +223,8 @@ def _report(calls, peer_calls, scalars, size, load, writers, imports, reps) -> s
         f"tensorboardX {version('tensorboardX')}, tbparse {version('tbparse')}, "
         f"google-crc32c {version('google-crc32c')}",
         "",
-        f"## Writer: {calls:,} `add_scalar` calls (4 tags), first call to `close()`",
+        f"## Writer: {calls:,} `add_scalar` calls (4 tags), first call to `close()`, "
+        f"the best of {reps}",
         "",
         "| writer | calls run | seconds | CPU seconds | seconds for all calls | µs per call "
         "| waddle × faster | waddle × less CPU |",
