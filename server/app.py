@@ -18,7 +18,7 @@ from waddle.server.hub import Hub
 from waddle.server.indexer import Indexer
 from waddle.server.notices import Notices
 from waddle.server.recorded import RecordedFiles
-from waddle.server.routes import files, live, projects, records, runs, scalars
+from waddle.server.routes import dashboard, files, live, projects, records, runs, scalars
 from waddle.server.settings import ServerSettings
 from waddle.server.store import Store
 from waddle.server.watcher import Watcher
@@ -77,7 +77,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.state.waddle = context
     errors.install(app)
-    for module in (projects, runs, scalars, records, files, live):
+    # The dashboard last: its deep-link route answers any path the others do not.
+    for module in (projects, runs, scalars, records, files, live, dashboard):
         app.include_router(module.router)
     app.add_middleware(Access, token=settings.token)
     return app

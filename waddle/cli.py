@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("dir", nargs="?", help="log folder (default: $WADDLE_DIR or ./logs)")
     demo.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
     demo.add_argument("--project", default="demo", help="project name (default demo)")
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="log every data type, keep a second run training live, and serve the dashboard",
+    )
+    demo.add_argument(
+        "--live", type=float, default=180, help="seconds the live run trains (default 180)"
+    )
+    demo.add_argument("--port", type=int, help="with --serve: port (default: $WADDLE_PORT or 8080)")
     demo.set_defaults(handler=_demo)
 
     serve = commands.add_parser(
@@ -145,9 +155,11 @@ def _format_duration(seconds: float) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from waddle.demo import train
+    from waddle.demo import train, train_live
 
-    run = train(dir=args.dir, project=args.project, steps=args.steps)
+    serve = _server_module() if args.serve else None
+    run = train(dir=args.dir, project=args.project, steps=args.steps, rich=args.serve)
+    log_dir = Path(run.dir).parent.parent
     # Report what reached the disk, not what was logged: a run whose folder was unwritable
     # or full still "logged" every step, and kept them in memory until it gave up.
     record = inspect_run(Path(run.dir), math.inf)
@@ -159,7 +171,19 @@ def _demo(args: argparse.Namespace) -> int:
             "check that the folder is writable and its disk has room"
         )
     print(f"logged {args.steps} steps to {run.dir}")
-    print(f"list the runs with: waddle ls {Path(run.dir).parent.parent}")
+    if serve is None:
+        print(f"list the runs with: waddle ls {log_dir}")
+        return 0
+    from waddle.server.settings import ServerSettings
+
+    live = threading.Thread(
+        target=train_live,
+        kwargs={"dir": str(log_dir), "project": args.project, "seconds": args.live},
+        daemon=True,
+    )
+    live.start()
+    print(f"a second run trains live for {args.live:g} s; stop with Ctrl-C")
+    serve.serve(ServerSettings(dir=str(log_dir), port=args.port))
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from waddle.server.errors import not_found
 from waddle.server.routes.lookup import RUN_STATUS, context, cutoff
 
 router = APIRouter(prefix="/api", tags=["projects"])
@@ -57,3 +58,26 @@ def projects(request: Request):
             for name, count, running, last in rows
         ]
     }
+
+
+@router.get("/projects/{project}/keys")
+def keys(request: Request, project: str):
+    """The top-level config and summary keys and the tags used by any of the project's runs
+    (what a runs table offers as columns and filters), each sorted."""
+    cursor = context(request).store.reader()
+    found = {}
+    for name, expression in (
+        ("config", "unnest(json_keys(config))"),
+        ("summary", "unnest(json_keys(summary))"),
+        ("tags", "unnest(tags)"),
+    ):
+        rows = cursor.execute(
+            f"SELECT DISTINCT {expression} AS k FROM runs WHERE project = ? ORDER BY k", [project]
+        ).fetchall()
+        found[name] = [key for (key,) in rows if key is not None]
+    if (
+        not any(found.values())
+        and not cursor.execute("SELECT 1 FROM runs WHERE project = ? LIMIT 1", [project]).fetchall()
+    ):
+        raise not_found(f"no project {project!r}")
+    return found
