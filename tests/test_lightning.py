@@ -36,7 +36,7 @@ PACKAGES = [
 ]
 QUIET = {"console": False, "system_metrics_interval": 0}
 # Lightning's own use of a torch API that torch deprecated; nothing of waddle's.
-pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec")
 
 
 def tiny_model(pl, fail_at_step=None):
