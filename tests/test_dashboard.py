@@ -27,8 +27,11 @@ def _seed(root):
             tags=["base"],
             settings=QUIET,
         )
+        run.define_metric("val/top", summary="max")  # its summary: {"max": best}
         for i in range(200):
             run.log({"train/loss": scale / (i + 1), "val/acc": i / 200})
+        run.log({"val/top": best / 2})
+        run.log({"val/top": best})
         run.summary["best"] = best
         run.finish()
         runs[name] = run.id
@@ -117,6 +120,12 @@ def test_projects_and_the_runs_table_sorted_by_a_summary_column(seeded, page):
     assert "0.005" in cells.all_text_contents()  # alpha's loss went down to 1/200
     page.locator(".picker summary").click()  # closed again for the screenshot
     screenshot(page, "runs-table")
+    # One aggregate of a summary define_metric made an object: a column of its own.
+    page.goto(served.url + "/p/p?cols=summary.val/top.max&sort=-summary.val/top.max")
+    wait_js(page, "document.querySelector('.runs-rows .row[data-run] a')?.textContent === 'beta'")
+    assert page.locator(".runs-head button", has_text="summary.val/top.max").count() == 1
+    top = page.locator(".runs-rows .row[data-run]").first.text_content()
+    assert "0.9" in top and "{" not in top
 
 
 def test_compare_overlays_one_line_per_run_and_marks_the_differing_config_key(seeded, page):

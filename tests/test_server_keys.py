@@ -59,3 +59,13 @@ def test_runs_carry_and_sort_by_the_min_max_and_last_of_a_scalar_key(tmp_path, n
         assert (
             bad.status_code == 422 and "metric.KEY.min|max|last" in bad.json()["error"]["message"]
         )
+
+
+def test_a_summary_of_aggregates_is_offered_per_aggregate(tmp_path, new_run):
+    run = new_run()
+    run.define_metric("val/acc", summary="max,min")
+    run.log({"val/acc": 0.5, "loss": 1.0})
+    run.finish()
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        assert s.json("/api/projects/p/keys")["summary"] == ["loss", "val/acc.max", "val/acc.min"]

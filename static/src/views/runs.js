@@ -347,5 +347,10 @@ function cell(run, id) {
   const dot = id.indexOf(".");
   const [where, key] = [id.slice(0, dot), id.slice(dot + 1)];
   const values = where === "summary" ? run.summary : where === "config" ? run.config : null;
-  return values ? values[key] : undefined;
+  if (!values) return undefined;
+  if (key in values) return values[key];
+  // KEY.AGGREGATE: one aggregate of a summary define_metric made an object ({"max": …}).
+  const last = key.lastIndexOf(".");
+  const inner = last > 0 ? values[key.slice(0, last)] : undefined;
+  return inner && typeof inner === "object" ? inner[key.slice(last + 1)] : undefined;
 }
