@@ -174,33 +174,50 @@ def test_a_failed_fit_finishes_the_run_as_crashed_with_its_exception(tmp_path, p
 
 
 @pytest.mark.parametrize("package", PACKAGES)
-def test_checkpoints_are_saved_with_the_run(tmp_path, package):
+def test_checkpoints_are_versions_of_the_runs_model_artifact(tmp_path, package):
     pl = importlib.import_module(package)
     logger = waddle_logger(tmp_path, log_model="all")
     trainer(pl, tmp_path, logger, enable_checkpointing=True).fit(tiny_model(pl))
 
     run = the_run(tmp_path)
-    saved = [file.name for file in run.files()]
-    assert saved == ["checkpoints/epoch=0-step=8.ckpt", "checkpoints/epoch=1-step=16.ckpt"]
+    versions = run.logged_artifacts()
+    assert [(a.name, a.type) for a in versions] == [
+        (f"model-{run.id}:v0", "model"),
+        (f"model-{run.id}:v1", "model"),
+    ]
+    assert [a.metadata["original_filename"] for a in versions] == [
+        "epoch=0-step=8.ckpt",
+        "epoch=1-step=16.ckpt",
+    ]
+    assert "latest" in versions[-1].aliases and "latest" not in versions[0].aliases
     import torch
 
-    checkpoint = torch.load(run.file(saved[-1]).download(tmp_path / "back"), weights_only=False)
+    folder = versions[-1].download(str(tmp_path / "back"))
+    checkpoint = torch.load(Path(folder) / "model.ckpt", weights_only=False)
     assert checkpoint["global_step"] == 16
 
 
-def test_log_model_true_saves_the_best_and_last_at_the_end(tmp_path):
+def test_log_model_true_logs_the_best_and_last_at_the_end(tmp_path):
     pl = _any_lightning()
-    logger = waddle_logger(tmp_path, log_model=True)
+    logger = waddle_logger(tmp_path, log_model=True, checkpoint_name="tiny-model")
     checkpoints = pl.callbacks.ModelCheckpoint(monitor="val_loss", save_top_k=1, save_last=True)
     trainer(pl, tmp_path, logger, callbacks=[checkpoints], enable_checkpointing=True).fit(
         tiny_model(pl)
     )
 
-    names = {file.name for file in the_run(tmp_path).files()}
-    assert names == {
-        "checkpoints/last.ckpt",
-        f"checkpoints/{Path(checkpoints.best_model_path).name}",
-    }
+    def content(artifact):
+        return (
+            Path(artifact.download(str(tmp_path / artifact.version))) / "model.ckpt"
+        ).read_bytes()
+
+    versions = {content(a): a for a in the_run(tmp_path).logged_artifacts()}
+    best = versions[Path(checkpoints.best_model_path).read_bytes()]
+    last = versions[Path(checkpoints.last_model_path).read_bytes()]
+    assert (
+        "best" in best.aliases and "latest" in last.aliases and best.name.startswith("tiny-model:")
+    )
+    assert best.metadata["score"] == pytest.approx(float(checkpoints.best_model_score))
+    assert best.metadata["monitor"] == "val_loss"
 
 
 def test_only_rank_zero_writes(tmp_path, monkeypatch):

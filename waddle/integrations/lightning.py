@@ -8,9 +8,9 @@ arguments and records what ``WandbLogger`` records:
   trainer's step as the value ``trainer/global_step``, which ``define_metric`` makes the x-axis
   of every key. Lightning logs validation at the step of the last training batch, and
   ``trainer.test()`` counts its own steps from 0: as separate rows, neither is dropped;
-- ``log_hyperparams`` updates the run's config; ``after_save_checkpoint`` saves checkpoints
-  with the run when ``log_model`` asks for it (``True``: the best and last at the end,
-  ``"all"``: each as it is written);
+- ``log_hyperparams`` updates the run's config; ``after_save_checkpoint`` logs checkpoints as
+  versions of the model artifact ``model-<run id>`` when ``log_model`` asks for it (``True``:
+  the best and last at the end, ``"all"``: each as it is written);
 - ``finalize(status)`` finishes a run the logger started: ``"success"`` as finished,
   ``"failed"`` as crashed with the exception Lightning is handling, and ``"finished"`` (what
   Lightning says before a SLURM requeue) flushes it and marks it preempting. A later use of
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from waddle import session
+from waddle.artifact import Artifact
 from waddle.integrations import require
 from waddle.run import DisabledRun
 from waddle.settings import RUN_VARIABLES, from_environment, resolve_one
@@ -64,10 +65,10 @@ class WaddleLogger(*_BASES):
     ``project`` (default ``$WADDLE_PROJECT``, ``$WANDB_PROJECT``, else ``lightning_logs``),
     ``name`` (the run's), ``save_dir`` (waddle's log folder; default ``$WADDLE_DIR`` or
     ``./logs``), ``version`` (the run id: an existing run is continued), ``log_model``
-    (False, True or ``"all"``), ``prefix`` (put before every metric key, joined by ``-``),
-    ``experiment`` (a run to log to instead of starting one); other keywords go to
-    ``waddle.init()``. ``offline``, ``anonymous`` and ``checkpoint_name`` are WandbLogger's,
-    accepted for the same code to run (waddle is always local).
+    (False, True or ``"all"``), ``checkpoint_name`` (the model artifact's name), ``prefix`` (put
+    before every metric key, joined by ``-``), ``experiment`` (a run to log to instead of
+    starting one); other keywords go to ``waddle.init()``. ``offline`` and ``anonymous`` are
+    WandbLogger's, accepted for the same code to run (waddle is always local).
     """
 
     LOGGER_JOIN_CHAR = "-"
@@ -97,6 +98,7 @@ class WaddleLogger(*_BASES):
         self._save_dir = str(Path(resolve_one("dir", save_dir or dir)).absolute())
         self._id = version or id
         self._log_model = log_model
+        self._checkpoint_name = checkpoint_name
         self._prefix = prefix
         self._init_kwargs = init_kwargs
         self._given = experiment
@@ -288,20 +290,36 @@ class WaddleLogger(*_BASES):
     # ---- checkpoints ---------------------------------------------------------------------
 
     def _save_checkpoints(self, checkpoint_callback: Any) -> None:
-        """Save each checkpoint of the callback not saved yet as it is now (a file rewritten
-        since is saved again), named ``checkpoints/<file name>``."""
-        paths = [
-            getattr(checkpoint_callback, "last_model_path", None),
-            getattr(checkpoint_callback, "best_model_path", None),
-            *getattr(checkpoint_callback, "best_k_models", {}),
-        ]
+        """Log each checkpoint of the callback not logged yet (or rewritten since) as the next
+        version of the model artifact ``model-<run id>`` (or ``checkpoint_name``), as
+        WandbLogger does: the file as ``model.ckpt``, its score and original name as metadata,
+        aliased ``latest``, and ``best`` when it is the callback's best."""
+        best = getattr(checkpoint_callback, "best_model_path", None)
+        scores = {
+            path: score.item() if hasattr(score, "item") else score  # a tensor, mostly
+            for path, score in (getattr(checkpoint_callback, "best_k_models", None) or {}).items()
+        }
+        paths = [getattr(checkpoint_callback, "last_model_path", None), best, *scores]
         run = self.experiment
-        for path in dict.fromkeys(path for path in paths if path):
-            try:
-                mtime = os.stat(path).st_mtime
-            except OSError:
-                continue  # removed since (save_top_k keeps only the best)
+        for path in sorted(
+            dict.fromkeys(path for path in paths if path and os.path.isfile(path)),
+            key=os.path.getmtime,
+        ):
+            mtime = os.path.getmtime(path)
             if self._saved_checkpoints.get(path) == mtime:
                 continue
-            run.save(path, name=f"checkpoints/{Path(path).name}", policy="now")
+            metadata = {
+                "score": scores.get(path),
+                "original_filename": Path(path).name,
+                **{
+                    name: getattr(checkpoint_callback, name)
+                    for name in ("monitor", "mode", "save_last", "save_top_k")
+                    if hasattr(checkpoint_callback, name)
+                },
+            }
+            artifact = Artifact(
+                self._checkpoint_name or f"model-{run.id}", "model", metadata=metadata
+            )
+            artifact.add_file(path, name="model.ckpt")
+            run.log_artifact(artifact, aliases=["latest", "best"] if path == best else ["latest"])
             self._saved_checkpoints[path] = mtime
