@@ -222,6 +222,25 @@ def test_a_path_out_of_the_run_folder_is_refused_and_the_rest_imported(tmp_path,
     assert not list(Path(imported.dir).rglob("*.png"))
 
 
+def test_a_kind_waddle_has_no_type_for_is_kept_as_a_file_and_no_exit_is_a_crash(tmp_path, capsys):
+    run = wandb_pb2.Record()
+    run.run.run_id, run.run.project, run.run.start_time.seconds = "abc123", "crafted", 1795000000
+    source = tmp_path / "wandb" / "offline-run-1-abc123" / "run-abc123.wandb"
+    plotly = {"fig._type": '"plotly-file"', "fig.path": '"media/plotly/fig.plotly.json"'}
+    wandb_file(source, run, history(0, ok="1.5", **plotly))
+    (source.parent / "files" / "media" / "plotly").mkdir(parents=True)
+    (source.parent / "files" / "media" / "plotly" / "fig.plotly.json").write_text('{"data": []}')
+
+    import_wandb(capsys, str(source.parent), "--dir", str(tmp_path / "logs"))
+    (imported,) = runs_in(tmp_path / "logs")
+    assert [row["ok"] for row in imported.scan_history()] == [1.5]
+    (saved,) = imported.files()
+    assert (saved.name, events_of(imported.dir)[-2]["step"]) == ("media/plotly/fig.plotly.json", 0)
+    assert Path(saved.download(tmp_path / "back")).read_text() == '{"data": []}'
+    finish = events_of(imported.dir)[-1]
+    assert imported.state == "crashed" and "recorded no exit" in finish["reason"]
+
+
 def test_what_is_not_a_wandb_run_is_one_line_of_error(tmp_path, capsys):
     (tmp_path / "offline-run-1-x").mkdir()
     (tmp_path / "offline-run-1-x" / "run-x.wandb").write_bytes(b"not W&B")

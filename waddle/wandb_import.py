@@ -18,7 +18,8 @@ parsed by the ``wandb`` package's protobuf classes, with the files W&B kept besi
 - the summary event holds what W&B's final summary says and the history does not (what the
   script set with ``run.summary[...] = ...``): waddle derives the rest as W&B does;
 - files saved with ``run.save`` are file events, console output console events, alerts alert
-  events, system metrics that have a waddle name system events; the run ends finished or
+  events, system metrics that have a waddle name system events (the script's artifacts are
+  reported and left out: W&B keeps their files outside the run folder); the run ends finished or
   crashed as W&B's exit record says (crashed, with the reason, when there is none: the
   process died, or is still running).
 
@@ -336,6 +337,16 @@ class _RunImport:
         if data:
             t = stats.timestamp.seconds + stats.timestamp.nanos / 1e9
             self._emit(t or self.t, "system", {"data": data})
+
+    def _on_artifact(self, artifact: Any) -> None:
+        # W&B logs each table as an artifact too (imported from the run's files); the files of
+        # the script's own artifacts are in W&B's staging area, outside the run folder.
+        if artifact.type != "run_table":
+            self._problem(
+                f"artifact {artifact.name!r} ({artifact.type}) not imported: W&B keeps its "
+                "files outside the run folder",
+                lost=0,
+            )
 
     def _on_preempting(self, preempting: Any) -> None:
         self.finish["preempting"] = True
