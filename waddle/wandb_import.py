@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from wandb.proto import wandb_internal_pb2  # noqa: F401  (without the wandb extra: ImportError here)
 
 from waddle import files, names, values, wandb_log
@@ -151,7 +152,7 @@ class _RunImport:
         self.record = 0  # the number of the record being read, for reports
         self.charts: dict[str, tuple[str, dict, str]] = {}  # key -> (chart, fields, title)
         self.logged = Logged()  # W&B's values as logged: what the summary needs not repeat
-        self.summary: dict[tuple[str, ...], Any] = {}  # W&B's summary, by its nested keys
+        self.summary: dict[tuple[str, ...], str] = {}  # W&B's summary: nested keys -> JSON
         self.config: dict[str, Any] = {}
         self.known: set[str] = set()
         self.console: list[Any] | None = None  # [t, stream, text] not yet written
@@ -300,8 +301,10 @@ class _RunImport:
             self._save(path, path, step)
 
     def _on_summary(self, summary: Any) -> None:
+        # W&B writes the summary again beside nearly every history row: its JSON is read once,
+        # at the end.
         for item in summary.update:
-            self.summary[_path(item)] = _json(item.value_json)
+            self.summary[_path(item)] = item.value_json
         for item in summary.remove:
             path = _path(item)
             for key in [key for key in self.summary if key[: len(path)] == path]:
@@ -510,7 +513,8 @@ class _RunImport:
     def _end(self) -> None:
         self._flush_console(whole_lines_only=False)
         explicit = {}
-        for key, value in _rows(self.summary).items():
+        leaves = {path: _json(text) for path, text in self.summary.items()}
+        for key, value in _rows(leaves).items():
             if key.startswith("_") or _same(_get(self.logged, key), value):
                 continue
             try:
@@ -683,8 +687,12 @@ def _rows(leaves: dict[tuple[str, ...], Any]) -> dict[str, Any]:
 
 
 def _json(text: str) -> Any:
-    """A W&B JSON value (Python's reader takes W&B's NaN, Infinity and -Infinity)."""
-    return json.loads(text)
+    """A W&B JSON value; W&B writes NaN, Infinity and -Infinity, which only Python's own
+    (slower) reader takes."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _get(logged: Logged, key: str) -> Any:
