@@ -9,7 +9,7 @@ It records what transformers' ``WandbCallback`` records:
   which ``define_metric`` makes the x-axis of every key (an evaluation at a training step is a
   row of its own, so nothing is dropped); the end-of-training figures (``train_runtime``,
   ``train_samples_per_second``, ``train_steps_per_second``, ``train_loss``, ``total_flos``)
-  go to the summary instead;
+  go to the summary instead; ``predict()``'s metrics are a row too (``test/*``, with the step);
 - at the end of training, a run the callback started is finished; a later ``evaluate()``
   or ``predict()`` continues it. A run that was open before (``waddle.init()`` by the script)
   is used as it is and left to the script to finish.
@@ -129,8 +129,9 @@ class WaddleCallback(_integrations.TrainerCallback):
             run.log({**rows, STEP_KEY: state.global_step})
 
     def on_predict(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any):
+        # With the step too (W&B's callback leaves it out): every key is plotted against it.
         if state.is_world_process_zero and metrics:
-            self._open(args, state).log(rewrite_keys(metrics))
+            self._open(args, state).log({**rewrite_keys(metrics), STEP_KEY: state.global_step})
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any):
         if state.is_world_process_zero and self._owned:
