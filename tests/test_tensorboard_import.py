@@ -60,7 +60,7 @@ def test_scalars_keep_their_tags_steps_and_wall_times(tmp_path):
     _scalar_file(logdir / "a" / "events.out.tfevents.1700000000.host.1.0", points)
     _scalar_file(logdir / "b" / "events.out.tfevents.1700000001.host.1.0", [(5, "x", math.inf)])
     outcomes, reports = _import(logdir, tmp_path / "logs")
-    assert [(o.name, o.status, o.values) for o in outcomes] == [
+    assert [(o.source, o.status, o.values) for o in outcomes] == [
         ("a", "imported", 4),
         ("b", "imported", 1),
     ]
@@ -83,7 +83,7 @@ def test_importing_again_adds_nothing_and_a_grown_file_replaces_its_run(tmp_path
     again, _ = _import(logdir, tmp_path / "logs")
     assert [o.status for o in first] == ["imported"] and [o.status for o in again] == ["unchanged"]
     from_above, _ = _import(tmp_path, tmp_path / "logs")  # the same files, from a folder above
-    assert [(o.name, o.status) for o in from_above] == [("runs", "unchanged")]
+    assert [(o.source, o.status) for o in from_above] == [("runs", "unchanged")]
     (run_dir,) = _run_dirs(tmp_path / "logs")
     before = events_of(run_dir)
     _scalar_file(path, [(10, "loss", 10.0)], wall_time=1.8e9)  # the writer went on

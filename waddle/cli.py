@@ -1,5 +1,5 @@
-"""The ``waddle`` command: ``waddle ls``, ``waddle demo``, ``waddle import tensorboard`` (and the
-server's commands when installed).
+"""The ``waddle`` command: ``waddle ls``, ``waddle demo``, ``waddle import`` (and the server's
+commands when installed).
 
 Errors are one line on stderr and a non-zero exit status, never a traceback.
 """
@@ -74,6 +74,17 @@ def main(argv: list[str] | None = None) -> int:
 
     importing = commands.add_parser("import", help="import runs of another tracker's files")
     sources = importing.add_subparsers(dest="source", required=True)
+    wandb = sources.add_parser(
+        "wandb",
+        help="import W&B offline runs (needs waddle[wandb])",
+        description="Import W&B offline runs (config, history, summary, media, files, console) "
+        "from their run folders (wandb/offline-run-*), or from a folder of them. Running it "
+        "again imports only what changed.",
+    )
+    wandb.add_argument("runs", nargs="+", help="W&B run folders, run files or wandb/ folders")
+    wandb.add_argument("--project", help="project (default: each run's W&B project)")
+    wandb.add_argument("--dir", help="waddle's log folder (default: $WADDLE_DIR or ./logs)")
+    wandb.set_defaults(handler=_import_wandb)
     tensorboard = sources.add_parser(
         "tensorboard",
         help="import a TensorBoard log folder (every folder with event files is a run)",
@@ -209,6 +220,38 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_wandb(args: argparse.Namespace) -> int:
+    try:
+        from waddle.wandb_import import import_runs, say
+    except ImportError:
+        raise RuntimeError(
+            "W&B's files are read with the wandb package, which is not installed: "
+            "pip install -e '.[wandb]' in a clone of waddle"
+        ) from None
+    log_dir = Path(resolve_one("dir", args.dir))
+    outcomes = import_runs(
+        [Path(run) for run in args.runs],
+        log_dir,
+        args.project,
+        say,
+        segment_bytes=resolve_one("segment_bytes"),
+    )
+    _say_imported(outcomes, log_dir)
+    return 0
+
+
+def _say_imported(outcomes: list[Any], log_dir: Path) -> None:
+    """One line per imported run (source, run, what was done), then where to see them."""
+    for outcome in outcomes:
+        what = (
+            "unchanged, skipped"
+            if outcome.status == "unchanged"
+            else f"{outcome.status}: {outcome.values} values in {outcome.events} events"
+        )
+        print(f"{outcome.source} -> {outcome.project}/{outcome.run_id}: {what}")
+    print(f"list them with: waddle ls {log_dir}")
+
+
 def _import_tensorboard(args: argparse.Namespace) -> int:
     from waddle.settings import run_argument
     from waddle.tensorboard_import import import_logdir, say
@@ -218,16 +261,9 @@ def _import_tensorboard(args: argparse.Namespace) -> int:
     outcomes = import_logdir(
         Path(args.logdir), log_dir, project, say, segment_bytes=resolve_one("segment_bytes")
     )
-    for outcome in outcomes:
-        what = (
-            "unchanged, skipped"
-            if outcome.status == "unchanged"
-            else (f"{outcome.status}: {outcome.values} values in {outcome.events} events")
-        )
-        print(f"{outcome.name} -> {project}/{outcome.run_id}: {what}")
     if not outcomes:
         raise ValueError(f"no TensorBoard event files under {args.logdir}")
-    print(f"list them with: waddle ls {log_dir}")
+    _say_imported(outcomes, log_dir)
     return 0
 
 

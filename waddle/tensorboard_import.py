@@ -15,10 +15,9 @@ Mapping (README, "Coming from TensorBoard"):
 
 It promises that re-running it imports nothing twice: a run's id is derived from its first
 event file (its name and first record), whichever folder above it is imported, and the files
-imported (path in the run's folder and size) are kept in the run folder's
-``.tensorboard-import.json``. A run whose files are unchanged is skipped; one whose files grew
-(a live TensorBoard run) is imported again and replaces the earlier import. A run is written
-under a temporary name and renamed when complete, so an interrupted import leaves no half run.
+imported (path in the run's folder and size) are its source for waddle/imported_run.py (kept
+in ``.tensorboard-import.json``). A run whose files are unchanged is skipped; one whose files
+grew (a live TensorBoard run) is imported again and replaces the earlier import, whole.
 Problems (a torn last record, a corrupt one, a value out of bounds) are reported with their
 file and byte offset, and the rest is imported.
 """
@@ -26,10 +25,8 @@ file and byte offset, and the rest is imported.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -37,14 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from waddle import event as event_format
-from waddle import media, names, segment, tfevents
+from waddle import media, names, tfevents
+from waddle.imported_run import ImportedRun
 from waddle.text import Markdown
 from waddle.values import check_key
 
-IMPORT_RECORD = ".tensorboard-import.json"
 TEXT_SUFFIX = "/text_summary"
 # Consecutive TensorBoard events of one step and wall time share a log event of at most this
 # many keys (as waddle's writer does for SummaryWriter calls).
@@ -73,7 +68,8 @@ class Source:
 class Outcome:
     """What importing one run did."""
 
-    name: str
+    source: str  # the run's folder, relative to LOGDIR (its name)
+    project: str
     run_id: str
     status: str  # "imported", "replaced" or "unchanged"
     events: int = 0
@@ -175,35 +171,19 @@ class _RunImport:
         }
 
     def run(self, segment_bytes: int) -> Outcome:
-        target = self.project_dir / self.run_id
-        previous = _read_record(target)
-        if previous is not None and previous.get("files") == self.files:
-            return Outcome(self.name, self.run_id, "unchanged")
-        self.project_dir.mkdir(parents=True, exist_ok=True)
-        temporary = self.project_dir / f".import-{self.run_id}-{os.getpid()}"
-        shutil.rmtree(temporary, ignore_errors=True)
-        temporary.mkdir()
-        try:
-            outcome = self._write(temporary, segment_bytes)
-            (temporary / IMPORT_RECORD).write_bytes(
-                orjson.dumps({"source": str(self.source.folder.resolve()), "files": self.files})
-            )
-            if target.exists():
-                aside = self.project_dir / f".replaced-{self.run_id}-{os.getpid()}"
-                os.replace(target, aside)
-                os.replace(temporary, target)
-                shutil.rmtree(aside, ignore_errors=True)
-                outcome.status = "replaced"
-            else:
-                os.replace(temporary, target)
-        except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise
+        outcome = Outcome(self.name, self.project, self.run_id, "unchanged")
+        imported = ImportedRun(
+            self.project_dir, self.run_id, "tensorboard", self.files, segment_bytes
+        )
+        if imported.unchanged:
+            return outcome
+        with imported:
+            outcome.values = self._write(imported)
+        outcome.status, outcome.events = imported.status, imported.events
         return outcome
 
-    def _write(self, run_dir: Path, segment_bytes: int) -> Outcome:
-        outcome = Outcome(self.name, self.run_id, "imported")
-        out = _Segments(run_dir, segment_bytes)
+    def _write(self, out: ImportedRun) -> int:
+        """Write the run's events into ``out``; returns how many values they hold."""
         problems: list[str] = []
         torn: list[str] = []
 
@@ -217,7 +197,7 @@ class _RunImport:
         pending: list[Any] = []  # [step, t, data] of the log event being merged
         config: dict[str, Any] = {}
         summary: dict[str, Any] = {}
-        for step, t, data in self._values(run_dir, on_problem, config, summary):
+        for step, t, data in self._values(out.dir, on_problem, config, summary):
             if first_t is None:
                 first_t = t
                 out.add(t, "run_start", self._start_fields())
@@ -227,14 +207,13 @@ class _RunImport:
                 pending[2].update(data)
                 continue
             if pending:
-                out.add_keyed(*pending)
+                out.add(pending[1], "log", {"step": pending[0], "keyed": True, "data": pending[2]})
             pending = [step, t, data]
         if first_t is None:  # no value at all: the run still exists, empty
             first_t = last_t = _file_time(self.source.files[0])
             out.add(first_t, "run_start", self._start_fields())
         if pending:
-            out.add_keyed(*pending)
-        outcome.values = values
+            out.add(pending[1], "log", {"step": pending[0], "keyed": True, "data": pending[2]})
         if config:
             out.add(last_t, "config", {"data": config})
         if summary:
@@ -251,8 +230,7 @@ class _RunImport:
         if torn:
             finish["reason"] = "torn record: " + torn[0]
         out.add(last_t, "finish", finish)
-        outcome.events = out.close()
-        return outcome
+        return values
 
     def _start_fields(self) -> dict[str, Any]:
         return {
@@ -376,61 +354,6 @@ def _image_type(data: bytes) -> tuple[str, str]:
     raise ValueError("an image that is not PNG, JPEG or GIF")
 
 
-class _Segments:
-    """Events of one new run folder, numbered from seq 0, written as the client's writer writes
-    them (docs/format.md, "Segment files"), then fsynced."""
-
-    def __init__(self, run_dir: Path, segment_bytes: int) -> None:
-        self.run_dir = run_dir
-        self.segment_bytes = segment_bytes
-        self.seq = 0
-        self.buffer = bytearray()
-        self.file: io.BufferedWriter | None = None
-        self.size = 0
-
-    def add(self, t: float, kind: str, fields: dict[str, Any]) -> None:
-        self._line(
-            {"v": event_format.FORMAT_VERSION, "seq": self.seq, "t": t, "type": kind, **fields}
-        )
-
-    def add_keyed(self, step: int, t: float, data: dict[str, Any]) -> None:
-        """A keyed log event (the bulk: one dict made, not two)."""
-        event = {"v": event_format.FORMAT_VERSION, "seq": self.seq, "t": t, "type": "log"}
-        event["step"], event["keyed"], event["data"] = step, True, data
-        self._line(event)
-
-    def _line(self, event: dict[str, Any]) -> None:
-        line = event_format.encode(event)
-        if len(line) > segment.MAX_LINE_BYTES:
-            raise ValueError(f"an event of {len(line)} bytes is over a line's limit")
-        if self.file is None or self.size >= self.segment_bytes:
-            self._open()
-        self.buffer += line
-        self.size += len(line)
-        self.seq += 1
-        if len(self.buffer) >= WRITE_CHUNK:
-            self.file.write(self.buffer)
-            self.buffer = bytearray()
-
-    def _open(self) -> None:
-        self._close_file()
-        self.file = open(self.run_dir / segment.segment_name(self.seq), "wb")  # noqa: SIM115
-        self.size = 0
-
-    def _close_file(self) -> None:
-        if self.file is not None:
-            self.file.write(self.buffer)
-            self.buffer = bytearray()
-            self.file.flush()
-            os.fsync(self.file.fileno())
-            self.file.close()
-            self.file = None
-
-    def close(self) -> int:
-        self._close_file()
-        return self.seq
-
-
 def _run_id(first_file: Path) -> str:
     """A run id that sorts by the first event file's time (in its name: TensorBoard names
     each file by time, host, process and a counter) and is derived from that file alone (its
@@ -449,14 +372,6 @@ def _run_id(first_file: Path) -> str:
 def _file_time(path: Path) -> float:
     found = _STAMP.search(path.name)
     return float(found.group(1)) if found else path.stat().st_mtime
-
-
-def _read_record(run_dir: Path) -> dict | None:
-    try:
-        record = orjson.loads((run_dir / IMPORT_RECORD).read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def say(line: str) -> None:
