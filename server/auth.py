@@ -1,51 +1,69 @@
 """Bearer-token access control for /api, /files and /ws.
 
-With a token set, every request under those paths must carry ``Authorization: Bearer <token>``
-or ``?token=<token>``; anything else gets 401 in the API's error shape (a WebSocket is closed
-with code 1008). Comparison is constant-time. Without a token (loopback only) nothing is checked.
+With tokens set (server/tokens.py), every request under those paths must carry
+``Authorization: Bearer <token>`` or ``?token=<token>`` of a full or a read-only token;
+anything else gets 401 in the API's error shape (a WebSocket is closed with code 1008).
+Ingesting (``/api/ingest``, what relays send) always takes a full token: a read-only one gets
+403, and a server without tokens (loopback only) takes no relayed runs at all (401). Without
+tokens every other request is answered. Comparison is constant-time; no token is ever echoed.
 """
 
 from __future__ import annotations
 
-import hmac
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 from waddle.server.errors import error_response
+from waddle.server.tokens import FULL, Tokens
 
 PROTECTED = ("/api", "/files", "/ws")
+INGEST = "/api/ingest"
 
 
 class TokenAuth:
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, tokens: Tokens) -> None:
         self.app = app
-        self.token = token.encode()
+        self.tokens = tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] in ("http", "websocket")
-            and scope["path"].startswith(PROTECTED)
-            and not self._allowed(scope)
-        ):
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-                return
-            response = error_response(
+        if scope["type"] not in ("http", "websocket") or not scope["path"].startswith(PROTECTED):
+            await self.app(scope, receive, send)
+            return
+        kind = self._kind(scope)
+        refusal = None
+        if scope["path"] == INGEST or scope["path"].startswith(INGEST + "/"):
+            if kind is None:
+                refusal = (
+                    401,
+                    "unauthorized",
+                    "relaying to this server needs a full token: send 'Authorization: Bearer "
+                    "<token>'"
+                    if self.tokens
+                    else "this server takes no relayed runs: start it with --token (or "
+                    "--token-file) and give relays that token",
+                )
+            elif kind != FULL:
+                refusal = (403, "forbidden", "this token may read, not ingest: use a full token")
+        elif kind is None and self.tokens:
+            refusal = (
                 401,
                 "unauthorized",
                 "this server needs a token: send 'Authorization: Bearer <token>' or ?token=",
             )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+        if refusal is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            await error_response(*refusal)(scope, receive, send)
 
-    def _allowed(self, scope: Scope) -> bool:
+    def _kind(self, scope: Scope) -> str | None:
+        """The kind of the token the request carries (server/tokens.py), or None."""
+        found = None
         for name, value in scope.get("headers", ()):
-            if (
-                name == b"authorization"
-                and value[:7].lower() == b"bearer "
-                and hmac.compare_digest(value[7:].strip(), self.token)
-            ):
-                return True
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                found = self.tokens.kind(value[7:].strip()) or found
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        return any(hmac.compare_digest(v.encode(), self.token) for v in query.get("token", ()))
+        for value in query.get("token", ()):
+            found = self.tokens.kind(value) or found
+        return found
