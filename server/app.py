@@ -2,8 +2,9 @@
 watcher and the live hub to the routers, and starts and stops them with the server.
 
 It promises: JSON everywhere through :mod:`waddle.server.wire` (non-finite floats as strings),
-one error shape (:mod:`waddle.server.errors`), OpenAPI at /docs, and, with a token, no
-/api, /files or /ws request served without it.
+one error shape (:mod:`waddle.server.errors`), OpenAPI at /docs, and, with tokens, no
+/api, /files or /ws request served without one (server/auth.py). Relays send to it
+(server/intake.py); with ``relay_to`` it relays its own folder to another server too.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from waddle.server import errors, wire
 from waddle.server.auth import TokenAuth
 from waddle.server.hub import Hub
 from waddle.server.indexer import Indexer
+from waddle.server.intake import Intake
 from waddle.server.notices import Notices
-from waddle.server.routes import files, live, projects, records, runs, scalars
+from waddle.server.relay import Relay, Scope
+from waddle.server.routes import files, ingest, live, projects, records, runs, scalars
 from waddle.server.settings import ServerSettings
 from waddle.server.store import Store
+from waddle.server.uplink import Uplink
 from waddle.server.watcher import Watcher
 
 API_VERSION = 1
@@ -39,16 +43,29 @@ class Context:
         )
         self.hub = Hub(self.store, settings.heartbeat_timeout, self.notices)
         self.indexer.listeners.append(self.hub.on_commit)
+        self.intake = Intake(self.root, self.notices)
+        self.relay: Relay | None = None
+        if settings.relay_to:
+            token = settings.tokens().first_full()
+            if token is None:
+                raise ValueError("--relay-to needs a full token to send: --token or --token-file")
+            uplink = Uplink(settings.relay_to, token)
+            self.relay = Relay(Scope(self.root), uplink, settings.origin, self.notices)
 
     def start(self) -> None:
         self.hub.bind_loop()
         self.indexer.start()
         self.watcher.start()
+        if self.relay is not None:
+            self.relay.start()
 
     def stop(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
         self.hub.close()
         self.watcher.stop()
         self.indexer.stop()
+        self.intake.close()
         self.store.close()
 
 
@@ -75,8 +92,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.state.waddle = context
     errors.install(app)
-    for module in (projects, runs, scalars, records, files, live):
+    for module in (projects, runs, scalars, records, files, live, ingest):
         app.include_router(module.router)
-    if settings.token:
-        app.add_middleware(TokenAuth, token=settings.token)
+    app.add_middleware(TokenAuth, tokens=settings.tokens())
     return app
