@@ -142,8 +142,9 @@ def _size(count: int) -> str:
 
 
 def forward_online_run(run_dir: str, parent: int) -> int:
-    """The forwarder of one online run: until the run's process ``parent`` ends and all of the
-    run is acknowledged (or the central server stays unreachable for LINGER seconds after)."""
+    """The forwarder of one online run: until the run finished, or its process ``parent``
+    ended, and all of it is acknowledged (or the central server stayed unreachable for LINGER
+    seconds after that)."""
     try:
         relay = open_relay(run_dir, "relay")
     except ValueError as error:
@@ -152,7 +153,8 @@ def forward_online_run(run_dir: str, parent: int) -> int:
     ended_at: list[float] = []
 
     def going_on() -> bool:
-        if os.getppid() == parent and _alive(parent):
+        finished = all(track.finished for track in relay.tracks.values())
+        if os.getppid() == parent and _alive(parent) and not finished:
             return True
         if not ended_at:
             ended_at.append(time.monotonic())

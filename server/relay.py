@@ -87,7 +87,8 @@ class Track:
         self.gaps = 0
         self.missing: list[list[int]] = []
         self.skip_to = -1  # events at or below it are read, not sent: the central server has them
-        self.acked: int | None = None  # None: not known yet (ask)
+        self.acked: int | None = None  # None: not known yet
+        self.asked = False  # the central server said where it stands since this relay started
         self.safe = Position()  # where to resume: everything before it is acknowledged
         self.central_id: str | None = None
         self.files_held: set[str] = set()
@@ -323,7 +324,7 @@ class Relay:
             track = self.tracks.get(key)
             if track is None or track.refused:
                 continue
-            if track.acked is None or track.last > track.acked:
+            if not track.asked or track.acked is None or track.last > track.acked:
                 return False
             if any(track.safe.offsets.get(name, 0) < size for name, size in sizes.items()):
                 return False
@@ -338,7 +339,7 @@ class Relay:
         outgoing, read = _Outgoing(), []
         queries = []
         for track in self._due(now, everything):
-            if track.acked is None:
+            if not track.asked:
                 queries.append(track)
                 if len(queries) >= MAX_CHUNKS:
                     break
@@ -412,7 +413,7 @@ class Relay:
             if not track.refused
             and (
                 everything
-                or track.acked is None
+                or not track.asked
                 or now - track.looked_at
                 >= (POLL if now - track.news_at < QUIET_AFTER else QUIET_POLL)
             )
@@ -439,12 +440,17 @@ class Relay:
             raise UplinkError(f"answer without acked: {answer!r:.200}", transient=True) from None
         track.central_id = answer.get("id", track.central_id)
         track.dirty = True
+        if not chunk.seqs and not track.asked:
+            # A question: where the central server stands. A saved resume point it has not
+            # passed stays; else the run is read again from before the event after it.
+            track.asked = True
+            if track.acked is None or track.safe.last > acked:
+                track.safe = track.start_over(acked)
+                track.go_to(track.safe)
+            track.acked = track.skip_to = acked
+            return
         if acked >= chunk.last:
-            if not chunk.seqs:  # a question: where the central server stands
-                track.go_to(track.start_over(acked))
-                track.safe = track.position()
-            else:
-                track.safe = track.position()
+            track.safe = track.position()
             track.acked = acked
             track.skip_to = max(track.skip_to, acked)
             return

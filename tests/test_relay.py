@@ -1,0 +1,172 @@
+"""Relaying: training machines forward their runs to a central server, exactly once, through
+kills and outages of either side (server/relay.py, server/intake.py; docs/api.md, "Relaying").
+
+Every test runs the real thing: a central `waddle serve` and `waddle relay` as processes on
+loopback (killed with -9 and started again), training processes logging scalars and media, and
+at the end the central index is compared, event for event, with an index of the local folder.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.conftest import PYTHON, child_env, events_of, wait_until
+from tests.relay_helpers import (
+    QUIET_ENV,
+    TOKEN,
+    Central,
+    finished_id,
+    index_view,
+    local_index_view,
+    relay_process,
+    train,
+)
+from waddle import segment
+
+
+def _local_events(log_dir, run_id: str) -> int:
+    return len(events_of(log_dir / "p" / run_id))
+
+
+def _same_run(local_dir, central: Central, origin: str, run_id: str) -> None:
+    """The central index holds the run exactly as an index of the local folder does, and its
+    log holds the very same lines."""
+    central_id = f"{origin}.{run_id}"
+    expected = _local_events(local_dir, run_id)
+    wait_until(lambda: central.events_of("p", central_id) == expected, timeout=60)
+    local = local_index_view(local_dir, "p", run_id)
+    for metric in local["metrics"]:  # a sum depends on how points were batched: the last bit
+        if metric["mean"] is not None:
+            metric["mean"] = pytest.approx(metric["mean"], rel=1e-12)
+    assert index_view(central.client, "p", central_id) == local
+    run = central.json(f"/api/projects/p/runs/{central_id}")
+    assert (run["origin"], run["origin_run_id"]) == (origin, run_id)
+    assert run["gaps"] == 0 and run["rejected"] == 0
+    central_lines = b"".join(
+        path.read_bytes() for path in segment.list_segments(central.folder / "p" / central_id)
+    )
+    local_lines = b"".join(
+        path.read_bytes() for path in segment.list_segments(local_dir / "p" / run_id)
+    )
+    assert central_lines == local_lines
+    for folder in ("media", "files"):
+        local_files = sorted(p.name for p in (local_dir / "p" / run_id / folder).iterdir())
+        central_files = sorted(
+            p.name for p in (central.folder / "p" / central_id / folder).iterdir()
+        )
+        assert central_files == local_files
+
+
+@pytest.fixture
+def central(tmp_path):
+    server = Central(tmp_path / "central", tmp_path / "central.log").start()
+    yield server
+    server.kill()
+
+
+def test_kill_9_of_the_central_server_and_of_the_relay_mid_stream_loses_and_repeats_nothing(
+    tmp_path, central
+):
+    local = tmp_path / "local"
+    local.mkdir()
+    relay = relay_process(local, central, tmp_path / "relay.log", "gpu-1").start()
+    child = train(local, steps=3000, pause=0.001)
+    assert child.stdout.readline().strip() == "0"
+    assert child.stdout.readline().strip() == "500"
+    central.kill()  # mid-stream: the relay keeps retrying, the run keeps logging
+    assert child.stdout.readline().strip() == "1000"
+    central.start()
+    assert child.stdout.readline().strip() == "1500"
+    relay.kill()  # mid-stream again, on the relay's side
+    relay.start()
+    run_id = finished_id(child)
+    _same_run(local, central, "gpu-1", run_id)
+    relay.stop()
+
+
+def test_a_run_that_starts_and_ends_while_the_central_server_is_down_arrives_when_it_returns(
+    tmp_path, central
+):
+    local = tmp_path / "local"
+    local.mkdir()
+    relay = relay_process(local, central, tmp_path / "relay.log", "gpu-1").start()
+    first = finished_id(train(local, steps=300, RUN_ID="before"))
+    wait_until(lambda: central.events_of("p", "gpu-1.before") == _local_events(local, first))
+    central.kill()
+    during = finished_id(train(local, steps=800, RUN_ID="during"))
+    central.start()
+    _same_run(local, central, "gpu-1", during)
+    _same_run(local, central, "gpu-1", first)
+    assert "cannot reach" in relay.output()
+    relay.stop()
+
+
+def test_three_machines_with_the_same_project_and_run_id_stay_three_runs(tmp_path, central):
+    machines = ["node-a", "node-b", "node-c"]
+    folders = {origin: tmp_path / origin for origin in machines}
+    relays = []
+    for origin, folder in folders.items():
+        folder.mkdir()
+        relays.append(relay_process(folder, central, tmp_path / f"{origin}.log", origin).start())
+    children = [train(folder, steps=400, RUN_ID="exp-1") for folder in folders.values()]
+    for child in children:
+        assert finished_id(child) == "exp-1"
+    for origin, folder in folders.items():
+        _same_run(folder, central, origin, "exp-1")
+    runs = central.json("/api/projects/p/runs")["runs"]
+    assert sorted((run["id"], run["origin"]) for run in runs) == [
+        (f"{origin}.exp-1", origin) for origin in machines
+    ]
+    for relay in relays:
+        relay.stop()
+
+
+def _waddle(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, "-m", "waddle.cli", *args],
+        env=child_env(**QUIET_ENV),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_sync_sends_a_folder_of_finished_runs_once_and_says_what_it_sent(tmp_path, central):
+    local = tmp_path / "local"
+    local.mkdir()
+    ids = [finished_id(train(local, steps=200, RUN_ID=f"r{n}")) for n in range(3)]
+    first = _waddle("sync", str(local), "--to", central.url, "--token", TOKEN, "--origin", "box")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith(f"waddle sync: sent 3 runs to {central.url}: ")
+    # Per run: its image and its saved file.
+    assert "6 files" in first.stdout and "there already" not in first.stdout
+    for run_id in ids:
+        _same_run(local, central, "box", run_id)
+    again = _waddle(
+        "sync", str(local / "p" / "r1"), "--to", central.url, "--token", TOKEN, "--origin", "box"
+    )
+    assert again.returncode == 0, again.stderr
+    assert "sent 0 runs" in again.stdout and "1 run was there already" in again.stdout
+    assert central.json("/api/health")["intake"]["events"] == sum(
+        _local_events(local, run_id) for run_id in ids
+    )
+
+
+def test_a_central_server_that_lost_a_run_gets_it_again_from_the_start(tmp_path, central):
+    local = tmp_path / "local"
+    local.mkdir()
+    run_id = finished_id(train(local, steps=300, RUN_ID="lost"))
+    sync = ["sync", str(local), "--to", central.url, "--token", TOKEN, "--origin", "box"]
+    assert _waddle(*sync).returncode == 0
+    central.kill()
+    for path in (central.folder / "p").iterdir():  # restored from an old backup, say
+        for file in sorted(path.rglob("*"), reverse=True):
+            file.rmdir() if file.is_dir() else file.unlink()
+        path.rmdir()
+    central.start()
+    again = _waddle(*sync)
+    assert again.returncode == 0, again.stderr
+    assert "sent 1 run" in again.stdout
+    _same_run(local, central, "box", run_id)
