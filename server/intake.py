@@ -156,6 +156,10 @@ class Intake:
         self.segment_bytes = segment_bytes
         self._inboxes: OrderedDict[Path, _Inbox] = OrderedDict()
         self._lock = threading.Lock()
+        # Uploads a kill cut short: received, never checked, never acknowledged.
+        for stale in (self.root / ".waddle" / "incoming").glob("*"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
         self.totals = {
             "requests": 0,
             "events": 0,
@@ -188,6 +192,15 @@ class Intake:
         answers = []
         self.totals["requests"] += 1
         for chunk in chunks:
+            run_dir = self.run_dir(origin, chunk.project, chunk.run)
+            if (not chunk.seqs or chunk.after >= 0) and not run_dir.is_dir():
+                # A question, or a gap, about a run this server has nothing of: no folder.
+                if chunk.seqs:
+                    self.totals["gaps_refused"] += 1
+                answers.append(
+                    {"project": chunk.project, "run": chunk.run, "id": run_dir.name, "acked": -1}
+                )
+                continue
             while True:
                 inbox = self._inbox(origin, chunk.project, chunk.run)
                 with inbox.lock:
@@ -247,9 +260,11 @@ class Intake:
         run_dir = self.run_dir(origin, project, run_id)
         target = run_dir / path
         folder = target.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        write_origin(run_dir, Origin(origin, project, run_id))
-        temp = folder / f".incoming.{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}"
+        # Received beside the index, moved into the run once checked: a file that does not
+        # match leaves nothing in the log folder.
+        incoming = self.root / ".waddle" / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        temp = incoming / f"{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}"
         hasher, size = hashlib.sha256(), 0
         try:
             with open(temp, "wb") as file:
@@ -272,6 +287,8 @@ class Intake:
                 os.fsync(file.fileno())
             if target.exists():
                 return False
+            folder.mkdir(parents=True, exist_ok=True)
+            write_origin(run_dir, Origin(origin, project, run_id))
             os.replace(temp, target)
             _fsync_dir(folder)
             self.totals["files"] += 1

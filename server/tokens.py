@@ -67,7 +67,7 @@ def read_file(path: str | Path) -> Tokens:
         where = f"{path}, line {number}"
         if len(words) == 2 and words[0] == READ:
             read.append(check_token(words[1], where))
-        elif len(words) == 1:
+        elif len(words) == 1 and words[0] != READ:
             full.append(check_token(words[0], where))
         else:
             raise ValueError(f"{where}: write a token, or 'read' and a token")

@@ -170,3 +170,81 @@ def test_a_central_server_that_lost_a_run_gets_it_again_from_the_start(tmp_path,
     assert again.returncode == 0, again.stderr
     assert "sent 1 run" in again.stdout
     _same_run(local, central, "box", run_id)
+
+
+def test_an_online_run_is_forwarded_in_the_background_and_its_forwarder_ends_with_it(
+    tmp_path, central
+):
+    local = tmp_path / "local"
+    child = train(
+        local,
+        steps=500,
+        WADDLE_MODE="online",
+        WADDLE_SERVER=central.url,
+        WADDLE_TOKEN=TOKEN,
+        WADDLE_ORIGIN="laptop",
+    )
+    run_id = finished_id(child)
+    _same_run(local, central, "laptop", run_id)
+    # The forwarder saw the finish acknowledged and left: nothing of it is running.
+    wait_until(lambda: not _forwarders_of(local), timeout=30)
+
+
+def _forwarders_of(folder) -> list[str]:
+    found = subprocess.run(
+        ["pgrep", "-f", f"waddle.server.forward {folder}"], capture_output=True, text=True
+    )
+    return found.stdout.split()
+
+
+def test_an_online_run_while_the_central_server_is_down_is_sent_by_sync_later(tmp_path):
+    local = tmp_path / "local"
+    central = Central(tmp_path / "central", tmp_path / "central.log")  # not started
+    child = train(
+        local,
+        steps=100,
+        WADDLE_MODE="online",
+        WADDLE_SERVER=central.url,
+        WADDLE_TOKEN=TOKEN,
+        WADDLE_ORIGIN="laptop",
+    )
+    run_id = finished_id(child)  # the training script never waited for the network
+    central.start()
+    try:
+        done = _waddle(
+            "sync", str(local), "--to", central.url, "--token", TOKEN, "--origin", "laptop"
+        )
+        assert done.returncode == 0, done.stderr
+        _same_run(local, central, "laptop", run_id)
+    finally:
+        for pid in _forwarders_of(local):
+            subprocess.run(["kill", pid])
+        central.kill()
+
+
+def test_serve_relay_to_relays_its_folder_and_its_health_says_how_far_behind_it_is(tmp_path):
+    from tests.server_helpers import serving
+
+    local = tmp_path / "local"
+    local.mkdir()
+    central = Central(tmp_path / "central", tmp_path / "central.log")  # down at first
+    run_id = finished_id(train(local, steps=400))
+    with serving(local, token=TOKEN, relay_to=central.url, origin="ws-1") as served:
+
+        def relay_state():
+            return served.json("/api/health")["relay"]
+
+        down = wait_until(lambda: (state := relay_state())["state"] == "retrying" and state)
+        assert down["to"] == central.url and down["origin"] == "ws-1"
+        assert down["behind_events"] > 0 and down["behind_bytes"] > 0
+        assert "cannot reach" in down["last_error"]["message"]
+        assert served.json("/api/health")["status"] == "degraded"
+        central.start()
+        try:
+            caught_up = wait_until(lambda: (s := relay_state())["state"] == "ok" and s, timeout=60)
+            assert caught_up["behind_events"] == caught_up["behind_bytes"] == 0
+            assert caught_up["sent_events"] == _local_events(local, run_id)
+            wait_until(lambda: served.json("/api/health")["status"] == "ok")
+            _same_run(local, central, "ws-1", run_id)
+        finally:
+            central.kill()

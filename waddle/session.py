@@ -229,7 +229,9 @@ def _forward(run: Run, settings: Settings) -> None:
     reads the run folder while the run goes on, and lingers after this process ends until the
     central server holds the whole run. The training loop never waits for it or the network;
     what it could not send, `waddle sync` sends later. The token goes in its environment,
-    never on its command line."""
+    never on its command line; what it has to say goes to
+    ``<log dir>/.waddle/relay/<run id>.log``, not to this process's output, which it would
+    hold open after this process ended (a pipe into `tee` would wait for it)."""
     env = dict(os.environ, WADDLE_SERVER=settings.server)
     for name, variable in (("token", "WADDLE_TOKEN"), ("token_file", "WADDLE_TOKEN_FILE")):
         value = getattr(settings, name)
@@ -238,14 +240,18 @@ def _forward(run: Run, settings: Settings) -> None:
     if settings.origin:
         env["WADDLE_ORIGIN"] = settings.origin
     command = [sys.executable, "-m", "waddle.server.forward", str(run.dir), str(os.getpid())]
+    log = run.dir.parent.parent / ".waddle" / "relay" / f"{run.id}.log"
     try:
-        forwarder = subprocess.Popen(
-            command,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,  # a Ctrl-C of the training script does not stop it
-        )
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as output:
+            forwarder = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,  # a Ctrl-C of the training script does not stop it
+            )
         _forwarders.append(forwarder)
     except OSError as error:
         _notices.show(
