@@ -38,6 +38,8 @@ CLUSTERED_GROUP = 1000
 NUMERIC = frozenset({float, int, bool})
 
 RICH_TABLES = {"histogram": "histograms", "table": "tables"}
+# The kind of a plain list value in `media` and `metrics` (a `_type` never takes this name).
+ARRAY = "array"
 
 # What a reject row can be (its `kind`; docs/api.md lists them for clients).
 REJECT_KINDS = (
@@ -220,6 +222,11 @@ class Batch:
                     (state.run, key, step, t, seq, rich, wire.dumps(value).decode())
                 )
                 state.stat(key, rich).note_step(step)
+            elif kind is list:  # a plain list (W&B keeps short arrays as lists): a record
+                self.rows["media"].append(
+                    (state.run, key, step, t, seq, ARRAY, wire.dumps(value).decode())
+                )
+                state.stat(key, ARRAY).note_step(step)
             else:
                 bad.append(f"{key!r} ({'null' if value is None else kind.__name__})")
         if bad:

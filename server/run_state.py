@@ -140,22 +140,28 @@ class RunState:
             stat = self.stats[(key, kind)] = Stat()
         return stat
 
-    def summary_spec(self, key: str) -> list[str]:
-        spec = "last"
+    def summary_spec(self, key: str) -> list[str] | None:
+        """The aggregates the newest define_metric covering ``key`` asked for (an empty list
+        for "none"), or None when none did."""
+        spec = None
         for define in self.defines:
             if define.get("summary") and fnmatch.fnmatchcase(key, define["name"]):
                 spec = define["summary"]
-        return [name for name in spec.split(",") if name.strip() in AGGREGATES]
+        if spec is None:
+            return None
+        return [part.strip() for part in spec.split(",") if part.strip() in AGGREGATES]
 
     def summary(self) -> dict[str, Any]:
-        """Per scalar key its summary (last, or what define_metric asked), then explicit values."""
+        """Per scalar key its summary, as the client keeps it (waddle/summary.py) and W&B does:
+        the last value, or an object of what define_metric asked for (``{"max": …}``; nothing
+        for "none"); then the values set explicitly."""
         out: dict[str, Any] = {}
         for (key, kind), stat in sorted(self.stats.items()):
             if kind != "scalar":
                 continue
-            spec = [name.strip() for name in self.summary_spec(key)]
-            if len(spec) == 1:
-                out[key] = stat.aggregate(spec[0])
+            spec = self.summary_spec(key)
+            if spec is None:
+                out[key] = stat.aggregate("last")
             elif spec:
                 out[key] = {name: stat.aggregate(name) for name in spec}
         out.update(self.explicit_summary)

@@ -534,3 +534,25 @@ def test_a_subscription_with_cursor_minus_one_gets_every_point(tmp_path, new_run
             while message["type"] != "points":
                 message = orjson.loads(ws.recv(timeout=10))
         assert message["step"] == [0, 1, 2]
+
+
+def test_summaries_are_the_clients_and_sort_by_an_aggregate(tmp_path, new_run):
+    """define_metric(summary=...) gives {"max": ...} on the server as in the client and W&B;
+    the runs list sorts by summary.KEY.AGGREGATE."""
+    runs = []
+    for peak in (0.3, 0.9, 0.6):
+        run = new_run()
+        run.define_metric("val/acc", summary="max,min")
+        run.define_metric("hidden", summary="none")
+        for value in (0.1, peak, 0.2):
+            run.log({"val/acc": value, "hidden": value, "loss": value})
+        run.finish()
+        runs.append(run)
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        first = s.json(f"/api/projects/p/runs/{runs[0].id}")["summary"]
+        assert (
+            first == runs[0].summary.as_dict() == {"val/acc": {"max": 0.3, "min": 0.1}, "loss": 0.2}
+        )
+        best = s.json("/api/projects/p/runs", params={"sort": "-summary.val/acc.max"})["runs"]
+        assert [run["id"] for run in best] == [runs[1].id, runs[2].id, runs[0].id]

@@ -223,3 +223,24 @@ def test_the_ingester_handles_every_event_type_of_the_format():
     from waddle.event import EVENT_TYPES
 
     assert set(_HANDLERS) == set(EVENT_TYPES)
+
+
+def test_plain_lists_and_nulls_are_indexed_not_rejected(tmp_path, new_run):
+    """W&B keeps short arrays as lists and None as a null: both reach the index cleanly."""
+    from tests.server_helpers import serving
+
+    run = new_run()
+    run.log({"short": [1, 2.5, None, "a", [3]], "none": None, "x": 1.0})
+    run.log({"short": [float("nan")], "x": 2.0})
+    run.finish()
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        base = f"/api/projects/p/runs/{run.id}"
+        assert s.json(base)["rejected"] == 0
+        items = s.json(base + "/media", params={"key": "short"})["items"]
+        assert [(i["step"], i["type"], i["value"]) for i in items] == [
+            (0, "array", [1, 2.5, None, "a", [3]]),
+            (1, "array", ["NaN"]),
+        ]
+        kinds = {m["key"]: m["type"] for m in s.json(base + "/metrics")["metrics"]}
+        assert kinds == {"short": "array", "x": "scalar"}

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from waddle.server import wire
 from waddle.server.errors import invalid, not_found
 from waddle.server.routes.lookup import RUN_STATUS, context, cutoff, run_number
+from waddle.server.run_state import AGGREGATES
 
 router = APIRouter(prefix="/api/projects/{project}/runs", tags=["runs"])
 
@@ -70,9 +71,16 @@ def list_runs(
     params: dict = {"project": project, "cutoff": cutoff(request)}
     if match.group(2):
         descending = match.group(1) == "-"
-        path = '$."' + match.group(3).replace("\\", "\\\\").replace('"', '\\"') + '"'
-        params["path"] = path
-        text_value = f"json_extract_string({match.group(2)}, $path)"
+        name = match.group(3)
+        params["path"] = _json_path(name)
+        # KEY.AGGREGATE reaches into a summary that define_metric made an object
+        # ({"max": ...}); a key whose own name ends that way wins.
+        head, _, tail = name.rpartition(".")
+        params["inner"] = _json_path(head, tail) if head and tail in AGGREGATES else "$.__none__"
+        text_value = (
+            f"coalesce(json_extract_string({match.group(2)}, $path),"
+            f" json_extract_string({match.group(2)}, $inner))"
+        )
         order = f"TRY_CAST({text_value} AS DOUBLE) {{d}} NULLS LAST, {text_value} {{d}} NULLS LAST"
     else:
         descending = match.group(4) == "-"
@@ -96,7 +104,7 @@ def list_runs(
     base = f"SELECT *, {RUN_STATUS} AS st FROM runs"
     columns = ", ".join(column for _, column in LIST_FIELDS)
     sql = f"SELECT {columns} FROM ({base}) WHERE {' AND '.join(where)}"
-    filters = {name: value for name, value in params.items() if name != "path"}
+    filters = {name: value for name, value in params.items() if name not in ("path", "inner")}
     total = cursor.execute(f"SELECT count(*) FROM ({sql})", filters).fetchone()[0]
     if (
         total == 0
@@ -168,3 +176,8 @@ def metrics(request: Request, project: str, run_id: str):
         for key, kind, count, first, last, low, high, mean, last_value in rows
     ]
     return wire.WireJSON({"metrics": metrics})
+
+
+def _json_path(*names: str) -> str:
+    """A JSON path to the member ``names[0]``, then ``names[1]``…, each quoted."""
+    return "$" + "".join('."' + n.replace("\\", "\\\\").replace('"', '\\"') + '"' for n in names)

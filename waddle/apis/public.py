@@ -146,7 +146,28 @@ class Run:
         """At most ``samples`` rows, evenly spread over the run (first and last kept); with
         ``keys``, only steps that have every one of them. ``stream="system"``: the system
         metrics over time. A DataFrame with ``pandas=True`` (needs pandas), else dicts."""
-        rows = list(self._system_rows()) if stream == "system" else self._rows(keys)
+        if stream != "system" and keys:
+            columns = history.scalar_columns(self._record.path, keys, self._record.started)
+            if columns is not None:  # numbers only: straight from columns, no row objects
+                every = columns[history.HAS + keys[0]].copy()
+                for key in keys[1:]:
+                    every &= columns[history.HAS + key]
+                chosen = _spread(every.nonzero()[0], samples)
+                shown = {
+                    name: columns[name][chosen]
+                    for name in ("_step", "_timestamp", "_runtime", *keys)
+                }
+                if pandas:
+                    import pandas as pd
+
+                    return pd.DataFrame(shown)
+                return [
+                    dict(zip(shown, values, strict=True))
+                    for values in zip(*(c.tolist() for c in shown.values()), strict=True)
+                ]
+        rows = (
+            list(self._system_rows()) if stream == "system" else list(self.scan_history(keys=keys))
+        )
         rows = _spread(rows, samples)
         if not pandas:
             return rows
@@ -188,20 +209,6 @@ class Run:
         if not found:
             raise ValueError(f"run {self.id} saved no file named {name!r}")
         return found[-1]
-
-    def _rows(self, keys: list[str] | None) -> list[dict[str, Any]]:
-        if keys:
-            columns = history.scalar_columns(self._record.path, keys, self._record.started)
-            if columns is not None:
-                every = columns[history.HAS + keys[0]].copy()
-                for key in keys[1:]:
-                    every &= columns[history.HAS + key]
-                shown = ("_step", "_timestamp", "_runtime", *keys)
-                return [
-                    {name: columns[name][index].item() for name in shown}
-                    for index in every.nonzero()[0]
-                ]
-        return list(self.scan_history(keys=keys))
 
     def _system_rows(self) -> Iterator[dict[str, Any]]:
         started = self._record.started
@@ -268,13 +275,16 @@ class File:
         return f"<File {self.name} ({self.size} bytes)>"
 
 
-def _spread(rows: list[dict[str, Any]], samples: int) -> list[dict[str, Any]]:
+def _spread(rows: Any, samples: int) -> Any:
+    """At most ``samples`` of ``rows`` (a list or an array), evenly spread, first and last
+    kept; all of them when ``samples`` is 0 or more than there are."""
     if samples <= 0 or len(rows) <= samples:
         return rows
     if samples == 1:
-        return [rows[-1]]
+        return rows[-1:]
     last = len(rows) - 1
-    return [rows[round(index * last / (samples - 1))] for index in range(samples)]
+    picked = [round(index * last / (samples - 1)) for index in range(samples)]
+    return rows[picked] if hasattr(rows, "dtype") else [rows[index] for index in picked]
 
 
 # --- W&B's filters and orders ------------------------------------------------------------
