@@ -18,7 +18,7 @@ from functools import cached_property
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 
 # A column's type: its DuckDB type and the Arrow type its rows are built with.
 TYPES = {
