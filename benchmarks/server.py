@@ -230,11 +230,19 @@ def _last_error(stderr: str) -> str:
 class Server:
     """``waddle serve FOLDER`` in a subprocess on a free port."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        stderr: int | None = None,
+        python: str = sys.executable,
+        db: Path | None = None,
+    ) -> None:
         code = "import sys; from waddle.cli import main; sys.exit(main())"
+        index = ["--db", str(db)] if db is not None else []
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code, "serve", str(folder), "--port", "0"],
+            [python, "-c", code, "serve", str(folder), "--port", "0", *index],
             stdout=subprocess.PIPE,
+            stderr=stderr,
             text=True,
         )
         line = self.process.stdout.readline()

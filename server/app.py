@@ -2,9 +2,10 @@
 watcher and the live hub to the routers, and starts and stops them with the server.
 
 It promises: JSON everywhere through :mod:`waddle.server.wire` (non-finite floats as strings),
-one error shape (:mod:`waddle.server.errors`), OpenAPI at /docs, and, with tokens, no
-/api, /files or /ws request served without one (server/auth.py). Relays send to it
-(server/intake.py); with ``relay_to`` it relays its own folder to another server too.
+one error shape (:mod:`waddle.server.errors`), OpenAPI at /docs, and no request served that
+:mod:`waddle.server.access` refuses (a foreign Host or Origin; without a token, if set; an
+ingest without a full token). Relays send to it (server/intake.py); with ``relay_to`` it
+relays its own folder to another server too (server/relay.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from waddle.server import errors, wire
-from waddle.server.auth import TokenAuth
+from waddle.server.access import Access
 from waddle.server.hub import Hub
 from waddle.server.indexer import Indexer
 from waddle.server.intake import Intake
 from waddle.server.notices import Notices
+from waddle.server.recorded import RecordedFiles
 from waddle.server.relay import Relay, Scope
 from waddle.server.routes import files, ingest, live, projects, records, runs, scalars
 from waddle.server.settings import ServerSettings
@@ -42,6 +44,7 @@ class Context:
             self.root, self.indexer.mark, mode=settings.watcher, notices=self.notices
         )
         self.hub = Hub(self.store, settings.heartbeat_timeout, self.notices)
+        self.files = RecordedFiles()
         self.indexer.listeners.append(self.hub.on_commit)
         self.intake = Intake(self.root, self.notices)
         self.relay: Relay | None = None
@@ -94,5 +97,5 @@ def create_app(settings: ServerSettings) -> FastAPI:
     errors.install(app)
     for module in (projects, runs, scalars, records, files, live, ingest):
         app.include_router(module.router)
-    app.add_middleware(TokenAuth, tokens=settings.tokens())
+    app.add_middleware(Access, tokens=settings.tokens())
     return app

@@ -15,21 +15,50 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from waddle.server import wire
 
+# Every error code the API answers with, over HTTP and on /ws alike, with its HTTP status
+# (docs/api.md lists them). ``http_error`` is any other status a request can meet (405 ...).
+CODES = {
+    "invalid_parameter": 422,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    # Relaying (server/routes/ingest.py, server/intake.py).
+    "invalid_batch": 422,
+    "unsupported_encoding": 415,
+    "hash_mismatch": 422,
+    "too_large": 413,
+    "conflict": 409,
+    "unavailable": 503,
+    "http_error": None,
+    "internal": 500,
+}
+
 
 class ApiError(Exception):
-    """An error meant for the API client."""
+    """An error meant for the API client: one of ``CODES``, with its status."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message = CODES[code], code, message
+
+    def response(self) -> Response:
+        return error_response(self.status, self.code, self.message)
 
 
 def not_found(message: str) -> ApiError:
-    return ApiError(404, "not_found", message)
+    return ApiError("not_found", message)
 
 
 def invalid(message: str) -> ApiError:
-    return ApiError(422, "invalid_parameter", message)
+    return ApiError("invalid_parameter", message)
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError("unauthorized", message)
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError("forbidden", message)
 
 
 def error_response(status: int, code: str, message: str) -> Response:
@@ -40,7 +69,7 @@ def error_response(status: int, code: str, message: str) -> Response:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, error: ApiError) -> Response:
-        return error_response(error.status, error.code, error.message)
+        return error.response()
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError) -> Response:
@@ -48,7 +77,7 @@ def install(app: FastAPI) -> None:
         for problem in error.errors():
             where = ".".join(str(part) for part in problem.get("loc", ()) if part != "query")
             parts.append(f"{where}: {problem.get('msg')}")
-        return error_response(422, "invalid_parameter", "; ".join(parts))
+        return invalid("; ".join(parts)).response()
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, error: HTTPException) -> Response:

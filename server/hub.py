@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from waddle.server import wire
 from waddle.server.indexer import Commit
 from waddle.server.notices import Notices
@@ -212,14 +212,21 @@ class Hub:
                 await connection.wake.wait()
                 connection.wake.clear()
                 await asyncio.sleep(FLUSH_INTERVAL)
-                for sub in list(connection.subscriptions.values()):
-                    message = await self._message(sub)
-                    if message is not None:
-                        await connection.websocket.send_text(wire.dumps(message).decode())
+                await self._flush(connection)
+        except WebSocketDisconnect:
+            pass  # the client left while a message was on its way
         finally:
             self.connections.discard(connection)
             for sub_id in list(connection.subscriptions):
                 self.unsubscribe(connection, sub_id)
+
+    async def _flush(self, connection: Connection) -> None:
+        # Its own frame, so that nothing of a message outlives its sending: each idle
+        # connection kept its last points message alive, as Python lists of every value.
+        for sub in list(connection.subscriptions.values()):
+            message = await self._message(sub)
+            if message is not None:
+                await connection.websocket.send_text(wire.dumps(message).decode())
 
     async def _message(self, sub: Subscription) -> dict[str, Any] | None:
         if not sub.ready:
@@ -261,9 +268,9 @@ class Hub:
             "id": sub.id,
             "run": sub.run_id,
             "key": sub.key,
-            "seq": seqs.tolist(),
-            "step": steps.tolist(),
-            "t": ts.tolist(),
+            "seq": seqs.astype(np.int64),
+            "step": steps.astype(np.int64),
+            "t": wire.floats(ts.astype(np.float64)),
             "value": wire.floats(values.astype(np.float64)),
             "cursor": sub.cursor,
         }

@@ -37,6 +37,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from waddle.server.errors import ApiError
 from waddle.server.ingest_body import Chunk
 from waddle.server.notices import Notices
 
@@ -49,14 +50,6 @@ MAX_FILE_BYTES = 64 << 30
 _PIECE = 1 << 20
 # A stored file's name: the sha256 of its content, then an extension (waddle/media.py).
 _STORED = re.compile(r"(media|files)/([0-9a-f]{64})[A-Za-z0-9_.\-]*\Z")
-
-
-class IntakeError(Exception):
-    """A request the intake cannot take: ``status`` and ``code`` for the API's error shape."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def stored_hash(path: str) -> str | None:
@@ -82,8 +75,7 @@ class _Inbox:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lock_fd)
-            raise IntakeError(
-                409,
+            raise ApiError(
                 "conflict",
                 f"the run folder {run_dir.name} is held by another process "
                 "(another waddle serve, or a training script): one process writes a run",
@@ -218,8 +210,8 @@ class Intake:
                                 "relays keep their events and retry; check the disk of the "
                                 "log folder",
                             )
-                            raise IntakeError(
-                                503, "unavailable", "this server cannot write its log folder"
+                            raise ApiError(
+                                "unavailable", "this server cannot write its log folder"
                             ) from None
                     held = inbox.held
                     break
@@ -241,8 +233,7 @@ class Intake:
         run_dir = self.run_dir(origin, project, run_id)
         bad = [path for path in paths if stored_hash(path) is None]
         if bad:
-            raise IntakeError(
-                422,
+            raise ApiError(
                 "invalid_parameter",
                 f"not a stored file's path: {bad[0]!r} (media/ or files/, then the sha256 of "
                 "the content and an extension)",
@@ -256,7 +247,7 @@ class Intake:
         says; False when it was there already. Nothing is kept of a file that does not match."""
         digest = stored_hash(path)
         if digest is None:
-            raise IntakeError(422, "invalid_parameter", f"not a stored file's path: {path!r}")
+            raise ApiError("invalid_parameter", f"not a stored file's path: {path!r}")
         run_dir = self.run_dir(origin, project, run_id)
         target = run_dir / path
         folder = target.parent
@@ -271,14 +262,13 @@ class Intake:
                 async for piece in body:
                     size += len(piece)
                     if size > MAX_FILE_BYTES:
-                        raise IntakeError(
-                            413, "too_large", f"{path}: a file may hold {MAX_FILE_BYTES} bytes"
+                        raise ApiError(
+                            "too_large", f"{path}: a file may hold {MAX_FILE_BYTES} bytes"
                         )
                     hasher.update(piece)
                     file.write(piece)
                 if hasher.hexdigest() != digest:
-                    raise IntakeError(
-                        422,
+                    raise ApiError(
                         "hash_mismatch",
                         f"{path}: the content's sha256 is {hasher.hexdigest()}, not the one its "
                         "name says; nothing was kept",

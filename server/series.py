@@ -31,6 +31,8 @@ import pyarrow as pa
 from waddle.server import wire
 from waddle.server.blocks import BLOCK_STEPS, COLUMNS
 
+from waddle.event import STEP_MAX
+
 STEP, TIME = "step", "time"
 
 _RAW = "SELECT step, t, value, seq FROM {table} WHERE run = ${run} AND key = ${key}"
@@ -45,14 +47,6 @@ def snapshot(cursor: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         yield cursor
     finally:
         cursor.execute("ROLLBACK")
-
-
-def cursor_of(cursor, run: int) -> int:
-    """The run's highest seq the index holds (-1: none yet). Read in the same snapshot as a
-    series, every point of the run with a higher seq is missing from that answer and every
-    point with a lower one is in it: the cursor to subscribe with over /ws."""
-    ((next_seq,),) = cursor.execute("SELECT next_seq FROM runs WHERE run = ?", [run]).fetchall()
-    return next_seq - 1
 
 
 def default_x(defines: str | None, key: str) -> str | None:
@@ -91,13 +85,26 @@ class Source(NamedTuple):
 def scalar_keys(cursor, run: int, names: list[str]) -> dict[str, tuple]:
     """Per scalar key of ``run`` among ``names``: (a step logged twice, first step, last step,
     points in ``scalars_live``), from ``metrics`` in one query."""
+    return scalar_keys_of(cursor, {run: names})[run]
+
+
+def scalar_keys_of(cursor, wanted: dict[int, list[str]]) -> dict[int, dict[str, tuple]]:
+    """:func:`scalar_keys` of several runs (run -> the names wanted) in one query."""
     rows = cursor.execute(
-        "SELECT key, rows <> count, first_step, last_step, EXISTS (SELECT 1 FROM scalars_live l"
-        " WHERE l.run = $run AND l.key = metrics.key) FROM metrics"
-        " WHERE run = $run AND kind = 'scalar' AND list_contains($names, key)",
-        {"run": run, "names": names},
+        "SELECT run, key, rows <> count, first_step, last_step, EXISTS (SELECT 1 FROM"
+        " scalars_live l WHERE l.run = metrics.run AND l.key = metrics.key) FROM metrics"
+        " WHERE kind = 'scalar' AND list_contains($runs, run) AND list_contains($names, key)",
+        {
+            "runs": list(wanted),
+            "names": sorted({name for names in wanted.values() for name in names}),
+        },
     ).fetchall()
-    return {key: tuple(rest) for key, *rest in rows}
+    out: dict[int, dict[str, tuple]] = {run: {} for run in wanted}
+    names = {run: set(wanted_names) for run, wanted_names in wanted.items()}
+    for run, key, *rest in rows:
+        if key in names[run]:
+            out[run][key] = tuple(rest)
+    return out
 
 
 class _Rows(NamedTuple):
@@ -193,8 +200,9 @@ def m4(cursor, sources: list[Source], start, end, points: int) -> list[dict]:
     query reads ``scalar_blocks`` plus the few points of partly covered blocks at the ends.
     """
     point_parts, piece_parts, params, slots = [], [], {}, []
-    for index, src in enumerate(sources):
-        low, high = _bounds(cursor, src, start, end)
+    for index, (src, (low, high)) in enumerate(
+        zip(sources, _bounds(cursor, sources, start, end), strict=True)
+    ):
         if low is None or high is None:
             slots.append(None)
             continue
@@ -204,13 +212,15 @@ def m4(cursor, sources: list[Source], start, end, points: int) -> list[dict]:
         if aligned is not None:
             piece_parts.extend(_block_pieces(src, index, aligned, params))
             continue
-        width = (high - low + 1) if src.x == STEP else (high - low)
+        scale = _scale(low, high)
+        width = (high * scale - low * scale) + (scale if src.x == STEP else 0.0)
         params.update({f"start{index}": low, f"end{index}": high, "points": points})
+        params.update({f"scale{index}": scale, f"origin{index}": low * scale})
         params[f"width{index}"] = width if width > 0 else 1.0
         point_parts.append(
-            f"SELECT {index} AS series, x, value, least(CAST(floor((x - $start{index}) * $points"
-            f" / $width{index}) AS BIGINT), $points - 1) AS bucket FROM ({src.sql})"
-            f" WHERE x BETWEEN $start{index} AND $end{index}"
+            f"SELECT {index} AS series, x, value, least(CAST(floor((x * $scale{index}"
+            f" - $origin{index}) * $points / $width{index}) AS BIGINT), $points - 1) AS bucket"
+            f" FROM ({src.sql}) WHERE x BETWEEN $start{index} AND $end{index}"
         )
     result = None
     if point_parts or piece_parts:
@@ -265,21 +275,42 @@ _POINT_PIECE = (
 )
 
 
-def _bounds(cursor, src: Source, start, end) -> tuple:
-    """[start, end] with a missing bound replaced by the source's first or last x."""
-    if start is not None and end is not None:
-        return start, end
-    span = (
-        src.span
-        or cursor.execute(f"SELECT min(x), max(x) FROM ({src.sql})", src.params).fetchall()[0]
-    )
-    return (span[0] if start is None else start), (span[1] if end is None else end)
+def _bounds(cursor, sources: list[Source], start, end) -> list[tuple]:
+    """[start, end] of each source, a missing bound replaced by the source's first or last x;
+    the sources whose span the index does not know are measured in one query."""
+    spans: list = [src.span for src in sources]
+    unknown = [index for index, span in enumerate(spans) if span is None]
+    if (start is None or end is None) and unknown:
+        params: dict = {}
+        parts = []
+        for index in unknown:
+            params.update(sources[index].params)
+            parts.append(f"SELECT {index} AS i, min(x), max(x) FROM ({sources[index].sql})")
+        for index, low, high in cursor.execute(" UNION ALL ".join(parts), params).fetchall():
+            spans[index] = (low, high)
+    return [
+        (start, end)
+        if span is None
+        else (span[0] if start is None else start, span[1] if end is None else end)
+        for span in spans
+    ]
+
+
+def _scale(low: float, high: float) -> float:
+    """A power of two to scale x by before placing points in buckets over [low, high].
+
+    Any finite bounds are allowed, and ``(x - low) * points`` overflows to infinity when they
+    are near the largest floats (start=-1e308, end=1e308). Scaling by a power of two is exact,
+    so buckets are the same as unscaled wherever that would not overflow.
+    """
+    return 1.0 if max(abs(low), abs(high)) < 2.0**1000 else 2.0**-24
 
 
 def _aligned(low, high, points: int) -> tuple[int, int, int] | None:
     """(first step, last step, bucket width) of block-aligned buckets over [low, high], or
-    None when a bucket would span fewer than ``BLOCK_BUCKETS`` blocks."""
-    first, last = max(0, math.ceil(low)), math.floor(high)
+    None when a bucket would span fewer than ``BLOCK_BUCKETS`` blocks. The range is cut to the
+    steps the format allows."""
+    first, last = max(0, math.ceil(low)), min(math.floor(high), STEP_MAX)
     steps = last - first + 1
     if steps < points * BLOCK_BUCKETS * BLOCK_STEPS:
         return None

@@ -50,8 +50,12 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(plain(value), option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def floats(values: np.ndarray) -> Tokens:
-    """A float array as a JSON-ready list, non-finite values as tokens."""
+def floats(values: np.ndarray) -> np.ndarray | Tokens:
+    """A float array ready for :func:`dumps`: the array itself when every value is finite
+    (orjson writes it without making a Python float per value), else a list with the
+    non-finite values as tokens."""
+    if np.isfinite(values).all():
+        return np.ascontiguousarray(values, dtype=np.float64)
     out = Tokens(values.tolist())
     for index in np.flatnonzero(~np.isfinite(values)).tolist():
         out[index] = float_token(out[index])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +12,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-import uvicorn
-from waddle.server import wire
+from waddle.server import serve, wire
 from waddle.server.app import create_app
 from waddle.server.serve import bind
 from waddle.server.settings import ServerSettings
@@ -51,8 +49,7 @@ def serving(log_dir: Path, token: str | None = None, **settings) -> Iterator[Ser
     app = create_app(resolved)
     sock = bind(resolved)
     port = sock.getsockname()[1]
-    warnings.filterwarnings("ignore", message="The `websockets` implementation is deprecated")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets"))
+    server = serve.server(app)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     wait_until(lambda: server.started, timeout=20)

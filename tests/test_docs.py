@@ -1,9 +1,12 @@
-"""The documents stay true: every WADDLE_* variable the code reads is in README's table."""
+"""The documents stay true: every WADDLE_* variable the code reads is in README's table, every
+error code is in docs/api.md, and every test the docs cite exists."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+from waddle.server.errors import CODES
 
 from waddle.settings import RUN_VARIABLES, SETTINGS
 
@@ -28,3 +31,21 @@ def test_readme_starts_with_the_install_and_test_commands_that_ci_runs():
     assert commands[0].startswith("pip install") and "waddle demo" in commands[0]
     assert "pytest" in commands[1]
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_test_the_docs_point_to_exists():
+    cited = set()
+    for doc in (ROOT / "docs").glob("*.md"):
+        cited.update(re.findall(r"(tests/\w+\.py)::(\w+)", doc.read_text()))
+    assert cited, "no test is cited"
+    missing = [
+        f"{path}::{name}"
+        for path, name in sorted(cited)
+        if not re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.M)
+    ]
+    assert not missing, f"docs cite tests that do not exist: {missing}"
+
+
+def test_every_error_code_is_in_the_api_doc():
+    api = (ROOT / "docs" / "api.md").read_text()
+    assert [code for code in CODES if f"`{code}`" not in api] == []

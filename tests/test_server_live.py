@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import signal
+import socket
 import subprocess
 import textwrap
 
 import orjson
+import psutil
+from waddle.server import hub
+from waddle.server.errors import CODES
 from websockets.sync.client import connect
 
 from tests.conftest import PYTHON, child_env, wait_until
@@ -115,3 +120,112 @@ def test_a_killed_run_is_pushed_as_crashed_after_the_heartbeat_timeout(tmp_path)
         finally:
             child.kill()
             child.wait(timeout=30)
+
+
+def test_a_bad_message_gets_an_error_with_the_code_http_gives_the_same_cause(tmp_path, new_run):
+    run = new_run()
+    run.log({"loss": 1.0})
+    run.finish()
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        http = s.get("/api/projects/p/runs/nope").json()["error"]
+        subscribe = {"op": "subscribe", "id": "s", "project": "p", "key": "loss"}
+        sent = [
+            ("not json", "invalid_parameter"),
+            ("[1]", "invalid_parameter"),
+            (_text({"op": "subscribe"}), "invalid_parameter"),
+            (_text({"op": "wave", "id": "s"}), "invalid_parameter"),
+            (_text(subscribe | {"run": run.id, "cursor": 2**63}), "invalid_parameter"),
+            (_text(subscribe | {"run": run.id, "cursor": True}), "invalid_parameter"),
+            (_text(subscribe | {"run": 5}), "invalid_parameter"),
+            (b"\x00binary", "invalid_parameter"),
+            (_text(subscribe | {"run": "nope"}), "not_found"),
+        ]
+        with connect(s.ws_url) as ws:
+            for frame, _ in sent:
+                ws.send(frame)  # a str is a text frame, bytes a binary one
+            errors = [orjson.loads(ws.recv(timeout=10)) for _ in sent]
+            ws.send(_text(subscribe | {"run": run.id}))
+            assert orjson.loads(ws.recv(timeout=10))["type"] == "subscribed"  # still open
+    assert [(e["type"], e["code"]) for e in errors] == [("error", code) for _, code in sent]
+    assert all(e["code"] in CODES and e["message"] for e in errors)
+    assert errors[-1]["message"] == http["message"] and errors[-1]["id"] == "s"
+
+
+def _text(message: dict) -> str:
+    return orjson.dumps(message).decode()
+
+
+# 1,000 WebSocket clients at once, each subscribed to the runs of a project and to a series
+# with its backlog; they wait for their points, then all leave.
+CLIENTS = textwrap.dedent(
+    """
+    import asyncio, sys, orjson
+    from websockets.asyncio.client import connect
+
+    async def client(url, run_id):
+        ws = await connect(url)
+        await ws.send(orjson.dumps({"op": "subscribe", "id": "r", "project": "p"}).decode())
+        series = {"op": "subscribe", "id": "s", "project": "p", "run": run_id, "key": "loss"}
+        await ws.send(orjson.dumps(series | {"cursor": -1}).decode())
+        while orjson.loads(await asyncio.wait_for(ws.recv(), 60))["type"] != "points":
+            pass
+        return ws
+
+    async def main(url, run_id, count):
+        sockets = []
+        for _ in range(0, count, 100):
+            sockets += await asyncio.gather(*(client(url, run_id) for _ in range(100)))
+        await asyncio.gather(*(ws.close() for ws in sockets))
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    """
+)
+
+
+def test_memory_comes_back_after_a_thousand_subscribers_leave(tmp_path, new_run):
+    run = new_run()
+    for step in range(2000):
+        run.log({"loss": float(step)})
+    run.flush()
+    process = psutil.Process()
+
+    def clients(count: int) -> float:
+        subprocess.run([PYTHON, "-c", CLIENTS, s.ws_url, run.id, str(count)], check=True)
+        wait_until(lambda: not s.app.state.waddle.hub.connections)
+        gc.collect()
+        return process.memory_info().rss / 2**20
+
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        before = clients(100)  # threads and caches a server has after its first clients
+        after = clients(1000)
+    assert after - before < 50, f"RSS {before:.0f} MB before, {after:.0f} MB after"
+
+
+def test_a_client_that_does_not_read_gets_resync_instead_of_a_growing_queue(
+    tmp_path, new_run, monkeypatch
+):
+    """Back-pressure: sending to a client that does not read waits once the socket is full;
+    meanwhile the hub keeps at most MAX_PENDING points for it, then tells it to resync."""
+    monkeypatch.setattr(hub, "MAX_PENDING", 2000)
+    run = new_run()
+    run.log({"loss": 0.0})
+    run.flush()
+    with serving(tmp_path) as s:
+        wait_until(lambda: s.get(f"/api/projects/p/runs/{run.id}").status_code == 200)
+        slow = socket.create_connection(("127.0.0.1", int(s.url.rsplit(":", 1)[1])))
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        with connect(s.ws_url, sock=slow, max_queue=1) as ws:
+            subscribe = {"op": "subscribe", "id": "s", "project": "p", "run": run.id}
+            ws.send(_text(subscribe | {"key": "loss"}))
+            assert orjson.loads(ws.recv(timeout=10))["type"] == "subscribed"
+            for step in range(1, 150_001):  # several MB of messages, not read for now
+                run.log({"loss": float(step)})
+            run.flush()
+            (sub,) = next(iter(s.app.state.waddle.hub.connections)).subscriptions.values()
+            wait_until(lambda: sub.overflow, timeout=60)
+            assert sub.pending_points == 0
+            kinds = set()
+            while "resync" not in kinds:
+                kinds.add(orjson.loads(ws.recv(timeout=30))["type"])

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from waddle.server import ingest_body
 from waddle.server.errors import ApiError
-from waddle.server.intake import IntakeError
 from waddle.server.routes.lookup import context
 
 from waddle import names
@@ -26,19 +25,15 @@ router = APIRouter(prefix="/api/ingest", tags=["relaying"])
 MAX_PATHS = 10_000
 
 
-def _api_error(error: IntakeError) -> ApiError:
-    return ApiError(error.status, error.code, error.message)
-
-
 async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "too_large", f"a request body may hold {limit} bytes")
+        raise ApiError("too_large", f"a request body may hold {limit} bytes")
     body = bytearray()
     async for piece in request.stream():
         body += piece
         if len(body) > limit:
-            raise ApiError(413, "too_large", f"a request body may hold {limit} bytes")
+            raise ApiError("too_large", f"a request body may hold {limit} bytes")
     return bytes(body)
 
 
@@ -47,7 +42,7 @@ async def ingest(request: Request):
     """Append the events of a batch (server/ingest_body.py); per run, the seq acknowledged."""
     if request.headers.get("content-encoding", "").lower() != "gzip":
         raise ApiError(
-            415, "invalid_batch", "send the batch gzip-compressed, with Content-Encoding: gzip"
+            "unsupported_encoding", "send the batch gzip-compressed, with Content-Encoding: gzip"
         )
     body = await _body(request, ingest_body.MAX_BODY_BYTES)
     intake = context(request).intake
@@ -56,11 +51,8 @@ async def ingest(request: Request):
         try:
             origin, chunks = ingest_body.decode(ingest_body.decompress(body))
         except ingest_body.BadBody as error:
-            raise ApiError(422, "invalid_batch", str(error)) from None
-        try:
-            return intake.ingest(origin, chunks)
-        except IntakeError as error:
-            raise _api_error(error) from None
+            raise ApiError("invalid_batch", str(error)) from None
+        return intake.ingest(origin, chunks)
 
     runs = await anyio.to_thread.run_sync(work)
     return {"runs": runs}
@@ -76,22 +68,14 @@ def lacking(
 ):
     """Which of a run's stored files (``media/…``, ``files/…``) this server does not hold."""
     _check_run(origin, project, run)
-    try:
-        return {"lacking": context(request).intake.lacking(origin, project, run, paths)}
-    except IntakeError as error:
-        raise _api_error(error) from None
+    return {"lacking": context(request).intake.lacking(origin, project, run, paths)}
 
 
 @router.put("/files/{origin}/{project}/{run}/{path:path}")
 async def store_file(request: Request, origin: str, project: str, run: str, path: str):
     """Keep one stored file of a run, if its content has the sha256 its name says."""
     _check_run(origin, project, run)
-    try:
-        stored = await context(request).intake.store_file(
-            origin, project, run, path, request.stream()
-        )
-    except IntakeError as error:
-        raise _api_error(error) from None
+    stored = await context(request).intake.store_file(origin, project, run, path, request.stream())
     return JSONResponse({"stored": stored}, status_code=201 if stored else 200)
 
 
@@ -101,4 +85,4 @@ def _check_run(origin: str, project: str, run: str) -> None:
         names.check("project", project)
         names.check("run id", run)
     except ValueError as error:
-        raise ApiError(422, "invalid_parameter", str(error)) from None
+        raise ApiError("invalid_parameter", str(error)) from None

@@ -3,7 +3,8 @@
 Client → server: ``{"op": "subscribe", "id": ..., "project": ...}`` (run list changes),
 ``{"op": "subscribe", "id": ..., "project": ..., "run": ..., "key": ..., "cursor": seq}``
 (a series: the points after ``cursor``, -1 for all of them; without it only new points), ``{"op": "unsubscribe", "id": ...}``.
-Server → client: ``subscribed``, ``runs``, ``points``, ``resync`` and ``error`` messages.
+Server → client: ``subscribed``, ``runs``, ``points``, ``resync`` and ``error`` messages; an
+error carries the ``code`` an HTTP error of the same cause has (server/errors.py).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import contextlib
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from waddle.server import wire
-from waddle.server.errors import ApiError
+from waddle.server.errors import ApiError, invalid
 from waddle.server.hub import Connection, Subscription
 from waddle.server.routes.lookup import run_number
+
+from waddle.event import SEQ_MAX
 
 router = APIRouter(tags=["live"])
 
@@ -29,8 +32,14 @@ async def live(websocket: WebSocket) -> None:
     sender = asyncio.create_task(hub.serve(connection))
     try:
         while True:
-            raw = await websocket.receive_text()
-            reply = await _handle(hub, connection, websocket, raw)
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            raw = message.get("text")
+            if raw is None:
+                reply = _error(None, invalid("send JSON in text frames, not binary ones"))
+            else:
+                reply = await _handle(hub, connection, websocket, raw)
             if reply is not None:
                 await websocket.send_text(wire.dumps(reply).decode())
     except WebSocketDisconnect:
@@ -41,41 +50,44 @@ async def live(websocket: WebSocket) -> None:
             await sender
 
 
+def _error(sub_id: str | None, error: ApiError) -> dict:
+    """An error message, with the same ``code`` as the HTTP error of the same cause."""
+    return {"type": "error", "id": sub_id, "code": error.code, "message": error.message}
+
+
 async def _handle(hub, connection: Connection, websocket: WebSocket, raw: str) -> dict | None:
     try:
         message = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return {"type": "error", "id": None, "message": "not JSON"}
+        return _error(None, invalid("a message is a JSON object; this is not JSON"))
     if not isinstance(message, dict):
-        return {"type": "error", "id": None, "message": "a message is a JSON object"}
+        return _error(None, invalid("a message is a JSON object"))
     sub_id, op = message.get("id"), message.get("op")
     if not isinstance(sub_id, str) or not sub_id:
-        return {"type": "error", "id": None, "message": "every message needs a string id"}
+        return _error(None, invalid("every message needs a string id"))
     if op == "unsubscribe":
         hub.unsubscribe(connection, sub_id)
         return {"type": "unsubscribed", "id": sub_id}
     if op != "subscribe":
-        return {"type": "error", "id": sub_id, "message": "op must be subscribe or unsubscribe"}
+        return _error(sub_id, invalid("op must be subscribe or unsubscribe"))
     project, run_id, key = message.get("project"), message.get("run"), message.get("key")
     cursor = message.get("cursor")
-    if not isinstance(project, str) or (run_id is None) != (key is None):
-        return {
-            "type": "error",
-            "id": sub_id,
-            "message": "subscribe needs a project, and for a series both run and key",
-        }
-    if cursor is not None and (type(cursor) is not int or cursor < -1):
-        return {
-            "type": "error",
-            "id": sub_id,
-            "message": "cursor must be a seq (-1 for all points)",
-        }
+    if (
+        not isinstance(project, str)
+        or (run_id is None) != (key is None)
+        or not (run_id is None or (isinstance(run_id, str) and isinstance(key, str)))
+    ):
+        return _error(
+            sub_id, invalid("subscribe needs a project, and for a series both run and key")
+        )
+    if cursor is not None and (type(cursor) is not int or not -1 <= cursor <= SEQ_MAX):
+        return _error(sub_id, invalid("cursor must be a seq (-1 for all points)"))
     run = None
     if key is not None:
         try:
-            run = run_number(websocket, project, str(run_id))
+            run = run_number(websocket, project, run_id)
         except ApiError as error:
-            return {"type": "error", "id": sub_id, "message": error.message}
+            return _error(sub_id, error)
     hub.unsubscribe(connection, sub_id)
     sub = Subscription(id=sub_id, project=project, run_id=run_id, key=key, cursor=cursor)
     hub.register(connection, sub)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from starlette.requests import HTTPConnection as Request
-from waddle.server.errors import not_found
+from waddle.server.errors import ApiError, not_found
 
 RUN_STATUS = "CASE WHEN status = 'running' AND updated < $cutoff THEN 'crashed' ELSE status END"
 
@@ -29,4 +29,8 @@ def run_number(request: Request, project: str, run_id: str) -> int:
         return row[0][0]
     if not store.query("SELECT 1 FROM runs WHERE project = ? LIMIT 1", [project]):
         raise not_found(f"no project {project!r}")
-    raise not_found(f"no run {run_id!r} in project {project!r}")
+    raise no_run(project, run_id)
+
+
+def no_run(project: str, run_id: str) -> ApiError:
+    return not_found(f"no run {run_id!r} in project {project!r}")

@@ -10,10 +10,9 @@ import numpy as np
 from fastapi import APIRouter, Query, Request
 from waddle.server import wire
 from waddle.server.routes.lookup import context, run_number
+from waddle.server.routes.params import After, Limit, Step
 
 router = APIRouter(prefix="/api/projects/{project}/runs/{run_id}", tags=["records"])
-
-Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 
 def _rich(request, project, run_id, table, key, step, after, limit):
@@ -50,8 +49,8 @@ def _rich_route(table: str, default_limit: int, summary: str) -> None:
         project: str,
         run_id: str,
         key: str | None = None,
-        step: int | None = None,
-        after: int = -1,
+        step: Step = None,
+        after: After = -1,
         limit: Limit = default_limit,
     ):
         return _rich(request, project, run_id, table, key, step, after, limit)
@@ -72,7 +71,7 @@ def text(
     project: str,
     run_id: str,
     key: str | None = None,
-    after: int = -1,
+    after: After = -1,
     limit: Limit = 1000,
 ):
     """String values logged with ``run.log()``."""
@@ -92,7 +91,7 @@ def text(
 
 
 @router.get("/console")
-def console(request: Request, project: str, run_id: str, after: int = -1, limit: Limit = 1000):
+def console(request: Request, project: str, run_id: str, after: After = -1, limit: Limit = 1000):
     """Captured stdout/stderr after the cursor ``after`` (a seq)."""
     run = run_number(request, project, run_id)
     rows = context(request).store.query(
@@ -109,7 +108,7 @@ def system(
     project: str,
     run_id: str,
     key: str | None = None,
-    after: int = -1,
+    after: After = -1,
     limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
 ):
     """System metrics as series over time: ``{key: {"t": [...], "value": [...]}}``."""

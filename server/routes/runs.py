@@ -10,7 +10,10 @@ from fastapi.responses import Response
 from waddle.server import wire
 from waddle.server.errors import invalid, not_found
 from waddle.server.routes.lookup import RUN_STATUS, context, cutoff, run_number
+from waddle.server.routes.params import Limit
 from waddle.server.run_state import AGGREGATES
+
+from waddle.event import INT64_MAX
 
 router = APIRouter(prefix="/api/projects/{project}/runs", tags=["runs"])
 
@@ -58,8 +61,8 @@ def list_runs(
             "summary.KEY or config.KEY; prefix - for descending"
         ),
     ] = "-created",
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ):
     """The project's runs: filter by status, tag and text; sort by any field; page."""
     match = SORT.match(sort)
@@ -97,7 +100,7 @@ def list_runs(
     if text:
         where.append(
             '(name ILIKE $text OR run_id ILIKE $text OR notes ILIKE $text OR "group" ILIKE $text'
-            " OR len(list_filter(tags, x -> x ILIKE $text)) > 0)"
+            " OR len(list_filter(tags, lambda tag: tag ILIKE $text)) > 0)"
         )
         params["text"] = f"%{text}%"
     cursor = context(request).store.reader()

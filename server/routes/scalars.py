@@ -20,8 +20,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from waddle.server import series, wire
-from waddle.server.errors import invalid, not_found
-from waddle.server.routes.lookup import context, run_number
+from waddle.server.errors import ApiError, invalid, not_found
+from waddle.server.routes.lookup import context, no_run, run_number
+from waddle.server.routes.params import Bound
 
 router = APIRouter(prefix="/api/projects/{project}", tags=["scalars"])
 
@@ -30,46 +31,55 @@ ARROW = "application/vnd.apache.arrow.stream"
 X_HELP = "step, time, or another scalar key (default: the run's step_metric for the key, else step)"
 
 
-def _axis(cursor, run: int, run_id: str, key: str, x: str | None) -> str:
-    """The x axis to use: the one asked for, else the run's step_metric for ``key``, else step."""
-    rows = cursor.execute(
-        "SELECT key, (SELECT defines FROM runs WHERE run = $run) FROM metrics"
-        " WHERE run = $run AND kind = 'scalar' AND key IN ($key, $x)",
-        {"run": run, "key": key, "x": x or key},
-    ).fetchall()
-    scalars = {name for name, _ in rows}
-    if key not in scalars:
+def _axis(run_id: str, key: str, x: str | None, defines: str | None, known: dict) -> str:
+    """The x axis to use: the one asked for, else the run's step_metric for ``key``, else step.
+
+    ``known`` is :func:`series.scalar_keys` of the run for :func:`_names`.
+    """
+    if key not in known:
         raise not_found(f"run {run_id!r} has no scalar key {key!r}")
     if x is None:
-        x = series.default_x(rows[0][1], key)
-        if x is None or x == key:
-            return series.STEP
-        ((found,),) = cursor.execute(
-            "SELECT count(*) FROM metrics WHERE run = ? AND kind = 'scalar' AND key = ?", [run, x]
-        ).fetchall()
-        return x if found else series.STEP
-    if x in (series.STEP, series.TIME) or x in scalars:
+        x = series.default_x(defines, key)
+        return x if x is not None and x != key and x in known else series.STEP
+    if x in (series.STEP, series.TIME) or x in known:
         return x
     raise not_found(f"run {run_id!r} has no scalar key {x!r} to use as x")
 
 
-def _source(request, project, run_id, key, x, tag: str = "", run=None, known=None):
-    """The series.Source of ``key`` of ``run_id``; ``run`` (its number) and ``known``
-    (:func:`series.scalar_keys`) when the caller has them."""
-    run = run_number(request, project, run_id) if run is None else run
-    cursor = context(request).store.reader()
-    return series.source(cursor, run, key, _axis(cursor, run, run_id, key, x), tag, known)
+def _names(key: str, x: str | None, defines: str | None) -> list[str]:
+    """The scalar keys :func:`_axis` and :func:`series.source` need to know of for ``key``."""
+    return [key, x if x is not None else series.default_x(defines, key) or key]
+
+
+def _runs(cursor, project: str, run_ids: list[str]) -> dict[str, tuple[int, int, str | None]]:
+    """run_id -> (run, cursor, defines) of the project's runs among ``run_ids``, in one query
+    (under load every round trip to the index waits its turn for the GIL).
+
+    The cursor is the run's highest seq the index holds (-1: none yet). Read in the same
+    snapshot as a series, every point of the run with a higher seq is missing from that answer
+    and every point with a lower one is in it: the cursor to subscribe with over /ws.
+    """
+    rows = cursor.execute(
+        "SELECT run_id, run, next_seq - 1, defines FROM runs"
+        " WHERE project = $project AND list_contains($ids, run_id)",
+        {"project": project, "ids": run_ids},
+    ).fetchall()
+    return {run_id: tuple(rest) for run_id, *rest in rows}
 
 
 def _series(request, project, run_id, key, x, start, end, points, smooth) -> dict:
     """One series: its buckets, or (without ``points``) its Arrow table under ``"table"``."""
     cursor = context(request).store.reader()
     with series.snapshot(cursor):
-        run = run_number(request, project, run_id)
-        src = _source(request, project, run_id, key, x, run=run)
-        axis = src.x
+        found = _runs(cursor, project, [run_id]).get(run_id)
+        if found is None:
+            run_number(request, project, run_id)  # raises the 404 that says what is missing
+        run, seq, defines = found
+        known = series.scalar_keys(cursor, run, _names(key, x, defines))
+        axis = _axis(run_id, key, x, defines, known)
+        src = series.source(cursor, run, key, axis, "", known)
         out = {"run": run_id, "key": key, "x": axis, "smooth": smooth or None, "points": points}
-        out["cursor"] = series.cursor_of(cursor, run)
+        out["cursor"] = seq
         if points is not None and not smooth:
             out["buckets"] = series.m4(cursor, [src], start, end, points)[0]
             return out
@@ -126,8 +136,8 @@ def scalars(
     run_id: str,
     key: str,
     x: Annotated[str | None, Query(min_length=1, max_length=256, description=X_HELP)] = None,
-    start: float | None = None,
-    end: float | None = None,
+    start: Bound = None,
+    end: Bound = None,
     points: Annotated[int | None, Query(ge=1, le=MAX_POINTS)] = None,
     smooth: Annotated[float, Query(ge=0, lt=1, description="EMA weight, 0 = off")] = 0.0,
     format: Annotated[
@@ -149,8 +159,8 @@ class SeriesRef(BaseModel):
 class BatchRequest(BaseModel):
     series: list[SeriesRef] = Field(min_length=1, max_length=500)
     x: str | None = Field(default=None, min_length=1, max_length=256, description=X_HELP)
-    start: float | None = None
-    end: float | None = None
+    start: float | None = Field(default=None, allow_inf_nan=False)
+    end: float | None = Field(default=None, allow_inf_nan=False)
     points: int | None = Field(default=None, ge=1, le=MAX_POINTS)
     smooth: float = Field(default=0.0, ge=0, lt=1)
 
@@ -186,28 +196,33 @@ def scalars_batch(request: Request, project: str, body: BatchRequest):
 
 
 def _batch_m4(request, project: str, body: BatchRequest) -> list[dict]:
-    """M4 of every series of the batch in one query, on one snapshot."""
+    """M4 of every series of the batch in one query, on one snapshot: the runs and their keys
+    are looked up in two queries for the whole batch, not a few per series."""
     cursor = context(request).store.reader()
-    results, sources, runs = [], [], {}
+    results, sources = [], []
     with series.snapshot(cursor):
+        runs = _runs(cursor, project, sorted({ref.run for ref in body.series}))
+        wanted: dict[int, list[str]] = {}
+        for ref in body.series:
+            if ref.run in runs:
+                run, _, defines = runs[ref.run]
+                wanted.setdefault(run, []).extend(_names(ref.key, body.x, defines))
+        known = series.scalar_keys_of(cursor, wanted)
         for index, ref in enumerate(body.series):
             try:
                 if ref.run not in runs:
-                    run = run_number(request, project, ref.run)
-                    names = [r.key for r in body.series if r.run == ref.run] + [body.x or ""]
-                    known = series.scalar_keys(cursor, run, names)
-                    runs[ref.run] = run, known, series.cursor_of(cursor, run)
-                run, known, seq = runs[ref.run]
-                src = _source(request, project, ref.run, ref.key, body.x, f"_{index}", run, known)
-            except Exception as error:  # one missing series must not fail the others
+                    raise no_run(project, ref.run)
+                run, seq, defines = runs[ref.run]
+                axis = _axis(ref.run, ref.key, body.x, defines, known[run])
+            except ApiError as error:  # one missing series must not fail the others
                 results.append(_error(ref, error))
                 continue
-            sources.append(src)
+            sources.append(series.source(cursor, run, ref.key, axis, f"_{index}", known[run]))
             results.append(
                 {
                     "run": ref.run,
                     "key": ref.key,
-                    "x": src.x,
+                    "x": axis,
                     "smooth": None,
                     "points": body.points,
                     "cursor": seq,
