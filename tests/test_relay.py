@@ -248,3 +248,57 @@ def test_serve_relay_to_relays_its_folder_and_its_health_says_how_far_behind_it_
             _same_run(local, central, "ws-1", run_id)
         finally:
             central.kill()
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """A TLS server on loopback with a self-signed certificate for 127.0.0.1, answering every
+    POST as a central server would, and counting the requests that reached it."""
+    import http.server
+    import ssl
+    import threading
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        capture_output=True,
+    )  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"openssl cannot make a certificate here: {made.stderr[-200:]!r}")
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            body = b'{"runs":[{"project":"p","run":"r","id":"box.r","acked":-1}]}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", cert, received
+    server.shutdown()
+
+
+def test_an_https_server_is_only_trusted_with_a_valid_certificate(tls_server, monkeypatch):
+    from waddle.server.ingest_body import Chunk
+    from waddle.server.uplink import Uplink, UplinkError
+
+    url, cert, received = tls_server
+    question = [Chunk("p", "r", -1)]
+    with pytest.raises(UplinkError, match="not trusted") as refused:
+        Uplink(url, TOKEN).ingest("box", question)
+    assert not refused.value.transient and received == []  # nothing, the token included, sent
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the authority that signed it
+    assert Uplink(url, TOKEN).ingest("box", question)[0]["acked"] == -1
+    assert len(received) == 1
