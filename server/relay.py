@@ -46,8 +46,9 @@ from waddle import event as event_format
 from waddle import names, segment, sequence
 from waddle.media import FILES_DIR, MEDIA_DIR
 
-# Raw event bytes one request carries (about; a block of lines is never split).
+# Raw event bytes one request carries (about; a line is never split), read a block at a time.
 BATCH_BYTES = 4 << 20
+READ_BLOCK = 1 << 20
 # Runs in one request, and stored files asked about in one question.
 MAX_CHUNKS = 1000
 MAX_PATHS = 1000
@@ -345,7 +346,9 @@ class Relay:
                     break
                 continue
             before = track.position()
-            unread = tailer.read_run(track, track.dir, outgoing, self.batch_bytes - outgoing.bytes)
+            unread = tailer.read_run(
+                track, track.dir, outgoing, self.batch_bytes - outgoing.bytes, READ_BLOCK
+            )
             track.looked_at = now
             if track.offsets != before.offsets:
                 track.news_at = now

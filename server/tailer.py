@@ -50,13 +50,17 @@ class Sink(Protocol):
         """Take one complete line (no newline), read at ``offset`` of ``file``."""
 
 
-# Bytes read from one run before the indexer turns to the next one.
+# Bytes read from one run before the indexer turns to the next one, and the size of one read.
 READ_BUDGET = 16 * 1024 * 1024
+READ_BLOCK = 16 * 1024 * 1024
 
 
-def read_run(state: Reading, run_dir: Path, batch: Sink, budget: int = READ_BUDGET) -> int:
-    """Add the run's new complete lines to ``batch``; returns the bytes left to read when the
-    budget ran out first (0 once every complete line is taken)."""
+def read_run(
+    state: Reading, run_dir: Path, batch: Sink, budget: int = READ_BUDGET, block: int = READ_BLOCK
+) -> int:
+    """Add the run's new complete lines to ``batch``, reading about ``block`` bytes at a time;
+    returns the bytes left to read when the budget ran out first (0 once every complete line
+    is taken)."""
     unread = 0
     for path in segment.list_segments(run_dir):
         name = path.name
@@ -84,12 +88,14 @@ def read_run(state: Reading, run_dir: Path, batch: Sink, budget: int = READ_BUDG
                 batch.reject(state, file, at, "line", reason, time.time())
 
             try:
-                block, next_offset = segment.read_complete_lines(path, offset, on_reject=on_reject)
+                lines, next_offset = segment.read_complete_lines(
+                    path, offset, min(block, budget), on_reject=on_reject
+                )
             except FileNotFoundError:
                 break
             if next_offset == offset:
                 break  # a torn last line: wait for its newline
-            _take_block(state, batch, file, block, offset)
+            _take_block(state, batch, file, lines, offset)
             batch.set_offset(state, name, next_offset)
             batch.bytes += next_offset - offset
             budget -= next_offset - offset
