@@ -71,11 +71,10 @@ def sync_command(relay: Relay) -> int:
     try:
         relay.sync()
     except KeyboardInterrupt:
-        relay.save()
         relay.notices.say("interrupted; what the central server acknowledged is remembered")
         return 130
     finally:
-        relay.uplink.close()
+        relay.close()
     tracks = list(relay.tracks.values())
     sent = [track for track in tracks if track.sent]
     status = relay.status()
@@ -159,11 +158,11 @@ def forward_online_run(run_dir: str, parent: int) -> int:
         if not ended_at:
             ended_at.append(time.monotonic())
         if time.monotonic() - ended_at[0] > LINGER:
-            relay.stop()  # give up: sync or a relay sends the rest later
+            relay.halt()  # give up: sync or a relay sends the rest later
         return False
 
     done = relay.sync(follow=going_on)
-    relay.save()
+    relay.close()
     if not done:
         status = relay.status()
         relay.notices.say(

@@ -9,7 +9,8 @@ promises:
   event the origin had before it written too. A chunk (server/ingest_body.py) is appended only
   when it continues that (its ``after`` is at most ``held``): its events up to ``held`` are
   replays and are skipped; a chunk whose ``after`` is beyond ``held`` would leave a gap, and
-  nothing of it is written. The answer, ``held``, is given only once the write is fsynced;
+  nothing of it is written. The answer (``acked``) is the newest seq fsynced: a request's
+  chunks are written, then their runs fsynced at once, then answered;
 - lines are appended exactly as sent, into segments named by their first seq and rotated past
   ``segment_bytes``; ``origin.json`` is written before the first event or file;
 - after a kill, ``held`` is read back from the folder's newest segment, and a torn last line
@@ -35,6 +36,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from waddle.server.errors import ApiError
@@ -85,7 +87,7 @@ class _Inbox:
         self._fd: int | None = None
         self._size = 0
         self.closed = False
-        self.held = self._recover()
+        self.held = self.durable = self._recover()
 
     def _recover(self) -> int:
         """``held`` as the folder says, after cutting off a torn last line."""
@@ -110,13 +112,18 @@ class _Inbox:
                 written = os.write(self._fd, data)
                 data = data[written:]
                 self._size += written
-            os.fdatasync(self._fd)
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, before)
             self._size = before
             raise
         self.held = chunk.seqs[-1]
+
+    def sync(self) -> None:
+        """Make what was written durable; ``durable`` follows."""
+        if self._fd is not None and self.durable != self.held:
+            os.fdatasync(self._fd)
+        self.durable = self.held
 
     def _open_segment(self, first_seq: int) -> None:
         self._close_segment()
@@ -134,9 +141,12 @@ class _Inbox:
             self._fd = None
 
     def close(self) -> None:
-        self._close_segment()
-        os.close(self._lock_fd)
-        self.closed = True
+        try:
+            self.sync()
+        finally:
+            self._close_segment()
+            os.close(self._lock_fd)
+            self.closed = True
 
 
 class Intake:
@@ -148,6 +158,8 @@ class Intake:
         self.segment_bytes = segment_bytes
         self._inboxes: OrderedDict[Path, _Inbox] = OrderedDict()
         self._lock = threading.Lock()
+        # The runs one request wrote are fsynced at once (fdatasync lets go of the GIL).
+        self._syncer = ThreadPoolExecutor(8, thread_name_prefix="waddle-intake-sync")
         # Uploads a kill cut short: received, never checked, never acknowledged.
         for stale in (self.root / ".waddle" / "incoming").glob("*"):
             with contextlib.suppress(OSError):
@@ -180,53 +192,66 @@ class Intake:
             return inbox
 
     def ingest(self, origin: str, chunks: list[Chunk]) -> list[dict]:
-        """Append each chunk that continues its run; per chunk the run's ``held`` afterwards."""
-        answers = []
+        """Append each chunk that continues its run, fsync the runs written, and answer per
+        chunk the newest seq of its run that is durable."""
         self.totals["requests"] += 1
-        for chunk in chunks:
-            run_dir = self.run_dir(origin, chunk.project, chunk.run)
-            if (not chunk.seqs or chunk.after >= 0) and not run_dir.is_dir():
-                # A question, or a gap, about a run this server has nothing of: no folder.
-                if chunk.seqs:
-                    self.totals["gaps_refused"] += 1
-                answers.append(
-                    {"project": chunk.project, "run": chunk.run, "id": run_dir.name, "acked": -1}
-                )
-                continue
-            while True:
-                inbox = self._inbox(origin, chunk.project, chunk.run)
-                with inbox.lock:
-                    if inbox.closed:  # closed by another request meanwhile: open it again
-                        continue
-                    held_before = inbox.held
-                    continues = chunk.after <= held_before
-                    if continues:
-                        try:
-                            inbox.append(chunk)
-                        except OSError as error:
-                            self.notices.fault(
-                                "intake",
-                                f"cannot write relayed run {inbox.dir.name}: {error}",
-                                "relays keep their events and retry; check the disk of the "
-                                "log folder",
-                            )
-                            raise ApiError(
-                                "unavailable", "this server cannot write its log folder"
-                            ) from None
-                    held = inbox.held
-                    break
-            if continues:
-                replayed = bisect.bisect_right(chunk.seqs, held_before)
-                self.totals["events"] += len(chunk.seqs) - replayed
-                self.totals["replayed"] += replayed
-                self.totals["bytes"] += len(chunk.lines)
-            else:
-                self.totals["gaps_refused"] += 1
-            answers.append(
-                {"project": chunk.project, "run": chunk.run, "id": inbox.dir.name, "acked": held}
+        inboxes: list[_Inbox | None] = []
+        try:
+            for chunk in chunks:
+                inboxes.append(self._append(origin, chunk))
+            touched = {id(inbox): inbox for inbox in inboxes if inbox is not None}
+            list(self._syncer.map(_sync, touched.values()))
+        except OSError as error:
+            self.notices.fault(
+                "intake",
+                f"cannot write a relayed run of {origin}: {error}",
+                "relays keep their events and retry; check the disk of the log folder",
             )
+            for inbox in inboxes:  # read back from disk at the next request
+                if inbox is not None:
+                    self._forget(inbox)
+            raise ApiError("unavailable", "this server cannot write its log folder") from None
         self.notices.resolve("intake")
+        answers = []
+        for chunk, inbox in zip(chunks, inboxes, strict=True):
+            name = inbox.dir.name if inbox else self.run_dir(origin, chunk.project, chunk.run).name
+            acked = inbox.durable if inbox else -1
+            answers.append({"project": chunk.project, "run": chunk.run, "id": name, "acked": acked})
         return answers
+
+    def _append(self, origin: str, chunk: Chunk) -> _Inbox | None:
+        """Write what ``chunk`` adds to its run; the run, or None when this server has nothing
+        of it and the chunk would not start it (a question, or a gap): no folder is made."""
+        run_dir = self.run_dir(origin, chunk.project, chunk.run)
+        if (not chunk.seqs or chunk.after >= 0) and not run_dir.is_dir():
+            if chunk.seqs:
+                self.totals["gaps_refused"] += 1
+            return None
+        while True:
+            inbox = self._inbox(origin, chunk.project, chunk.run)
+            with inbox.lock:
+                if inbox.closed:  # closed by another request meanwhile: open it again
+                    continue
+                held = inbox.held
+                if chunk.after > held:
+                    self.totals["gaps_refused"] += 1
+                    return inbox
+                inbox.append(chunk)
+
+            replayed = bisect.bisect_right(chunk.seqs, held)
+            self.totals["events"] += len(chunk.seqs) - replayed
+            self.totals["replayed"] += replayed
+            self.totals["bytes"] += len(chunk.lines)
+            return inbox
+
+    def _forget(self, inbox: _Inbox) -> None:
+        with self._lock:
+            if self._inboxes.get(inbox.dir) is inbox:
+                del self._inboxes[inbox.dir]
+        with inbox.lock:
+            if not inbox.closed:
+                with contextlib.suppress(OSError):
+                    inbox.close()
 
     def lacking(self, origin: str, project: str, run_id: str, paths: list[str]) -> list[str]:
         """Those of ``paths`` (stored files of the run) this server does not hold."""
@@ -299,6 +324,13 @@ class Intake:
                 with inbox.lock:
                     inbox.close()
             self._inboxes.clear()
+        self._syncer.shutdown()
+
+
+def _sync(inbox: _Inbox) -> None:
+    with inbox.lock:
+        if not inbox.closed:
+            inbox.sync()
 
 
 def _cut_torn_line(path: Path) -> None:

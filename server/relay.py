@@ -33,6 +33,7 @@ import math
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,8 @@ class Track:
         self.skipped = 0
         self.sent = 0  # events sent (and acknowledged) by this process
         self.refused: str | None = None
+        self.asking = False  # a question about it is in flight
+        self.generation = 0  # rises when it is rewound: lines read before are read again
         self.finished = False  # the last event sent is a finish
         self.behind_bytes = 0
         self.news_at = 0.0  # time.monotonic() of the last news
@@ -208,6 +211,54 @@ class _Outgoing:
         state.finished = event["type"] == "finish"
 
 
+class _Batch:
+    """One request: per run a chunk, with the read positions before and after it."""
+
+    def __init__(self) -> None:
+        self.tracks: list[Track] = []
+        self.chunks: list[Chunk] = []
+        self.befores: dict[Track, Position] = {}
+        self.afters: dict[Track, Position] = {}
+        self.generations: dict[Track, int] = {}
+        self.media: list[Track] = []
+        self.looked: list[Track] = []
+
+    def add(self, track: Track, chunk: Chunk, before: Position | None) -> None:
+        self.tracks.append(track)
+        self.chunks.append(chunk)
+        self.generations[track] = track.generation
+        if before is not None:
+            self.befores[track] = before
+            self.afters[track] = track.position()
+
+    def restore(self) -> None:
+        """Not sent (or failed): its runs read again from before it."""
+        for track, before in self.befores.items():
+            if track.generation == self.generations[track]:
+                track.go_to(before)
+
+    def drop_stale(self) -> None:
+        """Leave out the chunks of runs rewound since they were read."""
+        keep = [i for i, t in enumerate(self.tracks) if t.generation == self.generations[t]]
+        if len(keep) < len(self.tracks):
+            self.tracks = [self.tracks[i] for i in keep]
+            self.chunks = [self.chunks[i] for i in keep]
+            self.media = [t for t in self.media if t in self.tracks]
+            for track in list(self.befores):
+                if track not in self.tracks:
+                    del self.befores[track], self.afters[track]
+
+
+class _Sent:
+    """A batch in flight on the sender thread."""
+
+    def __init__(self, batch: _Batch, future: Any) -> None:
+        self.batch, self.future = batch, future
+
+    def result(self) -> list[dict] | UplinkError:
+        return self.future.result()
+
+
 @dataclass
 class Scope:
     """What a relay forwards: a log folder, one project of it, or one run."""
@@ -261,6 +312,8 @@ class Relay:
         self._retry_at = 0.0
         self._backoff = 0.0
         self._solo: list[Track] = []  # runs of a refused batch, sent one per request
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="waddle-relay-send")
+        self._inflight: _Sent | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._status: dict[str, Any] = {}
@@ -276,7 +329,17 @@ class Relay:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        self.close()
+
+    def halt(self) -> None:
+        """Ask :meth:`sync` (or the thread) to stop at the next chance."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Settle what is in flight, save, and let go of the connection and the sender."""
+        self.flush()
         self.save()
+        self._sender.shutdown()
         self.uplink.close()
 
     def _loop(self) -> None:
@@ -298,6 +361,8 @@ class Relay:
         target = {key: _sizes(track.dir) for key, track in self.tracks.items()}
         while not self._stop.is_set():
             following = follow is not None and follow()
+            if self._stop.is_set():
+                break
             wait = self._retry_at - time.monotonic()
             if wait > 0:
                 self._stop.wait(min(wait, 1.0))
@@ -334,15 +399,38 @@ class Relay:
     # --- one round ---
 
     def step(self, everything: bool = False) -> bool:
-        """Read, send and settle one batch; False when there was nothing to send."""
+        """Read the next batch, settle the one in flight, send the next: reading and the
+        central server's work overlap, one batch in flight and one being read at most.
+        False when there was nothing to send or settle."""
         self._scan()
-        now = time.monotonic()
-        outgoing, read = _Outgoing(), []
-        queries = []
+        batch = self._read(time.monotonic(), everything)
+        settled = False
+        if self._inflight is not None:
+            previous, self._inflight = self._inflight, None
+            settled = True
+            if not self._settle_batch(previous, previous.result()):
+                batch.restore()  # built on top of a batch that failed: read again later
+                previous.batch.restore()
+                return True
+            batch.drop_stale()
+        self._measure(t for t in batch.looked if t not in batch.afters)
+        if batch.chunks:
+            self._inflight = _Sent(batch, self._sender.submit(self._send, batch))
+            if self._solo:  # one run a request, each answered before the next
+                self.flush()
+            return True
+        self._maybe_save()
+        self._publish()
+        return settled
+
+    def _read(self, now: float, everything: bool) -> _Batch:
+        """The next batch: a question for each run not asked yet, new lines of the others."""
+        outgoing, batch = _Outgoing(), _Batch()
         for track in self._due(now, everything):
             if not track.asked:
-                queries.append(track)
-                if len(queries) >= MAX_CHUNKS:
+                track.asking = True
+                batch.add(track, Chunk(track.project, track.run_id, -1), None)
+                if len(batch.chunks) >= MAX_CHUNKS:
                     break
                 continue
             before = track.position()
@@ -350,60 +438,75 @@ class Relay:
                 track, track.dir, outgoing, self.batch_bytes - outgoing.bytes, READ_BLOCK
             )
             track.looked_at = now
+            batch.looked.append(track)
             if track.offsets != before.offsets:
                 track.news_at = now
-            read.append((track, before))
-            self._settle_unsent(track, track in outgoing.chunks)
+            chunk = outgoing.chunks.get(track)
+            if chunk is not None:
+                chunk.lines = bytes(chunk.lines)
+                batch.add(track, chunk, before)
+                if track in outgoing.media:
+                    batch.media.append(track)
+            else:
+                self._settle_unsent(track)
             if (
                 outgoing.bytes >= self.batch_bytes
                 or unread
-                or len(outgoing.chunks) >= MAX_CHUNKS
-                or (self._solo and outgoing.chunks)
+                or len(batch.chunks) >= MAX_CHUNKS
+                or (self._solo and batch.chunks)
             ):
                 break
-        chunks = [Chunk(t.project, t.run_id, -1) for t in queries]
-        befores = {track: before for track, before in read if track in outgoing.chunks}
-        for chunk in outgoing.chunks.values():
-            chunk.lines = bytes(chunk.lines)
-            chunks.append(chunk)
-        if not chunks:
-            self._measure(track for track, _ in read)
-            self._maybe_save()
-            self._publish()
-            return False
-        tracks = queries + list(outgoing.chunks)
+        return batch
+
+    def _send(self, batch: _Batch) -> list[dict] | UplinkError:
+        """On the sender thread: the batch's stored files, then its events; the answers, or
+        the error."""
         try:
-            for track in outgoing.media:
-                if track in outgoing.chunks:
-                    self._send_files(track)
-            answers = self.uplink.ingest(self.origin, chunks)
+            for track in batch.media:
+                self._send_files(track)
+            return self.uplink.ingest(self.origin, batch.chunks)
         except UplinkError as error:
-            for track, before in befores.items():
-                track.go_to(before)
+            return error
+
+    def _settle_batch(self, sent: _Sent, result: list[dict] | UplinkError) -> bool:
+        """Take the answers to a batch; False when it failed as a whole."""
+        batch = sent.batch
+        for track in batch.tracks:
+            track.asking = False
+        if isinstance(result, UplinkError):
+            error = result
             if error.status == 413 and self.batch_bytes > 64 << 10:
                 self.batch_bytes //= 2
-                return True
-            if error.status == 422 and len(chunks) > 1:
-                self._solo = [t for t in tracks if t not in self._solo] + self._solo
+                return False
+            if error.status == 422 and len(batch.chunks) > 1:
+                self._solo = [t for t in batch.tracks if t not in self._solo] + self._solo
             elif error.status == 422:
-                tracks[0].refused = f"the central server refused it: {error}"
-                self._solo = [t for t in self._solo if t is not tracks[0]]
-                self.notices.say(f"run {tracks[0].key} is not relayed: {tracks[0].refused}")
+                track = batch.tracks[0]
+                track.refused = f"the central server refused it: {error}"
+                self._solo = [t for t in self._solo if t is not track]
+                self.notices.say(f"run {track.key} is not relayed: {track.refused}")
             self._failed(str(error), error.transient)
             return False
-        for track, chunk, answer in zip(tracks, chunks, answers, strict=True):
-            self._settle(track, chunk, answer, befores.get(track))
+        for track, chunk, answer in zip(batch.tracks, batch.chunks, result, strict=True):
+            self._settle(track, chunk, answer, batch.befores.get(track), batch.afters.get(track))
             track.sent += len(chunk.seqs)
-        self._measure([*queries, *(track for track, _ in read)])
-        self._solo = [t for t in self._solo if t not in tracks]
+        self._measure(batch.tracks)
+        self._solo = [t for t in self._solo if t not in batch.tracks]
         self.totals["batches"] += 1
-        self.totals["events"] += outgoing.lines
-        self.totals["bytes"] += sum(len(chunk.lines) for chunk in chunks)
+        self.totals["events"] += sum(len(chunk.seqs) for chunk in batch.chunks)
+        self.totals["bytes"] += sum(len(chunk.lines) for chunk in batch.chunks)
         self.last_ack = time.time()
         self._ok()
         self._maybe_save()
         self._publish()
         return True
+
+    def flush(self) -> None:
+        """Settle the batch in flight, if any (before stopping)."""
+        if self._inflight is not None:
+            previous, self._inflight = self._inflight, None
+            if not self._settle_batch(previous, previous.result()):
+                previous.batch.restore()
 
     def _due(self, now: float, everything: bool) -> list[Track]:
         """The runs to look at now, those with older news first; in solo mode, the first of
@@ -414,6 +517,7 @@ class Relay:
             track
             for track in self.tracks.values()
             if not track.refused
+            and not track.asking
             and (
                 everything
                 or not track.asked
@@ -424,19 +528,25 @@ class Relay:
         due.sort(key=lambda track: track.looked_at)
         return due
 
-    def _settle_unsent(self, track: Track, sending: bool) -> None:
+    def _settle_unsent(self, track: Track) -> None:
         """A run read with nothing to send: what it read is all acknowledged (or skipped), so
         the resume point moves to where it read."""
         if (
-            not sending
-            and track.acked is not None
+            track.acked is not None
             and track.last <= track.acked
             and track.safe.offsets != track.offsets
         ):
             track.safe = track.position()
             track.dirty = True
 
-    def _settle(self, track: Track, chunk: Chunk, answer: dict, before: Position | None) -> None:
+    def _settle(
+        self,
+        track: Track,
+        chunk: Chunk,
+        answer: dict,
+        before: Position | None,
+        after: Position | None,
+    ) -> None:
         try:
             acked = int(answer["acked"])
         except (KeyError, TypeError, ValueError):
@@ -453,7 +563,7 @@ class Relay:
             track.acked = track.skip_to = acked
             return
         if acked >= chunk.last:
-            track.safe = track.position()
+            track.safe = after.copy() if after is not None else track.position()
             track.acked = acked
             track.skip_to = max(track.skip_to, acked)
             return
@@ -469,6 +579,7 @@ class Relay:
         track.safe = resume.copy()
         track.acked = acked
         track.skip_to = acked
+        track.generation += 1  # what was read after the batch is read again
         track.looked_at = 0.0  # read it again at once
 
     def _measure(self, tracks: Any) -> None:
