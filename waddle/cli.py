@@ -87,6 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     _relay_options(sync)
     sync.set_defaults(handler=_sync)
 
+    export = commands.add_parser(
+        "export",
+        help="write the index of a log folder as Hive-partitioned Parquet (needs waddle[server])",
+        description="Write the runs of DIR as Parquet tables partitioned by project and run "
+        "(TO/<table>/project=P/run=ID/), for DuckDB, Spark or Trino; only what changed since "
+        "the last export to TO is written.",
+    )
+    export.add_argument("dir", nargs="?", help="log folder (default: $WADDLE_DIR or ./logs)")
+    export.add_argument("--to", required=True, help="a folder, or a URI such as s3://bucket/prefix")
+    export.add_argument("--project", help="only this project")
+    export.set_defaults(handler=_export)
+
     reindex = commands.add_parser(
         "reindex", help="rebuild the server's index from the log files (needs waddle[server])"
     )
@@ -278,6 +290,17 @@ def _serve(args: argparse.Namespace) -> int:
         origin=args.origin,
     )
     serve.serve(settings)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    _server_module()  # the extra packages: pyarrow writes the Parquet files
+    from waddle.server.export import export_command
+
+    log_dir = Path(resolve_one("dir", args.dir))
+    if not log_dir.is_dir():
+        raise ValueError(f"no log folder at {log_dir}")
+    print(f"waddle export: {export_command(log_dir, args.to, args.project)}")
     return 0
 
 
