@@ -29,9 +29,12 @@ REPORT_EVERY = 30.0
 LINGER = 60.0
 
 
-def open_relay(path: str | Path | None, command: str, **given: Any) -> Relay:
-    """A relay of the folder ``path`` (a log folder, a project or a run) from settings given as
-    arguments (``to``, ``token``, ``token_file``, ``origin``), else their variables."""
+def open_relay(
+    path: str | Path | None, command: str, scope: Scope | None = None, **given: Any
+) -> Relay:
+    """A relay of the folder ``path`` (a log folder, a project or a run: ``scope`` says which
+    when the folder cannot, a run with no segment yet) from settings given as arguments
+    (``to``, ``token``, ``token_file``, ``origin``), else their variables."""
     settings = Settings(
         dir=str(path) if path is not None else None,
         server=given.get("to"),
@@ -45,7 +48,8 @@ def open_relay(path: str | Path | None, command: str, **given: Any) -> Relay:
     if token is None:
         raise ValueError("relaying needs a token: --token, --token-file or WADDLE_TOKEN")
     uplink = Uplink(settings.server, token)
-    return Relay(Scope.of(settings.dir), uplink, settings.origin, Notices(f"waddle {command}"))
+    scope = scope or Scope.of(settings.dir)
+    return Relay(scope, uplink, settings.origin, Notices(f"waddle {command}"))
 
 
 def relay_command(relay: Relay) -> int:
@@ -79,9 +83,9 @@ def sync_command(relay: Relay) -> int:
     sent = [track for track in tracks if track.sent]
     status = relay.status()
     line = (
-        f"sent {len(sent)} run{'s' if len(sent) != 1 else ''} to {relay.uplink.url}: "
-        f"{relay.totals['events']:,} events ({_size(relay.totals['bytes'])}), "
-        f"{relay.totals['files']:,} files ({_size(relay.totals['file_bytes'])})"
+        f"sent {_count(len(sent), 'run')} to {relay.uplink.url}: "
+        f"{_count(relay.totals['events'], 'event')} ({_size(relay.totals['bytes'])}), "
+        f"{_count(relay.totals['files'], 'file')} ({_size(relay.totals['file_bytes'])})"
     )
     there = len(tracks) - len(sent) - len(status["refused"])
     if there:
@@ -113,7 +117,7 @@ class _Reporter:
         self.said, self.said_at = key, now
         sent = f"{status['sent_events']:,} events sent"
         if state == "ok":
-            text = f"caught up: {status['runs']} runs, {sent}"
+            text = f"caught up: {_count(status['runs'], 'run')}, {sent}"
         else:
             text = (
                 f"behind by about {status['behind_events']:,} events "
@@ -132,6 +136,10 @@ def _where(scope: Scope) -> str:
     return str(scope.root)
 
 
+def _count(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _size(count: int) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if count < 1000 or unit == "GB":
@@ -144,15 +152,18 @@ def forward_online_run(run_dir: str, parent: int) -> int:
     """The forwarder of one online run: until the run finished, or its process ``parent``
     ended, and all of it is acknowledged (or the central server stayed unreachable for LINGER
     seconds after that)."""
+    path = Path(run_dir).absolute()
     try:
-        relay = open_relay(run_dir, "relay")
+        scope = Scope(path.parent.parent, path.parent.name, path.name)
+        relay = open_relay(path, "relay", scope=scope)
     except ValueError as error:
         Notices("waddle relay").say(f"not relaying {run_dir}: {error}")
         return 1
     ended_at: list[float] = []
 
     def going_on() -> bool:
-        finished = all(track.finished for track in relay.tracks.values())
+        tracks = relay.tracks.values()
+        finished = bool(tracks) and all(track.finished for track in tracks)
         if os.getppid() == parent and _alive(parent) and not finished:
             return True
         if not ended_at:

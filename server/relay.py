@@ -232,21 +232,26 @@ class _Batch:
             self.afters[track] = track.position()
 
     def restore(self) -> None:
-        """Not sent (or failed): its runs read again from before it."""
+        """Not sent (or failed): its runs read again from before it, and asked again."""
+        for track in self.tracks:
+            track.asking = False
         for track, before in self.befores.items():
             if track.generation == self.generations[track]:
                 track.go_to(before)
 
     def drop_stale(self) -> None:
         """Leave out the chunks of runs rewound since they were read."""
-        keep = [i for i, t in enumerate(self.tracks) if t.generation == self.generations[t]]
-        if len(keep) < len(self.tracks):
-            self.tracks = [self.tracks[i] for i in keep]
-            self.chunks = [self.chunks[i] for i in keep]
-            self.media = [t for t in self.media if t in self.tracks]
-            for track in list(self.befores):
-                if track not in self.tracks:
-                    del self.befores[track], self.afters[track]
+        stale = {t for t in self.tracks if t.generation != self.generations[t]}
+        if not stale:
+            return
+        for track in stale:
+            track.asking = False
+            self.befores.pop(track, None)
+            self.afters.pop(track, None)
+        kept = [(t, c) for t, c in zip(self.tracks, self.chunks, strict=True) if t not in stale]
+        self.tracks = [t for t, _ in kept]
+        self.chunks = [c for _, c in kept]
+        self.media = [t for t in self.media if t not in stale]
 
 
 class _Sent:

@@ -90,6 +90,14 @@ class Uplink:
 
     # --- HTTP ---
 
+    def _exchange(
+        self, method: str, path: str, body: Any, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        connection = self._connect()
+        connection.request(method, self._base + path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response, response.read()
+
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
             if self._https:
@@ -112,10 +120,15 @@ class Uplink:
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         try:
-            connection = self._connect()
-            connection.request(method, self._base + path, body=body, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
+            try:
+                response, data = self._exchange(method, path, body, headers)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # A kept-alive connection the server closed meanwhile: once more on a new one
+                # (every request here may be repeated: the central server ignores repeats).
+                self.close()
+                if hasattr(body, "seek"):
+                    body.seek(0)
+                response, data = self._exchange(method, path, body, headers)
         except ssl.SSLCertVerificationError as error:
             self.close()
             raise UplinkError(

@@ -8,6 +8,7 @@ at the end the central index is compared, event for event, with an index of the 
 
 from __future__ import annotations
 
+import math
 import subprocess
 
 import pytest
@@ -302,3 +303,29 @@ def test_an_https_server_is_only_trusted_with_a_valid_certificate(tls_server, mo
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the authority that signed it
     assert Uplink(url, TOKEN).ingest("box", question)[0]["acked"] == -1
     assert len(received) == 1
+
+
+def test_runs_found_while_the_central_server_is_down_all_arrive_once_it_is_up(tmp_path):
+    # The relay reads the next batch while one is in flight; when the one in flight fails,
+    # what was read on top of it (questions about runs found meanwhile included) is read
+    # again later, never left waiting for an answer that will not come.
+    from waddle.server.relay import Relay, Scope
+    from waddle.server.uplink import Uplink
+
+    local = tmp_path / "local"
+    central = Central(tmp_path / "central", tmp_path / "central.log")  # down
+    relay = Relay(Scope(local), Uplink(central.url, TOKEN), "gpu-1")
+    finished_id(train(local, steps=50, RUN_ID="r0"))
+    relay.step()  # asks about r0: in flight, to fail
+    finished_id(train(local, steps=50, RUN_ID="r1"))
+    relay._scanned_at = -math.inf  # the next look at the folder is due: it finds r1
+    relay.step()
+    central.start()
+    try:
+        relay._retry_at = 0.0  # no need to wait out the backoff
+        assert relay.sync()
+        for run_id in ("r0", "r1"):
+            _same_run(local, central, "gpu-1", run_id)
+    finally:
+        relay.close()
+        central.kill()
