@@ -12,7 +12,8 @@ promises:
   nothing of it is written. The answer (``acked``) is the newest seq fsynced: a request's
   chunks are written, then their runs fsynced at once, then answered;
 - lines are appended exactly as sent, into segments named by their first seq and rotated past
-  ``segment_bytes``; ``origin.json`` is written before the first event or file;
+  ``segment_bytes``; ``origin.json`` is written before the first event or file, and made
+  durable with them (the fsyncs of a request's runs, files and folders run side by side);
 - after a kill, ``held`` is read back from the folder's newest segment, and a torn last line
   (a write the kill cut short, never acknowledged) is cut off first, so no reader sees it;
 - a write that fails (a full disk) is cut back to the last whole line and reported;
@@ -20,7 +21,8 @@ promises:
   :meth:`Intake.store_file` keeps an upload only if its sha256 is the one its name says,
   written as the client writes media (temporary name, fsync, rename);
 - one process owns a relayed run folder: it holds the folder's ``.lock`` while it has the run
-  open (at most ``MAX_OPEN`` runs at once; the least recently used is closed first).
+  open (as many runs at once as its file limit allows, up to MAX_OPEN; the least recently
+  used is closed first).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import hashlib
 import math
 import os
 import re
+import resource
 import threading
 import time
 from collections import OrderedDict
@@ -44,9 +47,10 @@ from waddle.server.ingest_body import Chunk
 from waddle.server.notices import Notices
 
 from waddle import names, segment
-from waddle.run_folder import Origin, inspect_run, write_origin
+from waddle.run_folder import ORIGIN_FILE, Origin, inspect_run, write_origin
 
-MAX_OPEN = 256
+# Runs open at once: each holds two files (its lock and its newest segment).
+MAX_OPEN = 8192
 # An uploaded file: at most this big (a checkpoint); written in pieces of this size.
 MAX_FILE_BYTES = 64 << 30
 _PIECE = 1 << 20
@@ -88,6 +92,10 @@ class _Inbox:
         self._size = 0
         self.closed = False
         self.held = self.durable = self._recover()
+        # Written, to be made durable by the next sync(): origin.json, names in the folder.
+        self._origin_written = False
+        self._folder_changed = False
+        self._origin_checked = False
 
     def _recover(self) -> int:
         """``held`` as the folder says, after cutting off a torn last line."""
@@ -103,7 +111,10 @@ class _Inbox:
         if skip == len(chunk.seqs):
             return
         data = memoryview(chunk.lines)[chunk.ends[skip - 1] if skip else 0 :]
-        write_origin(self.dir, self.origin)
+        if not self._origin_checked:
+            if write_origin(self.dir, self.origin, sync=False):
+                self._origin_written = self._folder_changed = True
+            self._origin_checked = True
         if self._fd is None or self._size >= self.segment_bytes:
             self._open_segment(chunk.seqs[skip])
         before = self._size
@@ -120,7 +131,14 @@ class _Inbox:
         self.held = chunk.seqs[-1]
 
     def sync(self) -> None:
-        """Make what was written durable; ``durable`` follows."""
+        """Make what was written durable (origin.json, the folder's names, the lines);
+        ``durable`` follows."""
+        if self._origin_written:
+            _fsync_path(self.dir / ORIGIN_FILE)
+            self._origin_written = False
+        if self._folder_changed:
+            _fsync_path(self.dir)
+            self._folder_changed = False
         if self._fd is not None and self.durable != self.held:
             os.fdatasync(self._fd)
         self.durable = self.held
@@ -133,7 +151,7 @@ class _Inbox:
             path = segments[-1]  # the newest segment still has room
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._fd, self._size = fd, os.fstat(fd).st_size
-        _fsync_dir(self.dir)
+        self._folder_changed = True
 
     def _close_segment(self) -> None:
         if self._fd is not None:
@@ -158,6 +176,7 @@ class Intake:
         self.segment_bytes = segment_bytes
         self._inboxes: OrderedDict[Path, _Inbox] = OrderedDict()
         self._lock = threading.Lock()
+        self.max_open = _open_runs_allowed()
         # The runs one request wrote are fsynced at once (fdatasync lets go of the GIL).
         self._syncer = ThreadPoolExecutor(8, thread_name_prefix="waddle-intake-sync")
         # Uploads a kill cut short: received, never checked, never acknowledged.
@@ -185,7 +204,7 @@ class Intake:
                 return inbox
             inbox = _Inbox(run_dir, Origin(origin, project, run_id), self.segment_bytes)
             self._inboxes[run_dir] = inbox
-            while len(self._inboxes) > MAX_OPEN:
+            while len(self._inboxes) > self.max_open:
                 _, oldest = self._inboxes.popitem(last=False)
                 with oldest.lock:
                     oldest.close()
@@ -305,7 +324,7 @@ class Intake:
             folder.mkdir(parents=True, exist_ok=True)
             write_origin(run_dir, Origin(origin, project, run_id))
             os.replace(temp, target)
-            _fsync_dir(folder)
+            _fsync_path(folder)
             self.totals["files"] += 1
             return True
         finally:
@@ -325,6 +344,20 @@ class Intake:
                     inbox.close()
             self._inboxes.clear()
         self._syncer.shutdown()
+
+
+def _open_runs_allowed() -> int:
+    """How many runs may be open at once: raise this process's file limit to its hard limit
+    where it can, and leave room for sockets and the index."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            wanted = 65536 if hard == resource.RLIM_INFINITY else hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    except (ValueError, OSError):
+        soft = 1024
+    return max(16, min(MAX_OPEN, (soft - 512) // 2))
 
 
 def _sync(inbox: _Inbox) -> None:
@@ -352,7 +385,7 @@ def _cut_torn_line(path: Path) -> None:
             os.fsync(file.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -46,6 +46,7 @@ from waddle.server.uplink import Uplink, UplinkError
 from waddle import event as event_format
 from waddle import names, segment, sequence
 from waddle.media import FILES_DIR, MEDIA_DIR
+from waddle.run_folder import read_origin
 
 # Raw event bytes one request carries (about; a line is never split), read a block at a time.
 BATCH_BYTES = 4 << 20
@@ -308,6 +309,7 @@ class Relay:
         self.batch_bytes = batch_bytes
         self.state_path = relay_state.state_path(scope.root, uplink.url, self.origin)
         self.tracks: dict[tuple[str, str], Track] = {}
+        self._foreign: set[tuple[str, str]] = set()
         self.totals = {"events": 0, "bytes": 0, "files": 0, "file_bytes": 0, "batches": 0}
         self.last_error: dict[str, Any] | None = None
         self.last_ack: float | None = None
@@ -448,7 +450,6 @@ class Relay:
                 track.news_at = now
             chunk = outgoing.chunks.get(track)
             if chunk is not None:
-                chunk.lines = bytes(chunk.lines)
                 batch.add(track, chunk, before)
                 if track in outgoing.media:
                     batch.media.append(track)
@@ -636,10 +637,13 @@ class Relay:
         self._scanned_at = now
         for project, run_id in self.scope.runs():
             key = (project, run_id)
-            if key not in self.tracks:
+            if key not in self.tracks and key not in self._foreign:
                 run_dir = self.scope.root / project / run_id
-                if not segment.list_segments(run_dir):
+                if read_origin(run_dir) is not None:
+                    self._foreign.add(key)  # relayed here from elsewhere: its origin relays it
                     continue
+                if not segment.list_segments(run_dir):
+                    continue  # no event yet
                 track = Track(project, run_id, run_dir)
                 saved = self._saved.get(track.key)
                 if saved is not None:

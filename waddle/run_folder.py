@@ -13,6 +13,7 @@ writes it once, whole (temporary file, fsync, rename); :func:`read_origin` reads
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,18 +109,21 @@ class Origin:
     run_id: str
 
 
-def write_origin(run_dir: Path, origin: Origin) -> None:
-    """Write ``origin.json`` into ``run_dir`` (created if needed) unless it is there."""
-    target = run_dir / ORIGIN_FILE
-    if target.exists():
-        return
+def write_origin(run_dir: Path, origin: Origin, sync: bool = True) -> bool:
+    """Write ``origin.json`` into ``run_dir`` (created if needed) unless it holds ``origin``
+    already; True when it wrote. With ``sync=False`` the caller makes it durable (fsync of the
+    file, then of the folder)."""
+    if read_origin(run_dir) == origin:
+        return False
     run_dir.mkdir(parents=True, exist_ok=True)
-    temp = run_dir / f".{ORIGIN_FILE}.{os.getpid()}.tmp"
+    temp = run_dir / f".{ORIGIN_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
     with open(temp, "wb") as file:
         file.write(orjson.dumps(vars(origin)))
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temp, target)
+        if sync:
+            file.flush()
+            os.fsync(file.fileno())
+    os.replace(temp, run_dir / ORIGIN_FILE)
+    return True
 
 
 def read_origin(run_dir: Path) -> Origin | None:
