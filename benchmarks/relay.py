@@ -690,6 +690,8 @@ def render(res: dict, errors: dict, sizes: dict, quick: bool, load: tuple, secon
     peer("mlflow", "`log_batch` of 100 steps (1,000 values, its limit)", m.get("batched"), "mlflow")
     a = res.get("aim") or {}
     peer("aim", "`Run(repo='aim://…').track(dict)` per step", a.get("per_step"), "aim")
+    out += ["", "## Past one machine: where the limit is", ""]
+    out += extrapolate(res)
     out += ["", "## Notes", ""]
     notes = [
         "Each figure is one run of each measurement. All processes (central server, relays, "
@@ -719,6 +721,45 @@ def render(res: dict, errors: dict, sizes: dict, quick: bool, load: tuple, secon
     ]
     out += [f"- {note}" for note in notes]
     return "\n".join(out) + "\n"
+
+
+def extrapolate(res: dict) -> list[str]:
+    """What the measured costs say of a team's central server: 100 relays, 10,000 runs, 1 B
+    points, on a machine with cores to itself."""
+    t, s = res.get("throughput"), res.get("scale")
+    if not (t and s):
+        return ["(needs the throughput and scale measurements)"]
+    big = t["central_cpu"] / t["values"]  # s of central CPU per value, large runs
+    small = s["central_cpu"] / s["values"]  # the same for 10,000 small runs
+    per_value_bytes = t["bytes"] / t["values"]
+    relay = t["relay_cpu"] / t["values"]
+    lines = [
+        f"- The central server spends {big * 1e6:.2f} s of CPU per million values relayed in "
+        f"large runs and {small * 1e6:.1f} s in 10,000 runs of 1,000 values (most of it per "
+        "run: opening, fsyncs, the index's rows of a run). Its intake and its indexer share "
+        "one Python process, so one core bounds it: about "
+        f"{1 / big:,.0f} values/s sustained in large runs, {1 / small:,.0f} in small ones, "
+        "whatever the number of relays; a relay spends "
+        f"{relay * 1e6:.2f} s per million (about {1 / relay:,.0f} values/s a core, on its own "
+        "machine).",
+        f"- 100 relays: {s['relays']} relay processes with {s['runs']:,} runs were taken in "
+        f"{s['acked_s']:.0f} s here, the relays themselves on this machine's 2 cores. A team of "
+        f"100 machines logging 10 values at 10 steps/s per run, 10 runs each (100,000 values/s "
+        f"in all) needs about {100_000 * big:.2f} of a central core; the limit of one central "
+        f"server is about {1 / big:,.0f} values/s in all.",
+        f"- 1 B points: the central log holds them in about {per_value_bytes * 1e9 / 1e9:.0f} GB "
+        f"of event lines ({per_value_bytes:.0f} bytes a value) and the index in about 13 GB "
+        "(benchmarks/results/server.md: 1.32 GB for 100M points); indexing them takes about "
+        f"{big * 1e9 / 3600:.1f} h of one core as they arrive. Queries do not grow with the "
+        "total: an M4 read touches one series, the runs list one project "
+        f"(here {np.percentile(s['list_ms'], 50):.0f} ms for {s['runs']:,} runs).",
+        "- Where it stops: one central process ingests what one core indexes. Past that "
+        "(more values per second than above, or a history too large for one disk), `waddle "
+        "export` writes each server's index as Hive-partitioned Parquet to shared storage, "
+        "where DuckDB, Spark or Trino query all of it; the central servers can be split by "
+        "team or project.",
+    ]
+    return lines
 
 
 def _version(package: str) -> str:
