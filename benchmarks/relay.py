@@ -483,6 +483,7 @@ def measure_aim(steps: int, budget: float) -> dict:
         [aim_bin, "server", "--repo", str(folder), "--port", str(port), "-y"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its uvicorn child outlives it: stopped with its group
     )
     try:
 
@@ -503,11 +504,12 @@ def measure_aim(steps: int, budget: float) -> dict:
         run.close()
         return {"per_step": sent / (time.perf_counter() - start)}
     finally:
-        server.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, 15)
         with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(timeout=30)
-        if server.poll() is None:
-            server.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, 9)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -23,11 +23,16 @@ promises:
   at most one batch (``batch_bytes`` of lines) in memory whatever the backlog, which stays on
   disk; :meth:`Relay.status` says how far behind it is and why;
 - a run the central server refuses for good (a ``run_start`` naming another run: the folder
-  was copied or renamed) is set aside with the reason, and the others go on.
+  was copied or renamed) is set aside with the reason, and the others go on; a run relayed
+  into the folder from elsewhere (it holds ``origin.json``) is left to its origin.
+
+It polls: runs with news every POLL seconds, quiet ones every QUIET_POLL, the folder for new
+runs every RESCAN (no watcher, so it needs none of the server's packages).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import socket
@@ -223,6 +228,10 @@ class _Batch:
         self.generations: dict[Track, int] = {}
         self.media: list[Track] = []
         self.looked: list[Track] = []
+        # Filled by the sender thread: stored files sent, and those refused (messages).
+        self.files_sent = 0
+        self.file_bytes = 0
+        self.file_errors: list[str] = []
 
     def add(self, track: Track, chunk: Chunk, before: Position | None) -> None:
         self.tracks.append(track)
@@ -351,13 +360,17 @@ class Relay:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:  # backing off after a failure
+                self._stop.wait(wait)
+                continue
             try:
                 sent = self.step()
             except Exception as error:  # the thread outlives anything; said and retried
                 self._failed(f"relaying failed: {error!r}", transient=True)
                 sent = False
             if not sent:
-                self._stop.wait(max(POLL, self._retry_at - time.monotonic()))
+                self._stop.wait(POLL)
 
     def sync(self, follow: Any = None) -> bool:
         """Forward on the calling thread until everything on disk is acknowledged, then return
@@ -410,7 +423,12 @@ class Relay:
         central server's work overlap, one batch in flight and one being read at most.
         False when there was nothing to send or settle."""
         self._scan()
-        batch = self._read(time.monotonic(), everything)
+        batch = _Batch()
+        try:
+            self._read(batch, time.monotonic(), everything)
+        except BaseException:
+            batch.restore()  # what this batch read is read again next time
+            raise
         settled = False
         if self._inflight is not None:
             previous, self._inflight = self._inflight, None
@@ -430,9 +448,10 @@ class Relay:
         self._publish()
         return settled
 
-    def _read(self, now: float, everything: bool) -> _Batch:
-        """The next batch: a question for each run not asked yet, new lines of the others."""
-        outgoing, batch = _Outgoing(), _Batch()
+    def _read(self, batch: _Batch, now: float, everything: bool) -> None:
+        """Fill the next batch: a question for each run not asked yet, new lines of the
+        others. A run whose read fails is read again later from where it was."""
+        outgoing = _Outgoing()
         for track in self._due(now, everything):
             if not track.asked:
                 track.asking = True
@@ -441,9 +460,20 @@ class Relay:
                     break
                 continue
             before = track.position()
-            unread = tailer.read_run(
-                track, track.dir, outgoing, self.batch_bytes - outgoing.bytes, READ_BLOCK
-            )
+            try:
+                unread = tailer.read_run(
+                    track, track.dir, outgoing, self.batch_bytes - outgoing.bytes, READ_BLOCK
+                )
+            except OSError as error:
+                track.go_to(before)
+                outgoing.chunks.pop(track, None)
+                outgoing.media.discard(track)
+                track.looked_at = now
+                self._failed(f"cannot read run {track.key}: {error}", transient=True, retry=False)
+                continue
+            except BaseException:
+                track.go_to(before)
+                raise
             track.looked_at = now
             batch.looked.append(track)
             if track.offsets != before.offsets:
@@ -462,23 +492,29 @@ class Relay:
                 or (self._solo and batch.chunks)
             ):
                 break
-        return batch
 
     def _send(self, batch: _Batch) -> list[dict] | UplinkError:
         """On the sender thread: the batch's stored files, then its events; the answers, or
-        the error."""
+        the error. It touches nothing the relay's thread reads but the uplink and the runs'
+        sets of stored files; files refused are noted in the batch, said when it is settled."""
         try:
             for track in batch.media:
-                self._send_files(track)
+                self._send_files(track, batch)
             return self.uplink.ingest(self.origin, batch.chunks)
         except UplinkError as error:
             return error
+        except Exception as error:  # a bug: the batch is given back, the relay goes on
+            return UplinkError(f"sending failed: {error!r}", transient=True)
 
     def _settle_batch(self, sent: _Sent, result: list[dict] | UplinkError) -> bool:
         """Take the answers to a batch; False when it failed as a whole."""
         batch = sent.batch
         for track in batch.tracks:
             track.asking = False
+        for message in batch.file_errors:
+            self._failed(message, transient=False, retry=False)
+        self.totals["files"] += batch.files_sent
+        self.totals["file_bytes"] += batch.file_bytes
         if isinstance(result, UplinkError):
             error = result
             if error.status == 413 and self.batch_bytes > 64 << 10:
@@ -598,7 +634,7 @@ class Relay:
 
     # --- stored files ---
 
-    def _send_files(self, track: Track) -> None:
+    def _send_files(self, track: Track, batch: _Batch) -> None:
         """Upload the stored files of a run the central server lacks, before its events."""
         present = []
         for folder in (MEDIA_DIR, FILES_DIR):
@@ -618,14 +654,15 @@ class Relay:
                     if error.transient or error.status in (401, 403):
                         raise
                     track.files_bad.add(path)
-                    self._failed(f"{track.key}/{path}: {error}", transient=False, retry=False)
+                    batch.file_errors.append(f"{track.key}/{path}: {error}")
                     continue
                 except OSError as error:  # gone or unreadable since it was listed
                     track.files_bad.add(path)
-                    self._failed(f"{track.key}/{path}: {error}", transient=False, retry=False)
+                    batch.file_errors.append(f"{track.key}/{path}: {error}")
                     continue
-                self.totals["files"] += 1
-                self.totals["file_bytes"] += (track.dir / path).stat().st_size
+                batch.files_sent += 1
+                with contextlib.suppress(OSError):
+                    batch.file_bytes += (track.dir / path).stat().st_size
             track.files_held.update(path for path in asked if path not in track.files_bad)
 
     # --- runs, state, status ---
@@ -731,7 +768,12 @@ class Relay:
 
     def status(self) -> dict[str, Any]:
         """Where relaying stands (docs/api.md, "Health": ``relay``)."""
-        return dict(self._status)
+        status = dict(self._status)
+        retry_in = self._retry_at - time.monotonic()
+        status["retry_in"] = round(max(0.0, retry_in), 3)
+        if retry_in <= 0 and status["state"] == "retrying":
+            status["state"] = "behind" if status["behind_bytes"] else "ok"
+        return status
 
 
 def _sizes(run_dir: Path) -> dict[str, int]:

@@ -329,3 +329,22 @@ def test_runs_found_while_the_central_server_is_down_all_arrive_once_it_is_up(tm
     finally:
         relay.close()
         central.kill()
+
+
+def test_a_relay_backs_off_while_the_central_server_cannot_be_reached(tmp_path):
+    from waddle.server.relay import Relay, Scope
+    from waddle.server.uplink import Uplink
+
+    from tests.relay_helpers import free_port
+
+    local = tmp_path / "local"
+    finished_id(train(local, steps=20))
+    relay = Relay(Scope(local), Uplink(f"http://127.0.0.1:{free_port()}", TOKEN), "gpu-1")
+    relay.start()
+    try:
+        # 0.25 s, then twice as long each time: the wait reaches 1 s after the third failure.
+        status = wait_until(lambda: (s := relay.status())["retry_in"] >= 0.9 and s, timeout=30)
+    finally:
+        relay.stop()
+    assert status["last_error"]["count"] <= 4, status["last_error"]  # not one try per loop
+    assert status["state"] == "retrying" and status["behind_events"] > 0
