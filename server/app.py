@@ -22,7 +22,17 @@ from waddle.server.intake import Intake
 from waddle.server.notices import Notices
 from waddle.server.recorded import RecordedFiles
 from waddle.server.relay import Relay, Scope
-from waddle.server.routes import files, ingest, live, projects, records, runs, scalars
+from waddle.server.routes import (
+    artifacts,
+    dashboard,
+    files,
+    ingest,
+    live,
+    projects,
+    records,
+    runs,
+    scalars,
+)
 from waddle.server.settings import ServerSettings
 from waddle.server.store import Store
 from waddle.server.uplink import Uplink
@@ -95,7 +105,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.state.waddle = context
     errors.install(app)
-    for module in (projects, runs, scalars, records, files, live, ingest):
+    # The dashboard last: its deep-link route answers any path the others do not.
+    for module in (projects, runs, scalars, records, artifacts, files, live, ingest, dashboard):
         app.include_router(module.router)
     app.add_middleware(Access, tokens=settings.tokens())
     return app

@@ -40,6 +40,7 @@ def bind(settings: ServerSettings) -> socket.socket:
 
 def serve(settings: ServerSettings) -> None:
     from waddle.server.app import create_app
+    from waddle.server.routes import dashboard
 
     settings = settings.resolve()
     if not is_loopback(settings.host) and not settings.tokens():
@@ -53,6 +54,8 @@ def serve(settings: ServerSettings) -> None:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"waddle: serving {Path(settings.dir).resolve()} at http://{shown}:{port}", flush=True)
+    if not dashboard.built():
+        print(f"waddle: {dashboard.NOT_BUILT}", flush=True)
     server(app).run(sockets=[sock])
 
 

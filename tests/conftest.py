@@ -13,6 +13,9 @@ import pytest
 import waddle
 from waddle import segment
 
+# The browser tests' fixtures (browser, page).
+pytest_plugins = ["tests.browser"]
+
 QUIET = waddle.Settings(console=False, system_metrics_interval=0)
 
 

@@ -1,4 +1,5 @@
-"""The ``waddle`` command: ``waddle ls``, ``waddle demo`` (and the server's commands when installed).
+"""The ``waddle`` command: ``waddle ls``, ``waddle demo``, ``waddle import`` (and the server's
+commands when installed).
 
 Errors are one line on stderr and a non-zero exit status, never a traceback.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("dir", nargs="?", help="log folder (default: $WADDLE_DIR or ./logs)")
     demo.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
     demo.add_argument("--project", default="demo", help="project name (default demo)")
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="log every data type, keep a second run training live, and serve the dashboard",
+    )
+    demo.add_argument(
+        "--live", type=float, default=180, help="seconds the live run trains (default 180)"
+    )
+    demo.add_argument("--port", type=int, help="with --serve: port (default: $WADDLE_PORT or 8080)")
     demo.set_defaults(handler=_demo)
 
     serve = commands.add_parser(
@@ -105,6 +116,20 @@ def main(argv: list[str] | None = None) -> int:
     reindex.add_argument("dir", nargs="?", help="log folder (default: $WADDLE_DIR or ./logs)")
     reindex.add_argument("--db", help="index file (default: DIR/.waddle/index.duckdb)")
     reindex.set_defaults(handler=_reindex)
+
+    importing = commands.add_parser("import", help="import runs of another tracker's files")
+    sources = importing.add_subparsers(dest="source", required=True)
+    wandb = sources.add_parser(
+        "wandb",
+        help="import W&B offline runs (needs waddle[wandb])",
+        description="Import W&B offline runs (config, history, summary, media, files, console) "
+        "from their run folders (wandb/offline-run-*), or from a folder of them. Running it "
+        "again imports only what changed.",
+    )
+    wandb.add_argument("runs", nargs="+", help="W&B run folders, run files or wandb/ folders")
+    wandb.add_argument("--project", help="project (default: each run's W&B project)")
+    wandb.add_argument("--dir", help="waddle's log folder (default: $WADDLE_DIR or ./logs)")
+    wandb.set_defaults(handler=_import_wandb)
 
     args = parser.parse_args(argv)
     try:
@@ -190,9 +215,11 @@ def _format_duration(seconds: float) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from waddle.demo import train
+    from waddle.demo import train, train_live
 
-    run = train(dir=args.dir, project=args.project, steps=args.steps)
+    serve = _server_module() if args.serve else None
+    run = train(dir=args.dir, project=args.project, steps=args.steps, rich=args.serve)
+    log_dir = Path(run.dir).parent.parent
     # Report what reached the disk, not what was logged: a run whose folder was unwritable
     # or full still "logged" every step, and kept them in memory until it gave up.
     record = inspect_run(Path(run.dir), math.inf)
@@ -204,7 +231,46 @@ def _demo(args: argparse.Namespace) -> int:
             "check that the folder is writable and its disk has room"
         )
     print(f"logged {args.steps} steps to {run.dir}")
-    print(f"list the runs with: waddle ls {Path(run.dir).parent.parent}")
+    if serve is None:
+        print(f"list the runs with: waddle ls {log_dir}")
+        return 0
+    from waddle.server.settings import ServerSettings
+
+    live = threading.Thread(
+        target=train_live,
+        kwargs={"dir": str(log_dir), "project": args.project, "seconds": args.live},
+        daemon=True,
+    )
+    live.start()
+    print(f"a second run trains live for {args.live:g} s; stop with Ctrl-C")
+    serve.serve(ServerSettings(dir=str(log_dir), port=args.port))
+    return 0
+
+
+def _import_wandb(args: argparse.Namespace) -> int:
+    try:
+        from waddle.wandb_import import import_runs, say
+    except ImportError:
+        raise RuntimeError(
+            "W&B's files are read with the wandb package, which is not installed: "
+            "pip install -e '.[wandb]' in a clone of waddle"
+        ) from None
+    log_dir = Path(resolve_one("dir", args.dir))
+    outcomes = import_runs(
+        [Path(run) for run in args.runs],
+        log_dir,
+        args.project,
+        say,
+        segment_bytes=resolve_one("segment_bytes"),
+    )
+    for outcome in outcomes:
+        what = (
+            "unchanged, skipped"
+            if outcome.status == "unchanged"
+            else f"{outcome.status}: {outcome.values} values in {outcome.events} events"
+        )
+        print(f"{outcome.source} -> {outcome.project}/{outcome.run_id}: {what}")
+    print(f"list them with: waddle ls {log_dir}")
     return 0
 
 

@@ -206,6 +206,13 @@ SETTINGS: dict[str, Setting] = {
         names.check_origin,
         "the name of this machine on a central server (default: its host name's first label)",
     ),
+    "artifact_dir": Setting(
+        "WADDLE_ARTIFACT_DIR",
+        "./artifacts",
+        str,
+        "folder under which artifact.download() puts <name>:v<N> when given no root",
+        "WANDB_ARTIFACT_DIR",
+    ),
 }
 
 # W&B settings with a meaning here: W&B's name -> (waddle's setting, the value it takes).
@@ -242,6 +249,7 @@ class Settings:
     token: Any = None
     token_file: str | None = None
     origin: str | None = None
+    artifact_dir: str | None = None
     ignored: dict[str, Any] = field(default_factory=dict)
 
     def __init__(self, **values: Any) -> None:

@@ -31,6 +31,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +207,7 @@ class Writer:
                 fields = dict(item[2])
                 fields["last_step"] = self._last_step
                 fields["lost_events"] = self.lost_events
-                fields["lost_values"] = self.lost_values
+                fields["lost_values"] = self.lost_values + fields.get("lost_values", 0)
                 self._encode(batch, item[1], "finish", fields)
                 self._finished = True
                 break
@@ -223,12 +224,7 @@ class Writer:
             self.progress.set()
 
     def _encode_console(self, batch: _Batch, console: list[Any]) -> None:
-        text = writable_text("".join(console[2]))
-        while text:  # pieces that each fit a line, cut after a newline where there is one
-            cut = (
-                len(text) if len(text) <= CONSOLE_PIECE else text.rfind("\n", 0, CONSOLE_PIECE) + 1
-            )
-            piece, text = text[: cut or CONSOLE_PIECE], text[cut or CONSOLE_PIECE :]
+        for piece in console_pieces("".join(console[2])):
             self._encode(batch, console[0], "console", {"stream": console[1], "text": piece})
 
     def _encode(
@@ -350,7 +346,7 @@ class Writer:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._fd = fd
         self._segment_size = os.fstat(fd).st_size
-        _fsync_dir(self.run_dir)
+        fsync_dir(self.run_dir)
 
     def _fsync(self) -> None:
         if self._fd is not None and self._unsynced:
@@ -388,6 +384,17 @@ def _end_torn_line(path: Path) -> None:
                 file.write(b"\n")
 
 
+def console_pieces(text: str) -> Iterator[str]:
+    """Console ``text`` as the texts of console events: each fits a line of the log (at most
+    CONSOLE_PIECE characters, cut after a newline where there is one), lone surrogates kept as
+    escapes."""
+    text = writable_text(text)
+    while text:
+        cut = len(text) if len(text) <= CONSOLE_PIECE else text.rfind("\n", 0, CONSOLE_PIECE) + 1
+        piece, text = text[: cut or CONSOLE_PIECE], text[cut or CONSOLE_PIECE :]
+        yield piece
+
+
 def _ready(values: dict[str, Any]) -> bool:
     """True when every deferred value among ``values`` can be read without waiting."""
     return all(value.ready() for value in values.values() if isinstance(value, Deferred))
@@ -414,7 +421,8 @@ class _Batch:
         self.lines = 0
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a new name in ``path`` durable (best effort: some file systems refuse)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from waddle.server.errors import not_found
 from waddle.server.routes.lookup import RUN_STATUS, context, cutoff
 
 router = APIRouter(prefix="/api", tags=["projects"])
@@ -59,3 +60,37 @@ def projects(request: Request):
             for name, count, running, last in rows
         ]
     }
+
+
+# Summary keys; a key whose summary is an object of aggregates (define_metric's {"max": …})
+# is offered as KEY.AGGREGATE, what the runs list sorts by.
+_SUMMARY_KEYS = """
+SELECT DISTINCT k || coalesce('.' || aggregate_name, '') AS k FROM (
+  SELECT k, unnest(CASE WHEN json_type(v) = 'OBJECT' THEN json_keys(v) ELSE [NULL] END) AS aggregate_name
+  FROM (
+    SELECT k, json_extract(summary, '$."' || replace(replace(k, '\\', '\\\\'), '"', '\\"') || '"') AS v
+    FROM (SELECT unnest(json_keys(summary)) AS k, summary FROM runs WHERE project = ?)
+  )
+)"""
+
+
+@router.get("/projects/{project}/keys")
+def keys(request: Request, project: str):
+    """The top-level config and summary keys (``KEY.AGGREGATE`` for a summary that is an
+    object of aggregates) and the tags used by any of the project's runs (what a runs table
+    offers as columns and filters), each sorted."""
+    cursor = context(request).store.reader()
+    found = {}
+    for name, sql in (
+        ("config", "SELECT DISTINCT unnest(json_keys(config)) AS k FROM runs WHERE project = ?"),
+        ("summary", _SUMMARY_KEYS),
+        ("tags", "SELECT DISTINCT unnest(tags) AS k FROM runs WHERE project = ?"),
+    ):
+        rows = cursor.execute(f"{sql} ORDER BY k", [project]).fetchall()
+        found[name] = [key for (key,) in rows if key is not None]
+    if (
+        not any(found.values())
+        and not cursor.execute("SELECT 1 FROM runs WHERE project = ? LIMIT 1", [project]).fetchall()
+    ):
+        raise not_found(f"no project {project!r}")
+    return found

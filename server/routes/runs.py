@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from waddle.server import wire
 from waddle.server.errors import invalid, not_found
+from waddle.server.routes.artifacts import run_artifacts
 from waddle.server.routes.lookup import RUN_STATUS, context, cutoff, run_number
 from waddle.server.routes.params import Limit
 from waddle.server.run_state import AGGREGATES
@@ -37,6 +38,25 @@ LIST_FIELDS = (
 )
 PLAIN_SORTS = {"created", "updated", "name", "run_id", "status", "last_step"}
 SORT = re.compile(r"(-?)(summary|config)\.(.+)\Z|(-?)([a-z_]+)\Z", re.S)
+METRIC_SORT = re.compile(r"(-?)metric\.(.+)\.(min|max|last)\Z", re.S)
+
+
+def _wire_double(column: str) -> str:
+    """SQL writing a DOUBLE as JSON the wire's way (non-finite as "NaN", "Infinity", ...)."""
+    return (
+        f"CASE WHEN isnan({column}) THEN to_json('NaN') WHEN isinf({column}) AND {column} > 0"
+        f" THEN to_json('Infinity') WHEN isinf({column}) THEN to_json('-Infinity')"
+        f" ELSE to_json({column}) END"
+    )
+
+
+# Per listed run, the min, max and last of the scalar keys asked for with ``metric=``.
+METRICS_FIELD = (
+    "(SELECT json_group_object(m.key, json_object("
+    + ", ".join(f"'{name}', {_wire_double('m.' + name)}" for name in ("min", "max", "last"))
+    + ")) FROM metrics m WHERE m.run = page.run AND m.kind = 'scalar'"
+    " AND list_contains($metric_keys, m.key))"
+)
 
 
 def _run_dict(names: list[str], row: tuple):
@@ -63,16 +83,28 @@ def list_runs(
     ] = "-created",
     limit: Limit = 100,
     offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+    metric: Annotated[
+        list[str] | None,
+        Query(description="a scalar key (repeatable): each run carries metrics.KEY.min/max/last"),
+    ] = None,
 ):
     """The project's runs: filter by status, tag and text; sort by any field; page."""
+    by_metric = METRIC_SORT.match(sort)
     match = SORT.match(sort)
-    if not match or (match.group(5) and match.group(5) not in PLAIN_SORTS):
+    if not by_metric and (not match or (match.group(5) and match.group(5) not in PLAIN_SORTS)):
         raise invalid(
-            f"sort={sort!r}: use one of {', '.join(sorted(PLAIN_SORTS))}, summary.KEY or "
-            "config.KEY, with - in front for descending"
+            f"sort={sort!r}: use one of {', '.join(sorted(PLAIN_SORTS))}, summary.KEY, "
+            "config.KEY or metric.KEY.min|max|last, with - in front for descending"
         )
     params: dict = {"project": project, "cutoff": cutoff(request)}
-    if match.group(2):
+    if by_metric:
+        descending = by_metric.group(1) == "-"
+        params["sort_key"] = by_metric.group(2)
+        order = (
+            f"(SELECT {by_metric.group(3)} FROM metrics m WHERE m.run = page.run"
+            " AND m.key = $sort_key AND m.kind = 'scalar') {d} NULLS LAST"
+        )
+    elif match.group(2):
         descending = match.group(1) == "-"
         name = match.group(3)
         params["path"] = _json_path(name)
@@ -106,8 +138,10 @@ def list_runs(
     cursor = context(request).store.reader()
     base = f"SELECT *, {RUN_STATUS} AS st FROM runs"
     columns = ", ".join(column for _, column in LIST_FIELDS)
-    sql = f"SELECT {columns} FROM ({base}) WHERE {' AND '.join(where)}"
-    filters = {name: value for name, value in params.items() if name not in ("path", "inner")}
+    sql = f"SELECT run, {columns} FROM ({base}) WHERE {' AND '.join(where)}"
+    filters = {
+        name: value for name, value in params.items() if name not in ("path", "inner", "sort_key")
+    }
     total = cursor.execute(f"SELECT count(*) FROM ({sql})", filters).fetchone()[0]
     if (
         total == 0
@@ -117,9 +151,13 @@ def list_runs(
     # DuckDB writes each run's JSON, its config and summary spliced in as stored: parsing them
     # and encoding 10,000 runs in Python took most of the list's time.
     fields = ", ".join(f"'{name}', {column}" for name, column in LIST_FIELDS)
+    if metric:
+        fields += f", 'metrics', coalesce({METRICS_FIELD}, '{{}}'::JSON)"
+        params["metric_keys"] = metric
     ((runs,),) = cursor.execute(
         f"SELECT coalesce(string_agg(json_object({fields})::VARCHAR, ',' ORDER BY {order}), '')"
-        f" FROM ({sql} ORDER BY {order} LIMIT {limit} OFFSET {offset})",
+        f" FROM (SELECT * FROM ({sql}) AS page ORDER BY {order} LIMIT {limit} OFFSET {offset})"
+        " AS page",
         params,
     ).fetchall()
     head = wire.dumps({"total": total, "limit": limit, "offset": offset})
@@ -151,6 +189,7 @@ def get_run(request: Request, project: str, run_id: str):
         {"file": file, "offset": offset, "kind": kind, "reason": reason, "t": t}
         for file, offset, kind, reason, t in rejects
     ]
+    out["artifacts"] = run_artifacts(request, run)
     return out
 
 

@@ -1,0 +1,596 @@
+// The one chart component, used by every view that draws series: columns in, canvas out.
+//
+// A chart holds series, each with its own sorted points (x, y), drawn with uPlot. It promises:
+// - nothing hidden: NaN and ±Infinity are marked on the axis edges (never dropped), points that
+//   "ignore outliers" clips are marked at the edge they left by, and values a log scale cannot
+//   show are counted under the chart;
+// - M4 buckets (docs/api.md) drawn from each bucket's own first/min/max/last points, so the
+//   line covers each bucket's min/max envelope and one spike in a million points shows;
+// - a smoothed series is drawn over its raw series, which stays faint behind;
+// - drag selects an x range (onZoom), double-click resets (onReset); the cursor is synced
+//   across visible charts; a hover table lists every series' value at the cursor, and a click
+//   pins it (sortable by value or name); the legend toggles series.
+import uPlot from "uplot";
+import { h, replace } from "./dom.js";
+import { duration, num, value as show } from "./format.js";
+
+const PALETTE = [
+  "#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#b07aa1",
+  "#9c755f", "#17becf", "#c9a227", "#ff7f9f", "#5f9f99",
+];
+
+function slot(runId) {
+  let hash = 2166136261;
+  for (let i = 0; i < runId.length; i++) hash = Math.imul(hash ^ runId.charCodeAt(i), 16777619);
+  return (hash >>> 0) % PALETTE.length;
+}
+
+// A run keeps its colour wherever it is shown, whatever else is selected.
+export function colorFor(runId) {
+  return PALETTE[slot(runId)];
+}
+
+// Colours for runs shown together: each its own colour where it is free; runs whose colour
+// another took (in id order, so the same set always gets the same colours) take the next free.
+export function colorsFor(runIds) {
+  const taken = new Set();
+  const out = new Map();
+  for (const id of [...runIds].sort()) {
+    let i = slot(id);
+    for (let tries = 0; taken.has(i) && tries < PALETTE.length; tries++) i = (i + 1) % PALETTE.length;
+    taken.add(i);
+    out.set(id, PALETTE[i]);
+  }
+  return out;
+}
+
+function faint(color, alpha) {
+  const n = parseInt(color.slice(1), 16);
+  return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
+}
+
+// Points of a series from an M4 answer (buckets) or a whole series (x, value columns):
+// {xs, ys, marks: {nan, posinf, neginf}} with ys finite or null (a gap).
+export function fromBuckets(b) {
+  const xs = [], ys = [];
+  const marks = { nan: [], posinf: [], neginf: [] };
+  const n = b.count.length;
+  for (let i = 0; i < n; i++) {
+    // An all-NaN bucket has no min or max point (their x is NaN): only first and last.
+    const four = [
+      [num(b.x_first[i]), num(b.first[i])],
+      [num(b.x_min[i]), num(b.min[i])],
+      [num(b.x_max[i]), num(b.max[i])],
+      [num(b.x_last[i]), num(b.last[i])],
+    ]
+      .filter(([x]) => Number.isFinite(x))
+      .sort((a, c) => a[0] - c[0]);
+    let nanSeen = false;
+    let prev = NaN;
+    for (const [x, y] of four) {
+      if (x === prev) continue;
+      if (Number.isNaN(y)) nanSeen = true;
+      prev = x;
+      push(xs, ys, marks, x, y);
+    }
+    if (b.nan[i] > 0 && !nanSeen) marks.nan.push((num(b.x_first[i]) + num(b.x_last[i])) / 2);
+  }
+  return { xs, ys, marks };
+}
+
+export function fromPoints(xCol, valueCol) {
+  const xs = [], ys = [];
+  const marks = { nan: [], posinf: [], neginf: [] };
+  for (let i = 0; i < xCol.length; i++) push(xs, ys, marks, num(xCol[i]), num(valueCol[i]));
+  return { xs, ys, marks };
+}
+
+function push(xs, ys, marks, x, y) {
+  xs.push(x);
+  if (Number.isFinite(y)) return ys.push(y);
+  ys.push(null);
+  (Number.isNaN(y) ? marks.nan : y > 0 ? marks.posinf : marks.neginf).push(x);
+}
+
+function lastAtOrBefore(xs, x) {
+  let lo = 0, hi = xs.length - 1, found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid] <= x) (found = mid), (lo = mid + 1);
+    else hi = mid - 1;
+  }
+  return found;
+}
+
+// One x column for uPlot from every series' own x values, and each series' y on it: undefined
+// where the series has no point (uPlot joins the line across), null where it has a gap.
+function align(all) {
+  if (all.length === 1) return [all[0].xs, [all[0].ys]];
+  const merged = Float64Array.from(all.flatMap((s) => s.xs)).sort();
+  const xs = [];
+  for (let i = 0; i < merged.length; i++) if (i === 0 || merged[i] !== merged[i - 1]) xs.push(merged[i]);
+  const columns = all.map((s) => {
+    const out = new Array(xs.length);
+    let j = 0;
+    for (let i = 0; i < s.xs.length; i++) {
+      while (xs[j] < s.xs[i]) j++;
+      out[j] = s.ys[i];
+    }
+    return out;
+  });
+  return [xs, columns];
+}
+
+// Tick labels with as many digits as the spacing needs, so neighbours never read alike
+// (uPlot's default shows 3e-4 as 0 and 4.61e7, 4.62e7 both as 4.6e7).
+function ticks(splits) {
+  const finite = splits.filter((v) => v !== null && Number.isFinite(v));
+  if (!finite.length) return splits.map(() => "");
+  const big = Math.max(...finite.map(Math.abs));
+  let step = Infinity;
+  for (let i = 1; i < finite.length; i++) step = Math.min(step, Math.abs(finite[i] - finite[i - 1]));
+  if (!Number.isFinite(step) || step === 0) step = big || 1;
+  if (big >= 1e4 && big < 1e12 && step >= 1 && finite.every(Number.isInteger)) {
+    // Steps: 250k, 1.5M (a wide axis of six-digit numbers would overlap).
+    const unit = big >= 1e6 ? [1e6, "M"] : [1e3, "k"];
+    return splits.map((v) => (v === null ? "" : v === 0 ? "0" : `${+(v / unit[0]).toPrecision(4)}${unit[1]}`));
+  }
+  if (big >= 1e6 || (big > 0 && big < 1e-3)) {
+    const digits = Math.min(6, Math.max(1, Math.ceil(Math.log10(big / step)) + 1));
+    return splits.map((v) => (v === null ? "" : v === 0 ? "0" : v.toExponential(digits - 1).replace("e+", "e")));
+  }
+  const decimals = Math.min(8, Math.max(0, -Math.floor(Math.log10(step))));
+  return splits.map((v) => (v === null ? "" : v.toFixed(decimals)));
+}
+
+function quantile(sorted, q) {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.floor(q * (sorted.length - 1))))];
+}
+
+// uPlot takes colours, not CSS variables: the theme's, read once (and again when it changes).
+let theme = null;
+const dark = matchMedia("(prefers-color-scheme: dark)");
+dark.addEventListener("change", () => (theme = null));
+
+function themeColors() {
+  if (!theme) {
+    const style = getComputedStyle(document.documentElement);
+    theme = { fg: style.getPropertyValue("--fg").trim() || "#222", grid: style.getPropertyValue("--grid").trim() || "#ddd" };
+  }
+  return theme;
+}
+
+export class Chart {
+  // options: {title, xKind: "step"|"time"|"relative"|"custom", xLabel, logy, outliers,
+  //           onZoom(min, max), onReset(), onExport(), syncKey}
+  constructor(container, options) {
+    this.options = options;
+    this.series = []; // {id, label, color, xs, ys, marks, raw: {xs, ys, marks} | null, shown}
+    this.xRange = null;
+    this.pinned = false;
+    this.sortBy = "value";
+    this.plot = null;
+    this.dirty = false;
+    this.visible = false;
+    this.legend = h("div", { class: "legend" });
+    this.note = h("div", { class: "chart-note" });
+    this.hover = h("div", { class: "hover", hidden: true });
+    this.canvasBox = h("div", { class: "plot" });
+    this.el = h(
+      "div",
+      { class: "chart" },
+      h(
+        "div",
+        { class: "chart-head" },
+        h("span", { class: "chart-title", title: options.title }, options.title),
+        h("button", { class: "small", title: "download this chart's data as CSV", onclick: () => (options.onExport ? options.onExport() : this.exportShown()) }, "CSV"),
+      ),
+      this.canvasBox,
+      this.note,
+      this.legend,
+      this.hover,
+    );
+    this.el.chart = this; // for tests and the console: document.querySelector(".chart").chart
+    container.append(this.el);
+  }
+
+  setSeries(series) {
+    const shown = new Map(this.series.map((s) => [s.id, s.shown]));
+    this.series = series.map((s) => ({ ...s, shown: shown.has(s.id) ? shown.get(s.id) : true }));
+    this.rebuild = true;
+    this.render();
+  }
+
+  // New points of one series (live): appended after its last x; a point at an x it already has
+  // replaces that point (a step logged again).
+  extend(id, points, rawPoints = null) {
+    const s = this.series.find((item) => item.id === id);
+    if (!s) return;
+    appendPoints(s, points);
+    if (rawPoints && s.raw) appendPoints(s.raw, rawPoints);
+    this.render();
+  }
+
+  setXRange(range) {
+    this.xRange = range;
+    if (this.plot) this.applyXRange();
+  }
+
+  setSettings({ logy, outliers }) {
+    const logChanged = logy !== this.options.logy;
+    this.options.logy = logy;
+    this.options.outliers = outliers;
+    if (logChanged) this.rebuild = true;
+    this.render();
+  }
+
+  setVisible(visible) {
+    this.visible = visible;
+    if (this.plot) {
+      const sync = uPlot.sync(this.options.syncKey || "waddle");
+      if (visible) sync.sub(this.plot);
+      else sync.unsub(this.plot);
+    }
+    if (visible && this.dirty) this.render();
+  }
+
+  render() {
+    if (!this.visible) {
+      this.dirty = true;
+      return;
+    }
+    this.dirty = false;
+    const drawn = this.drawnSeries();
+    if (!drawn.length) return;
+    const [xs, columns] = align(drawn);
+    let hiddenOnLog = 0;
+    if (this.options.logy) {
+      for (const col of columns) {
+        for (let i = 0; i < col.length; i++) if (col[i] !== undefined && col[i] !== null && col[i] <= 0) (col[i] = null), hiddenOnLog++;
+      }
+    }
+    const data = [xs, ...columns];
+    if (!this.plot || this.rebuild) {
+      this.rebuild = false;
+      this.create(drawn, data);
+    } else {
+      this.plot.setData(data, this.xRange === null);
+      if (this.xRange) this.applyXRange();
+    }
+    replace(this.note, hiddenOnLog ? `${hiddenOnLog} points ≤ 0 not shown on the log scale` : "");
+    this.renderLegend();
+  }
+
+  // The uPlot series in drawing order: each series' raw points (faint) before its own.
+  drawnSeries() {
+    const out = [];
+    for (const s of this.series) {
+      if (s.raw) out.push({ ...s.raw, color: faint(s.color, 0.25), width: 1, owner: s, raw: true });
+      out.push({ xs: s.xs, ys: s.ys, marks: s.marks, color: s.color, width: s.raw ? 1.75 : 1.25, owner: s, raw: false });
+    }
+    return out;
+  }
+
+  create(drawn, data) {
+    if (this.plot) this.plot.destroy();
+    this.drawn = drawn;
+    // A width the grid measured once for all its charts: reading each chart's own would force a
+    // layout of the page per chart.
+    const width = Math.max(200, this.knownWidth || this.canvasBox.clientWidth || 400);
+    const options = this.options;
+    const chart = this;
+    const xTime = options.xKind === "time";
+    const opts = {
+      width,
+      height: 200,
+      legend: { show: false },
+      cursor: {
+        sync: { key: options.syncKey || "waddle", setSeries: false },
+        drag: { x: true, y: false, setScale: false },
+        points: { size: 5 },
+        bind: {
+          dblclick: () => () => {
+            options.onReset && options.onReset();
+            return null;
+          },
+        },
+      },
+      scales: {
+        x: { time: xTime },
+        y: {
+          distr: options.logy ? 3 : 1,
+          range: (u, min, max) => chart.yRange(u, min, max),
+        },
+      },
+      axes: [
+        {
+          label: options.xLabel,
+          labelSize: 16,
+          size: 36,
+          values: options.xKind === "relative" ? (u, splits) => splits.map((v) => duration(v)) : xTime ? undefined : (u, splits) => ticks(splits),
+          stroke: "var(--fg)",
+          grid: { stroke: "var(--grid)" },
+          ticks: { stroke: "var(--grid)" },
+        },
+        {
+          size: 60,
+          values: (u, splits) => ticks(splits),
+          stroke: "var(--fg)",
+          grid: { stroke: "var(--grid)" },
+          ticks: { stroke: "var(--grid)" },
+        },
+      ],
+      series: [
+        {},
+        ...drawn.map((d) => ({
+          label: d.owner.label,
+          stroke: d.color,
+          width: d.width,
+          // uPlot marks points only where they are sparse: a lone point (a key logged once)
+          // still shows.
+          points: { size: 5 },
+          spanGaps: false,
+          show: d.owner.shown,
+        })),
+      ],
+      hooks: {
+        draw: [(u) => chart.drawMarks(u)],
+        setSelect: [
+          (u) => {
+            if (u.select.width < 2) return;
+            const min = u.posToVal(u.select.left, "x");
+            const max = u.posToVal(u.select.left + u.select.width, "x");
+            u.setSelect({ width: 0, height: 0, left: 0, top: 0 }, false);
+            options.onZoom && options.onZoom(min, max);
+          },
+        ],
+        setCursor: [(u) => chart.showHover(u)],
+      },
+    };
+    const colors = themeColors();
+    for (const axis of opts.axes) {
+      axis.stroke = colors.fg;
+      axis.grid.stroke = colors.grid;
+      axis.ticks.stroke = colors.grid;
+    }
+    replace(this.canvasBox);
+    this.plot = new uPlot(opts, data, this.canvasBox);
+    if (!this.visible) uPlot.sync(options.syncKey || "waddle").unsub(this.plot);
+    if (this.xRange) this.applyXRange();
+    let down = null;
+    const over = this.plot.over;
+    over.addEventListener("mouseenter", () => (this.pointerInside = true));
+    over.addEventListener("mouseleave", () => {
+      this.pointerInside = false;
+      this.showHover(this.plot);
+    });
+    over.addEventListener("mousedown", (e) => (down = [e.clientX, e.clientY]));
+    over.addEventListener("click", (e) => {
+      if (!down || Math.abs(e.clientX - down[0]) + Math.abs(e.clientY - down[1]) >= 4) return;
+      this.pinned = !this.pinned && this.hoverX !== undefined;
+      this.el.classList.toggle("pinned", this.pinned);
+      if (this.pinned) this.renderHover();
+      else this.showHover(this.plot);
+    });
+    if (!this.resizer) {
+      this.resizer = new ResizeObserver(() => {
+        const w = this.canvasBox.clientWidth;
+        if (this.plot && w && Math.abs(w - this.plot.width) > 2) this.plot.setSize({ width: w, height: 200 });
+      });
+      this.resizer.observe(this.canvasBox);
+    }
+  }
+
+  applyXRange() {
+    // No range: uPlot's own auto range (a chart of one point gets a padded range; setting
+    // min == max made uPlot's tick loop run until the page died).
+    if (!this.xRange) this.plot.setData(this.plot.data, true);
+    else if (this.xRange[1] > this.xRange[0]) this.plot.setScale("x", { min: this.xRange[0], max: this.xRange[1] });
+  }
+
+  width() {
+    return this.plot ? Math.round(this.plot.bbox.width / devicePixelRatio) : Math.max(200, this.canvasBox.clientWidth || 400);
+  }
+
+  // The y range: everything, or with "ignore outliers" the 2nd to 98th percentile of the
+  // shown values plus a margin (points beyond are marked at the edge by drawMarks).
+  yRange(u, min, max) {
+    if (this.options.outliers) {
+      const values = [];
+      for (const d of this.drawn || []) {
+        if (!d.owner.shown) continue;
+        const step = Math.max(1, Math.floor(d.ys.length / 20000));
+        for (let i = 0; i < d.ys.length; i += step) if (d.ys[i] !== null && (!this.options.logy || d.ys[i] > 0)) values.push(d.ys[i]);
+      }
+      values.sort((a, b) => a - b);
+      const low = quantile(values, 0.02), high = quantile(values, 0.98);
+      if (Number.isFinite(low) && Number.isFinite(high)) {
+        const pad = (high - low) * 0.1 || Math.abs(high) * 0.1 || 1;
+        this.clip = this.options.logy ? [low / 1.5, high * 1.5] : [low - pad, high + pad];
+        return this.clip;
+      }
+    }
+    this.clip = null;
+    if (min === null || max === null) return [0, 1];
+    if (this.options.logy) return uPlot.rangeLog(min, max, 10, true);
+    return uPlot.rangeNum(min, max, 0.05, true);
+  }
+
+  // Markers for what the line cannot show: NaN (circle at the bottom), +Inf (triangle at the
+  // top), -Inf (triangle at the bottom), clipped outliers (small bar at the edge they left by).
+  drawMarks(u) {
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    const r = 4 * devicePixelRatio;
+    ctx.save();
+    for (const d of this.drawn || []) {
+      if (!d.owner.shown || d.raw) continue;
+      ctx.fillStyle = d.color;
+      ctx.strokeStyle = d.color;
+      const at = (x) => u.valToPos(x, "x", true);
+      const inside = (px) => px >= left - 1 && px <= left + width + 1;
+      for (const x of d.marks.nan) {
+        const px = at(x);
+        if (!inside(px)) continue;
+        ctx.beginPath();
+        ctx.arc(px, top + height - r, r, 0, 2 * Math.PI);
+        ctx.lineWidth = 1.5 * devicePixelRatio;
+        ctx.stroke();
+      }
+      for (const [list, y, dir] of [[d.marks.posinf, top, 1], [d.marks.neginf, top + height, -1]]) {
+        for (const x of list) {
+          const px = at(x);
+          if (!inside(px)) continue;
+          ctx.beginPath();
+          ctx.moveTo(px, y);
+          ctx.lineTo(px - r, y + dir * 2 * r);
+          ctx.lineTo(px + r, y + dir * 2 * r);
+          ctx.fill();
+        }
+      }
+      if (this.clip) {
+        const [low, high] = this.clip;
+        for (let i = 0; i < d.ys.length; i++) {
+          const y = d.ys[i];
+          if (y === null || (y <= high && y >= low)) continue;
+          const px = at(d.xs[i]);
+          if (!inside(px)) continue;
+          ctx.fillRect(px - 1.5 * devicePixelRatio, y > high ? top : top + height - 3 * devicePixelRatio, 3 * devicePixelRatio, 3 * devicePixelRatio);
+        }
+      }
+    }
+    ctx.restore();
+  }
+
+  // The hover table follows the pointer on the chart under it (synced charts move only their
+  // cursor line), drawn at most once a frame; a pinned table stays as it was pinned.
+  showHover(u) {
+    if (this.pinned) return;
+    const idx = u.cursor.idx;
+    if (!this.pointerInside || idx === null || idx === undefined) {
+      if (!this.hover.hidden) this.hover.hidden = true;
+      return;
+    }
+    this.hoverX = u.data[0][idx];
+    if (this.hoverQueued) return;
+    this.hoverQueued = true;
+    requestAnimationFrame(() => {
+      this.hoverQueued = false;
+      if (!this.pinned && this.pointerInside) this.renderHover();
+    });
+  }
+
+  renderHover() {
+    const x = this.hoverX;
+    const rows = [];
+    for (const s of this.series) {
+      if (!s.shown) continue;
+      const i = lastAtOrBefore(s.xs, x);
+      const near = i < 0 ? null : s.xs[i];
+      const nan = s.marks.nan.some((m) => Math.abs(m - x) <= Math.abs(x - (near ?? x)));
+      rows.push({ label: s.label, color: s.color, value: i < 0 ? null : s.ys[i], x: near, nan });
+    }
+    if (this.sortBy === "value") rows.sort((a, b) => (b.value ?? -Infinity) - (a.value ?? -Infinity));
+    else rows.sort((a, b) => a.label.localeCompare(b.label));
+    const head = h(
+      "tr",
+      null,
+      h("th", { class: "sortable", onclick: () => this.toggleSort("name") }, "run"),
+      h("th", { class: "sortable", onclick: () => this.toggleSort("value") }, "value"),
+      h("th", null, this.options.xLabel),
+    );
+    replace(
+      this.hover,
+      h("div", { class: "hover-head" }, this.pinned ? "pinned (click the chart to release)" : "click the chart to pin"),
+      h(
+        "table",
+        null,
+        head,
+        rows.map((r) =>
+          h(
+            "tr",
+            null,
+            h("td", null, h("span", { class: "swatch", style: { background: r.color } }), r.label),
+            h("td", { class: "num" }, r.value === null ? (r.nan ? "NaN" : "–") : show(r.value)),
+            h("td", { class: "num" }, r.x === null ? "" : show(r.x)),
+          ),
+        ),
+      ),
+    );
+    this.hover.hidden = false;
+  }
+
+  toggleSort(by) {
+    this.sortBy = by;
+    this.renderHover();
+  }
+
+  renderLegend() {
+    if (this.series.length < 2 && !this.series.some((s) => s.raw)) return replace(this.legend);
+    replace(
+      this.legend,
+      this.series.map((s) =>
+        h(
+          "button",
+          {
+            class: `legend-item${s.shown ? "" : " off"}`,
+            title: "show or hide this series",
+            onclick: () => this.toggle(s),
+          },
+          h("span", { class: "swatch", style: { background: s.color } }),
+          s.label,
+        ),
+      ),
+    );
+  }
+
+  toggle(s) {
+    s.shown = !s.shown;
+    if (this.plot) {
+      this.drawn.forEach((d, i) => {
+        if (d.owner === s) this.plot.setSeries(i + 1, { show: s.shown });
+      });
+    }
+    this.renderLegend();
+  }
+
+  // The points this chart holds, as CSV (charts whose owner has no better source).
+  exportShown() {
+    const lines = [`series,${this.options.xLabel},value`];
+    for (const s of this.series) s.xs.forEach((x, i) => lines.push(`"${s.label.replaceAll('"', '""')}",${x},${s.ys[i] ?? ""}`));
+    download(lines.join("\n") + "\n", `${this.options.title.replaceAll("/", "_")}.csv`);
+  }
+
+  destroy() {
+    if (this.resizer) this.resizer.disconnect();
+    if (this.plot) this.plot.destroy();
+    this.el.remove();
+  }
+}
+
+export function download(text, name) {
+  const link = h("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+function appendPoints(s, points) {
+  for (let i = 0; i < points.xs.length; i++) {
+    const x = points.xs[i];
+    let at = s.xs.length;
+    if (at && s.xs[at - 1] >= x) {
+      at = lastAtOrBefore(s.xs, x);
+      if (s.xs[at] === x) {
+        s.ys[at] = points.ys[i];
+        continue;
+      }
+      at += 1;
+    }
+    s.xs.splice(at, 0, x);
+    s.ys.splice(at, 0, points.ys[i]);
+  }
+  for (const name of ["nan", "posinf", "neginf"]) s.marks[name].push(...points.marks[name]);
+}

@@ -1,0 +1,96 @@
+// One run: its charts (sections by key prefix), rich values, system metrics, console, and an
+// overview (config, context, alerts, saved files, data health). The tab is in the URL.
+import { api, live } from "../api.js";
+import { colorFor } from "../chart.js";
+import { ChartGrid } from "../chart_grid.js";
+import { h, replace } from "../dom.js";
+import { duration, time } from "../format.js";
+import { consolePanel } from "../rich/console.js";
+import { histogramPanel } from "../rich/histogram.js";
+import { mediaPanel } from "../rich/media.js";
+import { alertsPanel, configTable, contextPanel, filesPanel, healthPanel } from "../rich/overview.js";
+import { systemPanel } from "../rich/system.js";
+import { tablePanel } from "../rich/table.js";
+import { textPanel } from "../rich/text.js";
+import { param, setParams } from "../state.js";
+
+const TABS = ["charts", "media", "system", "console", "overview"];
+const PANELS = { image: mediaPanel, list: mediaPanel, audio: mediaPanel, video: mediaPanel, table: tablePanel, histogram: histogramPanel, text: textPanel, markdown: textPanel };
+
+export async function runView(el, where) {
+  const { project, run: runId } = where;
+  const [info, { metrics }] = await Promise.all([api.run(project, runId), api.metrics(project, runId)]);
+  const status = h("span", { class: `status ${info.status}` }, info.status);
+  const runInfo = { id: runId, label: info.name || runId, color: colorFor(runId), created: info.created };
+  el.append(
+    h(
+      "div",
+      { class: "run-head" },
+      h("h1", null, info.name || runId),
+      status,
+      h("span", { class: "muted" }, ` ${runId} · started ${time(info.created)} · ${duration((info.status === "running" ? Date.now() / 1000 : info.updated) - info.created)}`),
+      (info.tags || []).map((t) => h("span", { class: "tag" }, t)),
+      info.notes ? h("p", { class: "notes" }, info.notes) : null,
+    ),
+  );
+  live.subscribe("runs", { project }, (message) => {
+    const mine = message.type === "runs" && message.runs.find((r) => r.id === runId);
+    if (mine) {
+      status.className = `status ${mine.status}`;
+      replace(status, mine.status);
+    }
+  });
+  const tabBar = h("div", { class: "tabs", role: "tablist" });
+  const body = h("div", { class: "tab-body" });
+  el.append(tabBar, body);
+  let cleanup = null;
+  const show = async (tab) => {
+    if (cleanup) cleanup();
+    cleanup = null;
+    setParams({ tab: tab === "charts" ? null : tab });
+    replace(tabBar, TABS.map((t) => h("button", { role: "tab", class: t === tab ? "active" : "", "aria-selected": t === tab ? "true" : "false", onclick: () => show(t) }, t)));
+    replace(body);
+    cleanup = await TAB_VIEWS[tab](body, { project, runId, info, metrics, runInfo });
+  };
+  await show(TABS.includes(param("tab")) ? param("tab") : "charts");
+  return () => cleanup && cleanup();
+}
+
+const TAB_VIEWS = {
+  charts(body, { project, metrics, runInfo }) {
+    const scalars = metrics.filter((m) => m.type === "scalar").map((m) => m.key);
+    const grid = new ChartGrid(body, { project, runs: [runInfo], keys: scalars, customX: scalars });
+    return () => grid.destroy();
+  },
+  async media(body, { project, runId, metrics }) {
+    const rich = metrics.filter((m) => PANELS[m.type]);
+    if (!rich.length) return void body.append(h("p", { class: "empty" }, "no media, tables, histograms or text logged"));
+    const panels = await Promise.all(
+      rich.map((m) => PANELS[m.type](project, runId, m.key).catch((error) => h("p", { class: "error" }, `${m.key}: ${error.message}`))),
+    );
+    body.append(h("div", { class: "panels" }, panels));
+  },
+  async system(body, { project, runId }) {
+    body.append(await systemPanel(project, runId));
+  },
+  console(body, { project, runId, info }) {
+    const panel = consolePanel(project, runId, info.status === "running");
+    body.append(panel.el);
+    return panel.stop;
+  },
+  async overview(body, { project, runId, info, metrics }) {
+    const [alerts, files] = await Promise.all([alertsPanel(project, runId), filesPanel(project, runId)]);
+    body.append(
+      h(
+        "div",
+        { class: "overview" },
+        h("section", null, h("h2", null, "config"), configTable(info.config)),
+        h("section", null, h("h2", null, "summary"), configTable(info.summary)),
+        h("section", null, h("h2", null, "context"), contextPanel(info.context)),
+        h("section", null, h("h2", null, "alerts"), alerts),
+        h("section", null, h("h2", null, "saved files"), files),
+        h("section", null, h("h2", null, "data health"), healthPanel(info, metrics)),
+      ),
+    );
+  },
+};

@@ -1,0 +1,356 @@
+// The runs table of a project: sorted, filtered and paged by the server, rows virtualised (only
+// the rows in view exist), so 10,000 runs scroll as smoothly as ten. Columns, sort, filters,
+// grouping and the selection live in the URL. Live: a new run appears, a finishing or crashing
+// run changes its status in place.
+import { api, live } from "../api.js";
+import { h, replace } from "../dom.js";
+import { duration, time, value as show } from "../format.js";
+import { go, href, param, path, setParams } from "../state.js";
+
+const ROW = 30; // px per row
+const PAGE = 200; // runs per request
+
+const BASE = [
+  { id: "status", label: "status", sort: "status", width: "100px" },
+  { id: "name", label: "name", sort: "name", width: "minmax(160px, 2fr)" },
+  { id: "created", label: "created", sort: "created", width: "165px" },
+  { id: "duration", label: "duration", sort: null, width: "80px" },
+  { id: "tags", label: "tags", sort: null, width: "minmax(80px, 1fr)" },
+  { id: "group", label: "group", sort: null, width: "100px" },
+  { id: "job_type", label: "job type", sort: null, width: "90px" },
+];
+
+export async function runsView(el, where) {
+  const project = where.project;
+  const keys = await api.keys(project);
+  const table = new RunsTable(el, project, keys);
+  await table.reload();
+  live.subscribe("runs", { project }, (message) => table.onLive(message));
+  return () => table.destroy();
+}
+
+class RunsTable {
+  constructor(el, project, keys) {
+    this.project = project;
+    this.keys = keys;
+    this.pages = new Map(); // page number -> runs (or a promise while loading)
+    this.total = 0;
+    this.selected = new Set(param("sel").split(",").filter(Boolean));
+    this.head = h("div", { class: "runs-head" });
+    this.spacer = h("div", { class: "runs-spacer" });
+    this.rows = h("div", { class: "runs-rows", role: "rowgroup" }, this.spacer);
+    this.rows.addEventListener("scroll", () => this.draw());
+    // The table is built before it is on the page (no height yet): draw again once it has one.
+    this.resizer = new ResizeObserver(() => this.draw());
+    this.resizer.observe(this.rows);
+    this.count = h("span", { class: "count" });
+    this.compareButton = h("button", { onclick: () => this.compare() }, "compare");
+    el.append(h("h1", null, project), this.toolbar(), h("div", { class: "runs-table", role: "table" }, this.head, this.rows));
+    this.updateCompare();
+  }
+
+  columns() {
+    const extra = this.picked().map((id) => ({ id, label: label(id), sort: id, width: "minmax(90px, 1fr)" }));
+    const group = param("group");
+    const groupCol = group ? [{ id: group, label: `group: ${group}`, sort: group, width: "minmax(90px, 1fr)" }] : [];
+    return [{ id: "select", label: "", sort: null, width: "32px" }, ...groupCol, ...BASE, ...extra];
+  }
+
+  toolbar() {
+    const text = h("input", {
+      type: "search",
+      id: "search",
+      placeholder: "filter runs  ( / )",
+      value: param("text"),
+      oninput: () => {
+        clearTimeout(this.typing);
+        this.typing = setTimeout(() => this.set({ text: text.value }), 250);
+      },
+    });
+    const status = h(
+      "select",
+      { title: "status", onchange: () => this.set({ status: status.value }) },
+      ["", "running", "finished", "crashed"].map((s) => h("option", { value: s }, s ? s : "any status")),
+    );
+    status.value = param("status");
+    const tag = h(
+      "select",
+      { title: "tag", onchange: () => this.set({ tag: tag.value }) },
+      h("option", { value: "" }, "any tag"),
+      this.keys.tags.map((t) => h("option", { value: t }, t)),
+    );
+    tag.value = param("tag");
+    const group = h(
+      "select",
+      { title: "group rows by a config key (sorts by it)", onchange: () => this.set({ group: group.value ? `config.${group.value}` : "", sort: group.value ? `config.${group.value}` : "" }) },
+      h("option", { value: "" }, "no grouping"),
+      this.keys.config.map((k) => h("option", { value: k }, `group by ${k}`)),
+    );
+    group.value = param("group").replace(/^config\./, "");
+    return h(
+      "div",
+      { class: "toolbar" },
+      text,
+      status,
+      tag,
+      this.picker(),
+      group,
+      this.count,
+      this.compareButton,
+      h("a", { href: path(this.project, "across"), "data-nav": 1, class: "button" }, "across runs"),
+    );
+  }
+
+  picked() {
+    return param("cols").split(",").filter(Boolean);
+  }
+
+  // Column picker: any config key, and per summary key its summary value, min or max; the
+  // choice is kept in the URL (?cols=). A new min/max column asks the server again.
+  picker() {
+    const chosen = new Set(this.picked());
+    const check = (id, text) =>
+      h(
+        "label",
+        { class: "pick", title: id },
+        h("input", {
+          type: "checkbox",
+          checked: chosen.has(id),
+          onchange: (e) => {
+            if (e.target.checked) chosen.add(id);
+            else chosen.delete(id);
+            this.set({ cols: [...chosen].join(",") }, id.startsWith("metric."));
+          },
+        }),
+        text,
+      );
+    const box = (id) => check(id, id);
+    const summaryRow = (key) =>
+      h(
+        "div",
+        { class: "pick-row" },
+        check(`summary.${key}`, `summary.${key}`),
+        check(`metric.${key}.min`, "min"),
+        check(`metric.${key}.max`, "max"),
+      );
+    return h(
+      "details",
+      { class: "picker" },
+      h("summary", null, "columns"),
+      h(
+        "div",
+        { class: "picker-list" },
+        h("strong", null, "summary"),
+        this.keys.summary.map((k) => summaryRow(k)),
+        h("strong", null, "config"),
+        this.keys.config.map((k) => box(`config.${k}`)),
+      ),
+    );
+  }
+
+  set(changes, refetch = true) {
+    setParams(changes);
+    if (refetch) this.reload();
+    else this.drawHead(), this.draw(true);
+  }
+
+  params(offset) {
+    return {
+      sort: param("sort", "-created"),
+      text: param("text"),
+      status: param("status"),
+      tag: param("tag"),
+      limit: PAGE,
+      offset,
+      metric: [...new Set(this.picked().map((id) => METRIC.exec(id)).filter(Boolean).map((m) => m[1]))],
+    };
+  }
+
+  async reload() {
+    this.pages.clear();
+    const first = await api.runs(this.project, this.params(0));
+    this.pages.set(0, first.runs);
+    this.total = first.total;
+    replace(this.count, `${this.total} runs`);
+    this.spacer.style.height = `${this.total * ROW}px`;
+    this.drawHead();
+    this.draw(true);
+  }
+
+  page(n) {
+    if (this.pages.has(n)) return this.pages.get(n);
+    const loading = api.runs(this.project, this.params(n * PAGE)).then((answer) => {
+      this.pages.set(n, answer.runs);
+      this.first = null; // replace the placeholders in view, keep the other rows
+      this.draw();
+    });
+    this.pages.set(n, loading);
+    return loading;
+  }
+
+  drawHead() {
+    const sort = param("sort", "-created");
+    const cols = this.columns();
+    this.template = cols.map((c) => c.width).join(" ");
+    this.head.style.gridTemplateColumns = this.template;
+    replace(
+      this.head,
+      cols.map((c) => {
+        if (!c.sort) return h("div", { class: "cell head", title: c.label }, c.label);
+        const active = sort.replace(/^-/, "") === c.sort;
+        const arrow = active ? (sort.startsWith("-") ? " ▼" : " ▲") : "";
+        return h(
+          "button",
+          {
+            class: `cell head sortable${active ? " active" : ""}`,
+            title: `${c.label}: sort by this column (on the server)`,
+            onclick: () => this.set({ sort: active && !sort.startsWith("-") ? `-${c.sort}` : c.sort }),
+          },
+          c.label + arrow,
+        );
+      }),
+    );
+  }
+
+  // Only the rows in view (and a few around) are in the DOM. Scrolling adds the rows coming
+  // into view and removes those leaving, keeping the rest; `force` (new data) draws all again.
+  draw(force = false) {
+    const first = Math.max(0, Math.floor(this.rows.scrollTop / ROW) - 10);
+    const last = Math.min(this.total, Math.ceil((this.rows.scrollTop + this.rows.clientHeight) / ROW) + 10);
+    if (!force && first === this.first && last === this.last) return;
+    this.first = first;
+    this.last = last;
+    if (force || !this.drawn) {
+      this.drawn = new Map();
+      replace(this.rows, this.spacer);
+    }
+    const cols = this.columns();
+    const group = param("group");
+    const kept = new Map();
+    for (let i = first; i < last; i++) {
+      const run = this.runAt(i, true);
+      let row = this.drawn.get(i);
+      if (row && (row.dataset.run || !run)) {
+        kept.set(i, row);
+        continue;
+      }
+      if (row) row.remove();
+      row = run ? this.row(run, cols) : h("div", { class: "row placeholder" }, h("div", { class: "cell" }, "…"));
+      row.style.top = `${i * ROW}px`;
+      row.style.gridTemplateColumns = this.template;
+      if (run && group) {
+        const previous = i > 0 ? this.runAt(i - 1) : null;
+        if (!previous || cell(previous, group) !== cell(run, group)) row.classList.add("group-start");
+      }
+      this.rows.append(row);
+      kept.set(i, row);
+    }
+    for (const [i, row] of this.drawn) if (!kept.has(i)) row.remove();
+    this.drawn = kept;
+  }
+
+  // The run at row i, if its page is loaded; `fetch` asks for the page when it is not.
+  runAt(i, fetch = false) {
+    const runs = fetch ? this.page(Math.floor(i / PAGE)) : this.pages.get(Math.floor(i / PAGE));
+    return Array.isArray(runs) ? runs[i % PAGE] : null;
+  }
+
+  row(run, cols) {
+    const cells = cols.map((c) => {
+      switch (c.id) {
+        case "select":
+          return h(
+            "div",
+            { class: "cell" },
+            h("input", {
+              type: "checkbox",
+              title: "select to compare",
+              checked: this.selected.has(run.id),
+              onchange: (e) => this.select(run.id, e.target.checked),
+            }),
+          );
+        case "status":
+          return h("div", { class: "cell" }, h("span", { class: `status ${run.status}` }, run.status));
+        case "name":
+          return h("div", { class: "cell" }, h("a", { href: path(this.project, "r", run.id), "data-nav": 1, title: run.id }, run.name || run.id));
+        case "created":
+          return h("div", { class: "cell" }, time(run.created));
+        case "duration":
+          return h("div", { class: "cell num" }, duration((run.status === "running" ? Date.now() / 1000 : run.updated) - run.created));
+        case "tags":
+          return h("div", { class: "cell" }, (run.tags || []).map((t) => h("span", { class: "tag" }, t)));
+        case "group":
+          return h("div", { class: "cell" }, run.group ?? "");
+        case "job_type":
+          return h("div", { class: "cell" }, run.job_type ?? "");
+        default:
+          return h("div", { class: "cell num" }, show(cell(run, c.id)));
+      }
+    });
+    return h("div", { class: `row${this.selected.has(run.id) ? " selected" : ""}`, dataset: { run: run.id } }, cells);
+  }
+
+  select(id, on) {
+    if (on) this.selected.add(id);
+    else this.selected.delete(id);
+    setParams({ sel: [...this.selected].join(",") });
+    this.updateCompare();
+    this.draw(true);
+  }
+
+  updateCompare() {
+    this.compareButton.disabled = this.selected.size < 1;
+    replace(this.compareButton, `compare ${this.selected.size || ""}`.trim());
+  }
+
+  compare() {
+    go(href(path(this.project, "compare"), { runs: [...this.selected].join(",") }));
+  }
+
+  // A pushed change: rows already loaded change in place; a run not loaded yet (new) makes
+  // the table ask the server again, since where it sorts is the server's to say.
+  onLive(message) {
+    if (message.type !== "runs") return;
+    let unknown = (message.removed || []).length > 0;
+    for (const changed of message.runs) {
+      let found = false;
+      for (const runs of this.pages.values()) {
+        if (!Array.isArray(runs)) continue;
+        const run = runs.find((r) => r.id === changed.id);
+        if (run) Object.assign(run, changed), (found = true);
+      }
+      if (!found) unknown = true;
+    }
+    if (unknown) {
+      clearTimeout(this.refetch);
+      this.refetch = setTimeout(() => this.reload(), 300);
+    } else this.draw(true);
+  }
+
+  destroy() {
+    this.resizer.disconnect();
+    clearTimeout(this.refetch);
+    live.unsubscribe("runs");
+  }
+}
+
+const METRIC = /^metric\.(.+)\.(min|max|last)$/s;
+
+function label(id) {
+  const m = METRIC.exec(id);
+  return m ? `${m[1]} (${m[2]})` : id;
+}
+
+function cell(run, id) {
+  const m = METRIC.exec(id);
+  if (m) return run.metrics?.[m[1]]?.[m[2]];
+  const dot = id.indexOf(".");
+  const [where, key] = [id.slice(0, dot), id.slice(dot + 1)];
+  const values = where === "summary" ? run.summary : where === "config" ? run.config : null;
+  if (!values) return undefined;
+  if (key in values) return values[key];
+  // KEY.AGGREGATE: one aggregate of a summary define_metric made an object ({"max": …}).
+  const last = key.lastIndexOf(".");
+  const inner = last > 0 ? values[key.slice(0, last)] : undefined;
+  return inner && typeof inner === "object" ? inner[key.slice(last + 1)] : undefined;
+}

@@ -1,0 +1,468 @@
+"""The dashboard in a real Chromium against a real server over seeded log folders: what a user
+sees in each view, live updates, zoom, the token flow, and user text that never runs."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+import waddle
+from tests.browser import CANVAS_PIXELS, screenshot, wait_js
+from tests.conftest import PYTHON, QUIET, child_env, wait_until
+from tests.server_helpers import serving
+from waddle import event, segment
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def _seed(root):
+    runs = {}
+    for name, lr, scale, best in (("alpha", 0.1, 1.0, 0.3), ("beta", 0.01, 2.0, 0.9)):
+        run = waddle.init(
+            project="p",
+            dir=root,
+            name=name,
+            config={"lr": lr, "depth": 2},
+            tags=["base"],
+            settings=QUIET,
+        )
+        run.define_metric("val/top", summary="max")  # its summary: {"max": best}
+        for i in range(200):
+            run.log({"train/loss": scale / (i + 1), "val/acc": i / 200})
+        run.log({"val/top": best / 2})
+        run.log({"val/top": best})
+        run.summary["best"] = best
+        run.finish()
+        runs[name] = run.id
+    # Every data type, logged by the demo in its own process (console captured for real).
+    subprocess.run(
+        [
+            PYTHON,
+            "-c",
+            f"from waddle.demo import train; train({str(root)!r}, 'rich', 40, rich=True)",
+        ],
+        env=child_env(),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    hostile = waddle.init(
+        project="xss",
+        dir=root,
+        name=XSS,
+        tags=["<b>tag</b>"],
+        notes="<script>alert(3)</script>",
+        config={"<script>k": "<img src=x onerror=alert(2)>"},
+        settings=QUIET,
+    )
+    hostile.log(
+        {
+            "<i>key</i>": 1.0,
+            "md": waddle.Markdown(
+                "# hello\n\n<script>alert(4)</script>\n\n<img src=x onerror=alert(5)>\n\n"
+                "[link](javascript:alert(6))"
+            ),
+            "tbl": waddle.Table(columns=["<b>c</b>"], data=[["<img src=x onerror=alert(7)>"]]),
+            "txt": waddle.Text("<script>alert(8)</script>", expected="<b>x</b>"),
+        }
+    )
+    hostile.finish()
+    runs["xss"] = hostile.id
+    return runs
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("logs")
+    runs = _seed(root)
+    with serving(root) as served:
+        wait_until(
+            lambda: served.caught_up() and len(served.json("/api/projects")["projects"]) == 3,
+            timeout=60,
+        )
+        yield served, runs
+
+
+def _run_id(served, project):
+    return served.json(f"/api/projects/{project}/runs")["runs"][0]["id"]
+
+
+def test_projects_and_the_runs_table_sorted_by_a_summary_column(seeded, page):
+    served, _ = seeded
+    page.goto(served.url + "/")
+    page.get_by_role("link", name="p", exact=True).click()
+    page.wait_for_selector(".runs-rows .row[data-run]")
+    assert page.locator(".runs-rows .row[data-run]").count() == 2
+    page.goto(served.url + "/p/p?cols=summary.best")
+    header = page.locator(".runs-head button", has_text="summary.best")
+    header.click()
+    wait_js(page, "location.search.includes('sort=summary.best')")
+    wait_js(
+        page, "document.querySelector('.runs-rows .row[data-run]')?.textContent.includes('alpha')"
+    )
+    names = page.locator(".runs-rows .row[data-run] a").all_text_contents()
+    assert names == ["alpha", "beta"]
+    header.click()
+    wait_js(
+        page, "document.querySelector('.runs-rows .row[data-run]')?.textContent.includes('beta')"
+    )
+    assert page.locator(".runs-rows .row[data-run] a").all_text_contents() == ["beta", "alpha"]
+    assert "0.9" in page.locator(".runs-rows .row[data-run]").first.text_content()
+    # A min column, chosen in the picker, comes from the server and sorts there too.
+    page.locator(".picker summary").click()
+    page.locator(".pick-row", has_text="summary.train/loss").get_by_label("min").check()
+    min_header = page.locator(".runs-head button", has_text="train/loss (min)")
+    min_header.click()
+    wait_js(page, "location.search.includes('sort=metric.train%2Floss.min')")
+    wait_js(page, "document.querySelector('.runs-rows .row[data-run] a')?.textContent === 'alpha'")
+    cells = page.locator(".runs-rows .row[data-run]").first.locator(".cell.num")
+    assert "0.005" in cells.all_text_contents()  # alpha's loss went down to 1/200
+    page.locator(".picker summary").click()  # closed again for the screenshot
+    screenshot(page, "runs-table")
+    # One aggregate of a summary define_metric made an object: a column of its own.
+    page.goto(served.url + "/p/p?cols=summary.val/top.max&sort=-summary.val/top.max")
+    wait_js(page, "document.querySelector('.runs-rows .row[data-run] a')?.textContent === 'beta'")
+    assert page.locator(".runs-head button", has_text="summary.val/top.max").count() == 1
+    top = page.locator(".runs-rows .row[data-run]").first.text_content()
+    assert "0.9" in top and "{" not in top
+
+
+def test_compare_overlays_one_line_per_run_and_marks_the_differing_config_key(seeded, page):
+    served, runs = seeded
+    page.goto(served.url + f"/p/p/compare?runs={runs['alpha']},{runs['beta']}")
+    page.wait_for_selector("tr.differs")
+    assert page.locator("tr.differs th").all_text_contents() == ["lr"]
+    page.get_by_label("differences only").check()
+    assert page.locator(".config-diff tbody tr").count() == 1
+    wait_js(page, "document.querySelector('.chart')?.chart?.series.length === 2")
+    colors = page.evaluate("document.querySelector('.chart').chart.series.map(s => s.color)")
+    assert len(set(colors)) == 2
+    page.wait_for_timeout(100)  # one frame for uPlot to paint
+    pixels = page.evaluate(CANVAS_PIXELS, [0, colors])
+    assert all(count > 50 for count in pixels["counts"]), pixels
+    screenshot(page, "compare")
+
+
+def test_every_rich_view_shows_what_was_logged(seeded, page):
+    served, _ = seeded
+    run = _run_id(served, "rich")
+    page.goto(served.url + f"/p/rich/r/{run}?tab=media")
+    page.wait_for_selector("figure.image img")
+    assert page.locator(".media figure.image").count() == 4
+    labels = " ".join(page.locator(".box-labels li").all_text_contents())
+    assert "score" in labels and any(word in labels for word in ("cat", "dog", "bird"))
+    assert page.locator("audio[src*='/files/rich/']").count() == 1
+    assert page.locator(".video img[src*='/files/rich/'], .video video").count() == 1
+    assert page.locator(".table-panel tbody tr").count() == 6
+    assert page.locator(".table-panel img.thumb").count() == 6
+    assert page.locator(".histogram canvas.heatmap").count() == 1
+    assert "5000 values" in page.locator(".hist-facts").text_content()
+    assert page.locator(".diff ins, .diff del").count() > 0
+    assert page.locator(".markdown h2").text_content().startswith("Step")
+    # The step slider moves with the arrow keys, and the panel follows it.
+    text_panel = page.locator(".panel.text", has_text="samples/text")
+    before = text_panel.locator(".step-label").text_content()
+    text_panel.locator("input.step-slider").focus()
+    page.keyboard.press("ArrowLeft")
+    assert text_panel.locator(".step-label").text_content() != before
+    page.evaluate("scrollTo(0, 0)")  # the sticky header at the top of the picture
+    screenshot(page, "run-media", full_page=True)
+
+    page.get_by_role("tab", name="system").click()
+    page.wait_for_selector(".system .chart canvas")
+    titles = page.locator(".system .chart-title").all_text_contents()
+    assert {"memory/used", "proc/rss"} <= set(titles), titles  # CPU needs a second sample
+    page.get_by_role("tab", name="console").click()
+    page.wait_for_selector(".console .line")
+    assert "epoch 1: val/accuracy=" in page.locator(".console-lines").text_content()
+    page.get_by_placeholder("search the console").fill("val/accuracy")
+    wait_js(page, "document.querySelectorAll('.console .line').length === 1")
+    page.get_by_role("tab", name="overview").click()
+    page.wait_for_selector(".overview .alerts")
+    overview = page.locator(".overview").text_content()
+    assert "accuracy plateau" in overview and "optimizer" in overview and "host" in overview
+    link = page.get_by_role("link", name="model.json")
+    assert link.get_attribute("href").startswith(f"/files/rich/{run}/files/")
+    assert link.get_attribute("target") == "_blank"
+    page.evaluate("scrollTo(0, 0)")
+    screenshot(page, "run-overview", full_page=True)
+
+
+def test_run_charts_mark_nan_and_zoom_asks_the_server_again(seeded, page):
+    served, _ = seeded
+    run = _run_id(served, "rich")
+    page.goto(served.url + f"/p/rich/r/{run}")
+    wait_js(page, "[...document.querySelectorAll('.chart')].some(c => c.chart?.series.length)")
+    grad = page.locator(".chart", has_text="train/grad_norm")
+    grad.scroll_into_view_if_needed()
+    wait_js(
+        page,
+        "[...document.querySelectorAll('.chart')].find(c => c.textContent.includes('grad_norm'))?.chart?.series[0]?.marks.nan.length === 1",
+    )
+    screenshot(page, "run-charts")
+    box = grad.locator(".u-over").bounding_box()
+    y = box["y"] + box["height"] / 2
+    with page.expect_request(
+        lambda r: (
+            r.method == "POST"
+            and '"start":' in (r.post_data or "")
+            and '"start":null' not in r.post_data
+        )
+    ) as zoomed:
+        page.mouse.move(box["x"] + box["width"] * 0.3, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.6, y, steps=5)
+        page.mouse.up()
+    body = zoomed.value.post_data_json
+    assert 0 < body["start"] < body["end"] < 40
+    wait_js(page, "location.search.includes('zoom=')")
+    with page.expect_request(
+        lambda r: r.method == "POST" and '"start":null' in (r.post_data or "")
+    ):
+        grad.locator(".u-over").dblclick()
+    wait_js(page, "!location.search.includes('zoom=')")
+
+
+def test_user_text_never_runs(seeded, page):
+    served, runs = seeded
+    page.goto(served.url + "/p/xss")
+    page.wait_for_selector(".runs-rows .row[data-run] a")
+    assert page.locator(".runs-rows .row[data-run] a").text_content() == XSS
+    assert page.locator(".tag", has_text="<b>tag</b>").count() == 1
+    page.goto(served.url + f"/p/xss/r/{runs['xss']}?tab=media")
+    page.wait_for_selector(".markdown h1")
+    assert page.locator(".markdown script, .markdown img, .rich-table img").count() == 0
+    assert "<script>alert(4)</script>" in page.locator(".markdown").text_content()  # as text
+    assert page.locator(".markdown a").get_attribute("href") is None  # javascript: removed
+    assert "<img src=x onerror=alert(7)>" in page.locator(".rich-table").text_content()
+    assert "<script>alert(8)</script>" in page.locator(".panel.text", has_text="txt").text_content()
+    page.goto(served.url + f"/p/xss/r/{runs['xss']}?tab=overview")
+    page.wait_for_selector(".overview .kv")
+    assert "<img src=x onerror=alert(2)>" in page.locator(".overview").text_content()
+    page.goto(served.url + f"/p/xss/r/{runs['xss']}")
+    page.wait_for_selector(".chart-title")
+    assert page.locator(".chart-title").text_content() == "<i>key</i>"
+    assert page.evaluate("document.querySelectorAll('i, b, script:not([src])').length") == 0
+    screenshot(page, "xss")
+
+
+def test_the_page_sends_a_strict_content_security_policy(seeded):
+    served, _ = seeded
+    for path in ("/", "/p/p/r/whatever", "/assets/app.js"):
+        answer = served.get(path)
+        assert answer.status_code == 200
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "connect-src 'self'" in policy
+        assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert served.get("/p/p/r/whatever").text == served.get("/").text  # a deep link
+    missing = served.get("/api/nothing")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    for sneaky in ("/assets/..%2Fsetup.py", "/assets/%2E%2E/setup.py", "/assets/.gitignore"):
+        assert "setuptools" not in served.get(sneaky).text
+    assert served.get("/favicon.ico").headers["content-type"].startswith("image/svg")
+
+
+def test_live_points_and_runs_arrive_without_reload(tmp_path, page):
+    run = waddle.init(project="live", dir=tmp_path, name="trainer", settings=QUIET)
+    for i in range(10):
+        run.log({"loss": 1.0 / (i + 1)})
+    run.flush()
+    late = None
+    try:
+        with serving(tmp_path) as served:
+            wait_until(lambda: served.caught_up() and served.json("/api/projects")["projects"])
+            page.goto(served.url + f"/p/live/r/{run.id}")
+            wait_js(page, "document.querySelector('.chart')?.chart?.series[0]?.xs.length === 10")
+            page.wait_for_selector("#live-status:has-text('live')")
+            run.log({"loss": 5.0})
+            run.flush()
+            wait_js(
+                page, "document.querySelector('.chart').chart.series[0].xs.includes(10)", timeout=5
+            )
+            assert (
+                page.evaluate("document.querySelector('.chart').chart.series[0].ys.at(-1)") == 5.0
+            )
+
+            page.goto(served.url + "/p/live")
+            page.wait_for_selector(".runs-rows .row[data-run]")
+            assert page.locator(".runs-rows .row[data-run]").count() == 1
+            late = waddle.init(
+                project="live", dir=tmp_path, name="latecomer", settings=QUIET, reinit="create_new"
+            )
+            late.log({"loss": 1.0})
+            late.flush()
+            page.wait_for_selector(".runs-rows .row:has-text('latecomer')", timeout=5000)
+            row = page.locator(".runs-rows .row", has_text="trainer")
+            assert row.locator(".status").text_content() == "running"
+            run.finish()
+            wait_js(
+                page,
+                "[...document.querySelectorAll('.runs-rows .row')].find(r => r.textContent.includes('trainer'))?.querySelector('.status').textContent === 'finished'",
+                timeout=5,
+            )
+            page.goto("about:blank")  # before the server stops: no reconnect errors
+    finally:
+        run.finish()
+        if late is not None:
+            late.finish()
+
+
+def test_a_spike_in_a_million_points_is_drawn(tmp_path, page):
+    run = waddle.init(project="spike", dir=tmp_path, settings=QUIET)
+    for step in range(1_000_000):
+        run.log({"loss": 1e9 if step == 612_345 else 1.0 + (step % 7) * 0.01})
+    run.finish()
+    with serving(tmp_path) as served:
+        wait_until(
+            lambda: served.caught_up() and served.json("/api/projects")["projects"], timeout=120
+        )
+        page.goto(served.url + f"/p/spike/r/{run.id}")
+        wait_js(page, "document.querySelector('.chart')?.chart?.series[0]?.xs.length > 0")
+        page.wait_for_timeout(100)
+        top = page.evaluate("document.querySelector('.chart').chart.plot.scales.y.max")
+        assert top >= 1e9
+        color = page.evaluate("document.querySelector('.chart').chart.series[0].color")
+        pixels = page.evaluate(CANVAS_PIXELS, [0, [color]])
+        assert pixels["tops"][0] is not None and pixels["tops"][0] < pixels["height"] * 0.1, pixels
+        screenshot(page, "spike")
+        page.goto("about:blank")
+
+
+def test_the_page_works_with_a_token(tmp_path, page):
+    run = waddle.init(project="secret", dir=tmp_path, settings=QUIET)
+    for i in range(5):
+        run.log({"loss": float(i)})
+    run.finish()
+    with serving(tmp_path, token="s3cret") as served:
+        wait_until(lambda: served.caught_up() and served.json("/api/projects")["projects"])
+        page.goto(served.url + f"/p/secret/r/{run.id}")
+        page.wait_for_selector("#token")
+        page.fill("#token", "s3cret")
+        page.keyboard.press("Enter")
+        wait_js(page, "document.querySelector('.chart')?.chart?.series[0]?.xs.length === 5")
+        page.wait_for_selector("#live-status:has-text('live')")
+        assert page.evaluate("sessionStorage.getItem('waddle.token')") == "s3cret"
+        page.reload()  # asked once: the tab keeps it
+        wait_js(page, "document.querySelector('.chart')?.chart?.series[0]?.xs.length === 5")
+        assert page.locator("#token").count() == 0
+        page.goto("about:blank")
+
+
+def _write_runs(root, count):
+    """``count`` finished runs of project "many", written straight to their log files."""
+    start = 1_795_000_000.0
+    for i in range(count):
+        run_id = f"run-{i:05d}"
+        folder = root / "many" / run_id
+        folder.mkdir(parents=True)
+        events = [
+            {
+                "type": "run_start",
+                "project": "many",
+                "run_id": run_id,
+                "name": f"r{i:05d}",
+                "config": {"lr": 10 ** -(i % 5)},
+                "tags": [],
+                "notes": None,
+                "group": None,
+                "job_type": None,
+                "resumed": False,
+                "context": {},
+            },
+            {"type": "log", "step": 0, "data": {"loss": i / count}},
+            {
+                "type": "finish",
+                "exit_code": 0,
+                "status": "finished",
+                "last_step": 0,
+                "dropped": {"steps": 0, "values": 0},
+                "stalled_seconds": 0.0,
+                "lost_events": 0,
+                "lost_values": 0,
+            },
+        ]
+        lines = [
+            event.encode({"v": 1, "seq": seq, "t": start + i + seq, **body})
+            for seq, body in enumerate(events)
+        ]
+        (folder / segment.segment_name(0)).write_bytes(b"".join(lines))
+
+
+def test_a_table_of_thousands_of_runs_keeps_only_the_rows_in_view(tmp_path, page):
+    _write_runs(tmp_path, 3000)
+    with serving(tmp_path) as served:
+        wait_until(
+            lambda: (
+                served.caught_up()
+                and served.json("/api/projects/many/runs", params={"limit": 1})["total"] == 3000
+            ),
+            timeout=120,
+        )
+        page.goto(served.url + "/p/many?sort=name")
+        page.wait_for_selector(".runs-rows .row[data-run]")
+        assert "3000 runs" in page.locator(".toolbar .count").text_content()
+        # The view's rows (about 22 in 900 px) and a few around them, not 3000 and not fewer.
+        wait_js(page, "document.querySelectorAll('.runs-rows .row[data-run]').length >= 20")
+        assert page.locator(".runs-rows .row").count() < 80
+        page.locator(".runs-rows").evaluate("el => el.scrollTop = el.scrollHeight")
+        page.wait_for_selector(".runs-rows .row[data-run='run-02999']")
+        assert page.locator(".runs-rows .row").count() < 80
+        screenshot(page, "runs-many")
+        page.goto("about:blank")
+
+
+def test_across_runs_scatter_and_parallel_coordinates_open_runs(seeded, page):
+    served, runs = seeded
+    page.goto(served.url + "/p/p/across?sx=config.lr&sy=summary.best")
+    page.wait_for_selector(".scatter circle")
+    assert page.locator(".scatter circle").count() == 2
+    assert page.locator(".parallel polyline").count() == 2
+    # Hover names the run; a click opens it.
+    page.locator(".scatter circle").first.hover()
+    assert page.locator(".tip").is_visible()
+    assert any(name in page.locator(".tip").text_content() for name in ("alpha", "beta"))
+    screenshot(page, "across")
+    page.locator(".scatter circle").first.click()
+    wait_js(page, "location.pathname.includes('/r/')")
+    assert page.url.split("/r/")[1] in (runs["alpha"], runs["beta"])
+
+
+def test_dark_theme_follows_the_system(seeded, browser):
+    served, runs = seeded
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(served.url + f"/p/p/compare?runs={runs['alpha']},{runs['beta']}")
+    wait_js(page, "document.querySelector('.chart')?.chart?.plot")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(13, 17, 23)"
+    screenshot(page, "compare-dark")
+    context.close()
+    assert not errors
+
+
+def test_runs_compared_together_never_share_a_colour(tmp_path, page):
+    ids = []
+    for i in range(12):  # more runs than one palette slot each would allow without clashes
+        run = waddle.init(project="many", dir=tmp_path, name=f"r{i}", settings=QUIET)
+        run.log({"loss": float(i)})
+        run.finish()
+        ids.append(run.id)
+    with serving(tmp_path) as served:
+        wait_until(
+            lambda: served.caught_up() and served.json("/api/projects/many/runs")["total"] == 12
+        )
+        page.goto(served.url + f"/p/many/compare?runs={','.join(ids[:10])}")
+        wait_js(page, "document.querySelector('.chart')?.chart?.series.length === 10")
+        colors = page.evaluate("document.querySelector('.chart').chart.series.map(s => s.color)")
+        assert len(set(colors)) == 10
+        again = page.evaluate("document.querySelector('.chart').chart.series.map(s => s.color)")
+        page.reload()
+        wait_js(page, "document.querySelector('.chart')?.chart?.series.length === 10")
+        assert (
+            page.evaluate("document.querySelector('.chart').chart.series.map(s => s.color)")
+            == again
+        )
+        page.goto("about:blank")
