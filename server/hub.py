@@ -278,7 +278,8 @@ class Hub:
         rows = (
             self.store.reader()
             .execute(
-                f"SELECT run_id, name, {RUN_STATUS}, tags, summary, last_step, created, updated"
+                f"SELECT run_id, origin, name, {RUN_STATUS}, tags, summary, last_step, created,"
+                " updated"
                 " FROM runs WHERE project = $project AND list_contains($ids, run_id)",
                 {
                     "project": project,
@@ -291,6 +292,7 @@ class Hub:
         return [
             {
                 "id": run_id,
+                "origin": origin,
                 "name": name,
                 "status": status,
                 "tags": tags,
@@ -299,7 +301,7 @@ class Hub:
                 "created": created,
                 "updated": updated,
             }
-            for run_id, name, status, tags, summary, last_step, created, updated in rows
+            for run_id, origin, name, status, tags, summary, last_step, created, updated in rows
         ]
 
 

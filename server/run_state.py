@@ -119,6 +119,8 @@ class RunState:
     run: int
     project: str
     run_id: str
+    origin: str | None = None
+    origin_run_id: str | None = None
     name: str | None = None
     group: str | None = None
     job_type: str | None = None
