@@ -16,6 +16,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from waddle.server import errors, wire
 from waddle.server.access import Access
+from waddle.server.artifact_intake import ArtifactIntake
 from waddle.server.hub import Hub
 from waddle.server.indexer import Indexer
 from waddle.server.intake import Intake
@@ -57,6 +58,7 @@ class Context:
         self.files = RecordedFiles()
         self.indexer.listeners.append(self.hub.on_commit)
         self.intake = Intake(self.root, self.notices)
+        self.artifact_intake = ArtifactIntake(self.root)
         self.relay: Relay | None = None
         if settings.relay_to:
             token = settings.tokens().first_full()

@@ -87,14 +87,22 @@ def sync_command(relay: Relay) -> int:
         f"{_count(relay.totals['events'], 'event')} ({_size(relay.totals['bytes'])}), "
         f"{_count(relay.totals['files'], 'file')} ({_size(relay.totals['file_bytes'])})"
     )
-    there = len(tracks) - len(sent) - len(status["refused"])
+    versions = relay.artifacts.totals["versions"]
+    if versions:
+        line += (
+            f", {_count(versions, 'artifact version')} "
+            f"({_count(relay.artifacts.totals['objects'], 'file')}, "
+            f"{_size(relay.artifacts.totals['object_bytes'])})"
+        )
+    there = len(tracks) - len(sent) - sum("run" in refused for refused in status["refused"])
     if there:
         line += f"; {there} run{'s were' if there != 1 else ' was'} there already"
     if status["skipped_lines"]:
         line += f"; {status['skipped_lines']:,} lines not sent (not events: see waddle ls)"
     print(f"waddle sync: {line}")
     for refused in status["refused"]:
-        print(f"waddle sync: {refused['run']} not sent: {refused['reason']}", file=sys.stderr)
+        what = refused.get("run") or f"artifact {refused['artifact']}"
+        print(f"waddle sync: {what} not sent: {refused['reason']}", file=sys.stderr)
     return 1 if status["refused"] else 0
 
 

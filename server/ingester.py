@@ -346,6 +346,8 @@ class Batch:
             and all(type(alias) is str for alias in aliases)
         ):
             return "artifact event without a valid action, project, name, version, type, digest and aliases"
+        if state.origin is not None:  # a relayed run: its origin's artifact, kept apart here
+            fields[2] = names.relayed_folder(state.origin, fields[2])
         self.rows["artifacts"].append(
             (state.run, event["seq"], event["t"], *fields, kind, digest, aliases)
         )

@@ -101,7 +101,7 @@ class _Inbox:
         """``held`` as the folder says, after cutting off a torn last line."""
         segments = segment.list_segments(self.dir)
         if segments:
-            _cut_torn_line(segments[-1])
+            cut_torn_line(segments[-1])
         record = inspect_run(self.dir, math.inf)
         return -1 if record is None else record.next_seq - 1
 
@@ -294,42 +294,15 @@ class Intake:
             raise ApiError("invalid_parameter", f"not a stored file's path: {path!r}")
         run_dir = self.run_dir(origin, project, run_id)
         target = run_dir / path
-        folder = target.parent
-        # Received beside the index, moved into the run once checked: a file that does not
-        # match leaves nothing in the log folder.
-        incoming = self.root / ".waddle" / "incoming"
-        incoming.mkdir(parents=True, exist_ok=True)
-        temp = incoming / f"{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}"
-        hasher, size = hashlib.sha256(), 0
-        try:
-            with open(temp, "wb") as file:
-                async for piece in body:
-                    size += len(piece)
-                    if size > MAX_FILE_BYTES:
-                        raise ApiError(
-                            "too_large", f"{path}: a file may hold {MAX_FILE_BYTES} bytes"
-                        )
-                    hasher.update(piece)
-                    file.write(piece)
-                if hasher.hexdigest() != digest:
-                    raise ApiError(
-                        "hash_mismatch",
-                        f"{path}: the content's sha256 is {hasher.hexdigest()}, not the one its "
-                        "name says; nothing was kept",
-                    )
-                file.flush()
-                os.fsync(file.fileno())
+        async with received(self.root, digest, path, body) as temp:
             if target.exists():
                 return False
-            folder.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
             write_origin(run_dir, Origin(origin, project, run_id))
             os.replace(temp, target)
-            _fsync_path(folder)
-            self.totals["files"] += 1
-            return True
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
+            _fsync_path(target.parent)
+        self.totals["files"] += 1
+        return True
 
     def status(self) -> dict:
         """What relays sent since the server started (docs/api.md, "Health": ``intake``)."""
@@ -366,7 +339,41 @@ def _sync(inbox: _Inbox) -> None:
             inbox.sync()
 
 
-def _cut_torn_line(path: Path) -> None:
+@contextlib.asynccontextmanager
+async def received(
+    root: Path, digest: str, what: str, body: AsyncIterator[bytes]
+) -> AsyncIterator[Path]:
+    """Receive an upload, checked: the temporary file (fsynced) holding it once its sha256 is
+    ``digest``, for the caller to move into place; ApiError (``hash_mismatch``, ``too_large``)
+    otherwise. It is received beside the index, ``<log dir>/.waddle/incoming/``, so a file that
+    does not match leaves nothing in the log folder; what the caller did not move is removed."""
+    incoming = root / ".waddle" / "incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    temp = incoming / f"{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}"
+    hasher, size = hashlib.sha256(), 0
+    try:
+        with open(temp, "wb") as file:
+            async for piece in body:
+                size += len(piece)
+                if size > MAX_FILE_BYTES:
+                    raise ApiError("too_large", f"{what}: a file may hold {MAX_FILE_BYTES} bytes")
+                hasher.update(piece)
+                file.write(piece)
+            if hasher.hexdigest() != digest:
+                raise ApiError(
+                    "hash_mismatch",
+                    f"{what}: the content's sha256 is {hasher.hexdigest()}, not the one its "
+                    "name says; nothing was kept",
+                )
+            file.flush()
+            os.fsync(file.fileno())
+        yield temp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+
+def cut_torn_line(path: Path) -> None:
     """Cut a segment back to its last newline (a torn line is never acknowledged)."""
     with open(path, "rb+") as file:
         size = file.seek(0, os.SEEK_END)

@@ -17,7 +17,8 @@ promises:
   counted in ``skipped_lines`` and not sent, so the central index holds the events the local
   one holds; a gap in the local log stays a gap there;
 - media and saved files a batch refers to reach the central server before the batch: by
-  content hash, only those it lacks;
+  content hash, only those it lacks; so do the artifacts its events name, and every artifact
+  of the projects in scope is looked at from time to time (server/relay_artifacts.py);
 - the training side never waits: the relay only reads the log folder. The central server
   down, slow or refusing: the relay retries with backoff (0.25 s doubling to 30 s), holding
   at most one batch (``batch_bytes`` of lines) in memory whatever the backlog, which stays on
@@ -46,6 +47,7 @@ from typing import Any
 from waddle.server import relay_state, tailer
 from waddle.server.ingest_body import Chunk
 from waddle.server.notices import Notices
+from waddle.server.relay_artifacts import ArtifactRelay
 from waddle.server.uplink import Uplink, UplinkError
 
 from waddle import event as event_format
@@ -169,6 +171,7 @@ class _Outgoing:
         self.bytes = 0
         self.chunks: dict[Track, Chunk] = {}
         self.media: set[Track] = set()
+        self.artifacts: set[tuple[str, str]] = set()  # (project, name) its events name
         self.lines = 0
 
     def reject(self, state: Track, file: str, offset: int, kind: str, reason: str, t: float):
@@ -214,6 +217,10 @@ class _Outgoing:
         self.lines += 1
         if event["type"] == "file" or b'"path"' in line:
             self.media.add(state)
+        if event["type"] == "artifact":
+            project, name = event.get("project"), event.get("name")
+            if names.is_valid(project) and names.is_valid(name):
+                self.artifacts.add((project, name))
         state.finished = event["type"] == "finish"
 
 
@@ -228,6 +235,8 @@ class _Batch:
         self.generations: dict[Track, int] = {}
         self.media: list[Track] = []
         self.looked: list[Track] = []
+        self.artifacts: set[tuple[str, str]] = set()  # to send before the events
+        self.sweep = False  # and every artifact in scope
         # Filled by the sender thread: stored files sent, and those refused (messages).
         self.files_sent = 0
         self.file_bytes = 0
@@ -295,6 +304,9 @@ class Scope:
             return cls(path.parent, names.check("project", path.name))
         return cls(path)
 
+    def projects(self) -> list[str]:
+        return [self.project] if self.project is not None else names.folders(self.root)
+
     def runs(self) -> list[tuple[str, str]]:
         if self.run is not None:
             return [(self.project, self.run)]
@@ -317,6 +329,7 @@ class Relay:
         self.notices = notices or Notices("waddle relay")
         self.batch_bytes = batch_bytes
         self.state_path = relay_state.state_path(scope.root, uplink.url, self.origin)
+        self.artifacts = ArtifactRelay(scope.root, scope.projects, uplink, self.origin)
         self.tracks: dict[tuple[str, str], Track] = {}
         self._foreign: set[tuple[str, str]] = set()
         self.totals = {"events": 0, "bytes": 0, "files": 0, "file_bytes": 0, "batches": 0}
@@ -399,7 +412,14 @@ class Relay:
                     self._stop.wait(POLL)
                 continue
             if not sent or (follow is None and self._covered(target)):
+                self.flush()
+                try:  # the artifacts in scope, whether or not an event named them
+                    self.artifacts.send(set(), sweep=True)
+                except UplinkError as error:
+                    self._failed(str(error), error.transient)
+                    continue
                 self.save()
+                self._publish()
                 return True
         return False
 
@@ -439,7 +459,8 @@ class Relay:
                 return True
             batch.drop_stale()
         self._measure(t for t in batch.looked if t not in batch.afters)
-        if batch.chunks:
+        batch.sweep = self.artifacts.sweep_due()
+        if batch.chunks or batch.sweep:
             self._inflight = _Sent(batch, self._sender.submit(self._send, batch))
             if self._solo:  # one run a request, each answered before the next
                 self.flush()
@@ -483,6 +504,7 @@ class Relay:
                 batch.add(track, chunk, before)
                 if track in outgoing.media:
                     batch.media.append(track)
+                batch.artifacts |= outgoing.artifacts
             else:
                 self._settle_unsent(track)
             if (
@@ -500,7 +522,9 @@ class Relay:
         try:
             for track in batch.media:
                 self._send_files(track, batch)
-            return self.uplink.ingest(self.origin, batch.chunks)
+            if batch.artifacts or batch.sweep:
+                self.artifacts.send(batch.artifacts, sweep=batch.sweep)
+            return self.uplink.ingest(self.origin, batch.chunks) if batch.chunks else []
         except UplinkError as error:
             return error
         except Exception as error:  # a bug: the batch is given back, the relay goes on
@@ -534,10 +558,11 @@ class Relay:
             track.sent += len(chunk.seqs)
         self._measure(batch.tracks)
         self._solo = [t for t in self._solo if t not in batch.tracks]
-        self.totals["batches"] += 1
-        self.totals["events"] += sum(len(chunk.seqs) for chunk in batch.chunks)
-        self.totals["bytes"] += sum(len(chunk.lines) for chunk in batch.chunks)
-        self.last_ack = time.time()
+        if batch.chunks:
+            self.totals["batches"] += 1
+            self.totals["events"] += sum(len(chunk.seqs) for chunk in batch.chunks)
+            self.totals["bytes"] += sum(len(chunk.lines) for chunk in batch.chunks)
+            self.last_ack = time.time()
         self._ok()
         self._maybe_save()
         self._publish()
@@ -760,7 +785,8 @@ class Relay:
                 {"run": track.key, "reason": track.refused}
                 for track in self.tracks.values()
                 if track.refused
-            ],
+            ]
+            + self.artifacts.status_refused(),
             "last_ack": self.last_ack,
             "retry_in": round(max(0.0, self._retry_at - time.monotonic()), 3),
             "last_error": self.last_error,

@@ -1,4 +1,4 @@
-"""The relay's connection to the central server: the three requests of docs/api.md, "Relaying".
+"""The relay's connection to the central server: the requests of docs/api.md, "Relaying".
 
 An :class:`Uplink` speaks HTTP/1.1 over one kept-alive connection (Python's ``http.client``:
 no dependency beyond the standard library), with the token as a bearer header. It promises:
@@ -78,11 +78,42 @@ class Uplink:
     def upload(self, origin: str, project: str, run: str, path: str, source: Path) -> bool:
         """Upload one stored file; True when the server kept it, False when it had it."""
         where = "/".join(quote(part, safe="") for part in (origin, project, run))
+        return self._put(f"/api/ingest/files/{where}/{quote(path)}", source)
+
+    def lacking_objects(self, project: str, objects: list[str]) -> list[str]:
+        """Those of the artifact content files ``objects`` (sha256) the server lacks."""
+        body = orjson.dumps({"project": project, "objects": objects})
+        answer = self._request(
+            "POST", "/api/ingest/artifacts/lacking", body, {"Content-Type": "application/json"}
+        )
+        return list(answer.get("lacking", ())) if isinstance(answer, dict) else []
+
+    def upload_object(self, project: str, sha256: str, source: Path) -> bool:
+        """Upload one content file of the project's artifact store."""
+        return self._put(
+            f"/api/ingest/artifacts/objects/{quote(project, safe='')}/{sha256}", source
+        )
+
+    def artifact_versions(self, sent: dict[str, Any]) -> dict[str, Any]:
+        """Send versions of an artifact (manifests, version log lines); what the server holds."""
+        answer = self._request(
+            "POST",
+            "/api/ingest/artifacts",
+            orjson.dumps(sent),
+            {"Content-Type": "application/json"},
+        )
+        if not isinstance(answer, dict) or not isinstance(answer.get("versions"), list):
+            raise UplinkError(f"{self.url} answered versions with {answer!r:.200}", transient=True)
+        return answer
+
+    def _put(self, path: str, source: Path) -> bool:
+        """Upload a file from disk, in pieces; True when the server kept it, False when it had
+        it."""
         with open(source, "rb") as file:
             size = os.fstat(file.fileno()).st_size
             answer = self._request(
                 "PUT",
-                f"/api/ingest/files/{where}/{quote(path)}",
+                path,
                 file,
                 {"Content-Type": "application/octet-stream", "Content-Length": str(size)},
             )

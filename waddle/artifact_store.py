@@ -7,6 +7,8 @@ Every run of a project logs into one store, next to the run folders (docs/format
     collections/<name>/v<N>.json  one manifest per version, never rewritten
     collections/<name>/log.jsonl  the version log: a line per log_artifact() that reached it
     collections/<name>/.lock      held (flock) while a version is decided
+    collections/<origin>.<name>/  on a central server: another machine's artifact, relayed
+                                  (server/artifact_intake.py), with its ``origin.json``
 
 It promises:
 
@@ -19,7 +21,10 @@ It promises:
 - ``latest`` is the highest version; any other alias belongs to the version whose log line
   claimed it last;
 - a reader takes only the complete lines of a version log; a malformed one is reported
-  through ``on_reject(path, offset, reason)`` and skipped.
+  through ``on_reject(path, offset, reason)`` and skipped;
+- a relayed collection (it holds ``origin.json``) is written only by the central server's
+  intake, with the origin's manifests byte for byte (:func:`place_manifest`); a run logging
+  under its name is refused.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import orjson
+
 from waddle import event as event_format
 from waddle import names
 from waddle.values import check_text
@@ -44,6 +51,7 @@ STORE = ".artifacts"
 OBJECTS = "objects"
 COLLECTIONS = "collections"
 LOG = "log.jsonl"
+ORIGIN = "origin.json"  # in a relayed collection: {"origin", "project", "name"} there
 MANIFEST_FORMAT = 1
 LATEST = "latest"
 MAX_TEXT = 128  # of an alias or a type, as W&B allows
@@ -338,7 +346,12 @@ def commit(
     name = manifest["name"]
     folder = collection_dir(project_dir, name)
     folder.mkdir(parents=True, exist_ok=True)
-    with _locked(folder / ".lock"):
+    if (folder / ORIGIN).exists():
+        raise ValueError(
+            f"artifact name {name!r} holds another machine's artifact, relayed here: "
+            "log under another name"
+        )
+    with locked(folder):
         lines = _log_lines(folder, None)
         known = _versions(folder, name, lines)
         if known and known[0].type != manifest["type"]:
@@ -370,27 +383,90 @@ def _create(folder: Path, manifest: dict[str, Any], known: list[Version]) -> int
     """Write the manifest as the next free ``v<N>.json``; returns N."""
     numbers = _manifest_numbers(folder)
     number = max([*numbers, *(v.number for v in known)], default=-1) + 1
-    temp = folder / f".v{number}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        while True:
-            with open(temp, "wb") as file:
-                file.write(event_format.encode({**manifest, "version": number}))
-                file.flush()
-                os.fsync(file.fileno())
-            try:
-                os.link(temp, folder / f"v{number}.json")
-                break
-            except FileExistsError:  # another process took it without the lock (NFS)
-                number += 1
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+    # Another process may take a number without the lock (NFS): then the next one.
+    while not _link_new(folder, number, event_format.encode({**manifest, "version": number})):
+        number += 1
     fsync_dir(folder)
     return number
 
 
+def _link_new(folder: Path, number: int, data: bytes) -> bool:
+    """Write ``data`` as ``v<number>.json`` (temporary name, fsync, hard link: complete before
+    it appears); False when that name exists."""
+    temp = folder / f".v{number}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        with open(temp, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temp, folder / f"v{number}.json")
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+
+# --- a relayed collection, on a central server (server/artifact_intake.py) -------------------
+
+
+def place_manifest(folder: Path, number: int, data: bytes) -> bool:
+    """Put an origin's manifest ``data`` as ``v<number>.json``, written as :func:`commit`
+    writes one; True when written, False when that version holds these very bytes already.
+    ValueError when it holds other bytes (manifests never change)."""
+    if _link_new(folder, number, data):
+        fsync_dir(folder)
+        return True
+    if (folder / f"v{number}.json").read_bytes() != data:
+        raise ValueError(f"version v{number} is held with another manifest")
+    return False
+
+
+def manifest_numbers(folder: Path) -> list[int]:
+    """The versions whose manifests a collection folder holds, in order."""
+    return _manifest_numbers(folder)
+
+
+def log_line_problem(line: bytes) -> str | None:
+    """Why a line is no version log line (a reader would skip it), or None."""
+    try:
+        return _log_line_problem(event_format.decode_document(line))
+    except event_format.MalformedEvent as error:
+        return str(error)
+
+
+def append_log(folder: Path, lines: bytes) -> None:
+    """Append whole version log lines to a collection, durably."""
+    _append(folder / LOG, lines)
+
+
+def write_origin(folder: Path, origin: str, project: str, name: str) -> None:
+    """Mark ``folder`` as the relayed collection ``name`` of ``project`` on ``origin``
+    (temporary file, fsync, rename; the folder fsynced)."""
+    temp = folder / f".{ORIGIN}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(temp, "wb") as file:
+        file.write(orjson.dumps({"origin": origin, "project": project, "name": name}))
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temp, folder / ORIGIN)
+    fsync_dir(folder)
+
+
+def read_origin(folder: Path) -> tuple[str, str] | None:
+    """The origin of a relayed collection and the artifact's name there; None for one logged
+    here."""
+    try:
+        value = orjson.loads((folder / ORIGIN).read_bytes())
+        origin, name = names.check_origin(value["origin"]), value["name"]
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    return (origin, name) if names.is_valid(name) else None
+
+
 def _append(path: Path, line: bytes) -> None:
-    """Append one whole line (after ending a line a killed writer left torn), and fsync."""
+    """Append whole lines (after ending a line a killed writer left torn), and fsync."""
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         size = os.fstat(fd).st_size
@@ -403,9 +479,10 @@ def _append(path: Path, line: bytes) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on ``path``; the kernel drops it if the process dies."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def locked(folder: Path) -> Iterator[None]:
+    """Hold the collection's exclusive flock (``.lock``); the kernel drops it if the process
+    dies."""
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -74,7 +74,8 @@ def origin_of_host(hostname: str) -> str:
 
 
 def relayed_folder(origin: str, run_id: str) -> str:
-    """The run folder a central server keeps the run ``run_id`` of ``origin`` in.
+    """The run folder a central server keeps the run ``run_id`` of ``origin`` in (and the
+    name it keeps the origin's artifact ``run_id`` under: server/artifact_intake.py).
 
     ``<origin>.<run id>``: an origin holds no dot, so no two (origin, run id) pairs meet. When
     that is longer than a name may be, the run id is cut and the sha256 of the whole of it

@@ -6,6 +6,10 @@ Versions, aliases and manifests are read from the project's artifact store
 version comes from the index (the ``artifacts`` table, from the runs' ``artifact`` events). A
 file is served only when the version's manifest records it, from the store's objects by its
 sha256, never from a path the request names; it is sandboxed as every file of a run is.
+
+An artifact relayed from another machine (server/artifact_intake.py) is the name
+``<origin>.<name>``; its answers say ``origin`` and ``origin_name``, and the run that made a
+version is named as this server names the origin's run (``<origin>.<run id>``).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ def list_artifacts(request: Request, project: str):
         out.append(
             {
                 "name": name,
+                **_origin(project_dir, name),
                 "type": versions[0].type,
                 "versions": len(versions),
                 "latest": latest.label,
@@ -67,10 +72,14 @@ def artifact_versions(request: Request, project: str, name: str):
     """One artifact's versions, oldest first, each with the runs that logged and used it."""
     versions = _versions(request, project, name)
     lineage = _lineage(request, project, name)
+    origin = _origin(_project_dir(request, project), name)
     return {
         "name": name,
+        **origin,
         "type": versions[0].type,
-        "versions": [_version(project, v, lineage.get(v.number, {})) for v in versions],
+        "versions": [
+            _version(project, v, lineage.get(v.number, {}), origin["origin"]) for v in versions
+        ],
     }
 
 
@@ -90,9 +99,11 @@ def artifact_version(
     lineage = _lineage(request, project, name).get(found.number, {})
     entries = manifest.get("entries") or {}
     paths = sorted(entries)
+    origin = _origin(project_dir, name)
     return {
-        **_version(project, found, lineage),
+        **_version(project, found, lineage, origin["origin"]),
         "name": name,
+        **origin,
         "type": found.type,
         "description": manifest.get("description"),
         "metadata": manifest.get("metadata") or {},
@@ -227,7 +238,20 @@ def _lineage(request: Request, project: str, name: str) -> dict[int, dict[str, l
     return lineage
 
 
-def _version(project: str, version: Version, lineage: dict[str, list]) -> dict[str, Any]:
+def _origin(project_dir: Path, name: str) -> dict[str, str | None]:
+    """Where an artifact comes from: ``origin`` and its name there, both null for one logged
+    here."""
+    relayed = artifact_store.read_origin(artifact_store.collection_dir(project_dir, name))
+    origin, origin_name = relayed or (None, None)
+    return {"origin": origin, "origin_name": origin_name}
+
+
+def _version(
+    project: str, version: Version, lineage: dict[str, list], origin: str | None
+) -> dict[str, Any]:
+    made_by = version.run
+    if made_by is not None and origin is not None and names.is_valid(made_by):
+        made_by = names.relayed_folder(origin, made_by)
     return {
         "version": version.label,
         "digest": version.digest,
@@ -235,7 +259,7 @@ def _version(project: str, version: Version, lineage: dict[str, list]) -> dict[s
         "size": version.size,
         "files": version.files,
         "created": version.created,
-        "created_by": None if version.run is None else {"project": project, "run": version.run},
+        "created_by": None if made_by is None else {"project": project, "run": made_by},
         "logged_by": lineage.get("logged_by", []),
         "used_by": lineage.get("used_by", []),
     }

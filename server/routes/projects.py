@@ -36,7 +36,7 @@ def health(request: Request):
         "watcher": ctx.watcher.using,
         "ingest": ingest,
         "relay": ctx.relay.status() if ctx.relay is not None else None,
-        "intake": ctx.intake.status(),
+        "intake": {**ctx.intake.status(), "artifacts": dict(ctx.artifact_intake.totals)},
         "faults": faults,
     }
 
