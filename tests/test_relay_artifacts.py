@@ -11,12 +11,14 @@ import signal
 import subprocess
 
 import httpx
+import orjson
 import pytest
 
 import waddle
 from tests.conftest import PYTHON, QUIET, child_env, wait_until
 from tests.relay_helpers import QUIET_ENV, TOKEN, Central, relay_process
 from tests.server_helpers import serving
+from waddle import artifact_store
 
 
 @pytest.fixture
@@ -241,3 +243,82 @@ def test_a_relay_killed_mid_upload_leaves_no_version_and_sends_it_whole_when_res
         assert hasher.hexdigest() == digest
     finally:
         relay.stop()
+
+
+def _manifest(files: dict[str, bytes]) -> str:
+    entries = {
+        path: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+        for path, data in files.items()
+    }
+    digest = artifact_store.digest(entries)
+    return orjson.dumps(
+        {"format": 1, "name": "m", "type": "model", "digest": digest, "entries": entries}
+    ).decode()
+
+
+def _line(version: int, aliases: list[str]) -> str:
+    line = {"t": 1.8e9 + version, "version": version, "digest": "d", "created": True}
+    return orjson.dumps({**line, "aliases": aliases, "run": "r", "type": "model"}).decode()
+
+
+def test_a_version_is_refused_before_its_files_and_log_lines_are_appended_once(tmp_path):
+    token_file = tmp_path / "tokens"
+    token_file.write_text(f"{TOKEN}\nread viewer-1\n")
+    folder = tmp_path / "central"
+    folder.mkdir()
+    content = b"weights" * 100
+    sha = hashlib.sha256(content).hexdigest()
+    with serving(folder, token=TOKEN, token_file=str(token_file)) as central:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+
+        def send(**sent) -> httpx.Response:
+            sent = {"origin": "box", "project": "p", "name": "m", **sent}
+            return httpx.post(f"{central.url}/api/ingest/artifacts", json=sent, headers=auth)
+
+        manifest = _manifest({"w.bin": content})
+        early = send(manifests={"0": manifest}, after=0, lines=[_line(0, ["best"])])
+        assert early.status_code == 422 and "upload them first" in early.json()["error"]["message"]
+        lying = manifest.replace('"digest":"', '"digest":"0')
+        for refused in (
+            send(manifests={"0": lying}),
+            send(lines=["not json"]),
+            send(lines=[_line(0, []) + "\n" + _line(1, [])]),
+        ):
+            assert refused.status_code == 422, refused.text
+        assert not (folder / "p").exists()  # nothing written
+        assert (
+            httpx.post(
+                f"{central.url}/api/ingest/artifacts",
+                json={"origin": "box", "project": "p", "name": "m"},
+                headers={"Authorization": "Bearer viewer-1"},
+            ).status_code
+            == 403
+        )
+
+        asked = httpx.post(
+            f"{central.url}/api/ingest/artifacts/lacking",
+            json={"project": "p", "objects": [sha]},
+            headers=auth,
+        )
+        assert asked.json() == {"lacking": [sha]}
+        put = f"{central.url}/api/ingest/artifacts/objects/p/{sha}"
+        wrong = httpx.put(put, content=content + b"x", headers=auth)
+        assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "hash_mismatch"
+        assert httpx.put(put, content=content, headers=auth).status_code == 201
+        assert httpx.put(put, content=content, headers=auth).status_code == 200
+
+        held = send(manifests={"0": manifest}, after=0, lines=[_line(0, ["best"])])
+        assert held.json() == {"id": "box.m", "versions": [0], "lines": 1}
+        # Replayed lines are skipped, a gap is not filled, a changed manifest is refused.
+        again = send(
+            manifests={"0": manifest}, after=0, lines=[_line(0, ["best"]), _line(0, ["x"])]
+        )
+        assert again.json()["lines"] == 2
+        assert send(after=5, lines=[_line(0, ["y"])]).json()["lines"] == 2
+        other = _manifest({"w.bin": content, "again.bin": content})
+        assert send(manifests={"0": other}).status_code == 422
+        log = folder / "p" / ".artifacts" / "collections" / "box.m" / "log.jsonl"
+        assert log.read_text() == _line(0, ["best"]) + "\n" + _line(0, ["x"]) + "\n"
+        version = central.json("/api/projects/p/artifacts/box.m/x")
+        assert (version["version"], version["origin"], version["origin_name"]) == ("v0", "box", "m")
+        assert central.get("/api/projects/p/artifacts/box.m/v0/files/w.bin").content == content
