@@ -137,14 +137,18 @@ def _check_events(chunk: Chunk, where: str) -> None:
     for number, line in enumerate(lines.split(b"\n")[:-1], 1):
         if len(line) > segment.MAX_LINE_BYTES:
             raise BadBody(f"{where}, line {number}: longer than {segment.MAX_LINE_BYTES} bytes")
-        try:
-            event = event_format.decode(line)
-        except event_format.MalformedEvent as error:
-            raise BadBody(f"{where}, line {number}: {error}") from None
-        seq = event["seq"]
+        head = event_format.peek(line)  # the common line; decode() says what is wrong
+        if head is not None:
+            seq, kind, event = head
+        else:
+            try:
+                event = event_format.decode(line)
+            except event_format.MalformedEvent as error:
+                raise BadBody(f"{where}, line {number}: {error}") from None
+            seq, kind = event["seq"], event["type"]
         if seq <= previous:
             raise BadBody(f"{where}, line {number}: seq {seq} does not come after seq {previous}")
-        if event["type"] == "run_start" and (
+        if kind == "run_start" and (
             event.get("project") != chunk.project or event.get("run_id") != chunk.run
         ):
             raise BadBody(

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from waddle.server import relay_state, tailer
+from waddle.server import ingest_body, relay_state, tailer
 from waddle.server.ingest_body import Chunk
 from waddle.server.notices import Notices
 from waddle.server.relay_artifacts import ArtifactRelay
@@ -68,6 +68,8 @@ RESCAN = 2.0  # seconds between listings of the folder for new runs
 SAVE_EVERY = 1.0  # seconds between saves of the acknowledgements
 BACKOFF_MIN, BACKOFF_MAX = 0.25, 30.0
 EVENT_BYTES_GUESS = 200  # until events are sent, the size of one (for behind_events)
+# Event types the relay looks into before sending: not taken by its fast path.
+_LOOKED_AT = frozenset({"run_start", "artifact", "file"})
 
 
 @dataclass
@@ -181,24 +183,39 @@ class _Outgoing:
         state.offsets[segment_name] = offset
 
     def add_line(self, state: Track, line: bytes) -> bool:
-        return False
+        """Take the common line by a fast path (True): an event :func:`event_format.peek`
+        reads, with the next seq, of a type with nothing more to look at. Any other line is
+        left to :meth:`take` (False), which takes it the same way when it is an event."""
+        head = event_format.peek(line)
+        if head is None or state.refused:
+            return False
+        seq, kind, _ = head
+        if seq != state.next_seq or seq <= state.skip_to or kind in _LOOKED_AT:
+            return False
+        state.next_seq = seq + 1
+        self._append(state, line, seq, kind)
+        return True
 
     def take(self, state: Track, line: bytes, file: str, offset: int) -> None:
         if state.refused:
             return
-        try:
-            event = event_format.decode(line)
-        except event_format.MalformedEvent:
-            state.skipped += 1
-            return
-        seq = event["seq"]
+        head = event_format.peek(line)
+        if head is not None:
+            seq, kind, event = head
+        else:
+            try:
+                event = event_format.decode(line)
+            except event_format.MalformedEvent:
+                state.skipped += 1
+                return
+            seq, kind = event["seq"], event["type"]
         if sequence.take(state, seq) not in ("next", "gap"):
             state.skipped += 1
             return
-        after, state.last = state.last, seq
-        if event["type"] == "run_start" and (
+        if kind == "run_start" and (
             event.get("project") != state.project or event.get("run_id") != state.run_id
         ):
+            state.last = seq
             state.refused = (
                 f"its run_start names {event.get('project')}/{event.get('run_id')}, not the "
                 "folder it is in (a copied or renamed run folder?): not relayed"
@@ -206,7 +223,17 @@ class _Outgoing:
             self.chunks.pop(state, None)
             return
         if seq <= state.skip_to:
+            state.last = seq
             return
+        if kind == "artifact":
+            project, name = event.get("project"), event.get("name")
+            if names.is_valid(project) and names.is_valid(name):
+                self.artifacts.add((project, name))
+        self._append(state, line, seq, kind)
+
+    def _append(self, state: Track, line: bytes, seq: int, kind: str) -> None:
+        """Add the event ``line`` to its run's chunk."""
+        after, state.last = state.last, seq
         chunk = self.chunks.get(state)
         if chunk is None:
             chunk = self.chunks[state] = Chunk(state.project, state.run_id, after, b"")
@@ -215,13 +242,9 @@ class _Outgoing:
         chunk.lines += b"\n"  # type: ignore[operator]
         chunk.seqs.append(seq)
         self.lines += 1
-        if event["type"] == "file" or b'"path"' in line:
+        if kind == "file" or b'"path"' in line:
             self.media.add(state)
-        if event["type"] == "artifact":
-            project, name = event.get("project"), event.get("name")
-            if names.is_valid(project) and names.is_valid(name):
-                self.artifacts.add((project, name))
-        state.finished = event["type"] == "finish"
+        state.finished = kind == "finish"
 
 
 class _Batch:
@@ -237,6 +260,7 @@ class _Batch:
         self.looked: list[Track] = []
         self.artifacts: set[tuple[str, str]] = set()  # to send before the events
         self.sweep = False  # and every artifact in scope
+        self.body: bytes | None = None  # the chunks encoded (compressed), once read
         # Filled by the sender thread: stored files sent, and those refused (messages).
         self.files_sent = 0
         self.file_bytes = 0
@@ -271,6 +295,7 @@ class _Batch:
         self.tracks = [t for t, _ in kept]
         self.chunks = [c for _, c in kept]
         self.media = [t for t in self.media if t not in stale]
+        self.body = None
 
 
 class _Sent:
@@ -449,6 +474,8 @@ class Relay:
         except BaseException:
             batch.restore()  # what this batch read is read again next time
             raise
+        if batch.chunks:  # compressed while the batch before it is in flight
+            batch.body = ingest_body.encode(self.origin, batch.chunks)
         settled = False
         if self._inflight is not None:
             previous, self._inflight = self._inflight, None
@@ -524,7 +551,9 @@ class Relay:
                 self._send_files(track, batch)
             if batch.artifacts or batch.sweep:
                 self.artifacts.send(batch.artifacts, sweep=batch.sweep)
-            return self.uplink.ingest(self.origin, batch.chunks) if batch.chunks else []
+            if not batch.chunks:
+                return []
+            return self.uplink.ingest(self.origin, batch.chunks, batch.body)
         except UplinkError as error:
             return error
         except Exception as error:  # a bug: the batch is given back, the relay goes on

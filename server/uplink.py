@@ -54,9 +54,13 @@ class Uplink:
 
     # --- the requests ---
 
-    def ingest(self, origin: str, chunks: list[ingest_body.Chunk]) -> list[dict]:
-        """Send the chunks; per chunk the central server's answer (``acked``, ``id``)."""
-        body = ingest_body.encode(origin, chunks)
+    def ingest(
+        self, origin: str, chunks: list[ingest_body.Chunk], body: bytes | None = None
+    ) -> list[dict]:
+        """Send the chunks (``body``: their encoding, when made already); per chunk the central
+        server's answer (``acked``, ``id``)."""
+        if body is None:
+            body = ingest_body.encode(origin, chunks)
         answer = self._request(
             "POST",
             "/api/ingest",

@@ -14,6 +14,8 @@ from waddle.server.ingester import Batch
 from waddle.server.run_state import RunState
 from waddle.server.store import Store
 
+from waddle import event as event_format
+
 BIG = 2**63  # the first integer beyond int64
 
 
@@ -203,3 +205,34 @@ def test_a_logged_null_is_no_value_and_no_reject(tmp_path):
     store = _index(tmp_path, _raw(2, step=1, data={"x": None, "y": 1.0}))
     assert _x(store) == [1.0, 2.0] and _x(store, "y") == [1.0]
     assert _reasons(store) == ""
+
+
+def _relayed(lines_: list[bytes], fast: bool) -> tuple:
+    """What the relay sends of ``lines_`` (server/relay.py), by its fast path or not."""
+    from waddle.server.relay import Track, _Outgoing
+
+    track, outgoing = Track("p", "r", None), _Outgoing()
+    track.acked = -1
+    if fast:
+        tailer._take_block(track, outgoing, "f", b"".join(line + b"\n" for line in lines_), 0)
+    else:
+        for line in lines_:
+            if line.strip():
+                outgoing.take(track, line, "f", 0)
+    chunk = outgoing.chunks.get(track)
+    sent = None if chunk is None else (bytes(chunk.lines), chunk.seqs, chunk.after)
+    return sent, track.skipped, track.last, track.next_seq, track.gaps, track.missing
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines())
+def test_peek_reads_lines_as_decode_does_and_the_relay_sends_the_same_lines_either_way(lines_):
+    for line in lines_:
+        head = event_format.peek(line)
+        if head is not None:
+            seq, kind, event = head
+            assert event_format.decode(line) == event and (seq, kind) == (
+                event["seq"],
+                event["type"],
+            )
+    assert _relayed(lines_, fast=True) == _relayed(lines_, fast=False)

@@ -137,6 +137,23 @@ def decode(line: bytes | str) -> dict[str, Any]:
     return event
 
 
+def peek(line: bytes) -> tuple[int, str, dict[str, Any]] | None:
+    """The seq, type and fields of a line that :func:`decode` takes, read without its general
+    pass (the relay and the central server check every line they forward this way); None
+    when only :func:`decode` can say (a line with an ``nf`` mirror, or one it refuses). The
+    checks are decode's, so both take the same lines (tests/test_event_log.py)."""
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if type(event) is not dict or "nf" in event or event.get("v") != FORMAT_VERSION:
+        return None
+    seq, kind = event.get("seq"), event.get("type")
+    if not in_bounds(seq, event.get("t")) or type(kind) is not str or kind not in EVENT_TYPES:
+        return None
+    return seq, kind, event
+
+
 def decode_document(data: bytes | str) -> dict[str, Any]:
     """Decode a JSON object written with :func:`encode` that is no event (an artifact manifest,
     a line of an artifact's version log): its non-finite floats put back from ``nf``.
