@@ -74,13 +74,18 @@ def read_complete_lines(
             return data[: end + 1], offset + end + 1
         if len(data) < max_bytes:
             return b"", offset
-        if max_bytes < MAX_LINE_BYTES:  # one long line: read on to its end
-            data += file.read(MAX_LINE_BYTES - max_bytes)
-            end = data.find(b"\n")
-            if end >= 0:
-                return data[: end + 1], offset + end + 1
-            if len(data) < MAX_LINE_BYTES:
+        # One line longer than the window (or a window cut short by a reader's budget): read
+        # on to its end, in reads that double, so that finding the end of a short line costs
+        # about the line, not MAX_LINE_BYTES.
+        while len(data) < MAX_LINE_BYTES:
+            more = file.read(min(max(len(data), 1 << 16), MAX_LINE_BYTES - len(data)))
+            if not more:
                 return b"", offset
+            cut = more.find(b"\n")
+            if cut >= 0:
+                end = len(data) + cut
+                return data + more[: cut + 1], offset + end + 1
+            data += more
         # A full window without a newline: find where this overlong line ends, if it does.
         position = offset + len(data)
         while chunk := file.read(1 << 20):
