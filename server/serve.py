@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +18,13 @@ from waddle.server.access import is_loopback
 from waddle.server.notices import Notices
 from waddle.server.settings import ServerSettings
 from waddle.server.store import Store, StoreError
+
+# Seconds a thread holding the GIL runs before another that waits for it takes a turn. The
+# indexer's thread runs Python most of the time; a thread answering requests (a relay's batch,
+# an API call) waits a turn each time it comes back from the kernel (a write, an fsync,
+# decompressing): 1 ms turns, not Python's 5 ms, let a relay's batches through about a third
+# faster while the indexer is busy (benchmarks/results/relay.md).
+SWITCH_INTERVAL = 0.001
 
 
 def bind(settings: ServerSettings) -> socket.socket:
@@ -50,6 +58,7 @@ def serve(settings: ServerSettings) -> None:
             "127.0.0.1)"
         )
     app = create_app(settings)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     sock = bind(settings)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
