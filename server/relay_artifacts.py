@@ -15,7 +15,8 @@ byte, then the version log lines it has not got. It promises:
   every SWEEP seconds too (a version whose run died before its event);
 - nothing is kept on disk: after a restart the relay asks again (one question an artifact),
   and sends again only what the central server lacks;
-- a version log line the origin's readers skip (malformed, torn) is not sent;
+- a version log line the origin's readers skip (malformed, torn) is not sent; an artifact
+  relayed into this folder from elsewhere (it holds ``origin.json``) is left to its origin;
 - an artifact the central server refuses for good (a version whose file this machine lost or
   that changed, a name taken there) is set aside with the reason, and the others go on;
   failures that pass by themselves (unreachable, 5xx) raise :class:`UplinkError`, for the
@@ -77,16 +78,15 @@ class ArtifactRelay:
         if sweep:
             keys |= self._in_scope()
         for key in sorted(keys):
-            if key not in self.refused:
+            if key not in self.refused and not self._foreign(*key):
                 self._send_one(*key)
 
-    def pending(self) -> bool:
-        """Whether an artifact in scope has something the central server was not sent."""
-        for key in self._in_scope():
-            held = self.held.get(key)
-            if key not in self.refused and (held is None or held.sent != self._signature(*key)):
-                return True
-        return False
+    def _foreign(self, project: str, name: str) -> bool:
+        """An artifact relayed here from another machine (its origin relays it)."""
+        if not (names.is_valid(project) and names.is_valid(name)):
+            return True
+        folder = artifact_store.collection_dir(self.root / project, name)
+        return artifact_store.read_origin(folder) is not None
 
     def _in_scope(self) -> set[tuple[str, str]]:
         keys = set(self.named)

@@ -322,3 +322,37 @@ def test_a_version_is_refused_before_its_files_and_log_lines_are_appended_once(t
         version = central.json("/api/projects/p/artifacts/box.m/x")
         assert (version["version"], version["origin"], version["origin_name"]) == ("v0", "box", "m")
         assert central.get("/api/projects/p/artifacts/box.m/v0/files/w.bin").content == content
+
+
+def test_a_version_whose_file_this_machine_lost_is_held_back_and_said_and_runs_still_go(
+    tmp_path, central
+):
+    local = tmp_path / "local"
+    run = _run(local, name="maker")
+    good = waddle.Artifact("data", type="dataset")
+    with good.new_file("a.txt") as file:
+        file.write("kept")
+    run.log_artifact(good)
+    lost = waddle.Artifact("data", type="dataset")
+    with lost.new_file("b.txt") as file:
+        file.write("lost")
+    run.log_artifact(lost)
+    run.finish()
+    artifact_store.object_path(local / "p", hashlib.sha256(b"lost").hexdigest()).unlink()
+    done = subprocess.run(
+        [PYTHON, "-m", "waddle.cli", "sync", str(local), "--to", central.url, "--token", TOKEN,
+         "--origin", "box"],
+        env=child_env(**QUIET_ENV),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "artifact p/data not sent" in done.stderr and "v1: its file" in done.stderr
+    assert "sent 1 run" in done.stdout
+    versions = central.json("/api/projects/p/artifacts/box.data")["versions"]
+    assert [(v["version"], v["aliases"]) for v in versions] == [("v0", ["latest"])]
+    # The central machine's own runs cannot log into a relayed artifact.
+    manifest = artifact_store.read_manifest(local / "p", "data", 0)
+    with pytest.raises(ValueError, match="another machine's artifact"):
+        artifact_store.commit(central.folder / "p", {**manifest, "name": "box.data"}, [], 1.8e9)
