@@ -39,7 +39,7 @@ import math
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -260,7 +260,7 @@ class _Batch:
         self.looked: list[Track] = []
         self.artifacts: set[tuple[str, str]] = set()  # to send before the events
         self.sweep = False  # and every artifact in scope
-        self.body: bytes | None = None  # the chunks encoded (compressed), once read
+        self.body: Future | None = None  # the chunks being encoded (compressed), once read
         # Filled by the sender thread: stored files sent, and those refused (messages).
         self.files_sent = 0
         self.file_bytes = 0
@@ -367,6 +367,9 @@ class Relay:
         self._backoff = 0.0
         self._solo: list[Track] = []  # runs of a refused batch, sent one per request
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="waddle-relay-send")
+        # Compresses each batch once read, while the relay's thread reads the next one and the
+        # sender waits for the answer to the one before (zlib lets go of the GIL).
+        self._compressor = ThreadPoolExecutor(1, thread_name_prefix="waddle-relay-gzip")
         self._inflight: _Sent | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -394,6 +397,7 @@ class Relay:
         self.flush()
         self.save()
         self._sender.shutdown()
+        self._compressor.shutdown()
         self.uplink.close()
 
     def _loop(self) -> None:
@@ -474,8 +478,8 @@ class Relay:
         except BaseException:
             batch.restore()  # what this batch read is read again next time
             raise
-        if batch.chunks:  # compressed while the batch before it is in flight
-            batch.body = ingest_body.encode(self.origin, batch.chunks)
+        if batch.chunks:
+            batch.body = self._compressor.submit(ingest_body.encode, self.origin, batch.chunks)
         settled = False
         if self._inflight is not None:
             previous, self._inflight = self._inflight, None
@@ -553,7 +557,8 @@ class Relay:
                 self.artifacts.send(batch.artifacts, sweep=batch.sweep)
             if not batch.chunks:
                 return []
-            return self.uplink.ingest(self.origin, batch.chunks, batch.body)
+            body = batch.body.result() if batch.body is not None else None
+            return self.uplink.ingest(self.origin, batch.chunks, body)
         except UplinkError as error:
             return error
         except Exception as error:  # a bug: the batch is given back, the relay goes on
