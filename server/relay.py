@@ -489,16 +489,18 @@ class Relay:
                 previous.batch.restore()
                 return True
             batch.drop_stale()
-        self._measure(t for t in batch.looked if t not in batch.afters)
         batch.sweep = self.artifacts.sweep_due()
-        if batch.chunks or batch.sweep:
+        sent = bool(batch.chunks or batch.sweep)
+        if sent:
             self._inflight = _Sent(batch, self._sender.submit(self._send, batch))
             if self._solo:  # one run a request, each answered before the next
                 self.flush()
-            return True
+        # Bookkeeping once the next batch is on its way: the size of the runs looked at, and
+        # a save of the acknowledgements (an fsync) at most every SAVE_EVERY seconds.
+        self._measure(t for t in batch.looked if t not in batch.afters)
         self._maybe_save()
         self._publish()
-        return settled
+        return sent or settled
 
     def _read(self, batch: _Batch, now: float, everything: bool) -> None:
         """Fill the next batch: a question for each run not asked yet, new lines of the
@@ -598,7 +600,6 @@ class Relay:
             self.totals["bytes"] += sum(len(chunk.lines) for chunk in batch.chunks)
             self.last_ack = time.time()
         self._ok()
-        self._maybe_save()
         self._publish()
         return True
 
