@@ -153,8 +153,11 @@ class ArtifactIntake:
             except event_format.MalformedEvent as error:
                 raise _refuse(f"{where}: the manifest is not JSON ({error})") from None
             entries = manifest.get("entries") if type(manifest) is dict else None
-            if type(entries) is not dict or not all(_entry_ok(e) for e in entries.values()):
-                raise _refuse(f"{where}: the manifest's entries are not files and references")
+            if type(entries) is not dict or not all(_entry_ok(p, e) for p, e in entries.items()):
+                raise _refuse(
+                    f"{where}: the manifest's entries are not files and references under "
+                    "relative paths"
+                )
             if artifact_store.digest(entries) != manifest.get("digest"):
                 raise _refuse(f"{where}: the manifest's digest is not that of its entries")
             lacking = self.lacking(
@@ -202,7 +205,14 @@ class ArtifactIntake:
         return held
 
 
-def _entry_ok(entry: Any) -> bool:
+def _entry_ok(path: str, entry: Any) -> bool:
+    """A manifest's entry as the store writes one: a file or a reference, under a path that
+    stays inside the artifact (waddle/artifact_store.py ``check_path``)."""
+    try:
+        if artifact_store.check_path(path) != path:
+            return False
+    except ValueError:
+        return False
     if type(entry) is not dict:
         return False
     if "sha256" in entry:

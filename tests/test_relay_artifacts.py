@@ -279,6 +279,7 @@ def test_a_version_is_refused_before_its_files_and_log_lines_are_appended_once(t
         early = send(manifests={"0": manifest}, after=0, lines=[_line(0, ["best"])])
         assert early.status_code == 422 and "upload them first" in early.json()["error"]["message"]
         lying = manifest.replace('"digest":"', '"digest":"0')
+        climbing = _manifest({"../../w.bin": content})
         for refused in (
             send(manifests={"0": lying}),
             send(lines=["not json"]),
@@ -307,6 +308,8 @@ def test_a_version_is_refused_before_its_files_and_log_lines_are_appended_once(t
         assert httpx.put(put, content=content, headers=auth).status_code == 201
         assert httpx.put(put, content=content, headers=auth).status_code == 200
 
+        climbed = send(manifests={"0": climbing})  # its file is held: only its path is wrong
+        assert climbed.status_code == 422 and "relative paths" in climbed.json()["error"]["message"]
         held = send(manifests={"0": manifest}, after=0, lines=[_line(0, ["best"])])
         assert held.json() == {"id": "box.m", "versions": [0], "lines": 1}
         # Replayed lines are skipped, a gap is not filled, a changed manifest is refused.
