@@ -185,7 +185,12 @@ class Run:
         ``keys``, only steps that have every one of them. ``stream="system"``: the system
         metrics over time. A DataFrame with ``pandas=True`` (needs pandas), else dicts."""
         if stream != "system" and keys:
-            columns = history.scalar_columns(self._record.path, keys, self._record.started)
+            columns = history.scalar_columns(
+                self._record.path,
+                keys,
+                self._record.started,
+                self._api.dir / ".waddle" / "history" / self.project / self.id,
+            )
             if columns is not None:  # numbers only: straight from columns, no row objects
                 every = columns[history.HAS + keys[0]].copy()
                 for key in keys[1:]:
