@@ -87,6 +87,14 @@ def scalar_columns(
         if points["odd"].any():
             return None
         per_key.append(_one_per_step(points))
+    return joined(keys, per_key, started)
+
+
+def joined(keys: list[str], per_key: list[dict[str, Any]], started: float | None) -> dict[str, Any]:
+    """The columns :func:`scalar_columns` promises, from each key's points reduced to one per
+    step in step order (numpy ``step``, ``t`` and ``v``, in the order of ``keys``)."""
+    import numpy as np
+
     steps = (
         per_key[0]["step"]
         if len(keys) == 1
