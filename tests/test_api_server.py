@@ -126,7 +126,7 @@ def test_waddle_server_routes_the_api_and_errors_name_what_failed(tmp_path, monk
         wait_until(served.caught_up, timeout=30)
         monkeypatch.setenv("WADDLE_SERVER", served.url)
         monkeypatch.delenv("WADDLE_TOKEN", raising=False)
-        with pytest.raises(PermissionError, match="401.*WADDLE_TOKEN") as refused:
+        with pytest.raises(PermissionError, match=r"401.*WADDLE_TOKEN") as refused:
             waddle.Api().run("p/r1")
         assert served.url in str(refused.value) and "s3cret" not in str(refused.value)
         assert waddle.Api(api_key="s3cret").run("p/r1").summary == {"loss": 1.0}
