@@ -96,6 +96,11 @@ def test_folder_and_server_answer_the_same(tmp_path):
         assert _same(scanned) == _same(
             list(one.scan_history(keys=["acc", "note"], min_step=3, max_step=9))
         )
+        for keys, x_axis in ((["absent"], "_step"), (["loss"], "acc")):
+            assert _same(two.history(keys=keys, x_axis=x_axis, pandas=False)) == _same(
+                one.history(keys=keys, x_axis=x_axis, pandas=False)
+            )
+        assert set(two.history(keys=["loss"], x_axis="acc", pandas=False)[0]) >= {"acc", "loss"}
         frame = two.history(keys=["loss"])
         assert list(frame.columns) == ["_step", "_timestamp", "_runtime", "loss"]
 
@@ -160,7 +165,7 @@ def test_a_relayed_run_is_read_as_the_central_server_names_it(tmp_path):
     with serving(central) as served:
         wait_until(served.caught_up, timeout=30)
         (found,) = waddle.Api(overrides={"base_url": served.url}).runs("p")
-        assert found.id == "gpu-7.r1"
+        assert (found.id, found.origin) == ("gpu-7.r1", "gpu-7")
         rows = (
             waddle.Api(overrides={"base_url": served.url})
             .run("p/gpu-7.r1")
