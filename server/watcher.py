@@ -54,12 +54,10 @@ class Watcher:
         self,
         root: Path,
         mark: Mark,
-        mode: str = "auto",
+        mode: str = "auto",  # checked where it is set (server/settings.py, `watch`)
         poll_interval: float = 0.5,
         notices: Notices | None = None,
     ) -> None:
-        if mode not in ("auto", "inotify", "poll"):
-            raise ValueError(f"watcher mode must be auto, inotify or poll, not {mode!r}")
         self.root = Path(root)
         self.mark = mark
         self.mode = mode
