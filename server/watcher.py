@@ -54,7 +54,7 @@ class Watcher:
         self,
         root: Path,
         mark: Mark,
-        mode: str = "auto",  # checked where it is set (server/settings.py, `watch`)
+        mode: str = "auto",  # checked where it is set (server/settings.py, `watcher`)
         poll_interval: float = 0.5,
         notices: Notices | None = None,
     ) -> None:
