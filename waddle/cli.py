@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sync.add_argument("dir", help="log folder, project folder or run folder")
     _relay_options(sync)
-    sync.set_defaults(handler=_sync)
+    sync.set_defaults(handler=_relay)
 
     export = commands.add_parser(
         "export",
@@ -340,31 +340,19 @@ def _relay_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _relay(args: argparse.Namespace) -> int:
+    """`waddle relay` (forward for good) and `waddle sync` (forward what there is, then exit)."""
     from waddle.server import forward
 
     relay = forward.open_relay(
         args.dir,
-        "relay",
+        args.command,
         to=args.to,
         token=args.token,
         token_file=args.token_file,
         origin=args.origin,
     )
-    return forward.relay_command(relay)
-
-
-def _sync(args: argparse.Namespace) -> int:
-    from waddle.server import forward
-
-    relay = forward.open_relay(
-        args.dir,
-        "sync",
-        to=args.to,
-        token=args.token,
-        token_file=args.token_file,
-        origin=args.origin,
-    )
-    return forward.sync_command(relay)
+    run = forward.relay_command if args.command == "relay" else forward.sync_command
+    return run(relay)
 
 
 def _server_module():
