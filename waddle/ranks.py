@@ -22,6 +22,7 @@ from waddle import names
 from waddle.run_folder import RunRecord, inspect_run
 
 RANKS_DIR = "ranks"
+RANK_MAX = 2**31 - 1  # a rank fits the index's 32-bit column
 # torchrun's rendezvous id when none is given (static rendezvous): the same for every job.
 UNNAMED_RENDEZVOUS = "none"
 
@@ -29,6 +30,21 @@ UNNAMED_RENDEZVOUS = "none"
 def stream_dir(run_dir: Path, rank: int) -> Path:
     """The folder rank ``rank`` of the run in ``run_dir`` writes its stream to."""
     return run_dir if rank == 0 else run_dir / RANKS_DIR / str(rank)
+
+
+def split_path(path: str) -> tuple[int, str]:
+    """(rank, path in its stream's folder) of a path relative to the run folder: a path under
+    ``ranks/<rank>/`` is of that rank, any other of rank 0."""
+    parts = path.split("/", 2)
+    rank = _rank_named(parts[1]) if len(parts) == 3 and parts[0] == RANKS_DIR else None
+    return (0, path) if rank is None else (rank, parts[2])
+
+
+def _rank_named(name: str) -> int | None:
+    """The rank a folder of ``ranks/`` is named for (``1``, not ``01``), or None."""
+    if name.isdigit() and name == str(int(name)) and 0 < int(name) <= RANK_MAX:
+        return int(name)
+    return None
 
 
 def process_rank(setting: int | None, environ: Mapping[str, str] | None = None) -> int:
@@ -87,8 +103,9 @@ def rank_streams(run_dir: Path) -> list[tuple[int, Path]]:
     if not names.is_folder(run_dir / RANKS_DIR):
         return found
     for name in names.folders(run_dir / RANKS_DIR):
-        if name.isdigit() and name == str(int(name)) and int(name) > 0:
-            found.append((int(name), run_dir / RANKS_DIR / name))
+        rank = _rank_named(name)
+        if rank is not None:
+            found.append((rank, run_dir / RANKS_DIR / name))
     return sorted(found)
 
 

@@ -169,9 +169,7 @@ def init(
     if id is not None:
         names.check("run id", id)
         # Each rank continues (or refuses to) its own stream of the run.
-        previous = inspect_run(
-            ranks.stream_dir(project_dir / id, rank), settings.heartbeat_timeout
-        )
+        previous = inspect_run(ranks.stream_dir(project_dir / id, rank), settings.heartbeat_timeout)
         what = f"rank {rank} of run {id!r}" if rank else f"run {id!r}"
         if previous is not None and resume in (None, False, "never"):
             raise ValueError(
