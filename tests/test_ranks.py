@@ -317,3 +317,23 @@ def test_torchrun_with_gloo_logs_both_ranks_into_one_run(tmp_path):
         assert mine == [1.0] * 4
     (line,) = _ls(logs)
     assert line["RANKS"] == "2" and line["STATUS"] == "finished"
+
+
+def test_the_run_page_has_a_rank_selector_for_charts_and_console(tmp_path, page):
+    from tests.browser import wait_js
+
+    _two_ranks(tmp_path)
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        page.goto(s.url + "/p/ddp/r/job-1?tab=console")
+        page.wait_for_selector(".console-lines .line")
+        assert "hello from rank 0" in page.locator(".console-lines").text_content()
+        page.locator("select.rank-select").select_option("1")
+        wait_js(page, "location.search.includes('rank=1')")
+        wait_js(page, "document.querySelector('.console-lines')?.textContent.includes('rank 1')")
+        assert "hello from rank 0" not in page.locator(".console-lines").text_content()
+        # Every rank's line on one chart, each under its rank's name.
+        page.goto(s.url + "/p/ddp/r/job-1?rank=all")
+        wait_js(page, "document.querySelector('.tab-body')?.textContent.includes('rank 1')")
+        assert page.locator("select.rank-select").input_value() == "all"
+        assert "rank 0" in page.locator(".tab-body").text_content()
