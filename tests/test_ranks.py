@@ -29,7 +29,7 @@ from waddle import ranks
 # after logging, heartbeating every 0.2 s.
 RANK = textwrap.dedent(
     """
-    import os, sys, time, waddle
+    import os, sys, tempfile, time, waddle
     rank = int(os.environ["RANK"])
     run = waddle.init(project="ddp", id=sys.argv[2] if sys.argv[2] != "-" else None,
                       dir=sys.argv[1], config={"who": rank},
@@ -37,6 +37,12 @@ RANK = textwrap.dedent(
     for step in range(5):
         run.log({"loss": 10.0 * rank + step, **({"only1": step} if rank == 1 else {})})
     run.summary["best"] = rank
+    note = os.path.join(tempfile.mkdtemp(), "note.txt")
+    with open(note, "w") as file:
+        file.write(f"rank {rank}")
+    run.save(note, policy="now")
+    if rank == 1:
+        run.log_artifact(note, name="notes", type="text")
     print(f"hello from rank {rank}", flush=True)
     run.flush()
     print("logged", run.id, flush=True)
@@ -167,6 +173,16 @@ def test_the_server_shows_the_merged_run_and_each_rank(tmp_path):
             system = s.json(f"{base}/system", params={"rank": rank})["series"]
             assert "proc/rss" in system
         assert s.get(f"{base}/console", params={"rank": 3}).status_code == 404
+        # Each rank's saved file is its own, served from its stream's folder.
+        for rank in (0, 1):
+            (saved,) = s.json(f"{base}/media", params={"rank": rank, "key": "files/note.txt"})[
+                "items"
+            ]
+            prefix = f"ranks/{rank}/" if rank else ""
+            served = s.get(f"/files/ddp/job-1/{prefix}{saved['value']['path']}")
+            assert served.status_code == 200 and served.text == f"rank {rank}"
+        # An artifact a rank logs goes to the project's store.
+        assert [a["name"] for a in s.json("/api/projects/ddp/artifacts")["artifacts"]] == ["notes"]
 
 
 def test_a_live_subscription_follows_the_rank_asked_for(tmp_path):

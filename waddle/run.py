@@ -495,7 +495,8 @@ class Run:
             self._refuse_closed("log_artifact" if kind == "artifact" else "save")
             return
         if self._copier is None:
-            self._copier = Copier(self.dir, self._stored, self._notices)
+            # Saved files go to this rank's stream (waddle/ranks.py).
+            self._copier = Copier(self._stream_dir, self._stored, self._notices)
         self._copier.submit(t, kind, store)
 
     def _stored(self, t: float, kind: str, fields: dict[str, Any]) -> None:
