@@ -26,7 +26,7 @@ from watchdog import events
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from waddle import names, segment
+from waddle import names, ranks, segment
 
 Mark = Callable[[str, "str | None"], None]
 
@@ -121,7 +121,9 @@ class Watcher:
         seen: dict[str, tuple[int, int]] = {}
         for project in names.folders(self.root):
             for run_id in names.folders(self.root / project):
-                for path in segment.list_segments(self.root / project / run_id):
+                run_dir = self.root / project / run_id
+                streams = [run_dir, *(path for _, path in ranks.rank_streams(run_dir))]
+                for path in (path for folder in streams for path in segment.list_segments(folder)):
                     try:
                         info = path.stat()
                     except FileNotFoundError:

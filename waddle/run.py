@@ -24,7 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from waddle import artifact_store, console, files, process_hooks
+from waddle import artifact_store, console, files, process_hooks, ranks
 from waddle.artifact import Artifact, as_artifact, load, log_request, use_fields
 from waddle.config import Config
 from waddle.copier import Copier
@@ -68,6 +68,7 @@ class Run:
         run_id: str,
         name: str,
         run_dir: Path,
+        rank: int = 0,
         settings: Any,
         start_fields: dict[str, Any],
         config: Any,
@@ -80,6 +81,9 @@ class Run:
         self.id = run_id
         self.name = name
         self.dir = run_dir
+        # Rank 0 writes the run folder's own stream; another rank its own (waddle/ranks.py).
+        self.rank = rank
+        self._stream_dir = ranks.stream_dir(run_dir, rank)
         self.tags = tuple(tags)
         self.notes = start_fields.get("notes")
         self.group = start_fields.get("group")
@@ -108,7 +112,7 @@ class Run:
         self._keyed_open: tuple | None = None  # the keyed item values of its step may join
         self._lock_fd = self._lock_run_folder()
         self._writer = Writer(
-            run_dir,
+            self._stream_dir,
             first_seq,
             start_fields,
             time.time(),
@@ -491,7 +495,8 @@ class Run:
             self._refuse_closed("log_artifact" if kind == "artifact" else "save")
             return
         if self._copier is None:
-            self._copier = Copier(self.dir, self._stored, self._notices)
+            # Saved files go to this rank's stream (waddle/ranks.py).
+            self._copier = Copier(self._stream_dir, self._stored, self._notices)
         self._copier.submit(t, kind, store)
 
     def _stored(self, t: float, kind: str, fields: dict[str, Any]) -> None:
@@ -679,8 +684,8 @@ class Run:
         The kernel drops the lock when the process dies, even by kill -9.
         """
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            self._stream_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._stream_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError:
             return None  # the writer reports the unwritable folder
         try:
@@ -688,9 +693,11 @@ class Run:
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
             os.close(fd)
+            of_rank = f"rank {self.rank} of " if self.rank else ""
             raise RunLockedError(
-                f"run {self.id} in {self.dir} is already open in another process ({holder}); "
-                "finish that one first, or start a new run"
+                f"{of_rank}run {self.id} in {self.dir} is already open in another process "
+                f"({holder}); finish that one first, start a new run, or give each process "
+                "its own rank (WADDLE_RANK)"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode(), 0)
@@ -756,6 +763,7 @@ class DisabledRun:
         self.tags = ()
         self.notes = self.group = self.job_type = None
         self.resumed = False
+        self.rank = 0
         self.step = 0
         self.config = Config(config)
         self.summary = Summary(Logged(), on_change=lambda changes: None)
