@@ -172,3 +172,24 @@ def test_a_relayed_run_is_read_as_the_central_server_names_it(tmp_path):
             .history(keys=["loss"], pandas=False)
         )
         assert len(rows) == 1 and math.isnan(rows[0]["loss"])
+
+
+def test_each_rank_reads_the_same_through_a_server(tmp_path):
+    from tests.test_ranks import _two_ranks
+
+    _two_ranks(tmp_path)
+    local = waddle.Api(overrides={"dir": str(tmp_path)}).run("ddp/job-1")
+    with serving(tmp_path) as served:
+        wait_until(served.caught_up, timeout=30)
+        (listed,) = waddle.Api(overrides={"base_url": served.url}).runs("ddp")
+        assert listed.ranks == local.ranks == [0, 1] and listed.state == local.state
+        for rank in (0, 1):
+            assert _same(list(listed.scan_history(rank=rank))) == _same(
+                list(local.scan_history(rank=rank))
+            )
+            assert _same(listed.history(keys=["loss"], rank=rank, pandas=False)) == _same(
+                local.history(keys=["loss"], rank=rank, pandas=False)
+            )
+        assert [row["loss"] for row in listed.scan_history(rank=1)] == [10, 11, 12, 13, 14]
+        with pytest.raises(ValueError, match="has no rank 2"):
+            listed.scan_history(rank=2)

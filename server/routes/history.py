@@ -15,7 +15,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from waddle.server import wire
 from waddle.server.errors import invalid
-from waddle.server.routes.lookup import context, run_number
+from waddle.server.routes.lookup import context, stream_number
+from waddle.server.routes.params import Rank
 
 from waddle.event import STEP_MAX
 
@@ -56,14 +57,16 @@ def history(
     key: Annotated[
         list[str] | None, Query(description="repeatable: only steps holding every key, and those")
     ] = None,
+    rank: Rank = None,
 ):
-    """Rows of the steps in [min_step, max_step), and ``next``: the first step at or after
-    max_step holding a value (of ``key``s), where the next window starts (null: none)."""
+    """Rows of the steps in [min_step, max_step) of one rank's stream, and ``next``: the first
+    step at or after max_step holding a value (of ``key``s), where the next window starts
+    (null: none)."""
     if max_step is None:
         max_step = min(min_step + DEFAULT_WINDOW, STEP_MAX + 1)
     if not min_step < max_step <= min_step + MAX_WINDOW:
         raise invalid(f"max_step must be above min_step and at most {MAX_WINDOW} steps after it")
-    run = run_number(request, project, run_id)
+    run = stream_number(request, project, run_id, rank)
     params: dict = {"run": run, "low": min_step, "high": max_step}
     where = "run = $run"
     if key:

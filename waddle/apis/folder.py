@@ -18,6 +18,7 @@ from typing import Any
 from waddle import artifact_store, history, names, segment
 from waddle.artifact import Artifact, load
 from waddle.catalog import list_runs
+from waddle.ranks import inspect_ranks
 from waddle.run_folder import RunRecord, inspect_run
 from waddle.summary import Logged
 
@@ -45,6 +46,7 @@ class Folder:
         record = inspect_run(self.dir / project / run_id, self._timeout)
         if record is None:
             raise ValueError(f"no run {run_id!r} in project {project!r} of {self.dir}")
+        inspect_ranks(record, self._timeout)
         return FolderRun(self, record)
 
     def artifact(self, project: str, name: str, ref: str) -> Artifact:
@@ -62,7 +64,9 @@ class Folder:
 
 
 class FolderRun:
-    """One run folder: its identity from the folder's record, the rest from its events."""
+    """One run folder: its identity from the folder's record (rank 0's, with the run's status
+    over its ranks: waddle/ranks.py), the rest from its events; history from the stream of the
+    rank asked for."""
 
     def __init__(self, folder: Folder, record: RunRecord) -> None:
         self._folder, self._record = folder, record
@@ -88,29 +92,40 @@ class FolderRun:
         context = (self._record.start or {}).get("context", {})
         return {"config": read["config"], "summary": read["summary"], "metadata": context}
 
-    def scalar_columns(self, keys: list[str]) -> dict[str, Any] | None:
-        cache = self._folder.dir / ".waddle" / "history" / self._record.project
-        return history.scalar_columns(
-            self._record.path, keys, self._record.started, cache / self._record.run_id
-        )
+    def ranks(self) -> list[int]:
+        return [0, *sorted(self._record.ranks)]
+
+    def _stream(self, rank: int) -> RunRecord:
+        return self._record if rank == 0 else self._record.ranks[rank]
+
+    def scalar_columns(self, keys: list[str], rank: int) -> dict[str, Any] | None:
+        stream = self._stream(rank)
+        cache = self._folder.dir / ".waddle" / "history" / stream.path.relative_to(self._folder.dir)
+        return history.scalar_columns(stream.path, keys, stream.started, cache)
 
     def rows(
-        self, keys: list[str] | None, min_step: int, max_step: int | None, page_size: int
+        self,
+        keys: list[str] | None,
+        min_step: int,
+        max_step: int | None,
+        page_size: int,
+        rank: int,
     ) -> Iterator[dict[str, Any]]:
         """Every row of a step in [min_step, max_step), streamed from the events."""
-        for row in history.scan(self._record.path, self._record.started):
+        stream = self._stream(rank)
+        for row in history.scan(stream.path, stream.started):
             if row["_step"] < min_step or (max_step is not None and row["_step"] >= max_step):
                 continue  # keyed steps (docs/format.md) may come in any order: read on
             if keys is None or all(key in row for key in keys):
                 yield row
 
-    def system_rows(self) -> Iterator[dict[str, Any]]:
-        started = self._record.started
-        for event in segment.read_events(self._record.path):
+    def system_rows(self, rank: int) -> Iterator[dict[str, Any]]:
+        stream = self._stream(rank)
+        for event in segment.read_events(stream.path):
             if event["type"] == "system":
                 yield {
                     "_timestamp": event["t"],
-                    "_runtime": event["t"] - (started or 0),
+                    "_runtime": event["t"] - (stream.started or 0),
                     **event["data"],
                 }
 

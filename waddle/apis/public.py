@@ -168,7 +168,12 @@ class Runs(Sequence):
 
 
 class Run:
-    """One run read back: identity, state, config, summary, history, files, artifacts."""
+    """One run read back: identity, state, config, summary, history, files, artifacts.
+
+    A run of several ranks (waddle/ranks.py) reads as one: its state is the run's (crashed
+    when a rank died), its config and summary rank 0's; ``ranks`` lists its ranks, and
+    ``history()``, ``scan_history()`` take ``rank=`` (default 0) for another rank's stream.
+    """
 
     def __init__(self, api: Api, source: Any) -> None:
         self._api, self._source = api, source
@@ -207,6 +212,11 @@ class Run:
     summary_metrics = summary
 
     @property
+    def ranks(self) -> list[int]:
+        """The ranks whose streams the run holds (``[0]`` for a run of one process)."""
+        return self._source.ranks()
+
+    @property
     def metadata(self) -> dict[str, Any]:
         """The run's context: host, command line, git, GPUs (docs/format.md)."""
         return self._detail("metadata")
@@ -218,15 +228,17 @@ class Run:
         x_axis: str = "_step",
         pandas: bool = True,
         stream: str = "default",
+        rank: int = 0,
     ) -> Any:
         """At most ``samples`` rows, evenly spread over the run (first and last kept); with
         ``keys``, only steps that have every one of them (and ``x_axis``, when it is a key).
-        ``stream="system"``: the system metrics over time. A DataFrame with ``pandas=True``
-        (needs pandas), else dicts."""
+        ``stream="system"``: the system metrics over time. ``rank``: that rank's stream. A
+        DataFrame with ``pandas=True`` (needs pandas), else dicts."""
+        self._check_rank(rank)
         if keys and x_axis not in (*ROW_KEYS, *keys):
             keys = [*keys, x_axis]
         if stream != "system" and keys:
-            columns = self._source.scalar_columns(keys)
+            columns = self._source.scalar_columns(keys, rank)
             if columns is not None:  # numbers only: straight from columns, no row objects
                 every = columns[history.HAS + keys[0]].copy()
                 for key in keys[1:]:
@@ -242,9 +254,9 @@ class Run:
                     for values in zip(*(c.tolist() for c in shown.values()), strict=True)
                 ]
         rows = (
-            list(self._source.system_rows())
+            list(self._source.system_rows(rank))
             if stream == "system"
-            else list(self.scan_history(keys=keys))
+            else list(self.scan_history(keys=keys, rank=rank))
         )
         rows = _spread(rows, samples)
         if not pandas:
@@ -260,15 +272,21 @@ class Run:
         min_step: int = 0,
         max_step: int | None = None,
         use_cache: bool = True,
+        rank: int = 0,
     ) -> Iterator[dict[str, Any]]:
         """Every row of a step in [min_step, max_step) (no sampling), streamed (read
         ``page_size`` steps at a time from a server); with ``keys`` only steps that have
-        them all, and only those keys."""
-        for row in self._source.rows(keys, min_step, max_step, page_size):
-            if keys is None:
-                yield row
-            else:
-                yield {name: row[name] for name in (*ROW_KEYS, *keys)}
+        them all, and only those keys; ``rank``: of that rank's stream (an unknown rank is
+        refused at once)."""
+        self._check_rank(rank)
+        rows = self._source.rows(keys, min_step, max_step, page_size, rank)
+        if keys is None:
+            return rows
+        return ({name: row[name] for name in (*ROW_KEYS, *keys)} for row in rows)
+
+    def _check_rank(self, rank: int) -> None:
+        if rank != 0 and rank not in self.ranks:
+            raise ValueError(f"run {self.id} has no rank {rank!r}; its ranks: {self.ranks}")
 
     def files(
         self, names: list[str] | None = None, pattern: str | None = None, per_page: int = 50

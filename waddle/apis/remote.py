@@ -171,11 +171,21 @@ class ServerRun:
             "metadata": decoded(self._whole().get("context") or {}),
         }
 
-    def scalar_columns(self, keys: list[str]) -> dict[str, Any] | None:
+    def ranks(self) -> list[int]:
+        return [stream["rank"] for stream in self._whole().get("ranks") or [{"rank": 0}]]
+
+    def _started(self, rank: int) -> float | None:
+        """When rank ``rank``'s stream started (its rows' ``_runtime`` counts from there)."""
+        if rank == 0:
+            return self.fields["created_at"]
+        streams = self._whole().get("ranks") or []
+        return next((s["created"] for s in streams if s["rank"] == rank), None)
+
+    def scalar_columns(self, keys: list[str], rank: int) -> dict[str, Any] | None:
         """The columns of waddle/history.py from each key's whole series (Arrow when pyarrow is
         installed), or None when a key holds anything but numbers."""
         kinds: dict[str, set[str]] = {}
-        for metric in self._server.get(f"{self._path}/metrics")["metrics"]:
+        for metric in self._server.get(f"{self._path}/metrics", {"rank": rank})["metrics"]:
             kinds.setdefault(metric["key"], set()).add(metric["type"])
         if any(kinds.get(key, {"scalar"}) != {"scalar"} for key in keys):
             return None
@@ -186,13 +196,13 @@ class ServerRun:
             if key not in kinds:  # never logged: no points
                 per_key.append({"step": np.zeros(0, np.int64), "t": np.zeros(0), "v": np.zeros(0)})
                 continue
-            per_key.append(self._series(key))
-        return history.joined(keys, per_key, self.fields["created_at"])
+            per_key.append(self._series(key, rank))
+        return history.joined(keys, per_key, self._started(rank))
 
-    def _series(self, key: str) -> dict[str, Any]:
+    def _series(self, key: str, rank: int) -> dict[str, Any]:
         import numpy as np
 
-        params = {"key": key, "x": "step"}
+        params = {"key": key, "x": "step", "rank": rank}
         try:
             import pyarrow.ipc
         except ImportError:
@@ -211,15 +221,20 @@ class ServerRun:
         }
 
     def rows(
-        self, keys: list[str] | None, min_step: int, max_step: int | None, page_size: int
+        self,
+        keys: list[str] | None,
+        min_step: int,
+        max_step: int | None,
+        page_size: int,
+        rank: int,
     ) -> Iterator[dict[str, Any]]:
         """Every row of a step in [min_step, max_step), a window of ``page_size`` steps a
         request (``GET …/history``)."""
-        started = self.fields["created_at"]
+        started = self._started(rank)
         step: int | None = min_step
         while step is not None and (max_step is None or step < max_step):
             end = step + max(1, min(page_size, 100_000))
-            params: dict[str, Any] = {"min_step": step, "max_step": end}
+            params: dict[str, Any] = {"min_step": step, "max_step": end, "rank": rank}
             if max_step is not None:
                 params["max_step"] = min(end, max_step)
             if keys:
@@ -235,9 +250,10 @@ class ServerRun:
                 }
             step = page["next"]
 
-    def system_rows(self) -> Iterator[dict[str, Any]]:
-        series = self._server.get(f"{self._path}/system", {"limit": 1_000_000})["series"]
-        started = self.fields["created_at"] or 0
+    def system_rows(self, rank: int) -> Iterator[dict[str, Any]]:
+        params = {"limit": 1_000_000, "rank": rank}
+        series = self._server.get(f"{self._path}/system", params)["series"]
+        started = self._started(rank) or 0
         by_time: dict[float, dict[str, Any]] = {}
         for key, points in series.items():
             for t, value in zip(points["t"], decoded(points["value"]), strict=True):
