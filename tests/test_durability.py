@@ -317,6 +317,7 @@ def test_many_ctrl_c_never_hang_a_training_script_nor_lose_what_it_logged(tmp_pa
     """Each SIGINT lands anywhere in log() or the writer's hand-off, on one busy CPU."""
     scripts, interrupts = 8, 25
     burners = [_burn(), _burn()]
+    total = 0  # log() calls that returned, over all scripts
     try:
         for index in range(scripts):
             child = subprocess.Popen(
@@ -339,10 +340,13 @@ def test_many_ctrl_c_never_hang_a_training_script_nor_lose_what_it_logged(tmp_pa
             assert [event["seq"] for event in events] == list(range(len(events)))
             steps = [event["step"] for event in events if event["type"] == "log"]
             # Every log() that returned is there, at the next step; a call interrupted after
-            # queuing its values is there too, and then the next call adds to its step.
-            assert steps == sorted(steps) and set(steps) == set(range(steps[-1] + 1))
-            assert len(steps) >= logged
+            # queuing its values is there too, and then the next call adds to its step. (On a
+            # busy CPU every interrupt may come before the first log() returns: then none.)
+            assert steps == sorted(steps) and set(steps) == set(range(len(set(steps))))
+            assert len(set(steps)) >= logged, f"script {index}: {logged} logged, {steps[-3:]}"
+            total += logged
             assert events[-1]["type"] == "finish" and events[-1]["status"] == "finished"
+        assert total > 0  # the interrupts landed in a logging loop, not only before it
     finally:
         for burner in burners:
             burner.kill()
