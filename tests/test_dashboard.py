@@ -3,8 +3,10 @@ sees in each view, live updates, zoom, the token flow, and user text that never 
 
 from __future__ import annotations
 
+import math
 import subprocess
 
+import numpy as np
 import pytest
 
 import waddle
@@ -69,7 +71,66 @@ def _seed(root):
     )
     hostile.finish()
     runs["xss"] = hostile.id
+    runs["kinds"] = _log_new_kinds(root)
     return runs
+
+
+HTML_WITH_SCRIPT = (
+    "<p id='hello'>hello from html</p>"
+    "<script>document.getElementById('hello').textContent = 'script ran';"
+    "parent.document.body.dataset.pwned = '1'; alert(9)</script>"
+)
+
+
+def _log_new_kinds(root):
+    """A run with every chart preset, an HTML page with a script, point clouds, a model file
+    and plain lists, at two steps (the step slider)."""
+    run = waddle.init(project="kinds", dir=root, name="kinds", settings=QUIET)
+    model = root.parent / f"{root.name}-tetra.obj"
+    model.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 2 4\n")
+    rgb = np.array(
+        [[x, y, 0, 255, 0, 0] for x in range(10) for y in range(10)]
+        + [[x, 0, z, 0, 0, 255] for x in range(10) for z in range(1, 10)],
+        dtype=float,
+    )
+    category = np.array([[i, i % 3, i % 5, i % 2] for i in range(60)], dtype=float)
+    # Scores that tell the three classes apart well, fairly and badly: three different curves.
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 90)
+    probas = rng.random((90, 3)) + np.eye(3)[truth] * np.array([2.0, 0.6, 0.15])[truth, None]
+    for step, (scale, per_class) in enumerate(((1.0, [1, 2, 3]), (2.0, [0.5, math.nan, 0.25]))):
+        points = waddle.Table(
+            columns=["x", "y", "group"],
+            data=[[0, 0.0, "a"], [1, scale, "a"], [0, 1.0, "b"], [1, 0.5, "b"], [2, math.nan, "b"]],
+        )
+        counts = waddle.Table(
+            columns=["label", "value"], data=[["cat", 3 * scale], ["dog", 5], ["<i>bird</i>", 1]]
+        )
+        spread = waddle.Table(columns=["v"], data=[[v] for v in [*range(20), math.inf]])
+        run.log(
+            {
+                "plot/line": waddle.plot.line(points, "x", "y", stroke="group", title="line"),
+                "plot/scatter": waddle.plot.scatter(points, "x", "y", title="<b>scatter</b>"),
+                "plot/bar": waddle.plot.bar(counts, "label", "value", title="bar"),
+                "plot/histogram": waddle.plot.histogram(spread, "v", title="histogram"),
+                "plot/series": waddle.plot.line_series(
+                    [0, 1, 2], [[1, 2, 3], [3, 2, 1]], keys=["up", "down"], xname="epoch"
+                ),
+                "plot/confusion": waddle.plot.confusion_matrix(
+                    y_true=[0, 1, 2, 2], preds=[0, 2, 2, 2], class_names=["cat", "dog", "<b>x</b>"]
+                ),
+                "plot/pr": waddle.plot.pr_curve(truth, probas, labels=["cat", "dog", "bird"]),
+                "plot/roc": waddle.plot.roc_curve(truth, probas, labels=["cat", "dog", "bird"]),
+                "page": waddle.Html(HTML_WITH_SCRIPT),
+                "cloud/rgb": waddle.Object3D(rgb, caption="red wall, blue floor"),
+                "cloud/category": waddle.Object3D(category),
+                "cloud/model": waddle.Object3D(str(model)),
+                "per_class": per_class,
+            },
+            step=step,
+        )
+    run.finish()
+    return run.id
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +139,7 @@ def seeded(tmp_path_factory):
     runs = _seed(root)
     with serving(root) as served:
         wait_until(
-            lambda: served.caught_up() and len(served.json("/api/projects")["projects"]) == 3,
+            lambda: served.caught_up() and len(served.json("/api/projects")["projects"]) == 4,
             timeout=60,
         )
         yield served, runs
@@ -189,6 +250,139 @@ def test_every_rich_view_shows_what_was_logged(seeded, page):
     screenshot(page, "run-overview", full_page=True)
 
 
+# The colours of the i-th series of a logged chart (the chart palette's order).
+SERIES_COLORS = "[...document.querySelectorAll('.chart')][%d].chart.series.map(s => s.color)"
+
+
+def _plot(page, key):
+    """Index among the page's charts, and the Chart's facts, of the logged chart of ``key``."""
+    return page.evaluate(
+        """(key) => {
+          const charts = [...document.querySelectorAll('.chart')];
+          const index = charts.findIndex((c) => c.closest('.panel')?.querySelector('h3')?.textContent === key);
+          const chart = charts[index].chart;
+          return { index, xLabel: chart.options.xLabel, draw: chart.options.draw || 'line',
+                   series: chart.series.map((s) => ({ label: s.label, xs: s.xs, ys: s.ys, nan: s.marks.nan.length })),
+                   names: chart.options.xFormat ? [0, 1, 2].map((x) => chart.options.xFormat(x)) : null };
+        }""",
+        key,
+    )
+
+
+def test_logged_charts_are_drawn_from_their_tables(seeded, page):
+    served, runs = seeded
+    page.goto(served.url + f"/p/kinds/r/{runs['kinds']}?tab=media")
+    page.wait_for_selector(".panel.plot .confusion")
+    assert page.locator(".panel.plot").count() == 8
+    wait_js(page, "[...document.querySelectorAll('.plot .chart')].every(c => c.chart.plot)")
+    page.wait_for_timeout(100)  # one frame for uPlot to paint
+
+    line = _plot(page, "plot/line")  # the last step (2.0): a line per group, b's NaN marked
+    assert [s["label"] for s in line["series"]] == ["a", "b"]
+    assert line["series"][0]["ys"] == [0, 2] and line["series"][1]["nan"] == 1
+    assert line["xLabel"] == "x"
+    scatter = _plot(page, "plot/scatter")
+    assert scatter["draw"] == "points" and len(scatter["series"][0]["xs"]) == 5
+    assert page.locator(".chart-title", has_text="<b>scatter</b>").count() == 1  # as text
+    bar = _plot(page, "plot/bar")
+    assert bar["draw"] == "bars" and bar["series"][0]["ys"] == [6, 5, 1]
+    assert bar["names"] == ["cat", "dog", "<i>bird</i>"]
+    histogram = _plot(page, "plot/histogram")
+    assert sum(histogram["series"][0]["ys"]) == 20  # the finite values, binned
+    assert "+Inf ×1" in page.locator(".panel.plot", has_text="plot/histogram").text_content()
+    series = _plot(page, "plot/series")
+    assert [s["label"] for s in series["series"]] == ["up", "down"]
+    assert series["xLabel"] == "epoch"
+    for key in ("plot/pr", "plot/roc"):
+        curves = _plot(page, key)
+        assert [s["label"] for s in curves["series"]] == ["cat", "dog", "bird"]
+    # ROC keeps its vertical steps: an x repeated in one series stays, with each y.
+    roc = _plot(page, "plot/roc")["series"]
+    assert any(a == b for s in roc for a, b in zip(s["xs"], s["xs"][1:], strict=False))
+    for key in ("plot/line", "plot/bar", "plot/roc"):
+        found = _plot(page, key)
+        colors = page.evaluate(SERIES_COLORS % found["index"])
+        pixels = page.evaluate(CANVAS_PIXELS, [found["index"], colors])
+        assert all(count > 20 for count in pixels["counts"]), (key, pixels)
+
+    matrix = page.locator(".confusion")
+    assert matrix.locator("thead th").all_text_contents()[1:] == ["cat", "dog", "<b>x</b>"]
+    rows = [r.locator("td").all_text_contents() for r in matrix.locator("tbody tr").all()]
+    assert rows == [["1", "0", "0"], ["0", "0", "1"], ["0", "0", "2"]]
+    assert page.evaluate("document.querySelectorAll('.view b, .view i').length") == 0
+
+    # The step slider: the first step's bar chart.
+    bar_panel = page.locator(".panel.plot", has_text="plot/bar")
+    bar_panel.locator("input.step-slider").focus()
+    page.keyboard.press("ArrowLeft")
+    wait_js(
+        page,
+        "[...document.querySelectorAll('.plot .chart')].some(c => c.chart.series[0]?.ys.join() === '3,5,1')",
+    )
+    page.evaluate("scrollTo(0, 0)")
+    screenshot(page, "run-charts-logged", full_page=True)
+
+
+def test_html_3d_objects_and_lists_are_shown_and_html_never_runs(seeded, page):
+    served, runs = seeded
+    page.goto(served.url + f"/p/kinds/r/{runs['kinds']}?tab=media")
+    frame = page.locator("iframe.html-frame")
+    frame.wait_for()
+    assert frame.get_attribute("sandbox") == ""  # no allow-scripts, no allow-same-origin
+    assert frame.get_attribute("src").startswith(f"/files/kinds/{runs['kinds']}/media/")
+    inside = page.frame_locator("iframe.html-frame").locator("#hello")
+    assert inside.text_content() == "hello from html"  # shown, and its script did not run
+    assert page.evaluate("document.body.dataset.pwned") is None
+
+    # Point clouds: drawn in their colours (rgb), or by category with a legend; a drag turns.
+    wait_js(
+        page,
+        "[...document.querySelectorAll('canvas.points3d')].every(c => c.view.count > 0)",
+    )
+    page.wait_for_timeout(100)
+    counts = page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('canvas.points3d')].map((canvas) => {
+          const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+          let red = 0, blue = 0, any = 0;
+          for (let i = 0; i < data.length; i += 4) {
+            if (data[i + 3] < 200) continue;
+            any++;
+            if (data[i] > 200 && data[i + 1] < 50 && data[i + 2] < 50) red++;
+            if (data[i + 2] > 200 && data[i] < 50 && data[i + 1] < 50) blue++;
+          }
+          const key = canvas.closest('.panel').querySelector('h3').textContent;
+          return [key, { red, blue, any, view: canvas.view.count }];
+        }))"""
+    )
+    rgb, category = counts["cloud/rgb"], counts["cloud/category"]
+    assert rgb["view"] == 190 and rgb["red"] > 100 and rgb["blue"] > 100, rgb
+    assert category["view"] == 60 and category["any"] > 100 and category["red"] == 0, category
+    cloud = page.locator(".panel.media", has_text="cloud/category")
+    assert cloud.locator(".legend-item").all_text_contents() == ["category 0", "category 1"]
+    picture = "document.querySelector('canvas.points3d').toDataURL()"
+    before = page.evaluate(picture)
+    box = page.locator("canvas.points3d").first.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 100, box["y"] + 100)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 180, box["y"] + 140, steps=4)
+    page.mouse.up()
+    wait_js(page, f"{picture} !== {before!r}")
+    # A model file is offered for download, and /files serves it.
+    model = page.locator(".panel.media", has_text="cloud/model").get_by_role("link")
+    assert model.get_attribute("download").endswith(".obj")
+    assert served.get(model.get_attribute("href")).text.startswith("v 0 0 0")
+
+    # A plain list, as text per step (NaN by name).
+    lists = page.locator(".panel.text", has_text="per_class")
+    assert lists.locator("pre").text_content() == "[0.5, NaN, 0.25]"
+    lists.locator("input.step-slider").focus()
+    page.keyboard.press("ArrowLeft")
+    assert lists.locator("pre").text_content() == "[1, 2, 3]"
+    page.evaluate("scrollTo(0, 0)")
+    screenshot(page, "run-media-kinds", full_page=True)
+
+
 def test_run_charts_mark_nan_and_zoom_asks_the_server_again(seeded, page):
     served, _ = seeded
     run = _run_id(served, "rich")
@@ -254,6 +448,7 @@ def test_the_page_sends_a_strict_content_security_policy(seeded):
         assert answer.status_code == 200
         policy = answer.headers["content-security-policy"]
         assert "script-src 'self'" in policy and "connect-src 'self'" in policy
+        assert "frame-src 'self'" in policy  # logged HTML, in a sandboxed frame from /files
         assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
     assert served.get("/p/p/r/whatever").text == served.get("/").text  # a deep link
     missing = served.get("/api/nothing")

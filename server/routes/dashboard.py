@@ -39,6 +39,8 @@ CSP = "; ".join(
         "img-src 'self' blob:",
         "media-src 'self' blob:",
         "connect-src 'self'",
+        # A logged HTML page is shown in a sandboxed frame from /files (same origin).
+        "frame-src 'self'",
         "base-uri 'none'",
         "form-action 'self'",
         "frame-ancestors 'none'",

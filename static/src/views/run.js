@@ -8,6 +8,7 @@ import { duration, time } from "../format.js";
 import { consolePanel } from "../rich/console.js";
 import { histogramPanel } from "../rich/histogram.js";
 import { mediaPanel } from "../rich/media.js";
+import { plotPanel } from "../rich/plot.js";
 import { alertsPanel, configTable, contextPanel, filesPanel, healthPanel } from "../rich/overview.js";
 import { systemPanel } from "../rich/system.js";
 import { tablePanel } from "../rich/table.js";
@@ -15,7 +16,20 @@ import { textPanel } from "../rich/text.js";
 import { param, setParams } from "../state.js";
 
 const TABS = ["charts", "media", "system", "console", "overview"];
-const PANELS = { image: mediaPanel, list: mediaPanel, audio: mediaPanel, video: mediaPanel, table: tablePanel, histogram: histogramPanel, text: textPanel, markdown: textPanel };
+const PANELS = {
+  image: mediaPanel,
+  list: mediaPanel,
+  audio: mediaPanel,
+  video: mediaPanel,
+  html: mediaPanel,
+  object3d: mediaPanel,
+  table: tablePanel,
+  chart: plotPanel,
+  histogram: histogramPanel,
+  text: textPanel,
+  markdown: textPanel,
+  array: textPanel,
+};
 
 export async function runView(el, where) {
   const { project, run: runId } = where;
@@ -64,7 +78,7 @@ const TAB_VIEWS = {
   },
   async media(body, { project, runId, metrics }) {
     const rich = metrics.filter((m) => PANELS[m.type]);
-    if (!rich.length) return void body.append(h("p", { class: "empty" }, "no media, tables, histograms or text logged"));
+    if (!rich.length) return void body.append(h("p", { class: "empty" }, "no media, tables, charts, histograms, text or lists logged"));
     const panels = await Promise.all(
       rich.map((m) => PANELS[m.type](project, runId, m.key).catch((error) => h("p", { class: "error" }, `${m.key}: ${error.message}`))),
     );
