@@ -221,6 +221,13 @@ def test_every_rich_view_shows_what_was_logged(seeded, page):
     assert "5000 values" in page.locator(".hist-facts").text_content()
     assert page.locator(".diff ins, .diff del").count() > 0
     assert page.locator(".markdown h2").text_content().startswith("Step")
+    # The evaluation W&B users log: preset charts, an HTML report, a point cloud, a list.
+    assert page.locator(".panel.plot .confusion").count() == 1
+    assert page.locator(".panel.plot .chart").count() == 2  # ROC and the accuracy bars
+    report = page.frame_locator("iframe.html-frame").locator("h3")
+    assert report.text_content().startswith("Evaluation at step")
+    assert page.locator("canvas.points3d").count() == 1
+    assert page.locator(".panel.text", has_text="eval/per_class").locator("pre.array").count() == 1
     # The step slider moves with the arrow keys, and the panel follows it.
     text_panel = page.locator(".panel.text", has_text="samples/text")
     before = text_panel.locator(".step-label").text_content()
