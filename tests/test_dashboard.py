@@ -192,8 +192,8 @@ def test_projects_and_the_runs_table_sorted_by_a_summary_column(seeded, page):
 def test_compare_overlays_one_line_per_run_and_marks_the_differing_config_key(seeded, page):
     served, runs = seeded
     page.goto(served.url + f"/p/p/compare?runs={runs['alpha']},{runs['beta']}")
-    page.wait_for_selector("tr.differs")
-    assert page.locator("tr.differs th").all_text_contents() == ["lr"]
+    page.wait_for_selector(".config-diff tr.differs")
+    assert page.locator(".config-diff tr.differs th").all_text_contents() == ["lr"]
     page.get_by_label("differences only").check()
     assert page.locator(".config-diff tbody tr").count() == 1
     wait_js(page, "document.querySelector('.chart')?.chart?.series.length === 2")
@@ -628,6 +628,44 @@ def test_across_runs_scatter_and_parallel_coordinates_open_runs(seeded, page):
     page.locator(".scatter circle").first.click()
     wait_js(page, "location.pathname.includes('/r/')")
     assert page.url.split("/r/")[1] in (runs["alpha"], runs["beta"])
+
+
+def test_a_summary_of_aggregates_shows_per_aggregate_in_every_view(seeded, page):
+    """define_metric(summary="max") makes a summary an object ({"max": 0.9}): the run overview,
+    the compare view and the across-runs axes show and use KEY.AGGREGATE, never the object."""
+    served, runs = seeded
+    page.goto(served.url + f"/p/p/r/{runs['beta']}?tab=overview")
+    page.wait_for_selector(".overview .kv")
+    summary = page.locator(".overview section", has_text="summary").first
+    assert summary.locator("tr", has_text="val/top.max").locator("td").text_content() == "0.9"
+    assert "{" not in summary.text_content() and "object" not in summary.text_content()
+
+    page.goto(served.url + f"/p/p/compare?runs={runs['alpha']},{runs['beta']}")
+    page.wait_for_selector(".summary-diff tbody tr")
+    row = page.locator(".summary-diff tr", has_text="val/top.max")
+    assert row.locator("td").all_text_contents() == ["0.3", "0.9"]
+    assert "{" not in page.locator(".summary-diff").text_content()
+
+    page.goto(served.url + "/p/p/across?sx=config.lr&sy=summary.val/top.max")
+    page.wait_for_selector(".scatter circle")
+    assert page.locator(".toolbar select").nth(1).input_value() == "summary.val/top.max"
+    assert page.locator(".scatter circle").count() == 2
+    assert "2 of 2 runs have both values" in page.locator(".scatter").text_content()
+    page.locator(".picker summary").click()
+    assert page.locator(".pick", has_text="summary.val/top.max").count() == 1
+
+    # The runs table offers the aggregate's column, and min/max of the key it summarises.
+    page.goto(served.url + "/p/p")
+    page.wait_for_selector(".runs-rows .row[data-run]")
+    page.locator(".picker summary").click()
+    row = page.locator(".pick-row", has_text="val/top")
+    assert row.locator(".pick").all_text_contents() == ["summary.val/top.max", "min", "max"]
+    row.get_by_label("max", exact=True).check()
+    wait_js(page, "location.search.includes('metric.val%2Ftop.max')")
+    wait_js(
+        page,
+        "[...document.querySelectorAll('.runs-rows .row[data-run]')].some(r => r.textContent.includes('0.9'))",
+    )
 
 
 def test_dark_theme_follows_the_system(seeded, browser):

@@ -3,6 +3,7 @@
 // grouping and the selection live in the URL. Live: a new run appears, a finishing or crashing
 // run changes its status in place.
 import { api, live } from "../api.js";
+import { columnValue as cell, label, metricKey, summarisedKey } from "../columns.js";
 import { h, replace } from "../dom.js";
 import { duration, time, value as show } from "../format.js";
 import { go, href, param, path, setParams } from "../state.js";
@@ -105,8 +106,9 @@ class RunsTable {
     return param("cols").split(",").filter(Boolean);
   }
 
-  // Column picker: any config key, and per summary key its summary value, min or max; the
-  // choice is kept in the URL (?cols=). A new min/max column asks the server again.
+  // Column picker: any config key, and per summarised key its summary value (or each of its
+  // aggregates), min or max; the choice is kept in the URL (?cols=). A new min/max column asks
+  // the server again.
   picker() {
     const chosen = new Set(this.picked());
     const check = (id, text) =>
@@ -125,11 +127,17 @@ class RunsTable {
         text,
       );
     const box = (id) => check(id, id);
-    const summaryRow = (key) =>
+    const summarised = new Map(); // key -> its summary keys (itself, or KEY.AGGREGATE ones)
+    for (const k of this.keys.summary) {
+      const base = summarisedKey(k, this.keys.summary);
+      if (!summarised.has(base)) summarised.set(base, []);
+      summarised.get(base).push(k);
+    }
+    const summaryRow = ([key, summaryKeys]) =>
       h(
         "div",
         { class: "pick-row" },
-        check(`summary.${key}`, `summary.${key}`),
+        summaryKeys.map((k) => check(`summary.${k}`, `summary.${k}`)),
         check(`metric.${key}.min`, "min"),
         check(`metric.${key}.max`, "max"),
       );
@@ -141,7 +149,7 @@ class RunsTable {
         "div",
         { class: "picker-list" },
         h("strong", null, "summary"),
-        this.keys.summary.map((k) => summaryRow(k)),
+        [...summarised].map(summaryRow),
         h("strong", null, "config"),
         this.keys.config.map((k) => box(`config.${k}`)),
       ),
@@ -162,7 +170,7 @@ class RunsTable {
       tag: param("tag"),
       limit: PAGE,
       offset,
-      metric: [...new Set(this.picked().map((id) => METRIC.exec(id)).filter(Boolean).map((m) => m[1]))],
+      metric: [...new Set(this.picked().map(metricKey).filter((key) => key !== null))],
     };
   }
 
@@ -332,25 +340,4 @@ class RunsTable {
     clearTimeout(this.refetch);
     live.unsubscribe("runs");
   }
-}
-
-const METRIC = /^metric\.(.+)\.(min|max|last)$/s;
-
-function label(id) {
-  const m = METRIC.exec(id);
-  return m ? `${m[1]} (${m[2]})` : id;
-}
-
-function cell(run, id) {
-  const m = METRIC.exec(id);
-  if (m) return run.metrics?.[m[1]]?.[m[2]];
-  const dot = id.indexOf(".");
-  const [where, key] = [id.slice(0, dot), id.slice(dot + 1)];
-  const values = where === "summary" ? run.summary : where === "config" ? run.config : null;
-  if (!values) return undefined;
-  if (key in values) return values[key];
-  // KEY.AGGREGATE: one aggregate of a summary define_metric made an object ({"max": …}).
-  const last = key.lastIndexOf(".");
-  const inner = last > 0 ? values[key.slice(0, last)] : undefined;
-  return inner && typeof inner === "object" ? inner[key.slice(last + 1)] : undefined;
 }
