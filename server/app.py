@@ -18,7 +18,16 @@ from waddle.server.hub import Hub
 from waddle.server.indexer import Indexer
 from waddle.server.notices import Notices
 from waddle.server.recorded import RecordedFiles
-from waddle.server.routes import dashboard, files, live, projects, records, runs, scalars
+from waddle.server.routes import (
+    artifacts,
+    dashboard,
+    files,
+    live,
+    projects,
+    records,
+    runs,
+    scalars,
+)
 from waddle.server.settings import ServerSettings
 from waddle.server.store import Store
 from waddle.server.watcher import Watcher
@@ -78,7 +87,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.waddle = context
     errors.install(app)
     # The dashboard last: its deep-link route answers any path the others do not.
-    for module in (projects, runs, scalars, records, files, live, dashboard):
+    for module in (projects, runs, scalars, records, artifacts, files, live, dashboard):
         app.include_router(module.router)
     app.add_middleware(Access, token=settings.token)
     return app

@@ -29,7 +29,7 @@ from waddle.server.run_state import RunState
 from waddle.server.schema import SCALARS, TABLES
 
 from waddle import event as event_format
-from waddle import segment, sequence
+from waddle import names, segment, sequence
 
 # A (run, key) group with at least this many points in one batch is clustered enough to go
 # straight into `scalars`; smaller groups are interleaved and go to `scalars_live`.
@@ -68,6 +68,7 @@ class Batch:
             "text": [],
             "console": [],
             "alerts": [],
+            "artifacts": [],
             "rejects": [],
         }
         self.runs: dict[int, RunState] = {}
@@ -324,6 +325,26 @@ class Batch:
         )
         return problem
 
+    def _artifact(self, state: RunState, event: dict[str, Any]) -> str | None:
+        """A version of an artifact logged or used by the run: a lineage row."""
+        fields = [event.get(name) for name in ("action", "project", "name", "version")]
+        kind, digest, aliases = (event.get(n) for n in ("artifact_type", "digest", "aliases"))
+        if not (
+            fields[0] in ("log", "use")
+            and names.is_valid(fields[1])
+            and names.is_valid(fields[2])
+            and event_format.is_int64(fields[3], low=0)
+            and type(kind) is str
+            and type(digest) is str
+            and type(aliases) is list
+            and all(type(alias) is str for alias in aliases)
+        ):
+            return "artifact event without a valid action, project, name, version, type, digest and aliases"
+        self.rows["artifacts"].append(
+            (state.run, event["seq"], event["t"], *fields, kind, digest, aliases)
+        )
+        return None
+
     def _finish(self, state: RunState, event: dict[str, Any]) -> str | None:
         status = event.get("status")
         if status not in ("finished", "crashed"):
@@ -420,5 +441,6 @@ _HANDLERS = {
     "heartbeat": Batch._heartbeat,
     "alert": Batch._alert,
     "file": Batch._file,
+    "artifact": Batch._artifact,
     "finish": Batch._finish,
 }

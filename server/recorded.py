@@ -86,6 +86,13 @@ class RecordedFiles:
             raise NotRecorded(path)
         return (*self._open_checked(run_dir, record), record)
 
+    def open_record(self, folder: Path, record: Record) -> tuple[int, os.stat_result]:
+        """An open descriptor of a file recorded elsewhere than in a run's events (an
+        artifact's manifest records the objects of its store), found at ``record.path``
+        inside the resolved ``folder`` and checked the same way, and its stat. Raises
+        :class:`Changed`."""
+        return self._open_checked(folder, record)
+
     def _find(self, cursor, run: int, run_dir: Path, path: str) -> Record | None:
         # The path is in the value's JSON as it is (its characters need no escaping); the
         # values containing it are few, and walking them finds the object that records it.

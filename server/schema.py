@@ -18,7 +18,7 @@ from functools import cached_property
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 
 # A column's type: its DuckDB type and the Arrow type its rows are built with.
 TYPES = {
@@ -167,6 +167,24 @@ REJECTS = Table(
         ("t", "double"),
     ),
 )
+# Lineage: every `artifact` event, a run logging (`action` log) or using (use) a version of
+# the artifact `name` of `project` (docs/format.md); the versions themselves and their
+# aliases are read from the project's artifact store (waddle/artifact_store.py).
+ARTIFACTS = Table(
+    "artifacts",
+    (
+        ("run", "int32"),
+        ("seq", "int64"),
+        ("t", "double"),
+        ("action", "text"),
+        ("project", "text"),
+        ("name", "text"),
+        ("version", "int64"),
+        ("type", "text"),
+        ("digest", "text"),
+        ("aliases", "texts"),
+    ),
+)
 
 TABLES = {
     table.name: table
@@ -215,6 +233,7 @@ TABLES = {
             ),
         ),
         REJECTS,
+        ARTIFACTS,
     )
 }
 # Every table holding rows of a run, for deleting a run from the index.

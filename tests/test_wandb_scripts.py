@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 import waddle
-from tests.conftest import PYTHON, child_env
-from waddle import wandb_log
+from tests.conftest import PYTHON, child_env, events_of
+from waddle import artifact_store, wandb_log
 
 SCRIPTS = Path(__file__).resolve().parent / "wandb_scripts"
 AS_WANDB = """
@@ -34,13 +34,16 @@ runpy.run_path(sys.argv[1], run_name="__main__")
 QUIET = {"WANDB_SILENT": "true", "WANDB_CONSOLE": "off", "WADDLE_SYSTEM_METRICS_INTERVAL": "0"}
 
 
-def with_waddle(script: str, folder: Path, **env: str) -> list[waddle.apis.public.Run]:
+def with_waddle(
+    script: str, folder: Path, cwd: Path | None = None, **env: str
+) -> list[waddle.apis.public.Run]:
     done = subprocess.run(
         [PYTHON, "-c", AS_WANDB, str(SCRIPTS / script)],
         env=child_env(WADDLE_DIR=str(folder), **QUIET, **env),
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=cwd,
     )
     assert done.returncode == 0, done.stderr
     api = waddle.Api(overrides={"dir": str(folder)})
@@ -65,10 +68,12 @@ def with_wandb(script: str, folder: Path, **env: str) -> list[dict[str, Any]]:
 
 def _read_wandb(path: Path) -> dict[str, Any]:
     """History rows, summary and config of a W&B offline run file."""
-    rows, summary, config = [], {}, {}
+    rows, summary, config, artifacts = [], {}, {}, []
     for record in wandb_log.records(path):
         kind = record.WhichOneof("record_type")
-        if kind == "history":
+        if kind == "artifact":
+            artifacts.append(_wandb_artifact(record.artifact))
+        elif kind == "history":
             rows.append(_row(record.history.item))
         elif kind == "summary":
             for item in record.summary.update:
@@ -78,7 +83,47 @@ def _read_wandb(path: Path) -> dict[str, Any]:
         elif kind in ("run", "config"):
             items = record.run.config.update if kind == "run" else record.config.update
             config.update({_name(item): json.loads(item.value_json) for item in items})
-    return {"rows": rows, "summary": _row(summary.values()), "config": config}
+    return {
+        "rows": rows,
+        "summary": _row(summary.values()),
+        "config": config,
+        "artifacts": artifacts,
+    }
+
+
+def _wandb_artifact(record: Any) -> dict[str, Any]:
+    """What a log_artifact() call asked for, as W&B's run file records it: each file's size, or
+    a reference's URI (W&B hashes with MD5 and waddle with sha256: digests are not compared)."""
+    return {
+        "name": record.name,
+        "type": record.type,
+        "aliases": sorted(alias for alias in record.aliases if alias != "latest"),
+        "description": record.description or None,
+        "metadata": json.loads(record.metadata or "{}"),
+        "entries": {e.path: e.ref if e.ref else e.size for e in record.manifest.contents},
+    }
+
+
+def _waddle_artifacts(run: waddle.apis.public.Run) -> list[dict[str, Any]]:
+    """The same of waddle's log_artifact() calls: their events, and the manifests they name
+    (the description and metadata of a version logged again are those it was made with)."""
+    found = []
+    for event in events_of(run.dir):
+        if event["type"] != "artifact":
+            continue
+        manifest = artifact_store.read_manifest(run.dir.parent, event["name"], event["version"])
+        entries = manifest["entries"]
+        found.append(
+            {
+                "name": event["name"],
+                "type": event["artifact_type"],
+                "aliases": sorted(event["aliases"]),
+                "description": manifest["description"] if event["created"] else None,
+                "metadata": manifest["metadata"] if event["created"] else {},
+                "entries": {path: e.get("ref", e.get("size")) for path, e in entries.items()},
+            }
+        )
+    return found
 
 
 def _row(items: Any) -> dict[str, Any]:
@@ -207,3 +252,33 @@ def test_wandb_mode_disabled_in_the_environment_records_nothing(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_artifacts_are_logged_as_wandb_logs_them(tmp_path):
+    (tmp_path / "work").mkdir()
+    (ours,) = with_waddle("artifacts.py", tmp_path / "waddle", cwd=tmp_path / "work")
+    (theirs,) = with_wandb("artifacts.py", tmp_path / "wandb")
+    assert_same_meaning(_waddle_view(ours), theirs)
+    assert _waddle_artifacts(ours) == theirs["artifacts"]
+    assert len(theirs["artifacts"]) == 3
+
+
+def test_artifacts_are_versioned_used_downloaded_and_read_back(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (producer,) = with_waddle("artifacts.py", tmp_path / "logs", cwd=work)
+    runs = with_waddle("artifacts_use.py", tmp_path / "logs", cwd=work)
+    (trainer,) = [run for run in runs if run.job_type == "train"]
+    versions = artifact_store.versions(tmp_path / "logs" / "artifacts", "mnist")
+    assert [(v.label, v.aliases) for v in versions] == [("v0", ["raw", "clean", "latest"])]
+    row = next(trainer.scan_history())
+    assert (row["images"], row["labels"]) == (3, 3)
+    assert trainer.summary["model_bytes"] == 64
+    assert (work / "artifacts" / "mnist:v0" / "images" / "2.txt").read_text() == "pixel " * 3
+    assert [a.name for a in trainer.used_artifacts()] == ["mnist:v0", "classifier:v0"]
+    assert [a.name for a in trainer.logged_artifacts()] == ["classifier:v0"]  # the same file
+    api = waddle.Api(overrides={"dir": str(tmp_path / "logs")})
+    best = api.artifact("artifacts/classifier:best")
+    assert sorted(best.aliases) == ["best", "candidate", "latest"]
+    assert best.logged_by().id == producer.id
+    assert [run.id for run in best.used_by()] == [trainer.id]

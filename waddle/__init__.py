@@ -17,6 +17,7 @@ from typing import Any
 
 from waddle import apis, plot, util
 from waddle.apis import Api
+from waddle.artifact import Artifact
 from waddle.audio import Audio
 from waddle.histogram import Histogram
 from waddle.html import Html
@@ -30,11 +31,15 @@ from waddle.session import (
     finish,
     init,
     log,
+    log_artifact,
+    log_model,
     login,
     mark_preempting,
     save,
     setup,
     unwatch,
+    use_artifact,
+    use_model,
     watch,
 )
 from waddle.settings import Settings
@@ -47,6 +52,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AlertLevel",
     "Api",
+    "Artifact",
     "Audio",
     "DisabledRun",
     "Histogram",
@@ -68,6 +74,8 @@ __all__ = [
     "finish",
     "init",
     "log",
+    "log_artifact",
+    "log_model",
     "login",
     "mark_preempting",
     "plot",
@@ -79,6 +87,8 @@ __all__ = [
     "termlog",
     "termwarn",
     "unwatch",
+    "use_artifact",
+    "use_model",
     "util",
     "watch",
 ]

@@ -49,6 +49,7 @@ EVENT_TYPES = frozenset(
         "alert",
         "finish",
         "file",
+        "artifact",
     }
 )
 
@@ -113,12 +114,7 @@ def decode(line: bytes | str) -> dict[str, Any]:
 
     Raises MalformedEvent naming what is wrong.
     """
-    try:
-        event = orjson.loads(line)
-    except orjson.JSONDecodeError as error:
-        raise MalformedEvent(f"not valid JSON ({error})") from None
-    if type(event) is not dict:
-        raise MalformedEvent("not a JSON object")
+    event = _load_object(line)
     version = event.get("v")
     if version != FORMAT_VERSION:
         if type(version) is int and version > FORMAT_VERSION:
@@ -127,11 +123,7 @@ def decode(line: bytes | str) -> dict[str, Any]:
             )
         raise MalformedEvent(f"missing or invalid format version: {version!r}")
     # The floats go back first, so that what nf names is checked like the rest (a seq made NaN).
-    marks = event.pop("nf", None)
-    if marks is not None:
-        if type(marks) is not dict:
-            raise MalformedEvent("nf is not an object")
-        _restore_nonfinite(event, marks)
+    _put_back_nonfinite(event)
     seq, t = event.get("seq"), event.get("t")
     if not in_bounds(seq, t):
         if type(seq) is not int or not 0 <= seq <= SEQ_MAX:
@@ -143,6 +135,36 @@ def decode(line: bytes | str) -> dict[str, Any]:
     if type(kind) is not str or kind not in EVENT_TYPES:
         raise MalformedEvent(f"unknown event type: {kind!r}")
     return event
+
+
+def decode_document(data: bytes | str) -> dict[str, Any]:
+    """Decode a JSON object written with :func:`encode` that is no event (an artifact manifest,
+    a line of an artifact's version log): its non-finite floats put back from ``nf``.
+
+    Raises MalformedEvent naming what is wrong.
+    """
+    document = _load_object(data)
+    _put_back_nonfinite(document)
+    return document
+
+
+def _load_object(data: bytes | str) -> dict[str, Any]:
+    try:
+        loaded = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise MalformedEvent(f"not valid JSON ({error})") from None
+    if type(loaded) is not dict:
+        raise MalformedEvent("not a JSON object")
+    return loaded
+
+
+def _put_back_nonfinite(document: dict[str, Any]) -> None:
+    """Apply and remove the ``nf`` mirror of ``document``."""
+    marks = document.pop("nf", None)
+    if marks is not None:
+        if type(marks) is not dict:
+            raise MalformedEvent("nf is not an object")
+        _restore_nonfinite(document, marks)
 
 
 def in_bounds(seq: Any, t: Any, step: Any = 0) -> bool:

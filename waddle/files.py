@@ -37,7 +37,7 @@ class SavedFile:
             raise ValueError(f"{WHAT}: name must be a non-empty string, got {name!r}")
         check_text(f"{WHAT}: name", name)
         self.name = name
-        self.stamp = _stamp(self.path)
+        self.stamp = stamp(self.path)
         self.step = step
         self.link = bool(link)
 
@@ -81,13 +81,16 @@ def _store(run_dir: Path, saved: SavedFile) -> dict[str, Any]:
     stored = media.store_file(
         run_dir, saved.path, extension, folder=media.FILES_DIR, link=saved.link
     )
-    if _stamp(saved.path) != saved.stamp:
+    if stamp(saved.path) != saved.stamp:
         raise RuntimeError(
             f"{saved.path} changed before it was copied; call save() again once it is written"
         )
     return {"name": saved.name, **stored, "step": saved.step}
 
 
-def _stamp(path: Path) -> tuple[int, int, int]:
+def stamp(path: Path) -> tuple[int, int, int]:
+    """What tells that a file is unchanged since it was checked: its size, modification time
+    (ns) and inode (a rewrite of the same size within the file system's time granularity goes
+    unseen). run.save() and artifacts (waddle/artifact.py) copy only a file whose stamp held."""
     stat = os.stat(path)
     return (stat.st_size, stat.st_mtime_ns, stat.st_ino)

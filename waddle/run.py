@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import fcntl
+import math
 import os
 import threading
 import time
@@ -23,8 +24,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from waddle import console, files, process_hooks
+from waddle import artifact_store, console, files, process_hooks
+from waddle.artifact import Artifact, as_artifact, load, log_request, use_fields
 from waddle.config import Config
+from waddle.copier import Copier
 from waddle.event import INT64_MAX
 from waddle.notice import Notices, say
 from waddle.summary import Logged, Summary
@@ -91,6 +94,8 @@ class Run:
         self._preempting = False
         self._watches: list[Any] = []  # watch(): hooks on models, one entry per model
         self._save_at_end: list[tuple[Path, str, bool]] = []  # save(policy="end")
+        self._artifacts: list[Artifact] = []  # logged, perhaps not stored yet
+        self._copier: Copier | None = None  # stores artifacts, from the first one on
         self._let_go = False  # the writer has ended and the run's resources are released
         self._step = first_step
         self._dropped_steps = 0
@@ -214,11 +219,11 @@ class Run:
             writer.progress.wait(0.05)
         self._stall_seconds += time.monotonic() - started
 
-    def _enqueue(self, kind: str, fields: dict[str, Any]) -> None:
+    def _enqueue(self, kind: str, fields: Any, t: float | None = None) -> None:
         if self._closed:
             self._refuse_closed(kind)
             return
-        self._queue.append((EVENT, time.time(), kind, fields))
+        self._queue.append((EVENT, time.time() if t is None else t, kind, fields))
 
     def _config_changed(self, changes: dict[str, Any]) -> None:
         self._enqueue("config", {"data": changes})
@@ -347,6 +352,98 @@ class Run:
         for path in code.source_files(folder, include_fn, exclude_fn, log_dir):
             self.save(path, name="code/" + path.relative_to(folder.resolve()).as_posix())
 
+    def log_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike,
+        name: str | None = None,
+        type: str | None = None,
+        aliases: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> Artifact:
+        """Make the artifact (or a file, folder or URI as one) the next version of its name in
+        the project, or the version that holds the same content; ``latest`` and ``aliases``
+        point to it. Returns at once: the run's copier thread copies the files
+        (waddle/copier.py), and ``artifact.wait()`` waits for the version."""
+        artifact = as_artifact(artifact_or_path, name, type, self.id)
+        if self._closed:
+            self._refuse_closed("log_artifact")
+            return artifact
+        t = time.time()  # the event's and the version's
+        store = log_request(artifact, self, "log", artifact_store.check_aliases(aliases), tags, t)
+        self._store_artifact(t, store)
+        self._artifacts = [logged for logged in self._artifacts if logged._outcome is None]
+        self._artifacts.append(artifact)
+        return artifact
+
+    def use_artifact(
+        self,
+        artifact_or_name: Artifact | str,
+        type: str | None = None,
+        aliases: list[str] | None = None,
+        use_as: str | None = None,
+    ) -> Artifact:
+        """Record that this run uses a version (``"name"``, ``"name:v2"``, ``"name:best"``,
+        ``"project/name:alias"``, or an Artifact) and return it, to read or ``download()``.
+        A draft is logged first (as W&B does), as used rather than made by this run."""
+        aliases = artifact_store.check_aliases(aliases)
+        if isinstance(artifact_or_name, Artifact):
+            artifact = artifact_or_name
+            if artifact.is_draft():
+                if self._closed:
+                    self._refuse_closed("use_artifact")
+                    return artifact
+                t = time.time()
+                self._store_artifact(t, log_request(artifact, self, "use", aliases, None, t))
+                return artifact.wait()
+            artifact.wait()
+        else:
+            project, name, ref = artifact_store.parse_reference(artifact_or_name)
+            pending = [logged for logged in self._artifacts if logged._outcome is None]
+            # A version this run just logged counts.
+            self._wait_for_artifacts(lambda: all(a._outcome is not None for a in pending))
+            project_dir = self.dir.parent if project is None else self.dir.parent.parent / project
+            try:
+                artifact = load(project_dir, artifact_store.resolve(project_dir, name, ref))
+            except LookupError as error:
+                raise ValueError(f"use_artifact({artifact_or_name!r}): {error}") from None
+        if type is not None and type != artifact.type:
+            raise ValueError(
+                f"use_artifact(): {artifact.name} is of type {artifact.type!r}, not {type!r}"
+            )
+        self._enqueue("artifact", use_fields(artifact, aliases, use_as))
+        return artifact
+
+    def _store_artifact(self, t: float, store: Any) -> None:
+        if self._closed:
+            self._refuse_closed("log_artifact")
+            return
+        if self._copier is None:
+            self._copier = Copier(self.dir, self._artifact_stored, self._notices)
+        self._copier.submit(t, store)
+
+    def _artifact_stored(self, t: float, fields: dict[str, Any]) -> None:
+        """The copier's thread: a version is stored; its event goes to the writer."""
+        self._queue.append((EVENT, t, "artifact", fields))
+        self._writer.wake.set()
+
+    def _wait_for_artifacts(self, done: Any, timeout: float = math.inf) -> bool:
+        """Wait until ``done()``, while the copier stores this run's artifacts."""
+        copier = self._copier
+        return done() if copier is None else copier.wait(done, timeout)
+
+    def log_model(
+        self,
+        path: str | os.PathLike,
+        name: str | None = None,
+        aliases: list[str] | None = None,
+    ) -> None:
+        """W&B's ``log_model``: ``log_artifact(path, name, type="model", aliases)``."""
+        self.log_artifact(path, name=name, type="model", aliases=aliases)
+
+    def use_model(self, name: str) -> str:
+        """W&B's ``use_model``: use the model artifact ``name`` and download it; its folder."""
+        return self.use_artifact(name).download()
+
     def watch(
         self,
         models: Any,
@@ -373,11 +470,20 @@ class Run:
                 watched.remove()
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything logged so far is written and fsynced; False on timeout.
+        """Wait until everything logged so far is written and fsynced, artifacts stored
+        included; False on timeout.
 
         ``timeout=0`` only asks for it and returns at once (what Ctrl-C does: a signal handler
         must not wait for another thread).
         """
+        deadline = time.monotonic() + timeout
+        copier = self._copier
+        if copier is not None and timeout > 0:
+            copier.wait(copier.idle, timeout)
+        return self._flush_events(max(0.0, deadline - time.monotonic()))
+
+    def _flush_events(self, timeout: float) -> bool:
+        """Wait until the events queued so far are written and fsynced; False on timeout."""
         writer = self._writer
         if self._closed or os.getpid() != self._pid or not writer.thread.is_alive():
             return False
@@ -426,12 +532,16 @@ class Run:
         if self._capturing:
             console.detach(self._console_line)
         self._closed = True
+        if self._copier is not None:  # its artifacts' events come before the finish event
+            self._copier.finish()
         fields: dict[str, Any] = {
             "exit_code": exit_code,
             "status": "finished" if exit_code == 0 else "crashed",
             "dropped": {"steps": self._dropped_steps, "values": self._dropped_values},
             "stalled_seconds": round(self._stall_seconds, 6),
         }
+        if self._copier is not None and self._copier.lost:
+            fields["lost_values"] = self._copier.lost  # the writer adds its own
         # The finish event must be writable whatever happened: an exception's message may
         # hold text UTF-8 cannot encode, which is kept as escapes instead.
         if self._preempting:
@@ -483,6 +593,8 @@ class Run:
         self._lock_fd = None
         self._writer.wake.close()  # the child's copies of the pipes
         self._writer.progress.close()
+        if self._copier is not None:
+            self._copier.close()
 
     # ---- the run folder lock ---------------------------------------------------------
 

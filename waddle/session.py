@@ -349,6 +349,26 @@ def save(*args: Any, **kwargs: Any) -> list[str]:
     return _require_run("save").save(*args, **kwargs)
 
 
+def log_artifact(*args: Any, **kwargs: Any) -> Any:
+    """``current_run().log_artifact(...)``."""
+    return _require_run("log_artifact").log_artifact(*args, **kwargs)
+
+
+def use_artifact(*args: Any, **kwargs: Any) -> Any:
+    """``current_run().use_artifact(...)``."""
+    return _require_run("use_artifact").use_artifact(*args, **kwargs)
+
+
+def log_model(*args: Any, **kwargs: Any) -> None:
+    """``current_run().log_model(...)``."""
+    _require_run("log_model").log_model(*args, **kwargs)
+
+
+def use_model(name: str) -> Any:
+    """``current_run().use_model(name)``."""
+    return _require_run("use_model").use_model(name)
+
+
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
     """Finish the current run; does nothing when there is none, as in W&B."""
     run = current_run()

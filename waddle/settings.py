@@ -147,6 +147,13 @@ SETTINGS: dict[str, Setting] = {
         number(float, 0, strict=True),
         "seconds without any event after which a run that did not finish counts as crashed",
     ),
+    "artifact_dir": Setting(
+        "WADDLE_ARTIFACT_DIR",
+        "./artifacts",
+        str,
+        "folder under which artifact.download() puts <name>:v<N> when given no root",
+        "WANDB_ARTIFACT_DIR",
+    ),
 }
 
 # W&B settings with a meaning here: W&B's name -> (waddle's setting, the value it takes).
@@ -179,6 +186,7 @@ class Settings:
     silent: bool | None = None
     heartbeat_interval: float | None = None
     heartbeat_timeout: float | None = None
+    artifact_dir: str | None = None
     ignored: dict[str, Any] = field(default_factory=dict)
 
     def __init__(self, **values: Any) -> None:

@@ -206,7 +206,7 @@ class Writer:
                 fields = dict(item[2])
                 fields["last_step"] = self._last_step
                 fields["lost_events"] = self.lost_events
-                fields["lost_values"] = self.lost_values
+                fields["lost_values"] = self.lost_values + fields.get("lost_values", 0)
                 self._encode(batch, item[1], "finish", fields)
                 self._finished = True
                 break
@@ -350,7 +350,7 @@ class Writer:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._fd = fd
         self._segment_size = os.fstat(fd).st_size
-        _fsync_dir(self.run_dir)
+        fsync_dir(self.run_dir)
 
     def _fsync(self) -> None:
         if self._fd is not None and self._unsynced:
@@ -414,7 +414,8 @@ class _Batch:
         self.lines = 0
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a new name in ``path`` durable (best effort: some file systems refuse)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

@@ -64,13 +64,14 @@ def run_file(request: Request, project: str, run_id: str, path: str) -> Response
         headers = dict(UNTRUSTED_CONTENT_HEADERS)
         if record.name is not None:
             headers["Content-Disposition"] = content_disposition(record.name)
-        return OpenFile(fd, stat.st_size, _media_type(record), headers, request)
+        return OpenFile(fd, stat.st_size, media_type(record), headers, request)
     except BaseException:
         os.close(fd)
         raise
 
 
-def _media_type(record: Record) -> str:
+def media_type(record: Record) -> str:
+    """The content type of a recorded file (also for artifacts' files)."""
     if record.mime is not None:
         return record.mime
     return _TYPES.guess_type(record.name or record.path)[0] or "application/octet-stream"

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from waddle.server import wire
 from waddle.server.errors import invalid, not_found
+from waddle.server.routes.artifacts import run_artifacts
 from waddle.server.routes.lookup import RUN_STATUS, context, cutoff, run_number
 from waddle.server.routes.params import Limit
 from waddle.server.run_state import AGGREGATES
@@ -187,6 +188,7 @@ def get_run(request: Request, project: str, run_id: str):
         {"file": file, "offset": offset, "kind": kind, "reason": reason, "t": t}
         for file, offset, kind, reason, t in rejects
     ]
+    out["artifacts"] = run_artifacts(request, run)
     return out
 
 

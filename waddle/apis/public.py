@@ -9,7 +9,9 @@ No server is needed: runs are found as ``waddle ls`` finds them, and a run's con
 and history are read from its events (:mod:`waddle.history`), once per ``Run`` object. The
 summary follows the client's rules (waddle/summary.py: last value, or what ``define_metric``
 asked for, then explicit values). Paths are ``project/run_id``; W&B's ``entity/project/run_id``
-is accepted and its entity ignored.
+is accepted and its entity ignored. Artifacts (``api.artifact("project/name:alias")``, a run's
+``logged_artifacts()`` and ``used_artifacts()``) are read from the project's artifact store
+(waddle/artifact_store.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from waddle import history, names, segment
+from waddle import artifact_store, history, names, segment
+from waddle.artifact import Artifact, load
 from waddle.catalog import list_runs
 from waddle.run_folder import RunRecord, inspect_run
 from waddle.settings import resolve_one
@@ -74,6 +77,41 @@ class Api:
         if record is None:
             raise ValueError(f"no run {run_id!r} in project {project!r} of {self.dir}")
         return Run(self, record)
+
+    def artifact(self, name: str, type: str | None = None) -> Artifact:
+        """A version of an artifact: ``project/name:alias`` (or ``entity/project/name:vN``;
+        ``name:alias`` in the default project); ``latest`` when no alias is given."""
+        project, artifact_name, ref = artifact_store.parse_reference(name)
+        project = project or self.default_project
+        if project is None:
+            raise ValueError(f"Api.artifact({name!r}): give project/name:alias")
+        try:
+            version = artifact_store.resolve(self.dir / project, artifact_name, ref)
+        except LookupError as error:
+            raise ValueError(f"Api.artifact({name!r}): {error}") from None
+        found = load(self.dir / project, version)
+        if type is not None and found.type != type:
+            raise ValueError(f"Api.artifact({name!r}) is of type {found.type!r}, not {type!r}")
+        return found
+
+    def artifact_exists(self, name: str, type: str | None = None) -> bool:
+        try:
+            self.artifact(name, type)
+        except ValueError:
+            return False
+        return True
+
+    def artifacts(self, type_name: str, name: str, per_page: int = 50) -> list[Artifact]:
+        """Every version of the artifact ``project/name`` of type ``type_name``, oldest first."""
+        project, artifact_name, _ = artifact_store.parse_reference(name)
+        project = project or self.default_project
+        if project is None:
+            raise ValueError(f"Api.artifacts(..., {name!r}): give project/name")
+        return [
+            load(self.dir / project, version)
+            for version in artifact_store.versions(self.dir / project, artifact_name)
+            if version.type == type_name
+        ]
 
     def _project(self, path: str | None) -> str | None:
         if not path:
@@ -210,6 +248,28 @@ class Run:
             raise ValueError(f"run {self.id} saved no file named {name!r}")
         return found[-1]
 
+    def logged_artifacts(self, per_page: int = 100) -> list[Artifact]:
+        """The artifact versions this run logged (made, or logged again), in order."""
+        return self._artifacts("log")
+
+    def used_artifacts(self, per_page: int = 100) -> list[Artifact]:
+        """The artifact versions this run used, in order."""
+        return self._artifacts("use")
+
+    def _artifacts(self, action: str) -> list[Artifact]:
+        found: dict[tuple[str, str, int], Artifact] = {}
+        for event in self._read()["artifacts"]:
+            key = (event.get("project"), event.get("name"), event.get("version"))
+            if event.get("action") != action or key in found:
+                continue
+            try:
+                project_dir = self._api.dir / names.check("project", key[0])
+                version = artifact_store.resolve(project_dir, key[1], f"v{key[2]}")
+            except (LookupError, ValueError):
+                continue  # no longer in the store
+            found[key] = load(project_dir, version)
+        return list(found.values())
+
     def _system_rows(self) -> Iterator[dict[str, Any]]:
         started = self._record.started
         for event in segment.read_events(self._record.path):
@@ -221,11 +281,12 @@ class Run:
                 }
 
     def _read(self) -> dict[str, Any]:
-        """Config, summary and files from one pass over the events (cached)."""
+        """Config, summary, files and artifact events from one pass over the events (cached)."""
         if self._events is None:
             config: dict[str, Any] = {}
             explicit: dict[str, Any] = {}
             files: list[dict[str, Any]] = []
+            artifacts: list[dict[str, Any]] = []
             logged = Logged()
             for event in segment.read_events(self._record.path):
                 kind = event["type"]
@@ -241,9 +302,16 @@ class Run:
                     logged.define(event["name"], event.get("summary"))
                 elif kind == "file":
                     files.append(event)
+                elif kind == "artifact":
+                    artifacts.append(event)
             summary = {key: logged[key] for key in logged}
             summary.update(explicit)
-            self._events = {"config": config, "summary": summary, "files": files}
+            self._events = {
+                "config": config,
+                "summary": summary,
+                "files": files,
+                "artifacts": artifacts,
+            }
         return self._events
 
     def __repr__(self) -> str:
