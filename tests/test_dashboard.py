@@ -253,6 +253,7 @@ def test_every_rich_view_shows_what_was_logged(seeded, page):
     link = page.get_by_role("link", name="model.json")
     assert link.get_attribute("href").startswith(f"/files/rich/{run}/files/")
     assert link.get_attribute("target") == "_blank"
+    assert page.locator(".artifacts-logged a").text_content() == "demo-model:v0"
     page.evaluate("scrollTo(0, 0)")
     screenshot(page, "run-overview", full_page=True)
 
@@ -666,6 +667,78 @@ def test_a_summary_of_aggregates_shows_per_aggregate_in_every_view(seeded, page)
         page,
         "[...document.querySelectorAll('.runs-rows .row[data-run]')].some(r => r.textContent.includes('0.9'))",
     )
+
+
+def test_artifacts_their_versions_lineage_and_files(tmp_path, page):
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "train.csv").write_text("a,b\n1,2\n")
+    (source / "<i>x.txt").write_text("hello")
+    logs = tmp_path / "logs"
+    maker = waddle.init(project="art", dir=logs, name="maker", settings=QUIET)
+    data = waddle.Artifact(
+        "dataset", type="dataset", description="<b>rows</b>", metadata={"rows": 1}
+    )
+    data.add_file(str(source / "train.csv"))
+    data.add_file(str(source / "<i>x.txt"))
+    data.add_reference("s3://bucket/key.csv")
+    maker.log_artifact(data, aliases=["best"])
+    again = waddle.Artifact("dataset", type="dataset")
+    again.add_file(str(source / "train.csv"))
+    maker.log_artifact(again)
+    maker.finish()
+    user = waddle.init(project="art", dir=logs, name="user", settings=QUIET, reinit="create_new")
+    user.use_artifact("dataset:best")
+    model = waddle.Artifact("model", type="model")
+    model.add_file(str(source / "train.csv"), name="weights.bin")
+    user.log_artifact(model)
+    user.finish()
+    with serving(logs) as served:
+        wait_until(
+            lambda: served.caught_up() and served.json("/api/projects/art/runs")["total"] == 2
+        )
+        page.goto(served.url + "/p/art")
+        page.get_by_role("link", name="artifacts").click()
+        page.wait_for_selector("table.artifacts tbody tr")
+        row = page.locator("table.artifacts tbody tr").first
+        assert row.locator("td").all_text_contents()[:4] == ["dataset", "dataset", "2", "v1"]
+        assert row.locator(".alias").all_text_contents() == ["best → v0", "latest → v1"]
+        row.get_by_role("link", name="dataset").click()
+
+        page.wait_for_selector(".version-row.selected")  # the latest version, chosen
+        assert page.locator(".version-row td:first-child").all_text_contents() == ["v1", "v0"]
+        assert page.locator(".version-row.selected td").first.text_content() == "v1"
+        page.locator(".version-row", has_text="v0").click()
+        wait_js(page, "location.search.includes('v=v0')")
+        page.wait_for_selector(".artifact-version h2:has-text('dataset:v0')")
+        detail = page.locator(".artifact-version")
+        assert detail.locator(".description").text_content() == "<b>rows</b>"  # as text
+        assert detail.locator(".lineage-logged").get_by_role("link").text_content() == "maker"
+        assert detail.locator(".lineage-used").get_by_role("link").text_content() == "user"
+        # One step further: what the user run made from it; the maker used nothing.
+        outputs = detail.locator(".lineage-outputs")
+        outputs.get_by_role("link").wait_for()
+        assert outputs.get_by_role("link").text_content() == "model:v0"
+        assert detail.locator(".lineage-inputs").text_content().endswith("none")
+        files = detail.locator(".manifest tbody tr")
+        assert files.count() == 3
+        assert "reference (not stored): s3://bucket/key.csv" in files.nth(1).text_content()
+        assert files.nth(1).get_by_role("link").count() == 0  # a reference is never a link
+        link = files.nth(0).get_by_role("link")
+        assert link.text_content() == "<i>x.txt"
+        assert served.get(link.get_attribute("href")).text == "hello"
+        assert page.evaluate("document.querySelectorAll('.view b, .view i').length") == 0
+        screenshot(page, "artifact")
+
+        # Lineage leads to the runs, and a run's overview back to the versions.
+        detail.locator(".lineage-used").get_by_role("link").click()
+        wait_js(page, f"location.pathname.endsWith({user.id!r})")
+        page.get_by_role("tab", name="overview").click()
+        used = page.locator(".artifacts-used li")
+        assert used.get_by_role("link").text_content() == "dataset:v0"
+        used.get_by_role("link").click()
+        page.wait_for_selector(".artifact-version h2:has-text('dataset:v0')")
+        page.goto("about:blank")
 
 
 def test_dark_theme_follows_the_system(seeded, browser):

@@ -3,7 +3,7 @@
 ``train()`` logs a short finished run (scalars; with ``rich=True`` every data type waddle
 records: images with boxes, audio, video, a table, histograms, text with its expected text,
 markdown, charts (waddle.plot), an HTML page, a point cloud, a plain list, console output, an
-alert, a saved file and system metrics). ``train_live()`` keeps a
+alert, a saved file, a model artifact and system metrics). ``train_live()`` keeps a
 run training for a while, so a dashboard has something that moves.
 """
 
@@ -196,6 +196,9 @@ def _finish_rich(run: waddle.Run) -> None:
         checkpoint = Path(folder) / "model.json"
         checkpoint.write_text('{"weights": [0.1, 0.2, 0.3]}\n')
         run.save(checkpoint)
+        model = waddle.Artifact("demo-model", type="model", metadata={"steps": run.step})
+        model.add_file(str(checkpoint))
+        run.log_artifact(model, aliases=["best"])
         run.flush()
 
 

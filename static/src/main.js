@@ -4,12 +4,21 @@ import { ApiError, live, setToken, token } from "./api.js";
 import { h, replace } from "./dom.js";
 import { go, listen, path, route } from "./state.js";
 import { acrossView } from "./views/across.js";
+import { artifactView, artifactsView } from "./views/artifacts.js";
 import { compareView } from "./views/compare.js";
 import { projectsView } from "./views/projects.js";
 import { runView } from "./views/run.js";
 import { runsView } from "./views/runs.js";
 
-const VIEWS = { projects: projectsView, runs: runsView, run: runView, compare: compareView, across: acrossView };
+const VIEWS = {
+  projects: projectsView,
+  runs: runsView,
+  run: runView,
+  compare: compareView,
+  across: acrossView,
+  artifacts: artifactsView,
+  artifact: artifactView,
+};
 const main = document.getElementById("main");
 const top = document.getElementById("top");
 let current = null; // the shown view's cleanup
@@ -41,6 +50,10 @@ function renderTop(where) {
   if (where.view === "run") crumbs.push(" / ", h("span", null, where.run));
   if (where.view === "compare") crumbs.push(" / compare");
   if (where.view === "across") crumbs.push(" / across runs");
+  if (where.view === "artifacts") crumbs.push(" / artifacts");
+  if (where.view === "artifact") {
+    crumbs.push(" / ", h("a", { href: path(where.project, "artifacts"), "data-nav": 1 }, "artifacts"), " / ", h("span", null, where.artifact));
+  }
   replace(top, h("nav", { class: "crumbs" }, crumbs), h("span", { id: "live-status", class: "live-status" }));
 }
 

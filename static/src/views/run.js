@@ -9,7 +9,7 @@ import { consolePanel } from "../rich/console.js";
 import { histogramPanel } from "../rich/histogram.js";
 import { mediaPanel } from "../rich/media.js";
 import { plotPanel } from "../rich/plot.js";
-import { alertsPanel, configTable, contextPanel, filesPanel, healthPanel } from "../rich/overview.js";
+import { alertsPanel, artifactsPanel, configTable, contextPanel, filesPanel, healthPanel } from "../rich/overview.js";
 import { systemPanel } from "../rich/system.js";
 import { tablePanel } from "../rich/table.js";
 import { textPanel } from "../rich/text.js";
@@ -103,6 +103,7 @@ const TAB_VIEWS = {
         h("section", null, h("h2", null, "context"), contextPanel(info.context)),
         h("section", null, h("h2", null, "alerts"), alerts),
         h("section", null, h("h2", null, "saved files"), files),
+        h("section", null, h("h2", null, "artifacts"), artifactsPanel(info.artifacts)),
         h("section", null, h("h2", null, "data health"), healthPanel(info, metrics)),
       ),
     );

@@ -99,6 +99,7 @@ class RunsTable {
       this.count,
       this.compareButton,
       h("a", { href: path(this.project, "across"), "data-nav": 1, class: "button" }, "across runs"),
+      h("a", { href: path(this.project, "artifacts"), "data-nav": 1, class: "button" }, "artifacts"),
     );
   }
 
