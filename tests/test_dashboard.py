@@ -642,6 +642,7 @@ def test_a_summary_of_aggregates_shows_per_aggregate_in_every_view(seeded, page)
     assert "{" not in summary.text_content() and "object" not in summary.text_content()
 
     page.goto(served.url + f"/p/p/compare?runs={runs['alpha']},{runs['beta']}")
+    page.locator(".summary-diff summary").click()  # closed at first: the charts stay in view
     page.wait_for_selector(".summary-diff tbody tr")
     row = page.locator(".summary-diff tr", has_text="val/top.max")
     assert row.locator("td").all_text_contents() == ["0.3", "0.9"]

@@ -59,7 +59,8 @@ function diffTable(runs, name) {
   };
   const el = h(
     "details",
-    { class: `diff-table ${name}-diff`, open: true },
+    // The summary table starts closed: the charts show the same numbers, and stay in view.
+    { class: `diff-table ${name}-diff`, open: name === "config" },
     h("summary", null, `${name} `, h("span", { class: "count" }, `${keys.filter(differs).length} of ${keys.length} keys differ`)),
     h(
       "table",
