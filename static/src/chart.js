@@ -13,7 +13,7 @@
 // - a chart drawn from a logged table (waddle.plot) takes the same path: `draw` "points" for a
 //   scatter, "bars" for bars (y from zero), and `xFormat` names an x value (a bar's category).
 import uPlot from "uplot";
-import { h, replace } from "./dom.js";
+import { h, replace, setText } from "./dom.js";
 import { duration, num, value as show } from "./format.js";
 
 const PALETTE = [
@@ -406,9 +406,13 @@ export class Chart {
     if (this.xRange) this.applyXRange();
     let down = null;
     const over = this.plot.over;
-    over.addEventListener("mouseenter", () => (this.pointerInside = true));
+    over.addEventListener("mouseenter", () => {
+      this.pointerInside = true;
+      this.el.classList.add("hovered");
+    });
     over.addEventListener("mouseleave", () => {
       this.pointerInside = false;
+      this.el.classList.remove("hovered");
       this.showHover(this.plot);
     });
     over.addEventListener("mousedown", (e) => (down = [e.clientX, e.clientY]));
@@ -540,30 +544,12 @@ export class Chart {
     }
     if (this.sortBy === "value") rows.sort((a, b) => (b.value ?? -Infinity) - (a.value ?? -Infinity));
     else rows.sort((a, b) => a.label.localeCompare(b.label));
-    const head = h(
-      "tr",
-      null,
-      h("th", { class: "sortable", onclick: () => this.toggleSort("name") }, "run"),
-      h("th", { class: "sortable", onclick: () => this.toggleSort("value") }, "value"),
-      h("th", null, this.options.xLabel),
-    );
-    replace(
-      this.hover,
-      h("div", { class: "hover-head" }, this.pinned ? "pinned (click the chart to release)" : "click the chart to pin"),
-      h(
-        "table",
-        null,
-        head,
-        rows.map((r) =>
-          h(
-            "tr",
-            null,
-            h("td", null, h("span", { class: "swatch", style: { background: r.color } }), r.label),
-            h("td", { class: "num" }, r.value === null ? (r.nan ? "NaN" : "–") : show(r.value)),
-            h("td", { class: "num" }, r.x === null ? "" : this.options.xFormat ? this.options.xFormat(r.x) : show(r.x)),
-          ),
-        ),
-      ),
+    if (!this.hoverTable) this.hoverTable = new HoverTable(this.hover, (by) => this.toggleSort(by));
+    const xText = (v) => (v === null ? "" : this.options.xFormat ? this.options.xFormat(v) : show(v));
+    this.hoverTable.show(
+      this.pinned ? "pinned (click the chart to release)" : "click the chart to pin",
+      this.options.xLabel,
+      rows.map((r) => [r.color, r.label, r.value === null ? (r.nan ? "NaN" : "–") : show(r.value), xText(r.x)]),
     );
     this.hover.hidden = false;
   }
@@ -613,6 +599,52 @@ export class Chart {
     if (this.resizer) this.resizer.disconnect();
     if (this.plot) this.plot.destroy();
     this.el.remove();
+  }
+}
+
+// The hover table, built once: as the cursor moves only its cells' text changes (a new table
+// each frame cost a style pass over every new node, in every frame of a hover).
+class HoverTable {
+  constructor(el, onSort) {
+    this.head = h("div", { class: "hover-head" });
+    this.xHead = h("th");
+    this.body = h("tbody");
+    this.rows = []; // [{tr, swatch, color, cells: [label, value, x] text nodes}]
+    replace(
+      el,
+      this.head,
+      h(
+        "table",
+        null,
+        h(
+          "thead",
+          null,
+          h("tr", null, h("th", { class: "sortable", onclick: () => onSort("name") }, "run"), h("th", { class: "sortable", onclick: () => onSort("value") }, "value"), this.xHead),
+        ),
+        this.body,
+      ),
+    );
+  }
+
+  // rows: [color, label, value text, x text], in the order shown.
+  show(headText, xLabel, rows) {
+    setText(this.head, headText);
+    setText(this.xHead, xLabel);
+    while (this.rows.length < rows.length) {
+      const cells = [document.createTextNode(""), document.createTextNode(""), document.createTextNode("")];
+      const swatch = h("span", { class: "swatch" });
+      const tr = h("tr", null, h("td", null, swatch, cells[0]), h("td", { class: "num" }, cells[1]), h("td", { class: "num" }, cells[2]));
+      this.body.append(tr);
+      this.rows.push({ tr, swatch, color: null, cells });
+    }
+    while (this.rows.length > rows.length) this.rows.pop().tr.remove();
+    rows.forEach(([color, ...texts], i) => {
+      const row = this.rows[i];
+      if (row.color !== color) (row.swatch.style.background = color), (row.color = color);
+      texts.forEach((text, c) => {
+        if (row.cells[c].data !== text) row.cells[c].data = text;
+      });
+    });
   }
 }
 
