@@ -205,6 +205,34 @@ def test_compare_overlays_one_line_per_run_and_marks_the_differing_config_key(se
     screenshot(page, "compare")
 
 
+def test_hover_lists_every_run_at_the_cursor_and_pins(seeded, page):
+    served, runs = seeded
+    page.goto(served.url + f"/p/p/compare?runs={runs['alpha']},{runs['beta']}")
+    wait_js(page, "[...document.querySelectorAll('.chart')].filter(c => c.chart?.plot).length >= 2")
+    chart = page.locator(".chart", has_text="train/loss")
+    box = chart.locator(".u-over").bounding_box()
+    for fraction in (0.2, 0.5):  # the same table, its values changed in place
+        page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+        wait_js(page, "!document.querySelector('.chart.hovered .hover').hidden")
+    hover = chart.locator(".hover")
+    names = hover.locator("tbody td:first-child").all_text_contents()
+    assert sorted(names) == ["alpha", "beta"]
+    values = [float(v) for v in hover.locator("tbody td:nth-child(2)").all_text_contents()]
+    assert values == sorted(values, reverse=True)  # by value, highest first
+    step = int(hover.locator("tbody td:nth-child(3)").first.text_content())
+    assert abs(values[0] - 2.0 / (step + 1)) < 1e-3  # beta's loss, 2 / (step + 1)
+    # The cursor's points show on the chart under the pointer only; the others follow its line.
+    assert page.evaluate(
+        "[...document.querySelectorAll('.chart:not(.hovered) .u-cursor-pt')].every(p => getComputedStyle(p).display === 'none')"
+    )
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
+    wait_js(page, "document.querySelector('.chart.pinned') !== null")
+    hover.locator("th", has_text="run").click()  # sorted by name
+    assert hover.locator("tbody td:first-child").all_text_contents() == ["alpha", "beta"]
+    page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
+    assert int(hover.locator("tbody td:nth-child(3)").first.text_content()) == step  # pinned
+
+
 def test_every_rich_view_shows_what_was_logged(seeded, page):
     served, _ = seeded
     run = _run_id(served, "rich")
