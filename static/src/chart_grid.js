@@ -146,6 +146,14 @@ export class ChartGrid {
       this.body.append(details);
       for (const key of sectionKeys) this.addChart(grid, key);
     }
+    // The first chart is asked for at once, not a frame later when the observer reports it in
+    // view: it is the one the user looks at first.
+    const first = this.charts.values().next().value;
+    if (first && this.body.isConnected && first.chart.el.getClientRects().length) {
+      first.loaded = true;
+      first.chart.setVisible(true);
+      this.loadInParts([[first]]).catch((error) => this.fail([first], error));
+    }
   }
 
   xKind() {
