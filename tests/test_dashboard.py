@@ -494,6 +494,30 @@ def test_the_page_sends_a_strict_content_security_policy(seeded):
     assert served.get("/favicon.ico").headers["content-type"].startswith("image/svg")
 
 
+def test_built_files_are_served_as_the_build_left_them(tmp_path, monkeypatch):
+    """Answered from memory, but never an old build's: a rebuilt file is served anew."""
+    from waddle.server.routes import dashboard
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text(f"<head>{dashboard.TOKEN_META}</head>")
+    (dist / "app.js").write_text("export const build = 1;")
+    monkeypatch.setattr(dashboard, "DIST", dist)
+    (tmp_path / "logs").mkdir()
+    with serving(tmp_path / "logs") as served:
+        first = served.get("/assets/app.js")
+        assert first.text == "export const build = 1;"
+        assert first.headers["content-type"].startswith("text/javascript")
+        assert "script-src 'self'" in first.headers["content-security-policy"]
+        (dist / "next.js").write_text("export const build = 22;")
+        (dist / "next.js").replace(dist / "app.js")  # as a new build replaces it
+        assert served.get("/assets/app.js").text == "export const build = 22;"
+        (dist / "app.js").unlink()
+        assert served.get("/assets/app.js").status_code == 404
+        assert served.get("/assets/index.html").status_code == 404
+        assert dashboard.TOKEN_META in served.get("/p/x").text
+
+
 def test_live_points_and_runs_arrive_without_reload(tmp_path, page):
     run = waddle.init(project="live", dir=tmp_path, name="trainer", settings=QUIET)
     for i in range(10):
