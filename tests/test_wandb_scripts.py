@@ -56,7 +56,7 @@ def with_wandb(script: str, folder: Path, **env: str) -> list[dict[str, Any]]:
     folder.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         [PYTHON, str(SCRIPTS / script)],
-        env=child_env(WANDB_MODE="offline", WANDB_DIR=str(folder), **QUIET, **env),
+        env=child_env(**{**QUIET, "WANDB_MODE": "offline", "WANDB_DIR": str(folder), **env}),
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,4 +1,5 @@
-"""The ``waddle`` command: ``waddle ls``, ``waddle demo`` (and the server's commands when installed).
+"""The ``waddle`` command: ``waddle ls``, ``waddle demo``, ``waddle import`` (and the server's
+commands when installed).
 
 Errors are one line on stderr and a non-zero exit status, never a traceback.
 """
@@ -70,6 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     reindex.add_argument("dir", nargs="?", help="log folder (default: $WADDLE_DIR or ./logs)")
     reindex.add_argument("--db", help="index file (default: DIR/.waddle/index.duckdb)")
     reindex.set_defaults(handler=_reindex)
+
+    importing = commands.add_parser("import", help="import runs of another tracker's files")
+    sources = importing.add_subparsers(dest="source", required=True)
+    wandb = sources.add_parser(
+        "wandb",
+        help="import W&B offline runs (needs waddle[wandb])",
+        description="Import W&B offline runs (config, history, summary, media, files, console) "
+        "from their run folders (wandb/offline-run-*), or from a folder of them. Running it "
+        "again imports only what changed.",
+    )
+    wandb.add_argument("runs", nargs="+", help="W&B run folders, run files or wandb/ folders")
+    wandb.add_argument("--project", help="project (default: each run's W&B project)")
+    wandb.add_argument("--dir", help="waddle's log folder (default: $WADDLE_DIR or ./logs)")
+    wandb.set_defaults(handler=_import_wandb)
 
     args = parser.parse_args(argv)
     try:
@@ -184,6 +199,33 @@ def _demo(args: argparse.Namespace) -> int:
     live.start()
     print(f"a second run trains live for {args.live:g} s; stop with Ctrl-C")
     serve.serve(ServerSettings(dir=str(log_dir), port=args.port))
+    return 0
+
+
+def _import_wandb(args: argparse.Namespace) -> int:
+    try:
+        from waddle.wandb_import import import_runs, say
+    except ImportError:
+        raise RuntimeError(
+            "W&B's files are read with the wandb package, which is not installed: "
+            "pip install -e '.[wandb]' in a clone of waddle"
+        ) from None
+    log_dir = Path(resolve_one("dir", args.dir))
+    outcomes = import_runs(
+        [Path(run) for run in args.runs],
+        log_dir,
+        args.project,
+        say,
+        segment_bytes=resolve_one("segment_bytes"),
+    )
+    for outcome in outcomes:
+        what = (
+            "unchanged, skipped"
+            if outcome.status == "unchanged"
+            else f"{outcome.status}: {outcome.values} values in {outcome.events} events"
+        )
+        print(f"{outcome.source} -> {outcome.project}/{outcome.run_id}: {what}")
+    print(f"list them with: waddle ls {log_dir}")
     return 0
 
 

@@ -25,7 +25,7 @@ _sinks: list[Sink] = []
 _tees: dict[str, Tee] = {}
 
 
-def _visible(line: str) -> str:
+def visible_line(line: str) -> str:
     """What a terminal shows for a line containing carriage returns."""
     line = line.rstrip("\r")
     cut = line.rfind("\r")
@@ -49,16 +49,16 @@ class Tee:
             text = self._partial + text
             cut = text.rfind("\n")
             if cut < 0:
-                self._partial = _visible(text) if "\r" in text else text
+                self._partial = visible_line(text) if "\r" in text else text
                 if len(self._partial) > MAX_PARTIAL:
                     self._emit(self._partial)
                     self._partial = ""
                 return
             complete, self._partial = text[: cut + 1], text[cut + 1 :]
             if "\r" in complete:
-                complete = "".join(_visible(line) + "\n" for line in complete[:-1].split("\n"))
+                complete = "".join(visible_line(line) + "\n" for line in complete[:-1].split("\n"))
             if "\r" in self._partial:
-                self._partial = _visible(self._partial)
+                self._partial = visible_line(self._partial)
             self._emit(complete)
 
     def _emit(self, text: str) -> None:

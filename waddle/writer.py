@@ -31,6 +31,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -223,12 +224,7 @@ class Writer:
             self.progress.set()
 
     def _encode_console(self, batch: _Batch, console: list[Any]) -> None:
-        text = writable_text("".join(console[2]))
-        while text:  # pieces that each fit a line, cut after a newline where there is one
-            cut = (
-                len(text) if len(text) <= CONSOLE_PIECE else text.rfind("\n", 0, CONSOLE_PIECE) + 1
-            )
-            piece, text = text[: cut or CONSOLE_PIECE], text[cut or CONSOLE_PIECE :]
+        for piece in console_pieces("".join(console[2])):
             self._encode(batch, console[0], "console", {"stream": console[1], "text": piece})
 
     def _encode(
@@ -386,6 +382,17 @@ def _end_torn_line(path: Path) -> None:
             file.seek(size - 1)
             if file.read(1) != b"\n":
                 file.write(b"\n")
+
+
+def console_pieces(text: str) -> Iterator[str]:
+    """Console ``text`` as the texts of console events: each fits a line of the log (at most
+    CONSOLE_PIECE characters, cut after a newline where there is one), lone surrogates kept as
+    escapes."""
+    text = writable_text(text)
+    while text:
+        cut = len(text) if len(text) <= CONSOLE_PIECE else text.rfind("\n", 0, CONSOLE_PIECE) + 1
+        piece, text = text[: cut or CONSOLE_PIECE], text[cut or CONSOLE_PIECE :]
+        yield piece
 
 
 def _ready(values: dict[str, Any]) -> bool:
