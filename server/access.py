@@ -12,22 +12,27 @@ token before any route sees it.
   default port or the same port, on the host named in Host); another one, ``null`` included
   (a sandboxed page such as a saved HTML file), gets 403, on every path and on ``/ws``, which
   no same-origin policy protects. Clients that are not browsers send no Origin.
-- **Token**: with one set, every ``/api``, ``/files`` and ``/ws`` request must carry
-  ``Authorization: Bearer <token>`` or ``?token=<token>``, compared in constant time; else 401.
+- **Token** (server/tokens.py): with any set, every ``/api``, ``/files`` and ``/ws`` request
+  must carry ``Authorization: Bearer <token>`` or ``?token=<token>`` of a full or read-only
+  token, compared in constant time; else 401. No token is ever part of an answer.
+- **Ingest** (``/api/ingest…``, what relays send): always a full token. A read-only one gets
+  403; a server without tokens takes no relayed runs (401), so no page or process that can
+  only reach loopback can write runs into its folder.
 
 Refusals use the API's error shape, on ``/ws`` too (as the handshake's HTTP answer).
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 from waddle.server.errors import ApiError, forbidden, unauthorized
+from waddle.server.tokens import FULL, Tokens
 
 PROTECTED = ("/api", "/files", "/ws")
+INGEST = "/api/ingest"
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -43,22 +48,18 @@ def is_loopback(host: str) -> bool:
 
 
 class Access:
-    """The middleware; ``token`` None means a loopback-only server."""
+    """The middleware; no ``tokens`` means a loopback-only server."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, tokens: Tokens) -> None:
         self.app = app
-        self.token = token.encode() if token else None
+        self.tokens = tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers", ()))
-        refusal = self._refusal(headers)
-        if refusal is None and not self._has_token(scope, headers):
-            refusal = unauthorized(
-                "this server needs a token: send 'Authorization: Bearer <token>' or ?token="
-            )
+        refusal = self._refusal(headers) or self._token_refusal(scope, headers)
         if refusal is not None:
             await _refuse(scope, receive, send, refusal)
             return
@@ -68,7 +69,7 @@ class Access:
         """Why the Host or Origin of a request is refused, or None."""
         host = headers.get(b"host", b"").decode("latin-1").strip().lower()
         name, port = _split(host)
-        if self.token is None and (name is None or not is_loopback(name)):
+        if not self.tokens and (name is None or not is_loopback(name)):
             return forbidden(
                 f"Host {host!r} is not this server: without a token it answers only to "
                 "127.0.0.1, localhost or [::1]; a server reached by another name needs a token"
@@ -83,15 +84,39 @@ class Access:
                 )
         return None
 
-    def _has_token(self, scope: Scope, headers: dict[bytes, bytes]) -> bool:
-        """True if no token is needed for this path, or the request carries it."""
-        if self.token is None or not scope["path"].startswith(PROTECTED):
-            return True
+    def _token_refusal(self, scope: Scope, headers: dict[bytes, bytes]) -> ApiError | None:
+        """Why the request's token (or its lack) is refused for its path, or None."""
+        path = scope["path"]
+        if not path.startswith(PROTECTED):
+            return None
+        kind = self._kind(scope, headers)
+        if path == INGEST or path.startswith(INGEST + "/"):
+            if kind == FULL:
+                return None
+            if kind is not None:
+                return forbidden("this token may read, not ingest: relays need a full token")
+            if not self.tokens:
+                return unauthorized(
+                    "this server takes no relayed runs: start it with --token (or "
+                    "--token-file) and give relays that token"
+                )
+            return unauthorized("relaying needs a full token: send 'Authorization: Bearer <token>'")
+        if kind is None and self.tokens:
+            return unauthorized(
+                "this server needs a token: send 'Authorization: Bearer <token>' or ?token="
+            )
+        return None
+
+    def _kind(self, scope: Scope, headers: dict[bytes, bytes]) -> str | None:
+        """The kind of the token the request carries (server/tokens.py), or None."""
+        kind = None
         value = headers.get(b"authorization", b"")
-        if value[:7].lower() == b"bearer " and hmac.compare_digest(value[7:].strip(), self.token):
-            return True
+        if value[:7].lower() == b"bearer ":
+            kind = self.tokens.kind(value[7:].strip())
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        return any(hmac.compare_digest(v.encode(), self.token) for v in query.get("token", ()))
+        for given in query.get("token", ()):
+            kind = kind or self.tokens.kind(given)
+        return kind
 
 
 def _split(netloc: str) -> tuple[str | None, int | None]:

@@ -3,7 +3,9 @@ watcher and the live hub to the routers, and starts and stops them with the serv
 
 It promises: JSON everywhere through :mod:`waddle.server.wire` (non-finite floats as strings),
 one error shape (:mod:`waddle.server.errors`), OpenAPI at /docs, and no request served that
-:mod:`waddle.server.access` refuses (a foreign Host or Origin; without the token, if set).
+:mod:`waddle.server.access` refuses (a foreign Host or Origin; without a token, if set; an
+ingest without a full token). Relays send to it (server/intake.py); with ``relay_to`` it
+relays its own folder to another server too (server/relay.py).
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from waddle.server import errors, wire
 from waddle.server.access import Access
 from waddle.server.hub import Hub
 from waddle.server.indexer import Indexer
+from waddle.server.intake import Intake
 from waddle.server.notices import Notices
 from waddle.server.recorded import RecordedFiles
+from waddle.server.relay import Relay, Scope
 from waddle.server.routes import (
     artifacts,
     dashboard,
     files,
+    ingest,
     live,
     projects,
     records,
@@ -30,6 +35,7 @@ from waddle.server.routes import (
 )
 from waddle.server.settings import ServerSettings
 from waddle.server.store import Store
+from waddle.server.uplink import Uplink
 from waddle.server.watcher import Watcher
 
 API_VERSION = 1
@@ -50,16 +56,29 @@ class Context:
         self.hub = Hub(self.store, settings.heartbeat_timeout, self.notices)
         self.files = RecordedFiles()
         self.indexer.listeners.append(self.hub.on_commit)
+        self.intake = Intake(self.root, self.notices)
+        self.relay: Relay | None = None
+        if settings.relay_to:
+            token = settings.tokens().first_full()
+            if token is None:
+                raise ValueError("--relay-to needs a full token to send: --token or --token-file")
+            uplink = Uplink(settings.relay_to, token)
+            self.relay = Relay(Scope(self.root), uplink, settings.origin, self.notices)
 
     def start(self) -> None:
         self.hub.bind_loop()
         self.indexer.start()
         self.watcher.start()
+        if self.relay is not None:
+            self.relay.start()
 
     def stop(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
         self.hub.close()
         self.watcher.stop()
         self.indexer.stop()
+        self.intake.close()
         self.store.close()
 
 
@@ -87,7 +106,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.waddle = context
     errors.install(app)
     # The dashboard last: its deep-link route answers any path the others do not.
-    for module in (projects, runs, scalars, records, artifacts, files, live, dashboard):
+    for module in (projects, runs, scalars, records, artifacts, files, live, ingest, dashboard):
         app.include_router(module.router)
-    app.add_middleware(Access, token=settings.token)
+    app.add_middleware(Access, tokens=settings.tokens())
     return app

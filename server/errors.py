@@ -22,6 +22,13 @@ CODES = {
     "unauthorized": 401,
     "forbidden": 403,
     "not_found": 404,
+    # Relaying (server/routes/ingest.py, server/intake.py).
+    "invalid_batch": 422,
+    "unsupported_encoding": 415,
+    "hash_mismatch": 422,
+    "too_large": 413,
+    "conflict": 409,
+    "unavailable": 503,
     "http_error": None,
     "internal": 500,
 }

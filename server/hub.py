@@ -257,11 +257,10 @@ class Hub:
             return None
         steps, ts, values, seqs = steps[keep], ts[keep], values[keep], seqs[keep]
         sub.cursor = int(seqs[-1])
-        # A step logged twice: send only its newest point. In seq order a run's steps never go
-        # back, so repeats are neighbours and the last of each is the newest (as in
-        # run_state.Stat.merge). One from an earlier message is the client's to replace.
-        newest = np.r_[steps[1:] != steps[:-1], True]
-        if not newest.all():
+        # A step logged twice: send only its newest point, in seq order. One from an earlier
+        # message is the client's to replace.
+        newest = _newest_per_step(steps)
+        if newest is not None:
             steps, ts, values, seqs = steps[newest], ts[newest], values[newest], seqs[newest]
         return {
             "type": "points",
@@ -279,7 +278,8 @@ class Hub:
         rows = (
             self.store.reader()
             .execute(
-                f"SELECT run_id, name, {RUN_STATUS}, tags, summary, last_step, created, updated"
+                f"SELECT run_id, origin, name, {RUN_STATUS}, tags, summary, last_step, created,"
+                " updated"
                 " FROM runs WHERE project = $project AND list_contains($ids, run_id)",
                 {
                     "project": project,
@@ -292,6 +292,7 @@ class Hub:
         return [
             {
                 "id": run_id,
+                "origin": origin,
                 "name": name,
                 "status": status,
                 "tags": tags,
@@ -300,5 +301,17 @@ class Hub:
                 "created": created,
                 "updated": updated,
             }
-            for run_id, name, status, tags, summary, last_step, created, updated in rows
+            for run_id, origin, name, status, tags, summary, last_step, created, updated in rows
         ]
+
+
+def _newest_per_step(steps: np.ndarray):
+    """Indices (ascending) of the last point of each step among ``steps`` (in seq order), or
+    None when every point is the last of its step. While steps never go back, repeats are
+    neighbours and one comparison finds them; keyed steps (docs/format.md) may go back."""
+    if len(steps) < 2 or bool(np.all(steps[1:] > steps[:-1])):
+        return None
+    if bool(np.all(steps[1:] >= steps[:-1])):
+        return np.flatnonzero(np.r_[steps[1:] != steps[:-1], True])
+    _, last_from_end = np.unique(steps[::-1], return_index=True)
+    return np.sort(len(steps) - 1 - last_from_end)

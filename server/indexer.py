@@ -39,11 +39,12 @@ from waddle.server import tailer
 from waddle.server.ingester import Batch
 from waddle.server.notices import Notices
 from waddle.server.progress import CatchUp
-from waddle.server.run_state import RunState, Stat, metrics_table, offsets_table
+from waddle.server.run_state import RunState, Stat, metrics_table, offsets_table, recount
 from waddle.server.schema import METRICS, OFFSETS, RUN_TABLES, RUNS
 from waddle.server.store import Store, insert_arrow
 
 from waddle import names, segment
+from waddle.run_folder import read_origin
 
 # Compact scalars_live once it holds this many rows, or once ingest has been quiet this long.
 COMPACT_ROWS = 250_000
@@ -163,6 +164,9 @@ class Indexer:
         if state is None:
             state = self.states[key] = RunState(self._next_run, project, run_id)
             self._next_run += 1
+            origin = read_origin(self.root / project / run_id)
+            if origin is not None:
+                state.origin, state.origin_run_id = origin.origin, origin.run_id
         return state
 
     # --- marking work (any thread) ---
@@ -461,6 +465,7 @@ class Indexer:
             for table, rows in batch.rows.items():
                 if rows:
                     insert_arrow(con, table, batch.rows_table(table))
+            recount(con, {item for item in batch.recount if item[0] not in batch.deleted})
             if runs:
                 ids = [state.run for state in runs]
                 for table in ("runs", "metrics", "offsets"):

@@ -10,7 +10,8 @@ offsets they were read up to; the indexer writes all of it in one transaction. I
 - a malformed event, or a value of a shape the index does not know, becomes a reject row
   (file, byte offset, kind, reason); the rest of the event and of the batch is kept;
 - each run's state (server/run_state.py: status, counters, per-key summary) is updated as its
-  events are added, so listing runs never scans their points;
+  events are added, so listing runs never scans their points; a key whose steps went back
+  (keyed steps, docs/format.md) is put in ``recount``, counted from the index at commit;
 - scalar rows leave grouped per (run, key): a large group is already clustered per series and
   can go straight into ``scalars``; small ones go to ``scalars_live`` for later compaction.
 """
@@ -72,6 +73,8 @@ class Batch:
             "rejects": [],
         }
         self.runs: dict[int, RunState] = {}
+        # (run, key, kind) whose steps went back: counted again from the index at commit
+        self.recount: set[tuple[RunState, str, str]] = set()
         self.offsets: dict[tuple[int, str], int] = {}
         self.deleted: list[RunState] = []
         self.events = 0
@@ -213,7 +216,8 @@ class Batch:
                 group[3].append(value)
             elif kind is str:
                 self.rows["text"].append((state.run, key, step, t, seq, value))
-                state.stat(key, "text").note_step(step)
+                if not state.stat(key, "text").note_step(step):
+                    self.recount.add((state, key, "text"))
             elif value is None:
                 continue  # W&B's None: no value for this key at this step (docs/format.md)
             elif kind is dict and type(value.get("_type")) is str:
@@ -222,12 +226,14 @@ class Batch:
                 self.rows[table].append(
                     (state.run, key, step, t, seq, rich, wire.dumps(value).decode())
                 )
-                state.stat(key, rich).note_step(step)
+                if not state.stat(key, rich).note_step(step):
+                    self.recount.add((state, key, rich))
             elif kind is list:  # a plain list (W&B keeps short arrays as lists): a record
                 self.rows["media"].append(
                     (state.run, key, step, t, seq, ARRAY, wire.dumps(value).decode())
                 )
-                state.stat(key, ARRAY).note_step(step)
+                if not state.stat(key, ARRAY).note_step(step):
+                    self.recount.add((state, key, ARRAY))
             else:
                 bad.append(f"{key!r} ({'null' if value is None else kind.__name__})")
         if bad:
@@ -390,7 +396,8 @@ class Batch:
                 order = np.argsort(seqs, kind="stable")
                 steps, ts, values, seqs = steps[order], ts[order], values[order], seqs[order]
             self.series[(state, key)] = (steps, ts, values, seqs)
-            state.stat(key, "scalar").merge(steps, values)
+            if not state.stat(key, "scalar").merge(steps, values):
+                self.recount.add((state, key, "scalar"))
             tables[len(steps) >= CLUSTERED_GROUP].append((state.run, key, steps, ts, seqs, values))
             self.points += len(steps)
         clustered = tables[True]

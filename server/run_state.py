@@ -31,9 +31,12 @@ class Stat:
     """Running aggregates of one (run, key, kind).
 
     For scalars, a value logged again at the newest step (``commit=False``, an explicit step)
-    replaces the one there, as the series does (docs/format.md: the higher seq wins): steps
-    never go back within a run, so only the newest step can be logged again, and
-    ``before_min``/``before_max`` (of the values before it) are all it takes to undo it.
+    replaces the one there, as the series does (docs/format.md: the higher seq wins). While a
+    series' steps never go back, only the newest step can be logged again, and
+    ``before_min``/``before_max`` (of the values before it) are all it takes to undo it: the
+    cheap path, every run's without keyed steps. Points of an older step (keyed steps,
+    docs/format.md) may replace any value, so :meth:`merge` and :meth:`note_step` refuse them
+    and the indexer recounts the key from the index instead (:data:`RECOUNT_SQL`).
     """
 
     count: int = 0
@@ -49,20 +52,30 @@ class Stat:
     before_max: float | None = None
     rows: int = 0  # points stored, steps logged twice included: rows > count means duplicates
 
-    def note_step(self, step: int) -> None:
-        """A text or rich value at ``step``. Steps never go back within a run, so a value logged
-        again at the newest step is the only repeat, and it counts once."""
+    def note_step(self, step: int) -> bool:
+        """A text or rich value at ``step``; False (nothing counted) for a step before the
+        newest, which may or may not be a repeat: the caller recounts. A value logged again at
+        the newest step counts once."""
+        if self.last_step is not None and step < self.last_step:
+            return False
         self.rows += 1
         if step == self.last_step:
-            return
+            return True
         self.count += 1
-        if self.first_step is None or step < self.first_step:
+        if self.first_step is None:
             self.first_step = step
-        if self.last_step is None or step > self.last_step:
-            self.last_step = step
+        self.last_step = step
+        return True
 
-    def merge(self, steps: np.ndarray, values: np.ndarray) -> None:
-        """Add a batch of points (in seq order); a step logged again keeps its newest value."""
+    def merge(self, steps: np.ndarray, values: np.ndarray) -> bool:
+        """Add a batch of points (in seq order); a step logged again keeps its newest value.
+
+        False, and nothing added, when a step goes back (before the newest, or within the
+        batch): the caller recounts from the index."""
+        if (self.last_step is not None and steps[0] < self.last_step) or (
+            len(steps) > 1 and np.any(steps[1:] < steps[:-1])
+        ):
+            return False
         self.rows += len(steps)
         keep = np.r_[steps[1:] != steps[:-1], True]
         if not keep.all():
@@ -91,6 +104,7 @@ class Stat:
         last = len(steps) - 1 - int(np.argmax(steps[::-1]))
         if self.last_step is None or steps[last] >= self.last_step:
             self.last_step, self.last = int(steps[last]), float(values[last])
+        return True
 
     def aggregate(self, name: str) -> float | None:
         if name == "mean":
@@ -105,6 +119,8 @@ class RunState:
     run: int
     project: str
     run_id: str
+    origin: str | None = None
+    origin_run_id: str | None = None
     name: str | None = None
     group: str | None = None
     job_type: str | None = None
@@ -186,6 +202,62 @@ class RunState:
                 continue  # computed; or None, which the attribute's default stands for
             setattr(state, name, orjson.loads(value) if kind == "json" else value)
         return state
+
+
+# Each (run, key, kind) of the table ``_recount`` (run, key, kind) counted from its rows, one
+# value per step (the highest seq wins), as a Stat: the columns after run, key and kind are
+# the Stat's fields. For series whose steps went back, where a running count cannot tell a new
+# step from one logged again.
+RECOUNT_SQL = """
+WITH points AS (
+    SELECT run, key, 'scalar' AS kind, step, seq, value FROM scalars
+    UNION ALL SELECT run, key, 'scalar', step, seq, value FROM scalars_live
+    UNION ALL SELECT run, key, 'text', step, seq, NULL FROM text
+    UNION ALL SELECT run, key, type, step, seq, NULL FROM histograms
+    UNION ALL SELECT run, key, type, step, seq, NULL FROM tables
+    UNION ALL SELECT run, key, type, step, seq, NULL FROM media WHERE step IS NOT NULL
+), wanted AS (
+    SELECT p.*, count(*) OVER (PARTITION BY p.run, p.key, p.kind) AS stored
+    FROM points p SEMI JOIN _recount r ON p.run = r.run AND p.key = r.key AND p.kind = r.kind
+    QUALIFY row_number() OVER (PARTITION BY p.run, p.key, p.kind, p.step ORDER BY p.seq DESC) = 1
+), marked AS (
+    SELECT *, CASE WHEN isnan(value) THEN NULL ELSE value END AS number,
+           step = max(step) OVER (PARTITION BY run, key, kind) AS newest
+    FROM wanted
+)
+SELECT run, key, kind, count(*) AS count, min(step) AS first_step, max(step) AS last_step,
+       min(number) AS min, max(number) AS max,
+       coalesce(sum(value) FILTER (WHERE isfinite(value)), 0) AS sum,
+       count(*) FILTER (WHERE isfinite(value)) AS finite,
+       arg_min(value, step) AS first, arg_max(value, step) AS last,
+       min(number) FILTER (WHERE NOT newest) AS before_min,
+       max(number) FILTER (WHERE NOT newest) AS before_max, any_value(stored) AS rows
+FROM marked GROUP BY run, key, kind
+"""
+
+
+def recount(con: Any, wanted: set[tuple[RunState, str, str]]) -> None:
+    """Count each (run state, key, kind) of ``wanted`` again from the rows ``con`` sees."""
+    if not wanted:
+        return
+    by_run = {state.run: state for state, _, _ in wanted}
+    con.register(
+        "_recount",
+        pa.table(
+            {
+                "run": pa.array([state.run for state, _, _ in wanted], pa.int32()),
+                "key": [key for _, key, _ in wanted],
+                "kind": [kind for _, _, kind in wanted],
+            }
+        ),
+    )
+    try:
+        rows = con.execute(RECOUNT_SQL).fetchall()
+    finally:
+        con.unregister("_recount")
+    fields = METRICS.names[3:]
+    for run, key, kind, *numbers in rows:
+        by_run[run].stats[(key, kind)] = Stat(**dict(zip(fields, numbers, strict=True)))
 
 
 def metrics_table(runs: list[RunState]) -> pa.Table:

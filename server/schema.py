@@ -18,7 +18,7 @@ from functools import cached_property
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "7"
+SCHEMA_VERSION = "8"
 
 # A column's type: its DuckDB type and the Arrow type its rows are built with.
 TYPES = {
@@ -78,6 +78,9 @@ RUNS = Table(
         ("run", "int32"),
         ("project", "text"),
         ("run_id", "text"),
+        # A relayed run (waddle/run_folder.py, origin.json): its machine and its id there.
+        ("origin", "text"),
+        ("origin_run_id", "text"),
         ("name", "text"),
         ("group", "text"),
         ("job_type", "text"),

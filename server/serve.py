@@ -43,10 +43,11 @@ def serve(settings: ServerSettings) -> None:
     from waddle.server.routes import dashboard
 
     settings = settings.resolve()
-    if not is_loopback(settings.host) and not settings.token:
+    if not is_loopback(settings.host) and not settings.tokens():
         raise ValueError(
             f"refusing to listen on {settings.host} without a token: anyone who can reach it "
-            "could read your runs. Pass --token or set WADDLE_TOKEN (or use 127.0.0.1)"
+            "could read your runs. Pass --token or --token-file, or set WADDLE_TOKEN (or use "
+            "127.0.0.1)"
         )
     app = create_app(settings)
     sock = bind(settings)

@@ -1,6 +1,8 @@
-"""Tailing a run's segment files from the byte offsets the index holds.
+"""Tailing a run's segment files from the byte offsets a reader holds.
 
-The tailer owns the reading side of the log: which bytes of which segment are new. It promises:
+The tailer owns the reading side of the log: which bytes of which segment are new. Its two
+readers share it: the indexer (server/indexer.py, its lines to server/ingester.py's Batch) and
+the relay (server/relay.py, its lines to the central server). It promises:
 
 - only complete lines are taken; a torn last line is left where it is until its newline
   arrives, and the stored offset always sits just past the last line taken, so the offsets and
@@ -15,19 +17,50 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-
-from waddle.server.ingester import Batch
-from waddle.server.run_state import RunState
+from typing import Any, Protocol
 
 from waddle import segment
 
-# Bytes read from one run before the indexer turns to the next one.
+
+class Reading(Protocol):
+    """One run as a reader follows it: who it is, and how far each segment has been read."""
+
+    project: str
+    run_id: str
+    offsets: dict[str, int]  # segment file name -> bytes read
+
+
+class Sink(Protocol):
+    """Where the lines read go (server/ingester.py's Batch; the relay's outgoing batch).
+
+    It only needs what the tailer calls: the state is the one given to :func:`read_run`."""
+
+    bytes: int  # bytes of segments read into it
+
+    def reject(self, state: Any, file: str, offset: int, kind: str, reason: str, t: float) -> None:
+        """Note a line (or a segment) the reader cannot take, of a kind of REJECT_KINDS."""
+
+    def set_offset(self, state: Any, segment: str, offset: int) -> None:
+        """Everything of ``segment`` before ``offset`` is read (and set in ``state.offsets``)."""
+
+    def add_line(self, state: Any, line: bytes) -> bool:
+        """Take the line by a fast path if it can (True), else leave it to :meth:`take`."""
+
+    def take(self, state: Any, line: bytes, file: str, offset: int) -> None:
+        """Take one complete line (no newline), read at ``offset`` of ``file``."""
+
+
+# Bytes read from one run before the indexer turns to the next one, and the size of one read.
 READ_BUDGET = 16 * 1024 * 1024
+READ_BLOCK = 16 * 1024 * 1024
 
 
-def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BUDGET) -> int:
-    """Add the run's new complete lines to ``batch``; returns the bytes left to read when the
-    budget ran out first (0 once every complete line is taken)."""
+def read_run(
+    state: Reading, run_dir: Path, batch: Sink, budget: int = READ_BUDGET, block: int = READ_BLOCK
+) -> int:
+    """Add the run's new complete lines to ``batch``, reading about ``block`` bytes at a time;
+    returns the bytes left to read when the budget ran out first (0 once every complete line
+    is taken)."""
     unread = 0
     for path in segment.list_segments(run_dir):
         name = path.name
@@ -55,12 +88,14 @@ def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BU
                 batch.reject(state, file, at, "line", reason, time.time())
 
             try:
-                block, next_offset = segment.read_complete_lines(path, offset, on_reject=on_reject)
+                lines, next_offset = segment.read_complete_lines(
+                    path, offset, min(block, budget), on_reject=on_reject
+                )
             except FileNotFoundError:
                 break
             if next_offset == offset:
                 break  # a torn last line: wait for its newline
-            _take_block(state, batch, file, block, offset)
+            _take_block(state, batch, file, lines, offset)
             batch.set_offset(state, name, next_offset)
             batch.bytes += next_offset - offset
             budget -= next_offset - offset
@@ -70,7 +105,7 @@ def read_run(state: RunState, run_dir: Path, batch: Batch, budget: int = READ_BU
     return unread
 
 
-def _take_block(state: RunState, batch: Batch, file: str, block: bytes, base: int) -> None:
+def _take_block(state: Reading, batch: Sink, file: str, block: bytes, base: int) -> None:
     end = base
     for line in block.split(b"\n")[:-1]:  # the block ends with a newline
         offset, end = end, end + len(line) + 1

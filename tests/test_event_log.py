@@ -121,6 +121,25 @@ def test_an_overlong_line_is_skipped_once_complete(tmp_path, monkeypatch):
     assert rejects[0][:2] == (path, 0) and "longer than 100 bytes" in rejects[0][2]
 
 
+def test_a_read_window_smaller_than_a_line_reads_on_to_its_end(tmp_path, monkeypatch):
+    # The relay reads 1 MiB at a time; a valid line may be up to MAX_LINE_BYTES long.
+    monkeypatch.setattr(segment, "MAX_LINE_BYTES", 1000)
+    long = b'{"pad":"' + b"x" * 500 + b'"}\n'
+    path = write_segment(tmp_path / "run", long + good(0) + b"y" * 1500 + b"\n" + good(1))
+    block, offset = segment.read_complete_lines(path, 0, max_bytes=100)
+    assert (block, offset) == (long, len(long))
+    block, offset = segment.read_complete_lines(path, offset, max_bytes=100)
+    assert block == good(0)
+    rejects = []
+    block, after = segment.read_complete_lines(
+        path, offset, max_bytes=100, on_reject=lambda *reject: rejects.append(reject)
+    )
+    assert block == b"" and after == offset + 1501 and len(rejects) == 1
+    assert segment.read_complete_lines(path, after, max_bytes=100)[0] == good(1)
+    torn = write_segment(tmp_path / "torn", b"z" * 300)
+    assert segment.read_complete_lines(torn, 0, max_bytes=100) == (b"", 0)
+
+
 def test_segments_rotate_at_line_boundaries_and_read_back_in_order(tmp_path):
     run = waddle.init(
         project="p",

@@ -29,7 +29,7 @@ def test_the_stats_of_a_key_are_the_metrics_columns():
 def test_a_run_state_comes_back_from_its_row_in_the_index(tmp_path):
     state = RunState(7, "p", "r")
     changed = {
-        "name": "n", "group": "g", "job_type": "j", "tags": ["a", "b"], "notes": "x",
+        "origin": "gpu-7", "origin_run_id": "r0", "name": "n", "group": "g", "job_type": "j", "tags": ["a", "b"], "notes": "x",
         "config": {"lr": 0.1}, "context": {"host": "h"}, "status": "finished", "created": 1.5,
         "updated": 2.5, "heartbeat": 2.0, "last_step": 9, "next_seq": 11, "events": 11,
         "rejected": 2, "gaps": 3, "missing": [[2, 4]], "dropped_steps": 3, "dropped_values": 4, "lost_events": 5,

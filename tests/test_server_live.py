@@ -65,6 +65,13 @@ class Listener:
     def of(self, kind: str) -> list[dict]:
         return [m for m in self.messages if m["type"] == kind]
 
+    def follow(self, run_id: str, key: str, child: subprocess.Popen) -> None:
+        """Subscribe to the run's key from its start, then let the child go on."""
+        self.send(op="subscribe", id=key, project="live", run=run_id, key=key, cursor=0)
+        wait_until(lambda: self.receive() and self.of("subscribed"))
+        child.stdin.write("go\n")
+        child.stdin.flush()
+
 
 def test_logged_points_reach_a_subscriber_in_order(tmp_path):
     steps = 3000
@@ -73,10 +80,7 @@ def test_logged_points_reach_a_subscriber_in_order(tmp_path):
         wait_until(lambda: s.get(f"/api/projects/live/runs/{run_id}").status_code == 200)
         with connect(s.ws_url) as ws:
             live = Listener(ws)
-            live.send(op="subscribe", id="loss", project="live", run=run_id, key="loss", cursor=0)
-            wait_until(lambda: live.receive() and live.of("subscribed"))
-            child.stdin.write("go\n")
-            child.stdin.flush()
+            live.follow(run_id, "loss", child)
 
             def points():
                 return [
@@ -229,3 +233,60 @@ def test_a_client_that_does_not_read_gets_resync_instead_of_a_growing_queue(
             kinds = set()
             while "resync" not in kinds:
                 kinds.add(orjson.loads(ws.recv(timeout=30))["type"])
+
+
+TB_TRAIN = textwrap.dedent(
+    """
+    import sys, waddle
+    from waddle.tensorboard import SummaryWriter
+    run = waddle.init(project="live", dir=sys.argv[1],
+                      settings=waddle.Settings(console=False, system_metrics_interval=0))
+    print(run.id, flush=True)
+    sys.stdin.readline()
+    writer = SummaryWriter(run=run)
+    for step in range(500):
+        writer.add_scalar("loss", step * 1.0, step)
+    for step in range(200, 400):  # restarted from a checkpoint at step 200
+        writer.add_scalar("loss", -step * 1.0, step)
+    run.finish()
+    """
+)
+
+
+def test_a_tensorboard_series_going_back_reads_as_in_order_live_and_over_http(tmp_path):
+    expected = {step: -float(step) if 200 <= step < 400 else float(step) for step in range(500)}
+    with serving(tmp_path) as s:
+        child = subprocess.Popen(
+            [PYTHON, "-c", TB_TRAIN, str(tmp_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+        )
+        run_id = child.stdout.readline().strip()
+        wait_until(lambda: s.get(f"/api/projects/live/runs/{run_id}").status_code == 200)
+        with connect(s.ws_url) as ws:
+            live = Listener(ws)
+            live.follow(run_id, "loss", child)
+            assert child.wait(timeout=60) == 0
+
+            def applied() -> dict:
+                """What a client holds: per step, the point of the higher seq."""
+                newest: dict[int, tuple[int, float]] = {}
+                for m in live.of("points"):
+                    for seq, step, value in zip(m["seq"], m["step"], m["value"], strict=True):
+                        if step not in newest or seq > newest[step][0]:
+                            newest[step] = (seq, value)
+                return {step: value for step, (_, value) in newest.items()}
+
+            wait_until(lambda: live.receive() and applied() == expected, timeout=60)
+        for message in live.of("points"):  # each step at most once per message, in seq order
+            assert len(set(message["step"])) == len(message["step"])
+            assert message["seq"] == sorted(message["seq"])
+        series = s.json(f"/api/projects/live/runs/{run_id}/scalars", params={"key": "loss"})
+        assert series["series"]["step"] == list(range(500))
+        assert series["series"]["value"] == [expected[step] for step in range(500)]
+        run = s.json(f"/api/projects/live/runs/{run_id}")
+        assert run["last_step"] == 499 and run["summary"]["loss"] == 499.0
+        (metric,) = s.json(f"/api/projects/live/runs/{run_id}/metrics")["metrics"]
+        assert (metric["count"], metric["min"], metric["max"]) == (500, -399.0, 499.0)

@@ -111,4 +111,8 @@ def __getattr__(name: str) -> Any:
         if run is None:
             raise AttributeError(f"waddle.{name} needs a run: call waddle.init() first")
         return getattr(run, name)
+    if name == "tensorboard":  # wandb.tensorboard.patch(), as waddle.tensorboard.patch()
+        import importlib
+
+        return importlib.import_module("waddle.tensorboard")
     raise AttributeError(f"module 'waddle' has no attribute {name!r}")

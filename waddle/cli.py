@@ -62,8 +62,53 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="address to bind (default: $WADDLE_HOST or 127.0.0.1)")
     serve.add_argument("--port", help="port (default: $WADDLE_PORT or 8080; 0 = any)")
     serve.add_argument("--db", help="index file (default: $WADDLE_DB or DIR/.waddle/index.duckdb)")
-    serve.add_argument("--token", help="require this bearer token (default: $WADDLE_TOKEN)")
+    _token_options(serve, "a token this server accepts, full: read and ingest (repeatable; ")
+    serve.add_argument(
+        "--read-token",
+        action="append",
+        help="a read-only token: the API, files and live updates (repeatable; $WADDLE_READ_TOKEN)",
+    )
+    serve.add_argument(
+        "--relay-to",
+        metavar="URL",
+        help="also relay this folder's runs to the central server at URL, sending the first "
+        "full token",
+    )
+    serve.add_argument("--origin", help=ORIGIN_HELP)
     serve.set_defaults(handler=_serve)
+
+    relay = commands.add_parser(
+        "relay",
+        help="forward a log folder's runs to a central server, for good",
+        description="Forward every run of DIR (a log folder, a project or a run) to the central "
+        "server, live, exactly once, through outages and restarts; no UI, no server packages. "
+        "Says its state when it changes, and every 30 s while behind.",
+    )
+    relay.add_argument("dir", nargs="?", help="folder to relay (default: $WADDLE_DIR or ./logs)")
+    _relay_options(relay)
+    relay.set_defaults(handler=_relay)
+
+    sync = commands.add_parser(
+        "sync",
+        help="send a folder's runs to a central server, then exit",
+        description="Send what DIR (a log folder, a project or a run) holds to the central server "
+        "and exit once all of it is acknowledged, saying what was sent.",
+    )
+    sync.add_argument("dir", help="log folder, project folder or run folder")
+    _relay_options(sync)
+    sync.set_defaults(handler=_sync)
+
+    export = commands.add_parser(
+        "export",
+        help="write the index of a log folder as Hive-partitioned Parquet (needs waddle[server])",
+        description="Write the runs of DIR as Parquet tables partitioned by project and run "
+        "(TO/<table>/project=P/run=ID/), for DuckDB, Spark or Trino; only what changed since "
+        "the last export to TO is written.",
+    )
+    export.add_argument("dir", nargs="?", help="log folder (default: $WADDLE_DIR or ./logs)")
+    export.add_argument("--to", required=True, help="a folder, or a URI such as s3://bucket/prefix")
+    export.add_argument("--project", help="only this project")
+    export.set_defaults(handler=_export)
 
     reindex = commands.add_parser(
         "reindex", help="rebuild the server's index from the log files (needs waddle[server])"
@@ -85,6 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     wandb.add_argument("--project", help="project (default: each run's W&B project)")
     wandb.add_argument("--dir", help="waddle's log folder (default: $WADDLE_DIR or ./logs)")
     wandb.set_defaults(handler=_import_wandb)
+    tensorboard = sources.add_parser(
+        "tensorboard",
+        help="import a TensorBoard log folder (every folder with event files is a run)",
+        description="Import the event files under LOGDIR, no TensorFlow needed. Running it "
+        "again imports only what changed.",
+    )
+    tensorboard.add_argument("logdir", help="TensorBoard's log folder (what --logdir names)")
+    tensorboard.add_argument("--project", help="project (default: $WADDLE_PROJECT or default)")
+    tensorboard.add_argument("--dir", help="waddle's log folder (default: $WADDLE_DIR or ./logs)")
+    tensorboard.set_defaults(handler=_import_tensorboard)
 
     args = parser.parse_args(argv)
     try:
@@ -114,11 +169,19 @@ def _ls(args: argparse.Namespace) -> int:
     header = "PROJECT RUN NAME STATUS STEPS REJECTED GAPS METRICS STARTED DURATION"
     rows = [header.split()]
     for record in records:
-        rejected, gaps = counts[record.path]
-        steps = "-" if record.last_step is None else str(record.last_step + 1)
+        count = counts[record.path]
+        rejected, gaps = count.rejected, count.gaps
+        # How far the run got: the highest step of any log event, keyed (docs/format.md) or
+        # not, with the values logged there.
+        last_step, last_values = record.last_step, record.last_values
+        if count.keyed_step is not None and (last_step is None or count.keyed_step >= last_step):
+            if last_step != count.keyed_step:
+                last_values = {}
+            last_step, last_values = count.keyed_step, {**last_values, **count.keyed_values}
+        steps = "-" if last_step is None else str(last_step + 1)
         metrics = "  ".join(
             f"{key}={_format_value(value)}"
-            for key, value in sorted(record.last_values.items())[:LS_METRICS]
+            for key, value in sorted(last_values.items())[:LS_METRICS]
         )
         started = (
             time.strftime("%Y-%m-%d %H:%M", time.localtime(record.started))
@@ -218,6 +281,12 @@ def _import_wandb(args: argparse.Namespace) -> int:
         say,
         segment_bytes=resolve_one("segment_bytes"),
     )
+    _say_imported(outcomes, log_dir)
+    return 0
+
+
+def _say_imported(outcomes: list[Any], log_dir: Path) -> None:
+    """One line per imported run (source, run, what was done), then where to see them."""
     for outcome in outcomes:
         what = (
             "unchanged, skipped"
@@ -226,7 +295,76 @@ def _import_wandb(args: argparse.Namespace) -> int:
         )
         print(f"{outcome.source} -> {outcome.project}/{outcome.run_id}: {what}")
     print(f"list them with: waddle ls {log_dir}")
+
+
+def _import_tensorboard(args: argparse.Namespace) -> int:
+    from waddle.settings import run_argument
+    from waddle.tensorboard_import import import_logdir, say
+
+    log_dir = Path(resolve_one("dir", args.dir))
+    project = run_argument("project", args.project)
+    outcomes = import_logdir(
+        Path(args.logdir), log_dir, project, say, segment_bytes=resolve_one("segment_bytes")
+    )
+    if not outcomes:
+        raise ValueError(f"no TensorBoard event files under {args.logdir}")
+    _say_imported(outcomes, log_dir)
     return 0
+
+
+ORIGIN_HELP = (
+    "this machine's name on the central server (default: $WADDLE_ORIGIN, or the host name's "
+    "first label)"
+)
+
+
+def _token_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--token", action="append", help=f"{what}default: $WADDLE_TOKEN); never echoed"
+    )
+    parser.add_argument(
+        "--token-file",
+        help="read tokens from this file, one a line ('read TOKEN': read-only), so they stay "
+        "out of ps (default: $WADDLE_TOKEN_FILE)",
+    )
+
+
+def _relay_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--to",
+        metavar="URL",
+        help="the central server, http(s)://host:port (default: $WADDLE_SERVER)",
+    )
+    _token_options(parser, "the token to send (")
+    parser.add_argument("--origin", help=ORIGIN_HELP)
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from waddle.server import forward
+
+    relay = forward.open_relay(
+        args.dir,
+        "relay",
+        to=args.to,
+        token=args.token,
+        token_file=args.token_file,
+        origin=args.origin,
+    )
+    return forward.relay_command(relay)
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from waddle.server import forward
+
+    relay = forward.open_relay(
+        args.dir,
+        "sync",
+        to=args.to,
+        token=args.token,
+        token_file=args.token_file,
+        origin=args.origin,
+    )
+    return forward.sync_command(relay)
 
 
 def _server_module():
@@ -245,9 +383,28 @@ def _serve(args: argparse.Namespace) -> int:
     from waddle.server.settings import ServerSettings
 
     settings = ServerSettings(
-        dir=args.dir, host=args.host, port=args.port, db=args.db, token=args.token
+        dir=args.dir,
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        token=args.token,
+        read_token=args.read_token,
+        token_file=args.token_file,
+        relay_to=args.relay_to,
+        origin=args.origin,
     )
     serve.serve(settings)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    _server_module()  # the extra packages: pyarrow writes the Parquet files
+    from waddle.server.export import export_command
+
+    log_dir = Path(resolve_one("dir", args.dir))
+    if not log_dir.is_dir():
+        raise ValueError(f"no log folder at {log_dir}")
+    print(f"waddle export: {export_command(log_dir, args.to, args.project)}")
     return 0
 
 

@@ -7,16 +7,25 @@ every reader that lists or serves them (``waddle ls``, the server's watcher, ind
 A valid name can never climb out of its folder (``.`` and ``..`` start with a dot) nor hide a
 separator, a NUL or a newline; a folder with any other name is, for every reader, not a project
 or a run.
+
+An **origin** names the machine a run was relayed from (docs/format.md, "Relayed runs"): 1 to
+63 letters, digits, ``_`` or ``-`` (a host name's first label), so ``<origin>.<run id>``, the
+folder a central server keeps that run in, is a valid run folder name that no two origins or
+run ids share.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
 
 _RULE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
 RULE_TEXT = "1 to 128 letters, digits, '_', '-' or '.', not starting with '.' or '-'"
+MAX_NAME = 128
+_ORIGIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]{0,62}")
+ORIGIN_TEXT = "1 to 63 letters, digits, '_' or '-', not starting with '-'"
 
 
 def is_valid(name: object) -> bool:
@@ -47,4 +56,47 @@ def folders(path: Path) -> list[str]:
         entry.name
         for entry in entries
         if is_valid(entry.name) and entry.is_dir(follow_symlinks=False)
+    )
+
+
+def check_origin(origin: object) -> str:
+    """Return ``origin`` if it may name a machine; raise ValueError naming the rule if not."""
+    if type(origin) is not str or _ORIGIN.fullmatch(origin) is None:
+        raise ValueError(f"origin {origin!r} is not allowed: use {ORIGIN_TEXT}")
+    return origin
+
+
+def origin_of_host(hostname: str) -> str:
+    """The default origin of a machine: its host name's first label, any character the rule
+    does not allow replaced by ``-`` (``gpu-7.cluster.local`` gives ``gpu-7``)."""
+    label = re.sub(r"[^A-Za-z0-9_-]", "-", hostname.split(".")[0])[:63].lstrip("-")
+    return label or "host"
+
+
+def relayed_folder(origin: str, run_id: str) -> str:
+    """The run folder a central server keeps the run ``run_id`` of ``origin`` in.
+
+    ``<origin>.<run id>``: an origin holds no dot, so no two (origin, run id) pairs meet. When
+    that is longer than a name may be, the run id is cut and the sha256 of the whole of it
+    (12 hex digits) keeps it apart from every other cut the same way.
+    """
+    folder = f"{check_origin(origin)}.{check('run id', run_id)}"
+    if len(folder) <= MAX_NAME:
+        return folder
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:12]
+    return f"{folder[: MAX_NAME - 13]}-{digest}"
+
+
+def files(path: Path) -> list[str]:
+    """The valid names of the regular files in ``path`` (not symlinks, not hidden: a name
+    starting with ``.`` is a file still being written), sorted. Empty when ``path`` is not a
+    folder."""
+    try:
+        entries = list(os.scandir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(
+        entry.name
+        for entry in entries
+        if is_valid(entry.name) and entry.is_file(follow_symlinks=False)
     )

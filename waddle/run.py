@@ -28,11 +28,11 @@ from waddle import artifact_store, console, files, process_hooks
 from waddle.artifact import Artifact, as_artifact, load, log_request, use_fields
 from waddle.config import Config
 from waddle.copier import Copier
-from waddle.event import INT64_MAX
+from waddle.event import INT64_MAX, T_MAX
 from waddle.notice import Notices, say
 from waddle.summary import Logged, Summary
-from waddle.values import check_text, flatten, writable_text
-from waddle.writer import CONSOLE, EVENT, FINISH, FLUSH, LOG, Writer
+from waddle.values import PLAIN, check_text, flatten, writable_text
+from waddle.writer import CONSOLE, EVENT, FINISH, FLUSH, KEYED, LOG, Writer
 
 SUMMARY_KINDS = ("min", "max", "mean", "last", "first", "none")
 
@@ -50,6 +50,8 @@ ALERT_LEVELS = tuple(level.value for level in AlertLevel)
 STEP_WARNINGS = 5
 # The writer is asked to drain early once this many items are queued.
 EARLY_DRAIN = 2000
+# Keyed values of one step logged in a row share one event of at most this many keys.
+KEYED_MERGE = 1000
 
 
 class RunLockedError(RuntimeError):
@@ -103,6 +105,7 @@ class Run:
         self._stall_seconds = 0.0
         self._stalls = 0
         self._known_keys: set[str] = set()  # keys already validated by flatten()
+        self._keyed_open: tuple | None = None  # the keyed item values of its step may join
         self._lock_fd = self._lock_run_folder()
         self._writer = Writer(
             run_dir,
@@ -182,14 +185,82 @@ class Run:
         # The step moves on only once the values are queued: a KeyboardInterrupt between the
         # two leaves this step open (the next call adds to it) rather than skip it.
         self._step = after
+        if values and len(queue) >= EARLY_DRAIN:
+            self._drain_early()
+
+    def _log_keyed(self, data: dict[str, Any], step: Any, walltime: Any = None) -> None:
+        """Record ``data`` at ``step`` of its keys alone (docs/format.md, "Keyed steps"): the
+        step may repeat or go back, the run's own step does not move, and ``walltime`` (seconds
+        since the epoch; default now) is kept as given. For waddle.tensorboard's writers."""
+        if self._closed:
+            self._refuse_closed("log")
+            return
+        values, kind = flatten(data, self._known_keys)
+        if type(step) is not int or not 0 <= step < INT64_MAX:
+            step = 0 if step is None else _check_step(step)
+        if walltime is not None:
+            t = _check_walltime(walltime)
+            if values:
+                self._keyed_open = None
+                self._queue_keyed((KEYED, t, step, values, kind, None))
+            return
         if not values:
             return
+        item = self._keyed_open
+        if kind == PLAIN and item is not None and item[2] == step and self._joins(item, values):
+            return
+        self._queue_keyed(
+            (KEYED, time.time(), step, values, kind, [False] if kind == PLAIN else None)
+        )
+
+    def _log_scalar(self, key: str, value: Any, step: Any) -> None:
+        """``_log_keyed({key: value}, step)``, in a fraction of the time for the common case: a
+        finite float of a known key at an integer step (TensorBoard's ``add_scalar``)."""
+        if (
+            type(value) is not float
+            or value - value != 0
+            or type(step) is not int
+            or key not in self._known_keys
+            or not 0 <= step < INT64_MAX
+            or self._closed
+        ):
+            self._log_keyed({key: value}, step)
+            return
+        item = self._keyed_open
+        if item is not None and item[2] == step:  # _joins() of one value, inline: the hot path
+            data, queue = item[3], self._queue
+            if queue and queue[-1] is item and len(data) < KEYED_MERGE:
+                data[key] = value
+                if not item[5][0]:
+                    return
+        self._queue_keyed((KEYED, time.time(), step, {key: value}, PLAIN, [False]))
+
+    def _joins(self, item: tuple, values: dict[str, Any]) -> bool:
+        """Add ``values`` (finite floats) to the open keyed item ``item`` of their step: True
+        when the writer takes them with it. It may, if it is the newest item queued and not yet
+        taken; one taken meanwhile (``item[5]``) may or may not have them, so they are sent
+        again: a value is then written twice at one step, never lost."""
+        data = item[3]
+        queue = self._queue
+        if not queue or queue[-1] is not item or len(data) + len(values) > KEYED_MERGE:
+            return False
+        data.update(values)
+        return not item[5][0]
+
+    def _queue_keyed(self, item: tuple) -> None:
+        queue = self._queue
+        queue.append(item)
+        self._keyed_open = item if item[5] is not None else None
         if len(queue) >= EARLY_DRAIN:
-            wake = self._writer.wake
-            if not wake.pending:  # set() is a system call; asking first is much cheaper
-                wake.set()
-            if len(queue) >= self._queue_size:
-                self._wait_for_room()
+            self._drain_early()
+
+    def _drain_early(self) -> None:
+        """Ask the writer for an early drain; wait for room when the queue is full."""
+        wake = self._writer.wake
+        if not wake.pending:  # set() is a system call; asking first is much cheaper
+            wake.set()
+        if len(self._queue) >= self._queue_size:
+            self._wait_for_room()
 
     def _drop(self, step: int, values: dict[str, Any]) -> None:
         self._dropped_steps += 1
@@ -643,6 +714,19 @@ class Run:
         return f"<waddle.Run {self.project}/{self.id} name={self.name!r}>"
 
 
+def _check_walltime(walltime: Any) -> float:
+    """A caller's wall time as the float seconds an event's ``t`` holds, or raise naming it."""
+    try:
+        t = float(walltime)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"walltime must be seconds since the epoch, not {type(walltime).__name__}"
+        ) from None
+    if not 0 <= t <= T_MAX:  # NaN fails too
+        raise ValueError(f"walltime must be seconds since the epoch, 0 to {T_MAX:g}: {walltime!r}")
+    return t
+
+
 def _check_step(step: Any) -> int:
     if type(step) is not int:
         if isinstance(step, bool) or not hasattr(step, "__index__"):
@@ -683,6 +767,12 @@ class DisabledRun:
 
     def flush(self, timeout: float = 30.0) -> bool:
         return True
+
+    def _log_keyed(self, data: dict[str, Any], step: Any, walltime: Any = None) -> None:
+        pass
+
+    def _log_scalar(self, key: str, value: Any, step: Any) -> None:
+        pass
 
     def __enter__(self) -> DisabledRun:
         return self

@@ -4,18 +4,27 @@
 it costs the same for a run of ten steps and one of ten million. It promises a status that
 matches what a user would say: "finished" or "crashed" from the finish event, "crashed" when
 the last event is older than the heartbeat timeout and there is no finish, else "running".
+
+A run a central server received through a relay also holds ``origin.json`` (docs/format.md,
+"Relayed runs"): the machine it came from and its project and id there. :func:`write_origin`
+writes it once, whole (temporary file, fsync, rename); :func:`read_origin` reads it back.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from waddle import segment
+import orjson
+
+from waddle import names, segment
 
 TAIL_BYTES = 1 << 20
+ORIGIN_FILE = "origin.json"
 
 
 @dataclass
@@ -76,7 +85,8 @@ def _read_tail(record: RunRecord, segments: list[Path]) -> None:
                     elif event["type"] == "run_start":
                         record.finish = None
             for event in reversed(events):
-                if event["type"] == "log":
+                # A keyed event's step is its keys' own, not the run's (docs/format.md).
+                if event["type"] == "log" and not event.get("keyed"):
                     if not found_log:
                         record.last_step = event["step"]
                         found_log = True
@@ -84,8 +94,51 @@ def _read_tail(record: RunRecord, segments: list[Path]) -> None:
                         break
                     for key, value in event["data"].items():
                         record.last_values.setdefault(key, value)
-            if found_log or window >= size:
+            # A finished run without a step of its own (only keyed events: TensorBoard's)
+            # says so in its finish event: no need to read back through all of it.
+            no_step = record.finish is not None and record.finish.get("last_step", 0) is None
+            if found_log or no_step or window >= size:
                 break
             window *= 8
-        if found_log:
+        if found_log or (record.finish is not None and record.finish.get("last_step", 0) is None):
             return
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a relayed run comes from: the machine, and the run's project and id there."""
+
+    origin: str
+    project: str
+    run_id: str
+
+
+def write_origin(run_dir: Path, origin: Origin, sync: bool = True) -> bool:
+    """Write ``origin.json`` into ``run_dir`` (created if needed) unless it holds ``origin``
+    already; True when it wrote. With ``sync=False`` the caller makes it durable (fsync of the
+    file, then of the folder)."""
+    if read_origin(run_dir) == origin:
+        return False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    temp = run_dir / f".{ORIGIN_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(temp, "wb") as file:
+        file.write(orjson.dumps(vars(origin)))
+        if sync:
+            file.flush()
+            os.fsync(file.fileno())
+    os.replace(temp, run_dir / ORIGIN_FILE)
+    return True
+
+
+def read_origin(run_dir: Path) -> Origin | None:
+    """The origin of a relayed run; None for a run logged here (or an unreadable file)."""
+    try:
+        value = orjson.loads((run_dir / ORIGIN_FILE).read_bytes())
+        origin = Origin(value["origin"], value["project"], value["run_id"])
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    try:
+        names.check_origin(origin.origin)
+    except ValueError:
+        return None
+    return origin if names.is_valid(origin.project) and names.is_valid(origin.run_id) else None

@@ -57,12 +57,13 @@ def list_segments(run_dir: Path) -> list[Path]:
 def read_complete_lines(
     path: Path, offset: int, max_bytes: int = 1 << 24, on_reject: RejectHandler | None = None
 ) -> tuple[bytes, int]:
-    """Read up to ``max_bytes`` from ``offset`` and cut the result after its last newline.
+    """Read about ``max_bytes`` from ``offset`` and cut the result after its last newline.
 
     Returns the block of complete lines and the offset just past it. A block with no newline
-    yet returns ``(b"", offset)``: the line is still being written. A line longer than
-    MAX_LINE_BYTES is reported to ``on_reject`` once it is complete and skipped, so a runaway
-    line can neither stall a reader nor fill its memory.
+    yet returns ``(b"", offset)``: the line is still being written. A line longer than the
+    window is read on to its end, up to MAX_LINE_BYTES; a line longer than that is reported to
+    ``on_reject`` once it is complete and skipped, so a runaway line can neither stall a reader
+    nor fill its memory.
     """
     max_bytes = min(max_bytes, MAX_LINE_BYTES)
     with open(path, "rb") as file:
@@ -73,13 +74,20 @@ def read_complete_lines(
             return data[: end + 1], offset + end + 1
         if len(data) < max_bytes:
             return b"", offset
+        if max_bytes < MAX_LINE_BYTES:  # one long line: read on to its end
+            data += file.read(MAX_LINE_BYTES - max_bytes)
+            end = data.find(b"\n")
+            if end >= 0:
+                return data[: end + 1], offset + end + 1
+            if len(data) < MAX_LINE_BYTES:
+                return b"", offset
         # A full window without a newline: find where this overlong line ends, if it does.
         position = offset + len(data)
         while chunk := file.read(1 << 20):
             cut = chunk.find(b"\n")
             if cut >= 0:
                 if on_reject:
-                    on_reject(path, offset, f"line longer than {max_bytes} bytes")
+                    on_reject(path, offset, f"line longer than {MAX_LINE_BYTES} bytes")
                 return b"", position + cut + 1
             position += len(chunk)
     return b"", offset

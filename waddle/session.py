@@ -9,6 +9,7 @@ and not yet finished; ``waddle.log()`` and friends act on it, as ``wandb.log()``
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ REINIT_CHOICES = (None, True, False, "default", "return_previous", "finish_previ
 _notices = Notices()
 
 _current: Run | DisabledRun | None = None
+_forwarders: list[subprocess.Popen] = []  # kept, so none is reported as lost when collected
 
 
 def current_run() -> Run | DisabledRun | None:
@@ -81,7 +83,8 @@ def init(
     returns it, ``"finish_previous"`` (or True; the default in notebooks) finishes it first,
     ``"create_new"`` opens another run beside it without making it current.
     ``config_exclude_keys``/``config_include_keys`` filter ``config``; ``save_code`` saves the
-    main script (``run.log_code``). The other W&B arguments mean nothing without W&B's cloud:
+    main script (``run.log_code``); ``sync_tensorboard`` (or ``tensorboard``) mirrors what torch's
+    and tensorboardX's own writers write into the run (``waddle.tensorboard.patch()``). The other W&B arguments mean nothing without W&B's cloud:
     they are accepted, and those that would change what is recorded warn once.
     """
     global _current
@@ -136,21 +139,15 @@ def init(
                 "finish it first, or pass reinit='finish_previous' or 'create_new'",
             )
             return previous_run
-    _unsupported(
-        resume_from=resume_from,
-        fork_from=fork_from,
-        tensorboard=tensorboard,
-        sync_tensorboard=sync_tensorboard,
-        monitor_gym=monitor_gym,
-    )
+    _unsupported(resume_from=resume_from, fork_from=fork_from, monitor_gym=monitor_gym)
     if settings.mode == "disabled":
         _current = DisabledRun(project, name, config)
         return _current
-    if settings.mode == "online":
+    if settings.mode == "online" and settings.server is None:
         _notices.show(
             "online",
-            "mode 'online': waddle logs to the local folder (relaying to a central server is "
-            "not available yet); `waddle serve` shows the runs",
+            "mode 'online' without a central server: waddle logs to the local folder only; "
+            "set WADDLE_SERVER (and WADDLE_TOKEN) to relay runs, or `waddle serve` shows them",
         )
     if resume not in RESUME_CHOICES:
         raise ValueError(f"resume {resume!r} is not one of allow, must, never, or True/False")
@@ -211,13 +208,56 @@ def init(
         first_step=first_step,
         resumed=previous is not None,
     )
+    if settings.mode == "online" and settings.server is not None:
+        _forward(run, settings)
     if previous_run is None or _reinit_policy(reinit) != "create_new":
         _current = run
     if not settings.silent:
         say(f"{'resumed' if run.resumed else 'started'} run {name!r} ({run_id}) in {run.dir}")
     if save_code:
         run.log_code(include_fn=_is_main_script)
+    if sync_tensorboard or tensorboard:
+        from waddle.tensorboard import patch
+
+        patch()
     return run
+
+
+def _forward(run: Run, settings: Settings) -> None:
+    """Start the process that relays ``run`` to ``settings.server`` (server/forward.py): it
+    reads the run folder while the run goes on, and lingers after this process ends until the
+    central server holds the whole run. The training loop never waits for it or the network;
+    what it could not send, `waddle sync` sends later. The token goes in its environment,
+    never on its command line; what it has to say goes to
+    ``<log dir>/.waddle/relay/<run id>.log``, not to this process's output, which it would
+    hold open after this process ended (a pipe into `tee` would wait for it)."""
+    env = dict(os.environ, WADDLE_SERVER=settings.server)
+    for name, variable in (("token", "WADDLE_TOKEN"), ("token_file", "WADDLE_TOKEN_FILE")):
+        value = getattr(settings, name)
+        if value:
+            env[variable] = ",".join(value) if isinstance(value, tuple) else str(value)
+    if settings.origin:
+        env["WADDLE_ORIGIN"] = settings.origin
+    command = [sys.executable, "-m", "waddle.server.forward", str(run.dir), str(os.getpid())]
+    log = run.dir.parent.parent / ".waddle" / "relay" / f"{run.id}.log"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as output:
+            forwarder = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,  # a Ctrl-C of the training script does not stop it
+            )
+        _forwarders.append(forwarder)
+    except OSError as error:
+        _notices.show(
+            "online-forward",
+            f"cannot start relaying run {run.id} ({error}); it is logged locally, and "
+            f"`waddle sync {run.dir}` sends it",
+        )
 
 
 def _reinit_policy(reinit: bool | str | None) -> str:

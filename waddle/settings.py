@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, NamedTuple
 
+from waddle import names
+
 
 def parse_bool(value: Any) -> bool:
     """on/off, true/false, yes/no, 1/0 (any case), or a bool."""
@@ -65,6 +67,38 @@ class Setting(NamedTuple):
     parse: Any
     meaning: str
     wandb: str | None = None
+
+
+def check_token(token: str, where: str) -> str:
+    """``token`` if it may be a token: printable ASCII, no spaces; ValueError naming ``where``
+    (never the token) if not."""
+    if not token or not token.isascii() or any(ch.isspace() or ord(ch) < 32 for ch in token):
+        raise ValueError(f"{where}: a token is printable ASCII without spaces")
+    return token
+
+
+def parse_tokens(value: Any) -> tuple[str, ...]:
+    """Tokens given as one string (comma-separated) or as several strings."""
+    items = value.split(",") if isinstance(value, str) else [str(item) for item in value]
+    return tuple(check_token(item.strip(), "a token given") for item in items if item.strip())
+
+
+def parse_url(value: Any) -> str:
+    """An http:// or https:// URL of a server (no user, query or fragment), without a
+    trailing slash."""
+    from urllib.parse import urlsplit
+
+    text = str(value).strip().rstrip("/")
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError as error:
+        raise ValueError(f"not a URL ({error})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL with a host")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError("the URL holds no user, password, query or fragment: pass the token apart")
+    return text
 
 
 def parse_mode(value: Any) -> str:
@@ -147,6 +181,31 @@ SETTINGS: dict[str, Setting] = {
         number(float, 0, strict=True),
         "seconds without any event after which a run that did not finish counts as crashed",
     ),
+    # Relaying (server/relay.py): the central server, and who this machine is to it.
+    "server": Setting(
+        "WADDLE_SERVER",
+        None,
+        parse_url,
+        "URL of the central server runs are relayed to (mode online, waddle relay and sync)",
+    ),
+    "token": Setting(
+        "WADDLE_TOKEN",
+        None,
+        parse_tokens,
+        "the token a server requires, and a relay sends (comma-separated: several)",
+    ),
+    "token_file": Setting(
+        "WADDLE_TOKEN_FILE",
+        None,
+        str,
+        "a file of tokens, one a line (`read TOKEN`: read-only), kept out of `ps`",
+    ),
+    "origin": Setting(
+        "WADDLE_ORIGIN",
+        None,
+        names.check_origin,
+        "the name of this machine on a central server (default: its host name's first label)",
+    ),
     "artifact_dir": Setting(
         "WADDLE_ARTIFACT_DIR",
         "./artifacts",
@@ -186,6 +245,10 @@ class Settings:
     silent: bool | None = None
     heartbeat_interval: float | None = None
     heartbeat_timeout: float | None = None
+    server: str | None = None
+    token: Any = None
+    token_file: str | None = None
+    origin: str | None = None
     artifact_dir: str | None = None
     ignored: dict[str, Any] = field(default_factory=dict)
 

@@ -13,14 +13,21 @@ duplicate, or out of order); a gap is a seq skipped. These are the rules of ever
 (waddle/event.py, waddle/sequence.py), so a run shows the same counts here as in the server,
 except for what only the server looks into: a value of a taken event that it could not index
 (the server's ``rejected`` counts those too).
+
+Keyed log events (docs/format.md, "Keyed steps") may carry a run's highest step anywhere in its
+files, not only at the end that ``inspect_run`` reads: the tally also keeps, per segment, the
+highest keyed step and the values there (per key, the one of the highest seq), which combine
+across segments the same way.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -28,7 +35,7 @@ from waddle import event as event_format
 from waddle import segment, sequence
 
 CACHE_NAME = "ls-cache.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 # Reading more than this many bytes not counted before is said on stderr first.
 SAY_ABOVE = 64 * 1024 * 1024
 READ_BYTES = 16 * 1024 * 1024
@@ -36,6 +43,16 @@ READ_BYTES = 16 * 1024 * 1024
 # (its counts hold only from that seq), how far it was counted, the seq expected there, and
 # the segment's own counts up to there.
 FIELDS = ("size", "mtime_ns", "enter", "offset", "next_seq", "rejected", "gaps")
+
+
+@dataclass
+class Counts:
+    """What ``waddle ls`` shows of a run that needs all its lines."""
+
+    rejected: int = 0
+    gaps: int = 0
+    keyed_step: int | None = None  # the highest step of a keyed log event
+    keyed_values: dict[str, Any] = field(default_factory=dict)  # the values at that step
 
 
 @dataclass
@@ -56,8 +73,8 @@ class Tally:
         self._cache = self._load()
         self._changed = False
 
-    def count(self, run_dirs: list[Path], everything: bool) -> dict[Path, tuple[int, int]]:
-        """(rejected, gaps) of each run folder, reading only what the cache does not hold.
+    def count(self, run_dirs: list[Path], everything: bool) -> dict[Path, Counts]:
+        """The counts of each run folder, reading only what the cache does not hold.
 
         The cache forgets segments of these runs that are gone, and with ``everything`` (the
         runs are all the folder holds) those of runs that are gone too.
@@ -79,9 +96,16 @@ class Tally:
         counts = {}
         for run_dir, paths in plans.items():
             cursor = Cursor()
+            keyed: dict[str, Any] = {}
             for path in paths:
-                self._segment(path, cursor)
-            counts[run_dir] = (cursor.rejected, cursor.gaps)
+                _add_keyed(keyed, self._segment(path, cursor))
+            step, values = keyed.get("step"), keyed.get("values", {})
+            counts[run_dir] = Counts(
+                cursor.rejected,
+                cursor.gaps,
+                step,
+                {key: _from_cache(value) for key, (_, value) in sorted(values.items())},
+            )
         return counts
 
     def save(self) -> None:
@@ -127,18 +151,21 @@ class Tally:
         _, entry, info = self._entry(path)
         return 0 if info is None else info.st_size - (entry or {}).get("offset", 0)
 
-    def _segment(self, path: Path, cursor: Cursor) -> None:
-        """Count ``path`` into ``cursor``, from where the cache left it if it can."""
+    def _segment(self, path: Path, cursor: Cursor) -> dict[str, Any]:
+        """Count ``path`` into ``cursor``, from where the cache left it if it can; returns the
+        segment's keyed summary (``step``, and ``values``: key -> [seq, value])."""
         key, entry, info = self._entry(path)
         if info is None:
-            return
+            return {}
         if entry is None or entry.get("enter") != cursor.next_seq:
             entry = {"enter": cursor.next_seq, "offset": 0, "next_seq": cursor.next_seq}
-            entry |= {"rejected": 0, "gaps": 0}
+            entry |= {"rejected": 0, "gaps": 0, "keyed": {}}
         start = Cursor(entry["next_seq"], entry["gaps"], entry["rejected"], cursor.missing)
         offset = entry["offset"]
+        if type(entry.get("keyed")) is not dict:
+            entry["keyed"] = {}
         if offset < info.st_size:
-            offset = _count_lines(path, offset, start)
+            offset = _count_lines(path, offset, start, entry["keyed"])
             entry |= {"offset": offset, "next_seq": start.next_seq}
             entry |= {"rejected": start.rejected, "gaps": start.gaps}
         if entry.get("size") != info.st_size or entry.get("mtime_ns") != info.st_mtime_ns:
@@ -149,11 +176,42 @@ class Tally:
         cursor.rejected += entry["rejected"]
         cursor.gaps += entry["gaps"]
         cursor.next_seq = entry["next_seq"]
+        return entry["keyed"]
 
 
-def _count_lines(path: Path, offset: int, cursor: Cursor) -> int:
-    """Count the complete lines of ``path`` from ``offset`` into ``cursor``; returns the offset
-    just past the last complete line."""
+def _add_keyed(into: dict[str, Any], more: dict[str, Any]) -> None:
+    """Combine keyed summaries: the higher step wins; at one step, per key the higher seq."""
+    step = more.get("step")
+    if type(step) is not int or type(more.get("values")) is not dict:
+        return
+    if into.get("step") is None or step > into["step"]:
+        into["step"], into["values"] = step, {}
+    if step == into["step"]:
+        values = into["values"]
+        for key, pair in more["values"].items():
+            if key not in values or pair[0] > values[key][0]:
+                values[key] = pair
+
+
+# Non-finite floats in the cache, which is JSON: as these objects.
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _to_cache(value: Any) -> Any:
+    if type(value) is float and value - value != 0:
+        return {"nf": "nan" if value != value else ("inf" if value > 0 else "-inf")}
+    return value
+
+
+def _from_cache(value: Any) -> Any:
+    if type(value) is dict and len(value) == 1 and value.get("nf") in _NONFINITE:
+        return _NONFINITE[value["nf"]]
+    return value
+
+
+def _count_lines(path: Path, offset: int, cursor: Cursor, keyed: dict[str, Any]) -> int:
+    """Count the complete lines of ``path`` from ``offset`` into ``cursor`` (and its keyed log
+    events into ``keyed``); returns the offset just past the last complete line."""
 
     def on_reject(_path: Path, _offset: int, _reason: str) -> None:
         cursor.rejected += 1  # a line over the size limit
@@ -171,10 +229,21 @@ def _count_lines(path: Path, offset: int, cursor: Cursor) -> int:
             if not line.strip():
                 continue
             try:
-                seq = event_format.decode(line)["seq"]
+                event = event_format.decode(line)
             except event_format.MalformedEvent:
                 cursor.rejected += 1
                 continue
+            seq = event["seq"]
             if sequence.take(cursor, seq) in ("duplicate", "out_of_order"):
                 cursor.rejected += 1
+            elif event["type"] == "log" and event.get("keyed") is True:
+                _note_keyed(keyed, event)
         offset = next_offset
+
+
+def _note_keyed(keyed: dict[str, Any], event: dict[str, Any]) -> None:
+    step, data = event.get("step"), event.get("data")
+    if not event_format.in_bounds(event["seq"], event["t"], step) or type(data) is not dict:
+        return  # every reader skips it
+    values = {key: [event["seq"], _to_cache(value)] for key, value in data.items()}
+    _add_keyed(keyed, {"step": step, "values": values})

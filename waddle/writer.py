@@ -37,6 +37,7 @@ from typing import Any
 
 from waddle import event as event_format
 from waddle import segment
+from waddle.event import FORMAT_VERSION
 from waddle.notice import Notices
 from waddle.summary import Logged
 from waddle.values import DEFERRED, PLAIN, Deferred, writable_text
@@ -49,6 +50,11 @@ EVENT = 1  # (EVENT, t, type, fields)
 CONSOLE = 2  # (CONSOLE, t, stream, text)
 FLUSH = 3  # (FLUSH, number): write and fsync everything queued before it, then count it flushed
 FINISH = 4  # (FINISH, t, fields)
+# A log event whose step is its keys' own (docs/format.md, "Keyed steps"): TensorBoard's
+# per-tag global_step, with the caller's wall time. It never moves the run's step. ``open``:
+# for values stamped at log time, a one-item list the writer sets to True as it takes the
+# item; until then the caller may add values of the same step to it (Run._log_keyed).
+KEYED = 5  # (KEYED, t, step, values, kind of values, open or None)
 
 MAX_PENDING_BYTES = 256 * 1024 * 1024
 # Also fsync once this much is written, so that finish() never has much left to sync.
@@ -82,6 +88,8 @@ class Writer:
         self.lost_values = 0  # values whose materialisation failed
         self.logged = Logged()  # what run.summary shows of the logged values
         self._last_step: int | None = last_step  # of the newest log event written
+        self._keyed_steps: dict[str, int] = {}  # per keyed key, its highest step written
+        self._keyed_top = -1  # the highest of them
         self._seq = first_seq
         self._start_fields = start_fields
         self._start_time = start_time
@@ -170,7 +178,7 @@ class Writer:
         for _ in range(len(queue)):
             item = queue[0]
             kind = item[0]
-            if kind == LOG and item[4] == DEFERRED and not _ready(item[3]):
+            if (kind in (LOG, KEYED)) and item[4] == DEFERRED and not _ready(item[3]):
                 break  # still on its device: it and everything after it wait
             queue.popleft()
             if kind == CONSOLE:
@@ -193,6 +201,8 @@ class Writer:
                 self._encode(
                     batch, t, "log", {"step": step, "data": values}, finite=value_kind == PLAIN
                 )
+            elif kind == KEYED:
+                self._encode_keyed(batch, item)
             elif kind == EVENT:
                 fields = item[3]
                 if isinstance(fields, Deferred):  # run.save(): the copy happens here
@@ -222,6 +232,37 @@ class Writer:
         if self.waiting:
             self.waiting = False
             self.progress.set()
+
+    def _encode_keyed(self, batch: _Batch, item: tuple) -> None:
+        _, t, step, values, value_kind, open_item = item
+        if open_item is not None:
+            # From now on the caller adds no value to this dict (and sends one it added too
+            # late again, in a new item): take a copy, in one C call, before anything else.
+            open_item[0] = True
+            values = values.copy()
+        elif value_kind == DEFERRED:
+            values = self._materialize(values)
+        # run.summary shows, per key, its value at its highest step.
+        if step >= self._keyed_top:
+            self._keyed_top = step
+            self._keyed_steps.update(dict.fromkeys(values, step))
+            self.logged.update(values)
+        else:
+            steps = self._keyed_steps
+            newest = {}
+            for key, value in values.items():
+                if steps.get(key, -1) <= step:
+                    steps[key] = step
+                    newest[key] = value
+            self.logged.update(newest)
+        if value_kind == PLAIN:
+            # Finite floats and ints of checked keys, at most KEYED_MERGE of them (values.py):
+            # this always encodes, within a line's size. The common case, so taken directly.
+            event = {"v": FORMAT_VERSION, "seq": self._seq, "t": t, "type": "log"}
+            event["step"], event["keyed"], event["data"] = step, True, values
+            self._append(batch, event_format.encode(event, finite=True), t)
+        else:
+            self._encode(batch, t, "log", {"step": step, "keyed": True, "data": values})
 
     def _encode_console(self, batch: _Batch, console: list[Any]) -> None:
         for piece in console_pieces("".join(console[2])):
@@ -253,8 +294,11 @@ class Writer:
             self._notices.show(
                 f"encode-{kind}", f"could not write a value of a {kind} event: {problem}", limit=3
             )
-        if line is None:
-            return
+        if line is not None:
+            self._append(batch, line, t)
+
+    def _append(self, batch: _Batch, line: bytes, t: float) -> None:
+        """Add the encoded line of the event numbered ``self._seq`` to ``batch``."""
         batch.data += line
         batch.lines += 1
         self._seq += 1

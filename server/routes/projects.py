@@ -35,6 +35,8 @@ def health(request: Request):
         "log_dir": str(ctx.root),
         "watcher": ctx.watcher.using,
         "ingest": ingest,
+        "relay": ctx.relay.status() if ctx.relay is not None else None,
+        "intake": ctx.intake.status(),
         "faults": faults,
     }
 

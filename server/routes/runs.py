@@ -21,6 +21,7 @@ router = APIRouter(prefix="/api/projects/{project}/runs", tags=["runs"])
 # (name in the response, column of the list query) per field of a listed run.
 LIST_FIELDS = (
     ("id", "run_id"),
+    ("origin", "origin"),
     ("name", "name"),
     ("status", "st"),
     ("tags", "tags"),
