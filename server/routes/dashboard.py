@@ -12,12 +12,14 @@ waits for them (a file streamed through the thread pool took 50-200 ms on a busy
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from stat import S_ISREG
 
 import waddle.dashboard
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.convertors import PathConvertor, register_url_convertor
 from waddle.server.errors import not_found
 from waddle.server.routes.lookup import context
 
@@ -32,6 +34,17 @@ NOT_BUILT = (
 )
 # Paths that belong to the API: an unknown one is a JSON 404, never the page.
 API_PREFIXES = ("api/", "files/", "ws", "docs", "openapi.json", "redoc")
+
+
+class _PagePath(PathConvertor):
+    """A deep link's path: any path outside the API's. The page's route never takes an API
+    path, so an unknown one is a 404 by any method (a route taking it by GET alone made any
+    other method a 405) and a known endpoint asked by another method stays a 405."""
+
+    regex = f"(?!{'|'.join(map(re.escape, API_PREFIXES))}).*"
+
+
+register_url_convertor("waddle_page", _PagePath())
 
 CSP = "; ".join(
     (
@@ -123,9 +136,7 @@ async def index(request: Request) -> Response:
     return _page(request)
 
 
-@router.get("/{path:path}")
+@router.get("/{path:waddle_page}")
 async def deep_link(request: Request, path: str) -> Response:
     """A view's own address (``/p/demo/runs/ID``): the page, which reads its state from the URL."""
-    if path.startswith(API_PREFIXES):
-        raise not_found(f"no such endpoint: /{path}")
     return _page(request)
