@@ -80,11 +80,23 @@ def page(browser):
     assert not problems, "\n".join(problems)
 
 
-def screenshot(page, name: str, full_page: bool = False) -> Path:
+def screenshot(page, name: str, full_page: bool = False, around: str | None = None) -> Path:
+    """A screenshot of the page (``full_page``: all of it), or of the full width of the page
+    around every element ``around`` selects."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
+    clip = page.evaluate(AROUND, around) if around else None
+    page.screenshot(path=str(path), full_page=full_page or clip is not None, clip=clip)
     return path
+
+
+# The page's full width, from above the first element a selector matches to below the last.
+AROUND = """(selector) => {
+  const boxes = [...document.querySelectorAll(selector)].map((e) => e.getBoundingClientRect());
+  const top = Math.min(...boxes.map((b) => b.top)) + scrollY - 8;
+  const bottom = Math.max(...boxes.map((b) => b.bottom)) + scrollY + 8;
+  return { x: 0, y: Math.max(0, top), width: document.documentElement.clientWidth, height: bottom - Math.max(0, top) };
+}"""
 
 
 # JavaScript run in the page: how many canvas pixels of the chart (the n-th .chart) have each

@@ -347,6 +347,8 @@ def test_logged_charts_are_drawn_from_their_tables(seeded, page):
     assert rows == [["1", "0", "0"], ["0", "0", "1"], ["0", "0", "2"]]
     assert page.evaluate("document.querySelectorAll('.view b, .view i').length") == 0
 
+    screenshot(page, "run-charts-logged", around=".panel.plot")
+
     # The step slider: the first step's bar chart.
     bar_panel = page.locator(".panel.plot", has_text="plot/bar")
     bar_panel.locator("input.step-slider").focus()
@@ -355,8 +357,6 @@ def test_logged_charts_are_drawn_from_their_tables(seeded, page):
         page,
         "[...document.querySelectorAll('.plot .chart')].some(c => c.chart.series[0]?.ys.join() === '3,5,1')",
     )
-    page.evaluate("scrollTo(0, 0)")
-    screenshot(page, "run-charts-logged", full_page=True)
 
 
 def test_html_3d_objects_and_lists_are_shown_and_html_never_runs(seeded, page):
