@@ -109,7 +109,7 @@ def _page(request: Request) -> Response:
     if body is None:
         return PlainTextResponse(f"waddle: {NOT_BUILT}\n", status_code=503, headers=HEADERS)
     page = body.decode()
-    if context(request).settings.token:
+    if context(request).tokens:  # any: full or read-only, given or from a token file
         page = page.replace(TOKEN_META, TOKEN_META.replace("none", "required"))
     return HTMLResponse(page, headers=HEADERS)
 
