@@ -2,6 +2,7 @@
 // when the server wants one, and gives keyboard focus rules ("/" focuses search).
 import { ApiError, live, setToken, token } from "./api.js";
 import { h, replace } from "./dom.js";
+import { relayStatus } from "./relay_status.js";
 import { go, listen, path, route } from "./state.js";
 import { acrossView } from "./views/across.js";
 import { artifactView, artifactsView } from "./views/artifacts.js";
@@ -34,6 +35,7 @@ async function render(where) {
     // The server says in the page whether it wants a token, so no request fails first.
     const needsToken = document.querySelector('meta[name="waddle-token"]')?.content === "required";
     if (!token() && needsToken) return askToken(where);
+    relayStatus.ask();
     // The view is built on the page, not beside it: what it lays out has its size at once, so
     // its first chart can be asked for before the next frame.
     const view = h("div", { class: `view view-${where.view}` });
@@ -58,7 +60,7 @@ function renderTop(where) {
   if (where.view === "artifact") {
     crumbs.push(" / ", h("a", { href: path(where.project, "artifacts"), "data-nav": 1 }, "artifacts"), " / ", h("span", null, where.artifact));
   }
-  replace(top, h("nav", { class: "crumbs" }, crumbs), h("span", { id: "live-status", class: "live-status" }));
+  replace(top, h("nav", { class: "crumbs" }, crumbs), relayStatus.el, h("span", { id: "live-status", class: "live-status" }));
 }
 
 // A server started with a token: ask once, keep it for this tab (sessionStorage), retry.

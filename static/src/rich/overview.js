@@ -22,10 +22,13 @@ export function flatten(object, prefix = "") {
   return out;
 }
 
-export function contextPanel(context) {
-  const c = context || {};
+// `info`: the run; a relayed run names the machine it came from and its id there first.
+export function contextPanel(info) {
+  const c = info.context || {};
   const git = c.git || {};
   const rows = [
+    ["relayed from", info.origin],
+    ["run id there", info.origin_run_id],
     ["host", c.host],
     ["user", c.user],
     ["os", c.os],

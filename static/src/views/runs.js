@@ -55,7 +55,10 @@ class RunsTable {
     const extra = this.picked().map((id) => ({ id, label: label(id), sort: id, width: "minmax(90px, 1fr)" }));
     const group = param("group");
     const groupCol = group ? [{ id: group, label: `group: ${group}`, sort: group, width: "minmax(90px, 1fr)" }] : [];
-    return [{ id: "select", label: "", sort: null, width: "32px" }, ...groupCol, ...BASE, ...extra];
+    // The machine each run was relayed from, once the project has relayed runs.
+    const origin = this.keys.origins.length ? [{ id: "origin", label: "origin", sort: null, width: "minmax(80px, 1fr)" }] : [];
+    const [status, name, ...rest] = BASE;
+    return [{ id: "select", label: "", sort: null, width: "32px" }, ...groupCol, status, name, ...origin, ...rest, ...extra];
   }
 
   toolbar() {
@@ -369,6 +372,7 @@ const CELLS = {
       el.dataset.tags = tags.join("\0");
     },
   },
+  origin: { ...text(), fill: (el, run) => setText(el, run.origin ?? "") },
   group: { ...text(), fill: (el, run) => setText(el, run.group ?? "") },
   job_type: { ...text(), fill: (el, run) => setText(el, run.job_type ?? "") },
 };
