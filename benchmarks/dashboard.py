@@ -241,6 +241,7 @@ def serve_waddle(
         stale.unlink(missing_ok=True)
     args = [
         python,
+        "-P",  # not the current folder first: in a clone, its waddle/ would shadow a baseline's
         "-m",
         "waddle.cli",
         "serve",
@@ -631,7 +632,8 @@ def table_figures(browser, url: str) -> tuple[float, dict]:
 def bundle_kb(python: str = sys.executable) -> float:
     """The built dashboard of the install `python` belongs to, gzipped."""
     code = "from waddle.server.routes import dashboard; print(dashboard.DIST)"
-    dist = Path(subprocess.run([python, "-c", code], capture_output=True, text=True).stdout.strip())
+    run = subprocess.run([python, "-P", "-c", code], capture_output=True, text=True)
+    dist = Path(run.stdout.strip())
     total = 0
     for path in dist.iterdir():
         if path.suffix in (".js", ".css", ".html", ".svg"):
