@@ -35,13 +35,13 @@ async function render(where) {
     // The server says in the page whether it wants a token, so no request fails first.
     const needsToken = document.querySelector('meta[name="waddle-token"]')?.content === "required";
     if (!token() && needsToken) return askToken(where);
-    relayStatus.ask();
     // The view is built on the page, not beside it: what it lays out has its size at once, so
     // its first chart can be asked for before the next frame.
     const view = h("div", { class: `view view-${where.view}` });
     main.append(view);
     current = (await VIEWS[where.view](view, where)) || null;
     loading.remove();
+    relayStatus.ask(); // after the view's first requests, never beside its first chart's
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return askToken(where, true);
     replace(main, h("p", { class: "error" }, `${error.message}`));
