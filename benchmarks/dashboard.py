@@ -643,7 +643,7 @@ def bundle_kb(python: str = sys.executable) -> float:
 
 LIVE_SCRIPT = """
 import sys, time, waddle
-run = waddle.init(project="live", dir=sys.argv[1], name="live",
+run = waddle.init(project="live", dir=sys.argv[1], name=sys.argv[4],
                   settings=waddle.Settings(console=False, system_metrics_interval=0))
 run.log({"stamp": time.time()})
 time.sleep(float(sys.argv[3]))  # the page opens the run meanwhile
@@ -659,10 +659,18 @@ def live_latency(browser, url: str, seconds: float) -> dict:
     """A training process logs time.time() as the value every 50 ms; the page, open on that
     run, notes Date.now() at the animation frame after each point reached the chart."""
     root = Path(get_json(f"{url}/api/health")["log_dir"])
-    trainer = subprocess.Popen([sys.executable, "-c", LIVE_SCRIPT, str(root), str(seconds), "6"])
+    # A name of its own: with --baseline both servers watch one folder, and the live project
+    # holds the other install's finished run too.
+    name = f"live-{time.time_ns()}"
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", LIVE_SCRIPT, str(root), str(seconds), "6", name]
+    )
     try:
         run = wait_for(
-            lambda: (get_json(f"{url}/api/projects/live/runs").get("runs") or [None])[0],
+            lambda: next(
+                (r for r in get_json(f"{url}/api/projects/live/runs")["runs"] if r["name"] == name),
+                None,
+            ),
             60,
             "the live run",
         )
