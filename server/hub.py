@@ -29,7 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from waddle.server import wire
 from waddle.server.indexer import Commit
 from waddle.server.notices import Notices
-from waddle.server.routes.lookup import RUN_STATUS
+from waddle.server.routes.lookup import RUN_STATUS, status_params
 from waddle.server.store import Store
 
 FLUSH_INTERVAL = 0.2
@@ -42,6 +42,7 @@ class Subscription:
     project: str
     run_id: str | None = None
     key: str | None = None
+    rank: int = 0  # whose stream the series is (waddle/ranks.py)
     cursor: int | None = None  # None: only points committed from now on
     ready: bool = False
     points: list[tuple[np.ndarray, ...]] = field(default_factory=list)
@@ -51,8 +52,8 @@ class Subscription:
     overflow: bool = False
 
     @property
-    def series(self) -> tuple[str, str, str] | None:
-        return (self.project, self.run_id, self.key) if self.key is not None else None
+    def series(self) -> tuple[str, str, int, str] | None:
+        return (self.project, self.run_id, self.rank, self.key) if self.key is not None else None
 
 
 class Connection:
@@ -109,8 +110,11 @@ class Hub:
         return (
             self.store.reader()
             .execute(
-                "SELECT project, run_id FROM runs WHERE status = 'running' AND updated >= ?"
-                " AND updated < ? AND list_contains(?, project)",
+                # A rank going silent may crash its run: its stream's row is in ranks.
+                "SELECT DISTINCT project, run_id FROM (SELECT project, run_id, status, updated"
+                " FROM runs UNION ALL SELECT project, run_id, status, updated FROM ranks)"
+                " WHERE status = 'running' AND updated >= ? AND updated < ?"
+                " AND list_contains(?, project)",
                 [since, until, projects],
             )
             .fetchall()
@@ -281,11 +285,7 @@ class Hub:
                 f"SELECT run_id, origin, name, {RUN_STATUS}, tags, summary, last_step, created,"
                 " updated"
                 " FROM runs WHERE project = $project AND list_contains($ids, run_id)",
-                {
-                    "project": project,
-                    "ids": run_ids,
-                    "cutoff": time.time() - self.heartbeat_timeout,
-                },
+                {"project": project, "ids": run_ids, **status_params(self.heartbeat_timeout)},
             )
             .fetchall()
         )

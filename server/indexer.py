@@ -40,10 +40,10 @@ from waddle.server.ingester import Batch
 from waddle.server.notices import Notices
 from waddle.server.progress import CatchUp
 from waddle.server.run_state import RunState, Stat, metrics_table, offsets_table, recount
-from waddle.server.schema import METRICS, OFFSETS, RUN_TABLES, RUNS
+from waddle.server.schema import METRICS, OFFSETS, RANKS, RUN_TABLES, RUNS
 from waddle.server.store import Store, insert_arrow
 
-from waddle import names, segment
+from waddle import names, ranks, segment
 from waddle.run_folder import read_origin
 
 # Compact scalars_live once it holds this many rows, or once ingest has been quiet this long.
@@ -64,10 +64,12 @@ RunKey = tuple[str, str]
 class Commit:
     """What one transaction changed, for live listeners."""
 
-    runs: list[RunState]
+    runs: list[RunState]  # every stream changed: a run's rank 0 and its other ranks
     deleted: list[RunState]
-    # (project, run_id, key) -> (steps, times, values, seqs), lists in seq order
-    series: dict[tuple[str, str, str], tuple[list, list, list, list]] = field(default_factory=dict)
+    # (project, run_id, rank, key) -> (steps, times, values, seqs), lists in seq order
+    series: dict[tuple[str, str, int, str], tuple[list, list, list, list]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass
@@ -113,7 +115,8 @@ class Indexer:
             "compactions": 0,
             "retries": 0,
         }
-        self.states: dict[RunKey, RunState] = {}
+        self.states: dict[RunKey, RunState] = {}  # rank 0's stream of each run folder
+        self.rank_states: dict[RunKey, dict[int, RunState]] = {}  # the other ranks', by rank
         self._dirty: set[tuple[str, str | None]] = set()
         self._cond = threading.Condition()
         self._stopping = False
@@ -142,12 +145,17 @@ class Indexer:
 
     def _load(self) -> None:
         reader = self.store.reader()
-        self.states = {}
+        self.states, self.rank_states = {}, {}
         by_id: dict[int, RunState] = {}
-        for values in reader.execute(RUNS.select).fetchall():
-            state = RunState.from_row(dict(zip(RUNS.names, values, strict=True)))
-            by_id[state.run] = state
-            self.states[(state.project, state.run_id)] = state
+        for table in (RUNS, RANKS):
+            for values in reader.execute(table.select).fetchall():
+                state = RunState.from_row(dict(zip(table.names, values, strict=True)))
+                by_id[state.run] = state
+                if state.rank:
+                    streams = self.rank_states.setdefault((state.project, state.run_id), {})
+                    streams[state.rank] = state
+                else:
+                    self.states[(state.project, state.run_id)] = state
         aggregates = METRICS.names[3:]  # after run, key and kind: the fields of a Stat
         for run, key, kind, *numbers in reader.execute(METRICS.select).fetchall():
             if run in by_id:
@@ -167,6 +175,14 @@ class Indexer:
             origin = read_origin(self.root / project / run_id)
             if origin is not None:
                 state.origin, state.origin_run_id = origin.origin, origin.run_id
+        return state
+
+    def _rank_state(self, key: RunKey, rank: int) -> RunState:
+        streams = self.rank_states.setdefault(key, {})
+        state = streams.get(rank)
+        if state is None:
+            state = streams[rank] = RunState(self._next_run, *key, rank=rank)
+            self._next_run += 1
         return state
 
     # --- marking work (any thread) ---
@@ -206,11 +222,17 @@ class Indexer:
         state = self.states.get(key)
         offsets = state.offsets if state is not None else {}
         left = 0
-        for path in segment.list_segments(self.root.joinpath(*key)):
-            try:
-                left += max(0, path.stat().st_size - offsets.get(path.name, 0))
-            except OSError:  # gone, or unreadable: the read says which
-                continue
+        run_dir = self.root.joinpath(*key)
+        streams = [(run_dir, offsets)]
+        for rank, path in ranks.rank_streams(run_dir):
+            state = self.rank_states.get(key, {}).get(rank)
+            streams.append((path, state.offsets if state is not None else {}))
+        for folder, read in streams:
+            for path in segment.list_segments(folder):
+                try:
+                    left += max(0, path.stat().st_size - read.get(path.name, 0))
+                except OSError:  # gone, or unreadable: the read says which
+                    continue
         return left
 
     # --- the thread ---
@@ -395,11 +417,13 @@ class Indexer:
                 state = self.states.pop(key, None)
                 if state is not None:
                     batch.deleted.append(state)
-                unread = 0
-            elif key not in self.states and not segment.list_segments(run_dir):
+                batch.deleted.extend(self.rank_states.pop(key, {}).values())
                 unread = 0
             else:
-                unread = tailer.read_run(self._state(project, run_id), run_dir, batch)
+                unread = 0
+                if key in self.states or segment.list_segments(run_dir):
+                    unread = tailer.read_run(self._state(project, run_id), run_dir, batch)
+                unread += self._read_ranks(key, run_dir, batch)
         except Exception as error:
             raise RunFailed(key) from error
         with self._cond:
@@ -408,6 +432,19 @@ class Indexer:
                 self._unread[key] = unread
             else:
                 self._unread.pop(key, None)
+
+    def _read_ranks(self, key: RunKey, run_dir: Path, batch: Batch) -> int:
+        """Read the streams of the run's ranks other than 0; returns the bytes left unread."""
+        streams = dict(ranks.rank_streams(run_dir))
+        known = self.rank_states.get(key, {})
+        for rank in [rank for rank in known if rank not in streams]:
+            batch.deleted.append(known.pop(rank))
+        unread = 0
+        for rank, path in streams.items():
+            if rank in known or segment.list_segments(path):
+                state = self._rank_state(key, rank)
+                unread += tailer.read_run(state, path, batch, stream=f"{ranks.RANKS_DIR}/{rank}/")
+        return unread
 
     def _settle(self) -> None:
         """After a commit: the runs read in it are indexed (or need another read: still news)."""
@@ -468,9 +505,12 @@ class Indexer:
             recount(con, {item for item in batch.recount if item[0] not in batch.deleted})
             if runs:
                 ids = [state.run for state in runs]
-                for table in ("runs", "metrics", "offsets"):
+                for table in ("runs", "ranks", "metrics", "offsets"):
                     con.execute(f"DELETE FROM {table} WHERE list_contains(?, run)", [ids])
-                insert_arrow(con, "runs", RUNS.from_dicts([state.row() for state in runs]))
+                for table in (RUNS, RANKS):
+                    rows = [state.row() for state in runs if state.table is table]
+                    if rows:
+                        insert_arrow(con, table.name, table.from_dicts(rows))
                 insert_arrow(con, "metrics", metrics_table(runs))
                 insert_arrow(con, "offsets", offsets_table(runs))
         self._live_rows += live.num_rows
@@ -484,7 +524,7 @@ class Indexer:
                 runs=runs,
                 deleted=batch.deleted,
                 series={
-                    (state.project, state.run_id, key): columns
+                    (state.project, state.run_id, state.rank, key): columns
                     for (state, key), columns in batch.series.items()
                 },
             )

@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 from waddle.server import wire
-from waddle.server.schema import METRICS, OFFSETS, RUNS
+from waddle.server.schema import METRICS, OFFSETS, RANKS, RUNS
 
 AGGREGATES = ("min", "max", "mean", "last", "first")
 
@@ -119,6 +119,7 @@ class RunState:
     run: int
     project: str
     run_id: str
+    rank: int = 0  # 0: the run folder's own stream; else the stream in ranks/<rank>/
     origin: str | None = None
     origin_run_id: str | None = None
     name: str | None = None
@@ -181,11 +182,16 @@ class RunState:
         out.update(self.explicit_summary)
         return out
 
+    @property
+    def table(self):
+        """The table of the stream's row: ``runs`` for rank 0, ``ranks`` for another."""
+        return RANKS if self.rank else RUNS
+
     def row(self) -> dict[str, Any]:
-        """The run's ``runs`` row: each column of server/schema.py's RUNS from the attribute of
-        its name (JSON columns encoded), but ``summary``, computed from the stats."""
+        """The stream's row of :attr:`table`: each column of it from the attribute of its name
+        (JSON columns encoded), but ``summary``, computed from the stats."""
         row = {}
-        for name, kind in RUNS.columns:
+        for name, kind in self.table.columns:
             value = self.summary() if name == "summary" else getattr(self, name)
             row[name] = (
                 wire.dumps(value).decode() if kind == "json" and value is not None else value
@@ -194,9 +200,10 @@ class RunState:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunState:
-        """The state a ``runs`` row was made from (stats and offsets come from their tables)."""
+        """The state a ``runs`` or ``ranks`` row was made from (stats and offsets come from
+        their tables)."""
         state = cls(run=row["run"], project=row["project"], run_id=row["run_id"])
-        for name, kind in RUNS.columns:
+        for name, kind in (RANKS if "rank" in row else RUNS).columns:
             value = row[name]
             if name == "summary" or value is None:
                 continue  # computed; or None, which the attribute's default stands for

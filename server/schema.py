@@ -7,8 +7,9 @@ after a restart. So a column cannot be added, renamed or retyped in one place an
 in another. ``SCHEMA_VERSION`` changes with any change here: an index file of another version
 is refused with a message to run ``waddle reindex``.
 
-``run`` is the integer id the index gives each run folder; every table holding rows of a run
-has it (see :data:`RUN_TABLES`).
+``run`` is the integer id the index gives each stream of a run folder (rank 0's, the folder's
+own, in ``runs``; each other rank's in ``ranks``); every table holding rows of a run has it
+(see :data:`RUN_TABLES`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from functools import cached_property
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "8"
+SCHEMA_VERSION = "9"
 
 # A column's type: its DuckDB type and the Arrow type its rows are built with.
 TYPES = {
@@ -108,6 +109,11 @@ RUNS = Table(
         ("missing", "json"),
     ),
 )
+# The streams of ranks other than 0 (docs/format.md, "Ranks"): a row as a run's, with its rank.
+# Each stream has its own integer ``run``, so every row of every table names its rank too;
+# ``runs`` holds the run folders' own streams (rank 0), the runs as a reader without ranks
+# sees them.
+RANKS = Table("ranks", (RUNS.columns[0], ("rank", "int32"), *RUNS.columns[1:]))
 # Per segment file, the byte offset up to which its lines are in the index.
 OFFSETS = Table("offsets", (("run", "int32"), ("segment", "text"), ("offset", "int64")))
 # Numeric values: `scalars` clustered per series (run, key, step) for fast M4 queries;
@@ -194,6 +200,7 @@ TABLES = {
     for table in (
         META,
         RUNS,
+        RANKS,
         OFFSETS,
         SCALARS,
         SCALARS_LIVE,

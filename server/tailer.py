@@ -56,15 +56,21 @@ READ_BLOCK = 16 * 1024 * 1024
 
 
 def read_run(
-    state: Reading, run_dir: Path, batch: Sink, budget: int = READ_BUDGET, block: int = READ_BLOCK
+    state: Reading,
+    run_dir: Path,
+    batch: Sink,
+    budget: int = READ_BUDGET,
+    block: int = READ_BLOCK,
+    stream: str = "",
 ) -> int:
     """Add the run's new complete lines to ``batch``, reading about ``block`` bytes at a time;
     returns the bytes left to read when the budget ran out first (0 once every complete line
-    is taken)."""
+    is taken). ``run_dir`` is the folder of the stream read, ``stream`` its path in the run
+    folder (``ranks/1/`` for rank 1's; waddle/ranks.py), for the files rejects name."""
     unread = 0
     for path in segment.list_segments(run_dir):
         name = path.name
-        file = f"{state.project}/{state.run_id}/{name}"
+        file = f"{state.project}/{state.run_id}/{stream}{name}"
         offset = state.offsets.get(name, 0)
         try:
             size = path.stat().st_size

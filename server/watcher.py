@@ -26,7 +26,7 @@ from watchdog import events
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from waddle import names, segment
+from waddle import names, ranks, segment
 
 Mark = Callable[[str, "str | None"], None]
 
@@ -54,12 +54,10 @@ class Watcher:
         self,
         root: Path,
         mark: Mark,
-        mode: str = "auto",
+        mode: str = "auto",  # checked where it is set (server/settings.py, `watcher`)
         poll_interval: float = 0.5,
         notices: Notices | None = None,
     ) -> None:
-        if mode not in ("auto", "inotify", "poll"):
-            raise ValueError(f"watcher mode must be auto, inotify or poll, not {mode!r}")
         self.root = Path(root)
         self.mark = mark
         self.mode = mode
@@ -123,7 +121,9 @@ class Watcher:
         seen: dict[str, tuple[int, int]] = {}
         for project in names.folders(self.root):
             for run_id in names.folders(self.root / project):
-                for path in segment.list_segments(self.root / project / run_id):
+                run_dir = self.root / project / run_id
+                streams = [run_dir, *(path for _, path in ranks.rank_streams(run_dir))]
+                for path in (path for folder in streams for path in segment.list_segments(folder)):
                     try:
                         info = path.stat()
                     except FileNotFoundError:

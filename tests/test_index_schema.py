@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from waddle.server.run_state import RunState, Stat
-from waddle.server.schema import METRICS, RUN_TABLES, RUNS, TABLES, TYPES
+from waddle.server.schema import METRICS, RANKS, RUN_TABLES, RUNS, TABLES, TYPES
 from waddle.server.store import Store, insert_arrow
 
 
@@ -35,14 +35,21 @@ def test_a_run_state_comes_back_from_its_row_in_the_index(tmp_path):
         "rejected": 2, "gaps": 3, "missing": [[2, 4]], "dropped_steps": 3, "dropped_values": 4, "lost_events": 5,
         "exit_code": 3221225477, "finish": {"status": "finished"},
         "defines": [{"name": "val/*", "summary": "max"}], "explicit_summary": {"best": 1},
+        "rank": 2,  # a rank's stream: its row is in ranks
     }  # fmt: skip
     persisted = {f.name for f in dataclasses.fields(RunState)} - {"run", "project", "run_id"}
     assert set(changed) == persisted - {"stats", "offsets"}, "a field the test leaves out"
     for name, value in changed.items():
         setattr(state, name, value)
     store = Store(tmp_path / "index.duckdb")
+    assert state.table is RANKS
+    with store.transaction() as con:
+        insert_arrow(con, "ranks", RANKS.from_dicts([state.row()]))
+    (values,) = store.query(RANKS.select)
+    back = RunState.from_row(dict(zip(RANKS.names, values, strict=True)))
+    assert vars(back) == vars(state)
+    state.rank = 0  # rank 0's stream, the run folder's own: its row is in runs
     with store.transaction() as con:
         insert_arrow(con, "runs", RUNS.from_dicts([state.row()]))
     (values,) = store.query(RUNS.select)
-    back = RunState.from_row(dict(zip(RUNS.names, values, strict=True)))
-    assert vars(back) == vars(state)
+    assert vars(RunState.from_row(dict(zip(RUNS.names, values, strict=True)))) == vars(state)

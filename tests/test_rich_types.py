@@ -8,6 +8,7 @@ import io
 import math
 import os
 import sys
+import threading
 import wave
 from pathlib import Path
 
@@ -16,8 +17,8 @@ import pytest
 from PIL import Image as PILImage
 
 import waddle
-from tests.conftest import events_of
-from waddle import files
+from tests.conftest import events_of, wait_until
+from waddle import files, media
 from waddle.table import read_table
 
 
@@ -448,13 +449,39 @@ def test_save_with_link_hard_links_on_the_same_file_system(new_run, tmp_path):
     assert os.path.samefile(run.dir / event["path"], config)
 
 
-def test_a_file_changed_before_the_writer_copies_it_is_not_recorded(tmp_path):
+def test_a_slow_save_holds_back_no_event_logged_after_it(new_run, tmp_path, monkeypatch):
+    # A checkpoint of many gigabytes takes minutes to copy: meanwhile what the loop logs
+    # (and the heartbeats) must still reach disk, and the file event comes once it is copied.
+    release = threading.Event()
+    store_file = media.store_file
+
+    def slow_store_file(*args, **kwargs):
+        release.wait(30)
+        return store_file(*args, **kwargs)
+
+    monkeypatch.setattr(media, "store_file", slow_store_file)
+    checkpoint = tmp_path / "ckpt.pt"
+    checkpoint.write_bytes(b"weights")
+    run = new_run()
+    run.save(checkpoint)
+    run.log({"loss": 0.5})
+    try:
+        wait_until(lambda: any(event["type"] == "log" for event in events_of(run.dir)))
+        assert not [event for event in events_of(run.dir) if event["type"] == "file"]
+    finally:
+        release.set()
+    run.finish()
+    (saved,) = [event for event in events_of(run.dir) if event["type"] == "file"]
+    assert (run.dir / saved["path"]).read_bytes() == b"weights"
+
+
+def test_a_file_changed_before_the_copier_copies_it_is_not_recorded(tmp_path):
     source = tmp_path / "ckpt.pt"
     source.write_bytes(b"old")
-    deferred = files.snapshot(source, None, step=0)
+    store = files.snapshot(source, None, step=0)
     source.write_bytes(b"new contents")
     with pytest.raises(RuntimeError, match="changed before it was copied"):
-        deferred.materialize(tmp_path / "run")
+        store(tmp_path / "run")
 
 
 def test_disabled_runs_accept_rich_values_and_save(tmp_path):

@@ -599,13 +599,14 @@ def log_request(
     artifact._logging = run  # a version read back and logged again: stored anew
     artifact._stored = None
     artifact._outcome = None
-    return lambda run_dir: _store(run_dir, artifact, request)
+    # The project's store, whichever rank's folder the copier works in (waddle/ranks.py).
+    project_dir = run.dir.parent
+    return lambda _stream_dir: _store(project_dir, artifact, request)
 
 
-def _store(run_dir: Path, artifact: Artifact, request: dict[str, Any]) -> dict[str, Any]:
+def _store(project_dir: Path, artifact: Artifact, request: dict[str, Any]) -> dict[str, Any]:
     """The copier's thread: copy the files into the store, record the version, and give the
     ``artifact`` event's fields; tell ``artifact`` how it went either way."""
-    project_dir = run_dir.parent
     try:
         entries = {entry.path: _copy_in(project_dir, entry) for entry in request["entries"]}
         stored = [entry for entry in entries.values() if "sha256" in entry]

@@ -1,6 +1,7 @@
 """The catalog: every project and run found in a log folder, read straight from the files.
 
-Used by ``waddle ls``; needs no server and no index. A project is a folder of the log folder,
+Used by ``waddle ls``; needs no server and no index. A run of several ranks is one record, rank
+0's, with the others in ``ranks`` and the run's status (waddle/ranks.py). A project is a folder of the log folder,
 a run a folder of a project holding at least one segment; both named by the rule of
 waddle/names.py (so ``.waddle``, where the server keeps its index, is not a project).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from waddle import names
+from waddle.ranks import inspect_ranks
 from waddle.run_folder import RunRecord, inspect_run
 
 
@@ -24,5 +26,6 @@ def list_runs(
         for run_id in names.folders(log_dir / name):
             record = inspect_run(log_dir / name / run_id, heartbeat_timeout)
             if record is not None:
+                inspect_ranks(record, heartbeat_timeout)
                 records.append(record)
     return records

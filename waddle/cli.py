@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sync.add_argument("dir", help="log folder, project folder or run folder")
     _relay_options(sync)
-    sync.set_defaults(handler=_sync)
+    sync.set_defaults(handler=_relay)
 
     export = commands.add_parser(
         "export",
@@ -151,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _rank_paths(record) -> list[Path]:
+    """The stream folders of a run's ranks other than 0."""
+    return [stream.path for _, stream in sorted(record.ranks.items())]
+
+
 def _ls(args: argparse.Namespace) -> int:
     log_dir = Path(resolve_one("dir", args.dir))
     if not log_dir.is_dir():
@@ -164,13 +169,16 @@ def _ls(args: argparse.Namespace) -> int:
         print(f"no runs in {log_dir}")
         return 0
     tally = Tally(log_dir)
-    counts = tally.count([record.path for record in records], everything=args.project is None)
+    streams = [path for record in records for path in (record.path, *_rank_paths(record))]
+    counts = tally.count(streams, everything=args.project is None)
     tally.save()
-    header = "PROJECT RUN NAME STATUS STEPS REJECTED GAPS METRICS STARTED DURATION"
+    header = "PROJECT RUN NAME STATUS STEPS REJECTED GAPS RANKS METRICS STARTED DURATION"
     rows = [header.split()]
     for record in records:
         count = counts[record.path]
-        rejected, gaps = count.rejected, count.gaps
+        # A run of several ranks: one line, its rejects and gaps those of all its streams.
+        rejected = sum(counts[path].rejected for path in (record.path, *_rank_paths(record)))
+        gaps = sum(counts[path].gaps for path in (record.path, *_rank_paths(record)))
         # How far the run got: the highest step of any log event, keyed (docs/format.md) or
         # not, with the values logged there.
         last_step, last_values = record.last_step, record.last_values
@@ -199,6 +207,7 @@ def _ls(args: argparse.Namespace) -> int:
                 steps,
                 str(rejected),
                 str(gaps),
+                str(1 + len(record.ranks)),
                 metrics or "-",
                 started,
                 duration,
@@ -340,31 +349,19 @@ def _relay_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _relay(args: argparse.Namespace) -> int:
+    """`waddle relay` (forward for good) and `waddle sync` (forward what there is, then exit)."""
     from waddle.server import forward
 
     relay = forward.open_relay(
         args.dir,
-        "relay",
+        args.command,
         to=args.to,
         token=args.token,
         token_file=args.token_file,
         origin=args.origin,
     )
-    return forward.relay_command(relay)
-
-
-def _sync(args: argparse.Namespace) -> int:
-    from waddle.server import forward
-
-    relay = forward.open_relay(
-        args.dir,
-        "sync",
-        to=args.to,
-        token=args.token,
-        token_file=args.token_file,
-        origin=args.origin,
-    )
-    return forward.sync_command(relay)
+    run = forward.relay_command if args.command == "relay" else forward.sync_command
+    return run(relay)
 
 
 def _server_module():

@@ -1,11 +1,12 @@
-"""The copier: a run's background thread that stores artifacts, beside its writer thread.
+"""The copier: a run's background thread that stores files, beside its writer thread.
 
-Copying and hashing an artifact can take minutes (a dataset of many gigabytes). Done on the
-writer thread, it would hold back every event queued behind it: no heartbeat would be
-written (the run would look crashed), and ``log()`` would wait once the queue filled. So a
-run hands each ``log_artifact()`` to this thread instead (started by the first one), which
-stores the versions one after another, in call order, and then queues each version's
-``artifact`` event for the writer. It promises:
+Copying and hashing a file can take minutes (a checkpoint or a dataset of many gigabytes).
+Done on the writer thread, it would hold back every event queued behind it: no heartbeat
+would be written (the run would look crashed), nothing logged meanwhile would reach disk,
+and ``log()`` would wait once the queue filled. So a run hands each ``log_artifact()`` and
+``save()`` to this thread instead (started by the first one), which does them one after
+another, in call order, and then queues each one's event (``artifact``, ``file``) for the
+writer. It promises:
 
 - nothing on the caller's side takes a lock (waddle/wakeup.py), as for the writer;
 - a job that fails (a file changed, a full disk) never reaches the training code: one notice
@@ -28,13 +29,16 @@ from typing import Any
 from waddle.notice import Notices
 from waddle.wakeup import Wakeup
 
-# A job: (wall time of the call, store(run_dir) -> the event's fields).
-Job = tuple[float, Callable[[Path], dict[str, Any]]]
+# A job: (wall time of the call, the event's type, store(run_dir) -> the event's fields).
+Job = tuple[float, str, Callable[[Path], dict[str, Any]]]
 
 
 class Copier:
     def __init__(
-        self, run_dir: Path, deliver: Callable[[float, dict[str, Any]], None], notices: Notices
+        self,
+        run_dir: Path,
+        deliver: Callable[[float, str, dict[str, Any]], None],
+        notices: Notices,
     ) -> None:
         self.run_dir = run_dir
         self.lost = 0  # jobs that failed; written by this thread only
@@ -47,8 +51,8 @@ class Copier:
         self.thread = threading.Thread(target=self._main, name="waddle-copier", daemon=True)
         self.thread.start()
 
-    def submit(self, t: float, store: Callable[[Path], dict[str, Any]]) -> None:
-        self._jobs.append((t, store))
+    def submit(self, t: float, kind: str, store: Callable[[Path], dict[str, Any]]) -> None:
+        self._jobs.append((t, kind, store))
         self._wake.set()
 
     def idle(self) -> bool:
@@ -75,7 +79,7 @@ class Copier:
             if self.thread.is_alive():
                 self._notices.show(
                     "copier-slow",
-                    f"still storing artifacts of {self.run_dir} after {waited:.0f} s...",
+                    f"still storing saved files and artifacts of {self.run_dir} after {waited:.0f} s...",
                 )
         self.close()
 
@@ -93,14 +97,15 @@ class Copier:
             if job is None:
                 self._busy = False
                 return
-            t, store = job
+            t, kind, store = job
             try:
-                self._deliver(t, store(self.run_dir))
+                self._deliver(t, kind, store(self.run_dir))
             except Exception as error:  # a failed job never stops the others
                 self.lost += 1
+                what = "an artifact" if kind == "artifact" else "a saved file"
                 self._notices.show(
-                    f"copier-{type(error).__name__}",
-                    f"an artifact could not be stored: {error}",
+                    f"copier-{kind}-{type(error).__name__}",
+                    f"{what} could not be stored: {error}",
                     limit=3,
                 )
             except BaseException:  # a bug here must not pass silently

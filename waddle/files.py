@@ -1,7 +1,7 @@
 """``run.save()``: files (a checkpoint, a config, a plot) copied into ``<run>/files/``.
 
 The caller's thread only checks that the file exists and notes its size and modification time;
-the writer thread copies it (a copy-on-write clone where the file system offers one, else a
+the run's copier thread (waddle/copier.py) copies it (a copy-on-write clone where the file system offers one, else a
 plain copy; a hard link with ``link=True``), hashes it, stores it by content hash
 (waddle.media) and writes a ``file`` event (docs/format.md). It promises that the stored file
 is the one ``save()`` saw: if the file changed between ``save()`` and the end of the copy, no
@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ _EXTENSION = re.compile(r"\.[a-z0-9]{1,15}")
 
 
 class SavedFile:
-    """The ``file`` event of one ``run.save()`` call, materialised by the writer thread."""
+    """The ``file`` event of one ``run.save()`` call, stored by the copier thread."""
 
     __slots__ = ("link", "name", "path", "stamp", "step")
 
@@ -69,10 +70,13 @@ def _relative(path: Path, base_path: Any) -> str:
         ) from None
 
 
-def snapshot(path: Any, name: str | None, step: int, link: bool = False) -> media.Snapshot:
-    """Check ``path`` now; the returned Deferred copies it and gives the event's fields."""
+def snapshot(
+    path: Any, name: str | None, step: int, link: bool = False
+) -> Callable[[Path], dict[str, Any]]:
+    """Check ``path`` now; the returned function copies it into a run folder and gives the
+    ``file`` event's fields."""
     saved = SavedFile(path, name, step, link)
-    return media.Snapshot(lambda run_dir: _store(run_dir, saved))
+    return lambda run_dir: _store(run_dir, saved)
 
 
 def _store(run_dir: Path, saved: SavedFile) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 _RULE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
@@ -48,15 +49,7 @@ def is_folder(path: Path) -> bool:
 def folders(path: Path) -> list[str]:
     """The valid names of the folders in ``path``, sorted; symlinks are not followed (a link
     could lead out of the log folder). Empty when ``path`` is not a folder."""
-    try:
-        entries = list(os.scandir(path))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(
-        entry.name
-        for entry in entries
-        if is_valid(entry.name) and entry.is_dir(follow_symlinks=False)
-    )
+    return _entries(path, os.DirEntry.is_dir)
 
 
 def check_origin(origin: object) -> str:
@@ -91,6 +84,10 @@ def files(path: Path) -> list[str]:
     """The valid names of the regular files in ``path`` (not symlinks, not hidden: a name
     starting with ``.`` is a file still being written), sorted. Empty when ``path`` is not a
     folder."""
+    return _entries(path, os.DirEntry.is_file)
+
+
+def _entries(path: Path, kind: Callable[..., bool]) -> list[str]:
     try:
         entries = list(os.scandir(path))
     except (FileNotFoundError, NotADirectoryError):
@@ -98,5 +95,5 @@ def files(path: Path) -> list[str]:
     return sorted(
         entry.name
         for entry in entries
-        if is_valid(entry.name) and entry.is_file(follow_symlinks=False)
+        if is_valid(entry.name) and kind(entry, follow_symlinks=False)
     )

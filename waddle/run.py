@@ -24,7 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from waddle import artifact_store, console, files, process_hooks
+from waddle import artifact_store, console, files, process_hooks, ranks
 from waddle.artifact import Artifact, as_artifact, load, log_request, use_fields
 from waddle.config import Config
 from waddle.copier import Copier
@@ -68,6 +68,7 @@ class Run:
         run_id: str,
         name: str,
         run_dir: Path,
+        rank: int = 0,
         settings: Any,
         start_fields: dict[str, Any],
         config: Any,
@@ -80,6 +81,9 @@ class Run:
         self.id = run_id
         self.name = name
         self.dir = run_dir
+        # Rank 0 writes the run folder's own stream; another rank its own (waddle/ranks.py).
+        self.rank = rank
+        self._stream_dir = ranks.stream_dir(run_dir, rank)
         self.tags = tuple(tags)
         self.notes = start_fields.get("notes")
         self.group = start_fields.get("group")
@@ -97,7 +101,7 @@ class Run:
         self._watches: list[Any] = []  # watch(): hooks on models, one entry per model
         self._save_at_end: list[tuple[Path, str, bool]] = []  # save(policy="end")
         self._artifacts: list[Artifact] = []  # logged, perhaps not stored yet
-        self._copier: Copier | None = None  # stores artifacts, from the first one on
+        self._copier: Copier | None = None  # stores saved files and artifacts, from the first on
         self._let_go = False  # the writer has ended and the run's resources are released
         self._step = first_step
         self._dropped_steps = 0
@@ -108,7 +112,7 @@ class Run:
         self._keyed_open: tuple | None = None  # the keyed item values of its step may join
         self._lock_fd = self._lock_run_folder()
         self._writer = Writer(
-            run_dir,
+            self._stream_dir,
             first_seq,
             start_fields,
             time.time(),
@@ -387,7 +391,8 @@ class Run:
         the pattern's folder). ``policy="end"`` saves them as the run finishes; ``"live"`` and
         ``"now"`` save them as they are now (save again to record a later version). ``name``
         (one file) names it instead; ``link=True`` hard-links where possible instead of
-        copying. The copying happens in the writer thread (see waddle/files.py).
+        copying. The copying happens in the run's copier thread (waddle/copier.py), so a large
+        file never holds back the events logged after it.
         """
         if self._closed:
             self._refuse_closed("save")
@@ -401,7 +406,7 @@ class Run:
             if policy == "end":
                 self._save_at_end.append((path, saved_name, link))
             else:
-                self._enqueue("file", files.snapshot(path, saved_name, self._step, link))
+                self._copy(time.time(), "file", files.snapshot(path, saved_name, self._step, link))
         return [str(path) for path, _ in matches]
 
     def log_code(
@@ -441,7 +446,7 @@ class Run:
             return artifact
         t = time.time()  # the event's and the version's
         store = log_request(artifact, self, "log", artifact_store.check_aliases(aliases), tags, t)
-        self._store_artifact(t, store)
+        self._copy(t, "artifact", store)
         self._artifacts = [logged for logged in self._artifacts if logged._outcome is None]
         self._artifacts.append(artifact)
         return artifact
@@ -464,7 +469,7 @@ class Run:
                     self._refuse_closed("use_artifact")
                     return artifact
                 t = time.time()
-                self._store_artifact(t, log_request(artifact, self, "use", aliases, None, t))
+                self._copy(t, "artifact", log_request(artifact, self, "use", aliases, None, t))
                 return artifact.wait()
             artifact.wait()
         else:
@@ -484,17 +489,19 @@ class Run:
         self._enqueue("artifact", use_fields(artifact, aliases, use_as))
         return artifact
 
-    def _store_artifact(self, t: float, store: Any) -> None:
+    def _copy(self, t: float, kind: str, store: Any) -> None:
+        """Hand ``store`` (files to copy) to the copier thread; it queues the ``kind`` event."""
         if self._closed:
-            self._refuse_closed("log_artifact")
+            self._refuse_closed("log_artifact" if kind == "artifact" else "save")
             return
         if self._copier is None:
-            self._copier = Copier(self.dir, self._artifact_stored, self._notices)
-        self._copier.submit(t, store)
+            # Saved files go to this rank's stream (waddle/ranks.py).
+            self._copier = Copier(self._stream_dir, self._stored, self._notices)
+        self._copier.submit(t, kind, store)
 
-    def _artifact_stored(self, t: float, fields: dict[str, Any]) -> None:
-        """The copier's thread: a version is stored; its event goes to the writer."""
-        self._queue.append((EVENT, t, "artifact", fields))
+    def _stored(self, t: float, kind: str, fields: dict[str, Any]) -> None:
+        """The copier's thread: files are stored; their event goes to the writer."""
+        self._queue.append((EVENT, t, kind, fields))
         self._writer.wake.set()
 
     def _wait_for_artifacts(self, done: Any, timeout: float = math.inf) -> bool:
@@ -541,8 +548,8 @@ class Run:
                 watched.remove()
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything logged so far is written and fsynced, artifacts stored
-        included; False on timeout.
+        """Wait until everything logged so far is written and fsynced, saved files and
+        artifacts stored included; False on timeout.
 
         ``timeout=0`` only asks for it and returns at once (what Ctrl-C does: a signal handler
         must not wait for another thread).
@@ -597,13 +604,14 @@ class Run:
         self.unwatch()
         for path, saved_name, link in self._save_at_end:
             try:
-                self._enqueue("file", files.snapshot(path, saved_name, self._step, link))
+                snapshot = files.snapshot(path, saved_name, self._step, link)
+                self._copy(time.time(), "file", snapshot)
             except (OSError, ValueError) as error:  # gone since save(); the run still finishes
                 self._notices.show(f"save-end-{path}", f"save(policy='end') of {path}: {error}")
         if self._capturing:
             console.detach(self._console_line)
         self._closed = True
-        if self._copier is not None:  # its artifacts' events come before the finish event
+        if self._copier is not None:  # its files' events come before the finish event
             self._copier.finish()
         fields: dict[str, Any] = {
             "exit_code": exit_code,
@@ -676,8 +684,8 @@ class Run:
         The kernel drops the lock when the process dies, even by kill -9.
         """
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            self._stream_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._stream_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError:
             return None  # the writer reports the unwritable folder
         try:
@@ -685,9 +693,11 @@ class Run:
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
             os.close(fd)
+            of_rank = f"rank {self.rank} of " if self.rank else ""
             raise RunLockedError(
-                f"run {self.id} in {self.dir} is already open in another process ({holder}); "
-                "finish that one first, or start a new run"
+                f"{of_rank}run {self.id} in {self.dir} is already open in another process "
+                f"({holder}); finish that one first, start a new run, or give each process "
+                "its own rank (WADDLE_RANK)"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode(), 0)
@@ -753,6 +763,7 @@ class DisabledRun:
         self.tags = ()
         self.notes = self.group = self.job_type = None
         self.resumed = False
+        self.rank = 0
         self.step = 0
         self.config = Config(config)
         self.summary = Summary(Logged(), on_change=lambda changes: None)

@@ -41,6 +41,8 @@ class RunRecord:
     last_values: dict[str, Any] = field(default_factory=dict)
     finish: dict[str, Any] | None = None
     start: dict[str, Any] | None = None
+    # The run's other ranks, by rank, when it was read with them (waddle/ranks.py)
+    ranks: dict[int, RunRecord] = field(default_factory=dict)
 
 
 def inspect_run(

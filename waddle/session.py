@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from waddle import ids, names, process_hooks
+from waddle import ids, names, process_hooks, ranks
 from waddle.config import as_mapping
 from waddle.context import quick_context
 from waddle.notice import Notices, say
@@ -119,6 +119,14 @@ def init(
     tags = run_argument("tags", tags)
     id = run_argument("id", id)
     resume = run_argument("resume", resume)
+    rank = 0
+    if settings.join_ranks:
+        if id is None:
+            id = ranks.torchrun_id()
+            if id is not None and resume is None:
+                resume = "allow"  # a restarted torchrun job goes on in its run
+        if id is not None:  # ranks join a run only through an id they share
+            rank = ranks.process_rank(settings.rank)
     if config_include_keys is not None or config_exclude_keys is not None:
         config = _filter_config(config, config_include_keys, config_exclude_keys)
     previous_run = _most_recent_open_run()
@@ -160,14 +168,16 @@ def init(
     previous = None
     if id is not None:
         names.check("run id", id)
-        previous = inspect_run(project_dir / id, settings.heartbeat_timeout)
+        # Each rank continues (or refuses to) its own stream of the run.
+        previous = inspect_run(ranks.stream_dir(project_dir / id, rank), settings.heartbeat_timeout)
+        what = f"rank {rank} of run {id!r}" if rank else f"run {id!r}"
         if previous is not None and resume in (None, False, "never"):
             raise ValueError(
-                f"run {id!r} already exists in {project_dir}; pass resume='allow' to continue it "
+                f"{what} already exists in {project_dir}; pass resume='allow' to continue it "
                 "or choose another id"
             )
         if previous is None and resume == "must":
-            raise ValueError(f"resume='must' but there is no run {id!r} in {project_dir}")
+            raise ValueError(f"resume='must' but there is no {what} in {project_dir}")
         run_id = id
     else:
         if resume == "must":
@@ -200,6 +210,7 @@ def init(
         run_id=run_id,
         name=name,
         run_dir=project_dir / run_id,
+        rank=rank,
         settings=settings,
         start_fields=start_fields,
         config=config,
@@ -213,7 +224,11 @@ def init(
     if previous_run is None or _reinit_policy(reinit) != "create_new":
         _current = run
     if not settings.silent:
-        say(f"{'resumed' if run.resumed else 'started'} run {name!r} ({run_id}) in {run.dir}")
+        of_rank = f"rank {rank} of " if rank else ""
+        say(
+            f"{'resumed' if run.resumed else 'started'} {of_rank}run {name!r} ({run_id}) "
+            f"in {run.dir}"
+        )
     if save_code:
         run.log_code(include_fn=_is_main_script)
     if sync_tensorboard or tensorboard:

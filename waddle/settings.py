@@ -206,6 +206,19 @@ SETTINGS: dict[str, Setting] = {
         names.check_origin,
         "the name of this machine on a central server (default: its host name's first label)",
     ),
+    # Distributed training (waddle/ranks.py): which stream of a shared run this process writes.
+    "rank": Setting(
+        "WADDLE_RANK",
+        None,
+        number(int, 0),
+        "this process's rank in a run shared by the ranks of one job (default: $RANK)",
+    ),
+    "join_ranks": Setting(
+        "WADDLE_JOIN_RANKS",
+        True,
+        parse_bool,
+        "ranks of one job (one id, or torchrun's) log into one run; off: each rank its own run",
+    ),
     "artifact_dir": Setting(
         "WADDLE_ARTIFACT_DIR",
         "./artifacts",
@@ -249,6 +262,8 @@ class Settings:
     token: Any = None
     token_file: str | None = None
     origin: str | None = None
+    rank: int | None = None
+    join_ranks: bool | None = None
     artifact_dir: str | None = None
     ignored: dict[str, Any] = field(default_factory=dict)
 

@@ -484,7 +484,7 @@ class _RunImport:
 
     def _save(self, relative: str, name: str, step: int) -> None:
         try:
-            fields = files.snapshot(self._file(relative), name, step).materialize(self.out.dir)
+            fields = files.snapshot(self._file(relative), name, step)(self.out.dir)
         except (ValueError, TypeError, OSError, RuntimeError) as error:
             self._problem(f"the file {relative!r} left out: {error}")
             return

@@ -205,12 +205,9 @@ class Writer:
                 self._encode_keyed(batch, item)
             elif kind == EVENT:
                 fields = item[3]
-                if isinstance(fields, Deferred):  # run.save(): the copy happens here
-                    fields = self._materialize({item[2]: fields}).get(item[2])
-                if fields is not None:
-                    if item[2] == "define_metric":
-                        self.logged.define(fields["name"], fields.get("summary"))
-                    self._encode(batch, item[1], item[2], fields)
+                if item[2] == "define_metric":
+                    self.logged.define(fields["name"], fields.get("summary"))
+                self._encode(batch, item[1], item[2], fields)
             elif kind == FLUSH:
                 flushed = item[1]
             else:  # FINISH

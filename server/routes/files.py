@@ -1,4 +1,5 @@
-"""``GET /files/{project}/{run_id}/{path}``: a file the run recorded (media, tables, saved files).
+"""``GET /files/{project}/{run_id}/{path}``: a file the run recorded (media, tables, saved files);
+``ranks/<rank>/{path}`` for one that rank recorded.
 
 It promises to serve only a file one of the run's events recorded, and only while it holds
 the recorded bytes (:mod:`waddle.server.recorded` says why that rule); anything else is a 404,
@@ -23,9 +24,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from waddle.server.errors import not_found
 from waddle.server.recorded import Changed, NotRecorded, Record, is_file_path
-from waddle.server.routes.lookup import context, run_number
+from waddle.server.routes.lookup import context, stream_number
 
-from waddle import names
+from waddle import names, ranks
 
 router = APIRouter(tags=["files"])
 
@@ -49,8 +50,10 @@ def run_file(request: Request, project: str, run_id: str, path: str) -> Response
     if not is_file_path(path):
         raise not_found(f"no file {path!r} in run {run_id!r}")
     ctx = context(request)
-    run = run_number(request, project, run_id)
-    run_dir = (ctx.root / project / run_id).resolve()
+    # A rank's file lies in its stream's folder, ranks/<rank>/ (docs/format.md, "Ranks").
+    rank, path = ranks.split_path(path)
+    run = stream_number(request, project, run_id, rank)
+    run_dir = ranks.stream_dir((ctx.root / project / run_id).resolve(), rank)
     try:
         fd, stat, record = ctx.files.open(ctx.store.reader(), run, run_dir, path)
     except NotRecorded:

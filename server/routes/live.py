@@ -2,7 +2,9 @@
 
 Client → server: ``{"op": "subscribe", "id": ..., "project": ...}`` (run list changes),
 ``{"op": "subscribe", "id": ..., "project": ..., "run": ..., "key": ..., "cursor": seq}``
-(a series: the points after ``cursor``, -1 for all of them; without it only new points), ``{"op": "unsubscribe", "id": ...}``.
+(a series: the points after ``cursor``, -1 for all of them; without it only new points;
+``"rank"``: of that rank, else the default rank of the series endpoint),
+``{"op": "unsubscribe", "id": ...}``.
 Server → client: ``subscribed``, ``runs``, ``points``, ``resync`` and ``error`` messages; an
 error carries the ``code`` an HTTP error of the same cause has (server/errors.py).
 """
@@ -17,9 +19,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from waddle.server import wire
 from waddle.server.errors import ApiError, invalid
 from waddle.server.hub import Connection, Subscription
-from waddle.server.routes.lookup import run_number
+from waddle.server.routes.lookup import series_stream
 
 from waddle.event import SEQ_MAX
+from waddle.ranks import RANK_MAX
 
 router = APIRouter(tags=["live"])
 
@@ -71,7 +74,7 @@ async def _handle(hub, connection: Connection, websocket: WebSocket, raw: str) -
     if op != "subscribe":
         return _error(sub_id, invalid("op must be subscribe or unsubscribe"))
     project, run_id, key = message.get("project"), message.get("run"), message.get("key")
-    cursor = message.get("cursor")
+    cursor, rank = message.get("cursor"), message.get("rank")
     if (
         not isinstance(project, str)
         or (run_id is None) != (key is None)
@@ -82,15 +85,22 @@ async def _handle(hub, connection: Connection, websocket: WebSocket, raw: str) -
         )
     if cursor is not None and (type(cursor) is not int or not -1 <= cursor <= SEQ_MAX):
         return _error(sub_id, invalid("cursor must be a seq (-1 for all points)"))
+    if rank is not None and (key is None or type(rank) is not int or not 0 <= rank <= RANK_MAX):
+        return _error(sub_id, invalid("rank is a rank of the run (an integer from 0) of a series"))
     run = None
     if key is not None:
         try:
-            run = run_number(websocket, project, run_id)
+            rank, run = series_stream(websocket, project, run_id, rank, key)
         except ApiError as error:
             return _error(sub_id, error)
     hub.unsubscribe(connection, sub_id)
-    sub = Subscription(id=sub_id, project=project, run_id=run_id, key=key, cursor=cursor)
+    sub = Subscription(
+        id=sub_id, project=project, run_id=run_id, key=key, cursor=cursor, rank=rank or 0
+    )
     hub.register(connection, sub)
-    await websocket.send_text(wire.dumps({"type": "subscribed", "id": sub_id}).decode())
+    subscribed = {"type": "subscribed", "id": sub_id}
+    if key is not None:
+        subscribed["rank"] = rank  # whose series it is: the one asked for, or the default
+    await websocket.send_text(wire.dumps(subscribed).decode())
     await hub.load(connection, sub, run)
     return None

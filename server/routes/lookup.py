@@ -10,16 +10,45 @@ import time
 from starlette.requests import HTTPConnection as Request
 from waddle.server.errors import ApiError, not_found
 
-RUN_STATUS = "CASE WHEN status = 'running' AND updated < $cutoff THEN 'crashed' ELSE status END"
+# One stream's status: crashed once its newest event is older than the heartbeat timeout
+# without a finish (docs/format.md, "Run status").
+STREAM_STATUS = "CASE WHEN status = 'running' AND updated < $cutoff THEN 'crashed' ELSE status END"
+# A rank other than 0 (a row ``k`` of ``ranks``) that died: its finish says crashed, or its
+# stream went stale without a finish before the primary (the row of ``runs``) finished. The
+# rule of waddle/ranks.py's run_status, in SQL.
+_RANK_DIED = (
+    "k.status = 'crashed' OR (k.status = 'running' AND k.updated < CASE WHEN runs.status ="
+    " 'running' THEN $cutoff ELSE runs.updated - $timeout END)"
+)
+# A run's status (of a row of ``runs``, not aliased): crashed when one of its ranks died, else
+# its primary's. Takes $cutoff and $timeout (:func:`status_params`).
+RUN_STATUS = (
+    "CASE WHEN EXISTS (SELECT 1 FROM ranks k WHERE k.project = runs.project AND k.run_id ="
+    f" runs.run_id AND ({_RANK_DIED})) THEN 'crashed' ELSE {STREAM_STATUS} END"
+)
 
 
 def context(request: Request):
     return request.app.state.waddle
 
 
-def cutoff(request: Request) -> float:
-    """Runs whose newest event is older than this without a finish count as crashed."""
-    return time.time() - context(request).settings.heartbeat_timeout
+def status_of(request: Request) -> dict[str, float]:
+    """:func:`status_params` of the server: streams whose newest event is older than the
+    cutoff without a finish count as crashed."""
+    return status_params(context(request).settings.heartbeat_timeout)
+
+
+# The streams of a run (rank 0's in runs, the others' in ranks) as (run, rank) rows; takes
+# $project and $run_id.
+STREAMS = (
+    "SELECT run, 0 AS rank FROM runs WHERE project = $project AND run_id = $run_id"
+    " UNION ALL SELECT run, rank FROM ranks WHERE project = $project AND run_id = $run_id"
+)
+
+
+def status_params(heartbeat_timeout: float) -> dict[str, float]:
+    """The parameters :data:`RUN_STATUS` and :data:`STREAM_STATUS` take, as of now."""
+    return {"cutoff": time.time() - heartbeat_timeout, "timeout": heartbeat_timeout}
 
 
 def run_number(request: Request, project: str, run_id: str) -> int:
@@ -30,6 +59,37 @@ def run_number(request: Request, project: str, run_id: str) -> int:
     if not store.query("SELECT 1 FROM runs WHERE project = ? LIMIT 1", [project]):
         raise not_found(f"no project {project!r}")
     raise no_run(project, run_id)
+
+
+def stream_number(request: Request, project: str, run_id: str, rank: int | None) -> int:
+    """The index's number of rank ``rank``'s stream of a run (rank 0's when None)."""
+    run = run_number(request, project, run_id)
+    if not rank:
+        return run
+    row = context(request).store.query(
+        "SELECT run FROM ranks WHERE project = ? AND run_id = ? AND rank = ?",
+        [project, run_id, rank],
+    )
+    if not row:
+        raise not_found(f"run {run_id!r} in project {project!r} has no rank {rank}")
+    return row[0][0]
+
+
+def series_stream(
+    request: Request, project: str, run_id: str, rank: int | None, key: str
+) -> tuple[int, int]:
+    """(rank, stream number) of a run's series of the scalar ``key``: ``rank``'s; without it
+    rank 0's when rank 0 logged the key, else the lowest rank's that did (else rank 0's)."""
+    run_number(request, project, run_id)  # the 404 of a missing run or project
+    rows = context(request).store.query(
+        f"SELECT s.rank, s.run FROM ({STREAMS}) s WHERE $rank IS NULL OR s.rank = $rank"
+        " ORDER BY EXISTS (SELECT 1 FROM metrics m WHERE m.run = s.run AND m.key = $key"
+        " AND m.kind = 'scalar') DESC, s.rank LIMIT 1",
+        {"project": project, "run_id": run_id, "rank": rank, "key": key},
+    )
+    if not rows:
+        raise not_found(f"run {run_id!r} in project {project!r} has no rank {rank}")
+    return rows[0]
 
 
 def no_run(project: str, run_id: str) -> ApiError:

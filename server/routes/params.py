@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Query
 
 from waddle.event import SEQ_MAX, STEP_MAX
+from waddle.ranks import RANK_MAX
 
 # A seq cursor: the previous page's or message's ``cursor``; -1 is before the first event.
 After = Annotated[int, Query(ge=-1, le=SEQ_MAX, description="a seq; -1: from the first")]
@@ -20,3 +21,6 @@ Step = Annotated[int | None, Query(ge=0, le=STEP_MAX)]
 # NaN and ±Infinity bound nothing: a range is between two finite numbers.
 Bound = Annotated[float | None, Query(allow_inf_nan=False, description="a finite number")]
 Limit = Annotated[int, Query(ge=1, le=10_000)]
+# A rank of a run whose ranks share it (waddle/ranks.py); None: the default the route says.
+RANK_HELP = "a rank of the run (docs/format.md, Ranks); default: rank 0"
+Rank = Annotated[int | None, Query(ge=0, le=RANK_MAX, description=RANK_HELP)]

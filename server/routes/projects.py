@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from waddle.server.errors import not_found
-from waddle.server.routes.lookup import RUN_STATUS, context, cutoff
+from waddle.server.routes.lookup import RUN_STATUS, context, status_of
 
 router = APIRouter(prefix="/api", tags=["projects"])
 
@@ -48,9 +48,10 @@ def projects(request: Request):
         context(request)
         .store.reader()
         .execute(
-            f"SELECT project, count(*), count(*) FILTER (WHERE ({RUN_STATUS}) = 'running'),"
-            " max(updated) FROM runs GROUP BY project ORDER BY max(updated) DESC NULLS LAST",
-            {"cutoff": cutoff(request)},
+            f"SELECT project, count(*), count(*) FILTER (WHERE st = 'running'), max(updated)"
+            f" FROM (SELECT project, updated, {RUN_STATUS} AS st FROM runs) GROUP BY project"
+            " ORDER BY max(updated) DESC NULLS LAST",
+            status_of(request),
         )
         .fetchall()
     )

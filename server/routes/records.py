@@ -9,14 +9,14 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Query, Request
 from waddle.server import wire
-from waddle.server.routes.lookup import context, run_number
-from waddle.server.routes.params import After, Limit, Step
+from waddle.server.routes.lookup import context, stream_number
+from waddle.server.routes.params import After, Limit, Rank, Step
 
 router = APIRouter(prefix="/api/projects/{project}/runs/{run_id}", tags=["records"])
 
 
-def _rich(request, project, run_id, table, key, step, after, limit):
-    run = run_number(request, project, run_id)
+def _rich(request, project, run_id, table, key, step, after, limit, rank):
+    run = stream_number(request, project, run_id, rank)
     where, params = ["run = $run", "seq > $after"], {"run": run, "after": after}
     if key is not None:
         where.append("key = $key")
@@ -52,8 +52,9 @@ def _rich_route(table: str, default_limit: int, summary: str) -> None:
         step: Step = None,
         after: After = -1,
         limit: Limit = default_limit,
+        rank: Rank = None,
     ):
-        return _rich(request, project, run_id, table, key, step, after, limit)
+        return _rich(request, project, run_id, table, key, step, after, limit, rank)
 
     router.add_api_route(f"/{table}", endpoint, methods=["GET"], name=table, description=summary)
 
@@ -73,9 +74,10 @@ def text(
     key: str | None = None,
     after: After = -1,
     limit: Limit = 1000,
+    rank: Rank = None,
 ):
     """String values logged with ``run.log()``."""
-    run = run_number(request, project, run_id)
+    run = stream_number(request, project, run_id, rank)
     rows = (
         context(request)
         .store.reader()
@@ -91,9 +93,16 @@ def text(
 
 
 @router.get("/console")
-def console(request: Request, project: str, run_id: str, after: After = -1, limit: Limit = 1000):
-    """Captured stdout/stderr after the cursor ``after`` (a seq)."""
-    run = run_number(request, project, run_id)
+def console(
+    request: Request,
+    project: str,
+    run_id: str,
+    after: After = -1,
+    limit: Limit = 1000,
+    rank: Rank = None,
+):
+    """Captured stdout/stderr after the cursor ``after`` (a seq of the rank's stream)."""
+    run = stream_number(request, project, run_id, rank)
     rows = context(request).store.query(
         "SELECT seq, t, stream, text FROM console WHERE run = ? AND seq > ? ORDER BY seq LIMIT ?",
         [run, after, limit],
@@ -110,9 +119,10 @@ def system(
     key: str | None = None,
     after: After = -1,
     limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
+    rank: Rank = None,
 ):
     """System metrics as series over time: ``{key: {"t": [...], "value": [...]}}``."""
-    run = run_number(request, project, run_id)
+    run = stream_number(request, project, run_id, rank)
     rows = (
         context(request)
         .store.reader()
@@ -136,9 +146,9 @@ def system(
 
 
 @router.get("/alerts")
-def alerts(request: Request, project: str, run_id: str):
+def alerts(request: Request, project: str, run_id: str, rank: Rank = None):
     """Alerts raised with ``run.alert()``."""
-    run = run_number(request, project, run_id)
+    run = stream_number(request, project, run_id, rank)
     rows = context(request).store.query(
         "SELECT seq, t, title, text, level FROM alerts WHERE run = ? ORDER BY seq", [run]
     )
@@ -153,9 +163,9 @@ def alerts(request: Request, project: str, run_id: str):
 
 
 @router.get("/rejects")
-def rejects(request: Request, project: str, run_id: str, limit: Limit = 1000):
+def rejects(request: Request, project: str, run_id: str, limit: Limit = 1000, rank: Rank = None):
     """Lines and values the index could not take, and gaps: file, byte offset, kind, reason."""
-    run = run_number(request, project, run_id)
+    run = stream_number(request, project, run_id, rank)
     rows = context(request).store.query(
         'SELECT file, "offset", kind, reason, t FROM rejects WHERE run = ?'
         ' ORDER BY t, "offset" LIMIT ?',

@@ -10,8 +10,16 @@ from fastapi.responses import Response
 from waddle.server import wire
 from waddle.server.errors import invalid, not_found
 from waddle.server.routes.artifacts import run_artifacts
-from waddle.server.routes.lookup import RUN_STATUS, context, cutoff, run_number
-from waddle.server.routes.params import Limit
+from waddle.server.routes.lookup import (
+    RUN_STATUS,
+    STREAM_STATUS,
+    STREAMS,
+    context,
+    run_number,
+    status_of,
+    stream_number,
+)
+from waddle.server.routes.params import Limit, Rank
 from waddle.server.run_state import AGGREGATES
 
 from waddle.event import INT64_MAX
@@ -96,7 +104,7 @@ def list_runs(
             f"sort={sort!r}: use one of {', '.join(sorted(PLAIN_SORTS))}, summary.KEY, "
             "config.KEY or metric.KEY.min|max|last, with - in front for descending"
         )
-    params: dict = {"project": project, "cutoff": cutoff(request)}
+    params: dict = {"project": project, **status_of(request)}
     if by_metric:
         descending = by_metric.group(1) == "-"
         params["sort_key"] = by_metric.group(2)
@@ -173,7 +181,7 @@ def get_run(request: Request, project: str, run_id: str):
     result = cursor.execute(
         f"SELECT * EXCLUDE (status, defines, explicit_summary, next_seq, missing),"
         f" {RUN_STATUS} AS status FROM runs WHERE run = $run",
-        {"run": run, "cutoff": cutoff(request)},
+        {"run": run, **status_of(request)},
     )
     names = [column[0] for column in result.description]
     out = _run_dict(names, result.fetchone())
@@ -190,18 +198,53 @@ def get_run(request: Request, project: str, run_id: str):
         for file, offset, kind, reason, t in rejects
     ]
     out["artifacts"] = run_artifacts(request, run)
+    out["ranks"] = _ranks(cursor, request, project, run_id, run)
     return out
 
 
+# Per stream of a run, what the run answer lists of it under ``ranks``.
+RANK_FIELDS = (
+    "rank",
+    "status",
+    "created",
+    "updated",
+    "last_step",
+    "events",
+    "rejected",
+    "gaps",
+    "exit_code",
+    "host",
+)
+
+
+def _ranks(cursor, request: Request, project: str, run_id: str, run: int) -> list[dict]:
+    """Each rank's stream of the run, rank 0 first, with its own status."""
+    columns = (
+        f"{STREAM_STATUS}, created, updated, last_step, events, rejected, gaps, exit_code,"
+        " json_extract_string(context, '$.host')"
+    )
+    rows = cursor.execute(
+        f"SELECT 0, {columns} FROM runs WHERE run = $run UNION ALL SELECT rank, {columns}"
+        " FROM ranks WHERE project = $project AND run_id = $run_id ORDER BY 1",
+        {"run": run, "project": project, "run_id": run_id, "cutoff": status_of(request)["cutoff"]},
+    ).fetchall()
+    return [dict(zip(RANK_FIELDS, row, strict=True)) for row in rows]
+
+
 @router.get("/{run_id}/metrics")
-def metrics(request: Request, project: str, run_id: str):
-    """Every key the run logged: its kind (scalar, text or a rich type), count, steps, stats."""
-    run = run_number(request, project, run_id)
+def metrics(request: Request, project: str, run_id: str, rank: Rank = None):
+    """Every key the run logged: its kind (scalar, text or a rich type), count, steps, stats;
+    ``ranks``: the ranks that logged it, the stats being of the first of them (or of
+    ``rank``'s stream, when asked for)."""
+    run = stream_number(request, project, run_id, rank)
     rows = context(request).store.query(
-        "SELECT key, kind, count, first_step, last_step, min, max, "
-        "CASE WHEN finite > 0 THEN sum / finite END, last FROM metrics WHERE run = ? "
-        "ORDER BY key, kind",
-        [run],
+        "SELECT key, kind, count, first_step, last_step, min, max,"
+        " CASE WHEN finite > 0 THEN sum / finite END, last, s.rank,"
+        " list(s.rank ORDER BY s.rank) OVER (PARTITION BY key, kind) AS ranks"
+        f" FROM metrics JOIN ({STREAMS}) s USING (run)"
+        " QUALIFY ($rank IS NULL AND s.rank = min(s.rank) OVER (PARTITION BY key, kind))"
+        " OR run = $run ORDER BY key, kind",
+        {"project": project, "run_id": run_id, "rank": rank, "run": run},
     )
     metrics = [
         {
@@ -214,8 +257,10 @@ def metrics(request: Request, project: str, run_id: str):
             "max": high,
             "mean": mean,
             "last": last_value,
+            "rank": of_rank,
+            "ranks": ranks,
         }
-        for key, kind, count, first, last, low, high, mean, last_value in rows
+        for key, kind, count, first, last, low, high, mean, last_value, of_rank, ranks in rows
     ]
     return wire.WireJSON({"metrics": metrics})
 

@@ -22,7 +22,9 @@ from pydantic import BaseModel, Field
 from waddle.server import series, wire
 from waddle.server.errors import ApiError, invalid, not_found
 from waddle.server.routes.lookup import context, no_run, run_number
-from waddle.server.routes.params import Bound
+from waddle.server.routes.params import RANK_HELP, Bound, Rank
+
+from waddle.ranks import RANK_MAX
 
 router = APIRouter(prefix="/api/projects/{project}", tags=["scalars"])
 
@@ -51,35 +53,66 @@ def _names(key: str, x: str | None, defines: str | None) -> list[str]:
     return [key, x if x is not None else series.default_x(defines, key) or key]
 
 
-def _runs(cursor, project: str, run_ids: list[str]) -> dict[str, tuple[int, int, str | None]]:
-    """run_id -> (run, cursor, defines) of the project's runs among ``run_ids``, in one query
-    (under load every round trip to the index waits its turn for the GIL).
+Stream = tuple[int, int, str | None]  # (run, cursor, defines) of one rank's stream
 
-    The cursor is the run's highest seq the index holds (-1: none yet). Read in the same
-    snapshot as a series, every point of the run with a higher seq is missing from that answer
-    and every point with a lower one is in it: the cursor to subscribe with over /ws.
+
+def _runs(cursor, project: str, run_ids: list[str]) -> dict[str, dict[int, Stream]]:
+    """run_id -> rank -> (run, cursor, defines) of the streams of the project's runs among
+    ``run_ids``, in one query (under load every round trip to the index waits its turn for
+    the GIL). A run is there once its rank 0 is.
+
+    The cursor is the stream's highest seq the index holds (-1: none yet). Read in the same
+    snapshot as a series, every point of the stream with a higher seq is missing from that
+    answer and every point with a lower one is in it: the cursor to subscribe with over /ws.
     """
     rows = cursor.execute(
-        "SELECT run_id, run, next_seq - 1, defines FROM runs"
+        "SELECT run_id, 0, run, next_seq - 1, defines FROM runs"
+        " WHERE project = $project AND list_contains($ids, run_id)"
+        " UNION ALL SELECT run_id, rank, run, next_seq - 1, defines FROM ranks"
         " WHERE project = $project AND list_contains($ids, run_id)",
         {"project": project, "ids": run_ids},
     ).fetchall()
-    return {run_id: tuple(rest) for run_id, *rest in rows}
+    out: dict[str, dict[int, Stream]] = {}
+    for run_id, rank, *rest in rows:
+        out.setdefault(run_id, {})[rank] = tuple(rest)
+    return {run_id: streams for run_id, streams in out.items() if 0 in streams}
 
 
-def _series(request, project, run_id, key, x, start, end, points, smooth) -> dict:
+def _candidates(run_id: str, streams: dict[int, Stream], rank: int | None) -> list[int]:
+    """The ranks whose stream may hold a series: ``rank`` when asked for, else every one."""
+    if rank is None:
+        return sorted(streams)
+    if rank not in streams:
+        raise not_found(f"run {run_id!r} has no rank {rank}")
+    return [rank]
+
+
+def _pick(candidates: list[int], streams: dict[int, Stream], key: str, known: dict) -> int:
+    """The rank whose series of ``key`` is answered: the first candidate (rank 0 first) that
+    logged it; else the first, whose answer says the key is missing."""
+    for rank in candidates:
+        if key in known[streams[rank][0]]:
+            return rank
+    return candidates[0]
+
+
+def _series(request, project, run_id, key, x, start, end, points, smooth, rank=None) -> dict:
     """One series: its buckets, or (without ``points``) its Arrow table under ``"table"``."""
     cursor = context(request).store.reader()
     with series.snapshot(cursor):
-        found = _runs(cursor, project, [run_id]).get(run_id)
-        if found is None:
+        streams = _runs(cursor, project, [run_id]).get(run_id)
+        if streams is None:
             run_number(request, project, run_id)  # raises the 404 that says what is missing
-        run, seq, defines = found
-        known = series.scalar_keys(cursor, run, _names(key, x, defines))
+        candidates = _candidates(run_id, streams, rank)
+        wanted = {streams[r][0]: _names(key, x, streams[r][2]) for r in candidates}
+        known_of = series.scalar_keys_of(cursor, wanted)
+        rank = _pick(candidates, streams, key, known_of)
+        run, seq, defines = streams[rank]
+        known = known_of[run]
         axis = _axis(run_id, key, x, defines, known)
         src = series.source(cursor, run, key, axis, "", known)
-        out = {"run": run_id, "key": key, "x": axis, "smooth": smooth or None, "points": points}
-        out["cursor"] = seq
+        out = {"run": run_id, "rank": rank, "key": key, "x": axis, "smooth": smooth or None}
+        out["points"], out["cursor"] = points, seq
         if points is not None and not smooth:
             out["buckets"] = series.m4(cursor, [src], start, end, points)[0]
             return out
@@ -143,17 +176,24 @@ def scalars(
     format: Annotated[
         Literal["json", "arrow"], Query(description="arrow: the full series as an Arrow IPC stream")
     ] = "json",
+    rank: Rank = None,
 ):
     """One series: whole, or as M4 buckets (``points``), optionally smoothed first."""
     if format == "arrow" and points is not None:
         raise invalid("format=arrow is for the whole series: leave out points")
-    out = _series(request, project, run_id, key, x, start, end, points, smooth)
+    out = _series(request, project, run_id, key, x, start, end, points, smooth, rank)
     return _arrow(out) if format == "arrow" else wire.WireJSON(_json(out))
 
 
 class SeriesRef(BaseModel):
     run: str
     key: str
+    rank: int | None = Field(
+        default=None,
+        ge=0,
+        le=RANK_MAX,
+        description=RANK_HELP + ", else the lowest that logged the key",
+    )
 
 
 class BatchRequest(BaseModel):
@@ -187,6 +227,7 @@ def scalars_batch(request: Request, project: str, body: BatchRequest):
                         body.end,
                         body.points,
                         body.smooth,
+                        ref.rank,
                     )
                 )
             )
@@ -203,16 +244,27 @@ def _batch_m4(request, project: str, body: BatchRequest) -> list[dict]:
     with series.snapshot(cursor):
         runs = _runs(cursor, project, sorted({ref.run for ref in body.series}))
         wanted: dict[int, list[str]] = {}
-        for ref in body.series:
-            if ref.run in runs:
-                run, _, defines = runs[ref.run]
+        candidates: dict[int, list[int] | ApiError] = {}
+        for index, ref in enumerate(body.series):
+            streams = runs.get(ref.run)
+            try:
+                if streams is None:
+                    raise no_run(project, ref.run)
+                candidates[index] = _candidates(ref.run, streams, ref.rank)
+            except ApiError as error:
+                candidates[index] = error
+                continue
+            for rank in candidates[index]:
+                run, _, defines = streams[rank]
                 wanted.setdefault(run, []).extend(_names(ref.key, body.x, defines))
         known = series.scalar_keys_of(cursor, wanted)
         for index, ref in enumerate(body.series):
             try:
-                if ref.run not in runs:
-                    raise no_run(project, ref.run)
-                run, seq, defines = runs[ref.run]
+                if isinstance(candidates[index], ApiError):
+                    raise candidates[index]
+                streams = runs[ref.run]
+                rank = _pick(candidates[index], streams, ref.key, known)
+                run, seq, defines = streams[rank]
                 axis = _axis(ref.run, ref.key, body.x, defines, known[run])
             except ApiError as error:  # one missing series must not fail the others
                 results.append(_error(ref, error))
@@ -221,6 +273,7 @@ def _batch_m4(request, project: str, body: BatchRequest) -> list[dict]:
             results.append(
                 {
                     "run": ref.run,
+                    "rank": rank,
                     "key": ref.key,
                     "x": axis,
                     "smooth": None,

@@ -61,12 +61,13 @@ export const api = {
   runs: (project, params) => get(`/api/projects/${enc(project)}/runs`, params),
   run: (project, run) => get(runPath(project, run)),
   metrics: (project, run) => get(`${runPath(project, run)}/metrics`),
+  // rank: one rank's stream of a run several processes share (default rank 0).
   scalars: (project, run, params) => get(`${runPath(project, run)}/scalars`, params),
-  // body: {series: [{run, key}], x, start, end, points, smooth}
+  // body: {series: [{run, key, rank?}], x, start, end, points, smooth}
   batch: (project, body) => request("POST", `/api/projects/${enc(project)}/scalars`, null, body),
   records: (project, run, kind, params) => get(`${runPath(project, run)}/${kind}`, params),
-  console: (project, run, after) => get(`${runPath(project, run)}/console`, { after }),
-  system: (project, run) => get(`${runPath(project, run)}/system`),
+  console: (project, run, after, rank) => get(`${runPath(project, run)}/console`, { after, rank }),
+  system: (project, run, rank) => get(`${runPath(project, run)}/system`, { rank }),
   alerts: (project, run) => get(`${runPath(project, run)}/alerts`),
   rejects: (project, run) => get(`${runPath(project, run)}/rejects`),
   exportUrl: (project, run, format) => withToken(`${runPath(project, run)}/export?format=${format}`),

@@ -24,6 +24,8 @@ export function chartSettings() {
 
 export class ChartGrid {
   // runs: [{id, label, color, created}]; keys: scalar keys; customX: keys offered as x axes.
+  // A run may also carry runId and rank: its series are then that rank's of run runId, and
+  // id only tells it apart from the other ranks of the run shown beside it.
   constructor(container, { project, runs, keys, customX = [] }) {
     this.project = project;
     this.runs = runs;
@@ -236,7 +238,8 @@ export class ChartGrid {
     const results = new Map(); // `${run}\0${key}` -> {raw, smooth}
     for (const runs of groups) {
       const offset = relative ? runs[0].created || 0 : 0;
-      const series = entries.flatMap((e) => runs.map((r) => ({ run: r.id, key: e.key })));
+      const ids = entries.flatMap(() => runs.map((r) => r.id));
+      const series = entries.flatMap((e) => runs.map((r) => ({ ...ref(r), key: e.key })));
       const body = {
         x: relative ? "time" : s.x || null,
         start: s.zoom ? s.zoom[0] + offset : null,
@@ -249,7 +252,7 @@ export class ChartGrid {
         if (s.smooth > 0) asks.push(api.batch(this.project, { ...body, series: part, smooth: s.smooth }));
         const [raw, smooth] = await Promise.all(asks);
         raw.results.forEach((result, j) => {
-          results.set(`${part[j].run}\0${part[j].key}`, { raw: result, smooth: smooth ? smooth.results[j] : null, offset });
+          results.set(`${ids[i + j]}\0${part[j].key}`, { raw: result, smooth: smooth ? smooth.results[j] : null, offset });
         });
       }
     }
@@ -309,7 +312,7 @@ export class ChartGrid {
     const id = `chart\0${entry.key}\0${run.id}`;
     if (entry.subs.includes(id)) return;
     entry.subs.push(id);
-    live.subscribe(id, { project: this.project, run: run.id, key: entry.key, cursor }, (message) => {
+    live.subscribe(id, { project: this.project, ...ref(run), key: entry.key, cursor }, (message) => {
       if (this.charts.get(entry.key) !== entry) return;
       if (message.type === "resync") return this.reloadSeries(entry, run, id);
       if (message.type !== "points") return;
@@ -373,7 +376,8 @@ export class ChartGrid {
   async exportCsv(key) {
     const lines = ["run,step,t,value"];
     for (const run of this.runs) {
-      const answer = await api.scalars(this.project, run.id, { key }).catch(() => null);
+      const { run: runId, rank } = ref(run);
+      const answer = await api.scalars(this.project, runId, { key, rank }).catch(() => null);
       if (!answer) continue;
       const { step, t, value } = answer.series;
       for (let i = 0; i < step.length; i++) lines.push(`${csvCell(run.id)},${step[i]},${t[i]},${value[i]}`);
@@ -389,6 +393,11 @@ export class ChartGrid {
     }
     this.charts.clear();
   }
+}
+
+// What the API calls a run's series: its run id, and its rank when one was chosen.
+function ref(run) {
+  return run.rank === undefined ? { run: run.runId ?? run.id } : { run: run.runId ?? run.id, rank: run.rank };
 }
 
 function shift(series, offset) {

@@ -3,7 +3,7 @@
 //
 //   /                              projects
 //   /p/PROJECT                     runs table   ?sort= &text= &status= &tag= &cols= &group= &sel=
-//   /p/PROJECT/r/RUN               run view     ?tab= &q= &smooth= &x= &logy= &outliers= &zoom=
+//   /p/PROJECT/r/RUN               run view     ?tab= &rank= &q= &smooth= &x= &logy= &outliers= &zoom=
 //   /p/PROJECT/compare?runs=A,B    compare view (and the chart settings above)
 //   /p/PROJECT/across              scatter and parallel coordinates   ?sx= &sy= &axes=
 //   /p/PROJECT/artifacts           the project's artifacts

@@ -27,6 +27,7 @@ from typing import Any
 from waddle import artifact_store, history, names, segment
 from waddle.artifact import Artifact, load
 from waddle.catalog import list_runs
+from waddle.ranks import inspect_ranks
 from waddle.run_folder import RunRecord, inspect_run
 from waddle.settings import resolve_one
 from waddle.summary import Logged
@@ -76,6 +77,7 @@ class Api:
         record = inspect_run(self.dir / project / run_id, self._timeout)
         if record is None:
             raise ValueError(f"no run {run_id!r} in project {project!r} of {self.dir}")
+        inspect_ranks(record, self._timeout)
         return Run(self, record)
 
     def artifact(self, name: str, type: str | None = None) -> Artifact:
@@ -136,7 +138,12 @@ class Runs(Sequence):
 
 
 class Run:
-    """One run read back: identity, state, config, summary, history, files."""
+    """One run read back: identity, state, config, summary, history, files.
+
+    A run of several ranks (waddle/ranks.py) reads as one: its state is the run's (crashed
+    when a rank died), its config and summary rank 0's; ``ranks`` lists its ranks, and
+    ``history()``, ``scan_history()`` take ``rank=`` (default 0) for another rank's stream.
+    """
 
     def __init__(self, api: Api, record: RunRecord) -> None:
         self._api = api
@@ -157,6 +164,7 @@ class Run:
         self.url = None
         self.lastHistoryStep = record.last_step if record.last_step is not None else -1
         self.dir = record.path
+        self.ranks = [0, *sorted(record.ranks)]
 
     @property
     def config(self) -> dict[str, Any]:
@@ -180,12 +188,15 @@ class Run:
         x_axis: str = "_step",
         pandas: bool = True,
         stream: str = "default",
+        rank: int = 0,
     ) -> Any:
         """At most ``samples`` rows, evenly spread over the run (first and last kept); with
         ``keys``, only steps that have every one of them. ``stream="system"``: the system
-        metrics over time. A DataFrame with ``pandas=True`` (needs pandas), else dicts."""
+        metrics over time. ``rank``: that rank's stream. A DataFrame with ``pandas=True``
+        (needs pandas), else dicts."""
+        path, started = self._stream(rank)
         if stream != "system" and keys:
-            columns = history.scalar_columns(self._record.path, keys, self._record.started)
+            columns = history.scalar_columns(path, keys, started)
             if columns is not None:  # numbers only: straight from columns, no row objects
                 every = columns[history.HAS + keys[0]].copy()
                 for key in keys[1:]:
@@ -204,7 +215,9 @@ class Run:
                     for values in zip(*(c.tolist() for c in shown.values()), strict=True)
                 ]
         rows = (
-            list(self._system_rows()) if stream == "system" else list(self.scan_history(keys=keys))
+            list(self._system_rows(rank))
+            if stream == "system"
+            else list(self.scan_history(keys=keys, rank=rank))
         )
         rows = _spread(rows, samples)
         if not pandas:
@@ -220,15 +233,11 @@ class Run:
         min_step: int = 0,
         max_step: int | None = None,
         use_cache: bool = True,
+        rank: int = 0,
     ) -> Iterator[dict[str, Any]]:
-        """Every row (all steps, no sampling), with ``keys`` only steps that have them all."""
-        for row in history.scan(self._record.path, self._record.started):
-            if row["_step"] < min_step or (max_step is not None and row["_step"] >= max_step):
-                continue
-            if keys is None:
-                yield row
-            elif all(key in row for key in keys):
-                yield {name: row[name] for name in ("_step", "_timestamp", "_runtime", *keys)}
+        """Every row (all steps, no sampling), with ``keys`` only steps that have them all;
+        ``rank``: of that rank's stream (an unknown rank is refused at once)."""
+        return _scan(*self._stream(rank), keys, min_step, max_step)
 
     def files(
         self, names: list[str] | None = None, pattern: str | None = None, per_page: int = 50
@@ -270,9 +279,18 @@ class Run:
             found[key] = load(project_dir, version)
         return list(found.values())
 
-    def _system_rows(self) -> Iterator[dict[str, Any]]:
-        started = self._record.started
-        for event in segment.read_events(self._record.path):
+    def _stream(self, rank: int) -> tuple[Path, float | None]:
+        """The folder and start time of ``rank``'s stream."""
+        if rank == 0:
+            return self._record.path, self._record.started
+        stream = self._record.ranks.get(rank)
+        if stream is None:
+            raise ValueError(f"run {self.id} has no rank {rank!r}; its ranks: {self.ranks}")
+        return stream.path, stream.started
+
+    def _system_rows(self, rank: int = 0) -> Iterator[dict[str, Any]]:
+        path, started = self._stream(rank)
+        for event in segment.read_events(path):
             if event["type"] == "system":
                 yield {
                     "_timestamp": event["t"],
@@ -341,6 +359,19 @@ class File:
 
     def __repr__(self) -> str:
         return f"<File {self.name} ({self.size} bytes)>"
+
+
+def _scan(
+    path: Path, started: float | None, keys: list[str] | None, min_step: int, max_step: int | None
+) -> Iterator[dict[str, Any]]:
+    """:meth:`Run.scan_history` of the stream in ``path``."""
+    for row in history.scan(path, started):
+        if row["_step"] < min_step or (max_step is not None and row["_step"] >= max_step):
+            continue
+        if keys is None:
+            yield row
+        elif all(key in row for key in keys):
+            yield {name: row[name] for name in ("_step", "_timestamp", "_runtime", *keys)}
 
 
 def _spread(rows: Any, samples: int) -> Any:

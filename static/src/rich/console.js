@@ -3,7 +3,7 @@
 import { api } from "../api.js";
 import { h, replace } from "../dom.js";
 
-export function consolePanel(project, run, running) {
+export function consolePanel(project, run, running, rank) {
   const lines = []; // {stream, text}
   let cursor = -1;
   let timer = null;
@@ -25,7 +25,7 @@ export function consolePanel(project, run, running) {
   };
   const poll = async () => {
     if (!el.isConnected && cursor >= 0) return;
-    const answer = await api.console(project, run, cursor);
+    const answer = await api.console(project, run, cursor, rank);
     for (const item of answer.items) {
       for (const text of item.text.replace(/\n$/, "").split("\n")) lines.push({ stream: item.stream, text });
     }

@@ -4,8 +4,8 @@ import { api } from "../api.js";
 import { Chart, fromPoints } from "../chart.js";
 import { h } from "../dom.js";
 
-export async function systemPanel(project, run) {
-  const { series } = await api.system(project, run);
+export async function systemPanel(project, run, rank) {
+  const { series } = await api.system(project, run, rank);
   const el = h("div", { class: "chart-grid system" });
   const keys = Object.keys(series).sort();
   if (!keys.length) return h("p", { class: "empty" }, "no system metrics recorded");

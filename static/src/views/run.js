@@ -3,7 +3,7 @@
 import { api, live } from "../api.js";
 import { colorFor } from "../chart.js";
 import { ChartGrid } from "../chart_grid.js";
-import { h, replace } from "../dom.js";
+import { append, h, replace } from "../dom.js";
 import { duration, time } from "../format.js";
 import { consolePanel } from "../rich/console.js";
 import { histogramPanel } from "../rich/histogram.js";
@@ -56,24 +56,54 @@ export async function runView(el, where) {
   });
   const tabBar = h("div", { class: "tabs", role: "tablist" });
   const body = h("div", { class: "tab-body" });
-  el.append(tabBar, body);
+  let tab = TABS.includes(param("tab")) ? param("tab") : "charts";
+  const ranks = rankSelector(info, () => show(tab));
+  append(el, [tabBar, ranks, body]);
   let cleanup = null;
-  const show = async (tab) => {
+  const show = async (chosen) => {
+    tab = chosen;
     if (cleanup) cleanup();
     cleanup = null;
     setParams({ tab: tab === "charts" ? null : tab });
     replace(tabBar, TABS.map((t) => h("button", { role: "tab", class: t === tab ? "active" : "", "aria-selected": t === tab ? "true" : "false", onclick: () => show(t) }, t)));
     replace(body);
-    cleanup = await TAB_VIEWS[tab](body, { project, runId, info, metrics, runInfo });
+    const rank = chosenRank(info);
+    cleanup = await TAB_VIEWS[tab](body, { project, runId, info, metrics, runInfo, rank });
   };
-  await show(TABS.includes(param("tab")) ? param("tab") : "charts");
+  await show(tab);
   return () => cleanup && cleanup();
 }
 
+// A run several processes share (docs/format.md, "Ranks"): which rank its charts, system
+// metrics and console show, in the URL (?rank=N; "all": every rank's series on each chart;
+// none: each key's default rank, rank 0 where it logged the key). Nothing for one process.
+function rankSelector(info, onChange) {
+  const ranks = info.ranks || [];
+  if (ranks.length < 2) return null;
+  const options = [["", "rank: default"], ["all", "all ranks (charts)"], ...ranks.map((r) => [String(r.rank), `rank ${r.rank} (${r.status})`])];
+  const select = h(
+    "select",
+    { class: "rank-select", "aria-label": "rank", onchange: () => { setParams({ rank: select.value || null }); onChange(); } },
+    options.map(([value, label]) => h("option", { value, selected: param("rank") === value }, label)),
+  );
+  return h("div", { class: "ranks" }, select);
+}
+
+// The rank chosen: a rank of the run, "all", or undefined (the default).
+function chosenRank(info) {
+  const chosen = param("rank");
+  if (chosen === "all") return "all";
+  return (info.ranks || []).some((r) => String(r.rank) === chosen) ? Number(chosen) : undefined;
+}
+
 const TAB_VIEWS = {
-  charts(body, { project, metrics, runInfo }) {
+  charts(body, { project, runId, info, metrics, runInfo, rank }) {
     const scalars = metrics.filter((m) => m.type === "scalar").map((m) => m.key);
-    const grid = new ChartGrid(body, { project, runs: [runInfo], keys: scalars, customX: scalars });
+    const runs =
+      rank === "all"
+        ? info.ranks.map((r) => ({ ...runInfo, id: `${runId}#${r.rank}`, runId, rank: r.rank, label: `rank ${r.rank}`, color: colorFor(`${runId}#${r.rank}`) }))
+        : [rank === undefined ? runInfo : { ...runInfo, rank }];
+    const grid = new ChartGrid(body, { project, runs, keys: scalars, customX: scalars });
     return () => grid.destroy();
   },
   async media(body, { project, runId, metrics }) {
@@ -84,11 +114,11 @@ const TAB_VIEWS = {
     );
     body.append(h("div", { class: "panels" }, panels));
   },
-  async system(body, { project, runId }) {
-    body.append(await systemPanel(project, runId));
+  async system(body, { project, runId, rank }) {
+    body.append(await systemPanel(project, runId, typeof rank === "number" ? rank : undefined));
   },
-  console(body, { project, runId, info }) {
-    const panel = consolePanel(project, runId, info.status === "running");
+  console(body, { project, runId, info, rank }) {
+    const panel = consolePanel(project, runId, info.status === "running", typeof rank === "number" ? rank : undefined);
     body.append(panel.el);
     return panel.stop;
   },
