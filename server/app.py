@@ -26,6 +26,7 @@ from waddle.server.routes import (
     artifacts,
     dashboard,
     files,
+    history,
     ingest,
     live,
     projects,
@@ -108,7 +109,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.waddle = context
     errors.install(app)
     # The dashboard last: its deep-link route answers any path the others do not.
-    for module in (projects, runs, scalars, records, artifacts, files, live, ingest, dashboard):
+    for module in (
+        projects,
+        runs,
+        scalars,
+        history,
+        records,
+        artifacts,
+        files,
+        live,
+        ingest,
+        dashboard,
+    ):
         app.include_router(module.router)
     app.add_middleware(Access, tokens=context.tokens)
     return app

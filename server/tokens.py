@@ -42,6 +42,11 @@ class Tokens:
         """The token a relay sends: the first full one."""
         return self.full[0] if self.full else None
 
+    def first(self) -> str | None:
+        """The token a reader sends (``waddle.Api()``): the first full one, else the first
+        read-only one."""
+        return (self.full or self.read or (None,))[0]
+
     def kind(self, presented: bytes | str) -> str | None:
         """FULL or READ for a token of this set, else None; every token is compared."""
         given = presented.encode() if isinstance(presented, str) else presented

@@ -1,4 +1,5 @@
-"""The relay's connection to the central server: the three requests of docs/api.md, "Relaying".
+"""A connection to a waddle server: the relay's three requests of docs/api.md, "Relaying", and
+the reads of ``waddle.Api()`` (:meth:`Uplink.get`, :meth:`Uplink.download`).
 
 An :class:`Uplink` speaks HTTP/1.1 over one kept-alive connection (Python's ``http.client``:
 no dependency beyond the standard library), with the token as a bearer header. It promises:
@@ -16,11 +17,12 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import socket
 import ssl
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote, urlsplit
+from typing import Any, BinaryIO
+from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 from waddle.server import ingest_body
@@ -88,14 +90,31 @@ class Uplink:
             )
         return bool(answer.get("stored")) if isinstance(answer, dict) else False
 
+    # --- reading ---
+
+    def get(self, path: str, params: Any = None, raw: bool = False) -> Any:
+        """GET ``path`` with the query ``params`` (a mapping, or pairs to repeat a name): the
+        JSON answer, or its bytes with ``raw``."""
+        query = f"?{urlencode(params, doseq=True)}" if params else ""
+        return self._request("GET", path + query, None, {}, raw=raw)
+
+    def download(self, path: str, sink: BinaryIO) -> None:
+        """GET ``path`` into the file ``sink``, piece by piece (never whole in memory)."""
+        self._request("GET", path, None, {}, sink=sink)
+
     # --- HTTP ---
 
     def _exchange(
-        self, method: str, path: str, body: Any, headers: dict[str, str]
+        self, method: str, path: str, body: Any, headers: dict[str, str], sink: BinaryIO | None
     ) -> tuple[http.client.HTTPResponse, bytes]:
         connection = self._connect()
         connection.request(method, self._base + path, body=body, headers=headers)
         response = connection.getresponse()
+        if sink is not None and response.status < 300:
+            sink.seek(0)
+            sink.truncate()
+            shutil.copyfileobj(response, sink, 1 << 20)
+            return response, b""
         return response, response.read()
 
     def _connect(self) -> http.client.HTTPConnection:
@@ -115,20 +134,28 @@ class Uplink:
             self._connection.close()
             self._connection = None
 
-    def _request(self, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        headers: dict[str, str],
+        raw: bool = False,
+        sink: BinaryIO | None = None,
+    ) -> Any:
         headers = {**headers, "Accept": "application/json"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         try:
             try:
-                response, data = self._exchange(method, path, body, headers)
+                response, data = self._exchange(method, path, body, headers, sink)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 # A kept-alive connection the server closed meanwhile: once more on a new one
                 # (every request here may be repeated: the central server ignores repeats).
                 self.close()
                 if hasattr(body, "seek"):
                     body.seek(0)
-                response, data = self._exchange(method, path, body, headers)
+                response, data = self._exchange(method, path, body, headers, sink)
         except ssl.SSLCertVerificationError as error:
             self.close()
             raise UplinkError(
@@ -144,6 +171,8 @@ class Uplink:
         if response.will_close:
             self.close()
         status = response.status
+        if status < 300 and (raw or sink is not None):
+            return data
         if status < 300:
             try:
                 return orjson.loads(data) if data else {}

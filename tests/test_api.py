@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import pytest
 
@@ -99,3 +100,26 @@ def test_files_saved_with_the_run_can_be_downloaded(tmp_path):
     assert [file.name for file in read.files()] == ["model.pt"]
     target = read.file("model.pt").download(root=str(tmp_path / "out"))
     assert target.read_bytes() == b"weights"
+
+
+def test_history_keeps_a_columnar_copy_while_the_segments_stay_the_same(tmp_path):
+    pytest.importorskip("duckdb")
+    with waddle.init(project="p", dir=tmp_path, settings=QUIET, id="r1") as run:
+        for step in range(5):
+            run.log({"loss": float(step), "acc": math.inf if step == 2 else step / 10})
+    api = waddle.Api(overrides={"dir": str(tmp_path)})
+    assert api.run("p/r1").history(keys=["loss"], pandas=False)[-1]["loss"] == 4.0
+    cache = tmp_path / ".waddle" / "history" / "p" / "r1"
+    assert len(list(cache.glob("*.parquet"))) == 1
+    with waddle.init(project="p", dir=tmp_path, settings=QUIET, id="r1", resume="allow") as run:
+        run.log({"loss": math.nan, "acc": 1.0})  # the segment grows: its copy is stale
+    rows = api.run("p/r1").history(keys=["acc", "loss"], pandas=False)
+    assert [row["_step"] for row in rows] == [0, 1, 2, 3, 4, 5]
+    assert rows[2]["acc"] == math.inf and math.isnan(rows[5]["loss"]) and rows[5]["acc"] == 1.0
+    segments = len(list((tmp_path / "p" / "r1").glob("*.jsonl")))
+    assert len(list(cache.glob("*.parquet"))) == 2 * segments  # one per segment and key
+    shutil.rmtree(tmp_path / ".waddle")
+    (tmp_path / ".waddle").write_text("")  # a cache that cannot be written: only slower
+    with waddle.init(project="p", dir=tmp_path, settings=QUIET, id="r1", resume="allow") as run:
+        run.log({"loss": 9.0})
+    assert api.run("p/r1").history(keys=["loss"], pandas=False)[-1]["loss"] == 9.0

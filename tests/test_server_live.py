@@ -202,9 +202,14 @@ def test_memory_comes_back_after_a_thousand_subscribers_leave(tmp_path, new_run)
 
     with serving(tmp_path) as s:
         wait_until(s.caught_up)
-        before = clients(100)  # threads and caches a server has after its first clients
-        after = clients(1000)
-    assert after - before < 50, f"RSS {before:.0f} MB before, {after:.0f} MB after"
+        clients(100)  # threads and caches a server has after its first clients
+        # The allocator keeps the high-water mark of a thousand connections at once; what a
+        # second thousand adds on top of it is what they left behind.
+        first = clients(1000)
+        second = clients(1000)
+    assert second - first < 25, (
+        f"RSS {first:.0f} MB after 1,000 clients, {second:.0f} MB after 2,000"
+    )
 
 
 def test_a_client_that_does_not_read_gets_resync_instead_of_a_growing_queue(

@@ -141,6 +141,10 @@ class Artifact:
         self._entries: dict[str, ArtifactManifestEntry] = {}
         self._tmp: tempfile.TemporaryDirectory | None = None  # new_file()'s files
         self._project_dir: Path | None = None
+        # Read back through a server (waddle/apis/remote.py): what copies a stored file to a
+        # path, and the Api that read it; None: the local store, and an Api of its folder.
+        self._fetch: Callable[[ArtifactManifestEntry, Path], None] | None = None
+        self._reader: Any = None
         self._stored: Version | None = None  # the version, once known on this side
         self._logging: Any = None  # the run that stores it, while it does
         self._outcome: tuple | None = None  # set by the copier: ("stored", …) or ("failed", why)
@@ -479,7 +483,10 @@ class Artifact:
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            shutil.copyfile(artifact_store.object_path(self._project_dir, entry.sha256), temp)
+            if self._fetch is not None:
+                self._fetch(entry, temp)
+            else:
+                shutil.copyfile(artifact_store.object_path(self._project_dir, entry.sha256), temp)
             os.replace(temp, target)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -487,6 +494,8 @@ class Artifact:
         return target
 
     def _api(self) -> Any:
+        if self._reader is not None:
+            return self._reader
         from waddle.apis.public import Api
 
         return Api(overrides={"dir": str(self._project_dir.parent)})
@@ -498,11 +507,28 @@ class Artifact:
 def load(project_dir: Path, version: Version) -> Artifact:
     """The stored ``version`` of ``project_dir``'s store as an Artifact."""
     manifest = artifact_store.read_manifest(project_dir, version.name, version.number)
+    return settled(project_dir, version, manifest)
+
+
+def settled(
+    project_dir: Path,
+    version: Version,
+    manifest: dict[str, Any],
+    fetch: Callable[[ArtifactManifestEntry, Path], None] | None = None,
+    reader: Any = None,
+) -> Artifact:
+    """``version`` with its ``manifest`` as an Artifact; read through a server, ``fetch``
+    copies a stored file to a path and ``reader`` is the Api that read it (the project's name
+    is then ``project_dir``'s, and its files are not local)."""
     artifact = Artifact(version.name, version.type, manifest.get("description"))
     metadata = manifest.get("metadata")
     artifact.metadata = metadata if isinstance(metadata, dict) else {}
     artifact.tags = list(manifest.get("tags") or [])
     artifact._settle(project_dir, version, manifest.get("entries") or {})
+    if fetch is not None:
+        artifact._fetch, artifact._reader = fetch, reader
+        for entry in artifact._entries.values():
+            entry._source = None  # no local path
     return artifact
 
 

@@ -186,7 +186,8 @@ SETTINGS: dict[str, Setting] = {
         "WADDLE_SERVER",
         None,
         parse_url,
-        "URL of the central server runs are relayed to (mode online, waddle relay and sync)",
+        "URL of the central server runs are relayed to (mode online, waddle relay and sync),"
+        " and that waddle.Api() reads",
     ),
     "token": Setting(
         "WADDLE_TOKEN",

@@ -1,22 +1,22 @@
-"""``waddle.Api()``: W&B's public API, reading runs straight from a local log folder.
+"""``waddle.Api()``: W&B's public API, reading runs from a local log folder or a waddle server.
 
-    api = waddle.Api()                       # the folder of $WADDLE_DIR, default ./logs
+    api = waddle.Api()                       # the folder of $WADDLE_DIR (default ./logs), or
+                                             # the server of $WADDLE_SERVER when it is set
+    api = waddle.Api(overrides={"base_url": "http://127.0.0.1:8080"}, api_key=token)
     for run in api.runs("mnist", filters={"config.lr": {"$lt": 0.01}}, order="-summary_metrics.acc"):
         print(run.name, run.state, run.summary["acc"])
     frame = api.run("mnist/20261128-094418-136-ri3fsw").history(keys=["loss"])
 
-No server is needed: runs are found as ``waddle ls`` finds them, and a run's config, summary
-and history are read from its events (:mod:`waddle.history`), once per ``Run`` object. The
-summary follows the client's rules (waddle/summary.py: last value, or what ``define_metric``
-asked for, then explicit values). Paths are ``project/run_id``; W&B's ``entity/project/run_id``
-is accepted and its entity ignored. Artifacts (``api.artifact("project/name:alias")``, a run's
-``logged_artifacts()`` and ``used_artifacts()``) are read from the project's artifact store
-(waddle/artifact_store.py).
+One :class:`Run` with W&B's surface reads from one of two sources behind the same small
+interface: :mod:`waddle.apis.folder` (the log files, no server needed) and
+:mod:`waddle.apis.remote` (the server's HTTP API, docs/api.md); both give the same answers
+for the same run. Filters, orders and sampling are applied here, the same way for both. Paths
+are ``project/run_id``; W&B's ``entity/project/run_id`` is accepted and its entity ignored. A
+run relayed to a central server is ``project/<origin>.<run id>`` there, as the server names it.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import operator
 import re
@@ -24,16 +24,20 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from waddle import artifact_store, history, names, segment
-from waddle.artifact import Artifact, load
-from waddle.catalog import list_runs
-from waddle.ranks import inspect_ranks
-from waddle.run_folder import RunRecord, inspect_run
-from waddle.settings import resolve_one
-from waddle.summary import Logged
+from waddle import artifact_store, history, names
+from waddle.apis.folder import Folder
+from waddle.artifact import Artifact
+from waddle.settings import SETTINGS, parsed, resolve_one
+
+ROW_KEYS = ("_step", "_timestamp", "_runtime")  # what every history row holds besides its keys
 
 
 class Api:
+    """W&B's ``wandb.Api``. ``overrides``: ``base_url`` (a waddle server; default
+    ``WADDLE_SERVER``), else ``dir`` (a log folder; default ``WADDLE_DIR``), and ``project``
+    (the default project). ``api_key``: the server's token (default ``WADDLE_TOKEN``, then
+    ``WADDLE_TOKEN_FILE``). ``timeout``: seconds a request to a server may take."""
+
     def __init__(
         self,
         overrides: dict[str, Any] | None = None,
@@ -41,9 +45,31 @@ class Api:
         api_key: str | None = None,
     ) -> None:
         overrides = overrides or {}
-        self.dir = Path(resolve_one("dir", overrides.get("dir") or overrides.get("base_url_dir")))
         self.default_project = overrides.get("project")
-        self._timeout = resolve_one("heartbeat_timeout")
+        base_url = overrides.get("base_url")
+        if base_url is None and not overrides.get("dir"):
+            base_url = resolve_one("server")
+        self.dir: Path | None = None
+        if base_url:
+            from waddle.apis.remote import Server
+            from waddle.server import tokens, uplink
+
+            url = parsed(SETTINGS["server"], base_url, f"Api base_url={base_url!r}")
+            token = (
+                api_key
+                or tokens.gather(resolve_one("token") or (), (), resolve_one("token_file")).first()
+            )
+            self._source: Any = Server(url, token, timeout or uplink.TIMEOUT, self)
+        else:
+            self.dir = Path(resolve_one("dir", overrides.get("dir")))
+            self._source = Folder(self.dir, resolve_one("heartbeat_timeout"))
+
+    def __repr__(self) -> str:
+        return f"<Api {self._source.where()}>"
+
+    def projects(self, entity: str | None = None, per_page: int = 200) -> list[Project]:
+        """Every project that has runs."""
+        return [Project(name) for name in self._source.projects()]
 
     def runs(
         self,
@@ -56,10 +82,7 @@ class Api:
     ) -> Runs:
         """The runs of a project (``path``: ``project`` or ``entity/project``), those matching
         ``filters`` (W&B's MongoDB-like filters), sorted by ``order``."""
-        project = self._project(path)
-        found = [
-            Run(self, record) for record in list_runs(self.dir, self._timeout, project=project)
-        ]
+        found = [Run(self, source) for source in self._source.runs(self._project(path))]
         if filters:
             found = [run for run in found if _matches(run, filters)]
         return Runs(_sorted(found, order))
@@ -74,11 +97,7 @@ class Api:
         project, run_id = parts[-2], parts[-1]
         names.check("project", project)
         names.check("run id", run_id)
-        record = inspect_run(self.dir / project / run_id, self._timeout)
-        if record is None:
-            raise ValueError(f"no run {run_id!r} in project {project!r} of {self.dir}")
-        inspect_ranks(record, self._timeout)
-        return Run(self, record)
+        return Run(self, self._source.run(project, run_id))
 
     def artifact(self, name: str, type: str | None = None) -> Artifact:
         """A version of an artifact: ``project/name:alias`` (or ``entity/project/name:vN``;
@@ -88,10 +107,9 @@ class Api:
         if project is None:
             raise ValueError(f"Api.artifact({name!r}): give project/name:alias")
         try:
-            version = artifact_store.resolve(self.dir / project, artifact_name, ref)
-        except LookupError as error:
+            found = self._source.artifact(project, artifact_name, ref)
+        except ValueError as error:
             raise ValueError(f"Api.artifact({name!r}): {error}") from None
-        found = load(self.dir / project, version)
         if type is not None and found.type != type:
             raise ValueError(f"Api.artifact({name!r}) is of type {found.type!r}, not {type!r}")
         return found
@@ -109,16 +127,28 @@ class Api:
         project = project or self.default_project
         if project is None:
             raise ValueError(f"Api.artifacts(..., {name!r}): give project/name")
-        return [
-            load(self.dir / project, version)
-            for version in artifact_store.versions(self.dir / project, artifact_name)
-            if version.type == type_name
-        ]
+        try:
+            found = self._source.artifacts(project, artifact_name)
+        except ValueError:
+            return []  # no such artifact: no versions
+        return [artifact for artifact in found if artifact.type == type_name]
 
     def _project(self, path: str | None) -> str | None:
         if not path:
             return self.default_project
         return names.check("project", path.split("/")[-1])
+
+
+class Project:
+    """A project (W&B's ``Project``): its ``name``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.entity = "local"
+        self.path = [self.entity, name]
+
+    def __repr__(self) -> str:
+        return f"<Project {self.name}>"
 
 
 class Runs(Sequence):
@@ -138,48 +168,58 @@ class Runs(Sequence):
 
 
 class Run:
-    """One run read back: identity, state, config, summary, history, files.
+    """One run read back: identity, state, config, summary, history, files, artifacts.
 
     A run of several ranks (waddle/ranks.py) reads as one: its state is the run's (crashed
     when a rank died), its config and summary rank 0's; ``ranks`` lists its ranks, and
     ``history()``, ``scan_history()`` take ``rank=`` (default 0) for another rank's stream.
     """
 
-    def __init__(self, api: Api, record: RunRecord) -> None:
-        self._api = api
-        self._record = record
-        self._events: dict[str, Any] | None = None
-        start = record.start or {}
-        self.id = record.run_id
-        self.project = record.project
+    def __init__(self, api: Api, source: Any) -> None:
+        self._api, self._source = api, source
+        fields = source.fields
+        self.id = fields["id"]
+        self.project = fields["project"]
         self.entity = "local"
         self.path = [self.entity, self.project, self.id]
-        self.name = self.display_name = record.name
-        self.tags = list(start.get("tags") or [])
-        self.notes = start.get("notes")
-        self.group = start.get("group")
-        self.job_type = start.get("job_type")
-        self.state = record.status
-        self.created_at = record.started
+        self.name = self.display_name = fields["name"]
+        self.tags = fields["tags"]
+        self.notes = fields["notes"]
+        self.group = fields["group"]
+        self.job_type = fields["job_type"]
+        self.state = fields["state"]
+        self.created_at = fields["created_at"]
+        self.origin = fields.get("origin")  # the machine a relayed run came from, on a server
         self.url = None
-        self.lastHistoryStep = record.last_step if record.last_step is not None else -1
-        self.dir = record.path
-        self.ranks = [0, *sorted(record.ranks)]
+        last_step = fields["last_step"]
+        self.lastHistoryStep = last_step if last_step is not None else -1
+        self.dir = fields["dir"]  # the run folder, when read from one
+        self._details: dict[str, Any] | None = None
+
+    def _detail(self, name: str) -> Any:
+        if self._details is None:
+            self._details = self._source.details()
+        return self._details[name]
 
     @property
     def config(self) -> dict[str, Any]:
-        return self._read()["config"]
+        return self._detail("config")
 
     @property
     def summary(self) -> dict[str, Any]:
-        return self._read()["summary"]
+        return self._detail("summary")
 
     summary_metrics = summary
 
     @property
+    def ranks(self) -> list[int]:
+        """The ranks whose streams the run holds (``[0]`` for a run of one process)."""
+        return self._source.ranks()
+
+    @property
     def metadata(self) -> dict[str, Any]:
         """The run's context: host, command line, git, GPUs (docs/format.md)."""
-        return (self._record.start or {}).get("context", {})
+        return self._detail("metadata")
 
     def history(
         self,
@@ -191,21 +231,20 @@ class Run:
         rank: int = 0,
     ) -> Any:
         """At most ``samples`` rows, evenly spread over the run (first and last kept); with
-        ``keys``, only steps that have every one of them. ``stream="system"``: the system
-        metrics over time. ``rank``: that rank's stream. A DataFrame with ``pandas=True``
-        (needs pandas), else dicts."""
-        path, started = self._stream(rank)
+        ``keys``, only steps that have every one of them (and ``x_axis``, when it is a key).
+        ``stream="system"``: the system metrics over time. ``rank``: that rank's stream. A
+        DataFrame with ``pandas=True`` (needs pandas), else dicts."""
+        self._check_rank(rank)
+        if keys and x_axis not in (*ROW_KEYS, *keys):
+            keys = [*keys, x_axis]
         if stream != "system" and keys:
-            columns = history.scalar_columns(path, keys, started)
+            columns = self._source.scalar_columns(keys, rank)
             if columns is not None:  # numbers only: straight from columns, no row objects
                 every = columns[history.HAS + keys[0]].copy()
                 for key in keys[1:]:
                     every &= columns[history.HAS + key]
                 chosen = _spread(every.nonzero()[0], samples)
-                shown = {
-                    name: columns[name][chosen]
-                    for name in ("_step", "_timestamp", "_runtime", *keys)
-                }
+                shown = {name: columns[name][chosen] for name in (*ROW_KEYS, *keys)}
                 if pandas:
                     import pandas as pd
 
@@ -215,7 +254,7 @@ class Run:
                     for values in zip(*(c.tolist() for c in shown.values()), strict=True)
                 ]
         rows = (
-            list(self._system_rows(rank))
+            list(self._source.system_rows(rank))
             if stream == "system"
             else list(self.scan_history(keys=keys, rank=rank))
         )
@@ -235,21 +274,32 @@ class Run:
         use_cache: bool = True,
         rank: int = 0,
     ) -> Iterator[dict[str, Any]]:
-        """Every row (all steps, no sampling), with ``keys`` only steps that have them all;
-        ``rank``: of that rank's stream (an unknown rank is refused at once)."""
-        return _scan(*self._stream(rank), keys, min_step, max_step)
+        """Every row of a step in [min_step, max_step) (no sampling), streamed (read
+        ``page_size`` steps at a time from a server); with ``keys`` only steps that have
+        them all, and only those keys; ``rank``: of that rank's stream (an unknown rank is
+        refused at once)."""
+        self._check_rank(rank)
+        rows = self._source.rows(keys, min_step, max_step, page_size, rank)
+        if keys is None:
+            return rows
+        return ({name: row[name] for name in (*ROW_KEYS, *keys)} for row in rows)
+
+    def _check_rank(self, rank: int) -> None:
+        if rank != 0 and rank not in self.ranks:
+            raise ValueError(f"run {self.id} has no rank {rank!r}; its ranks: {self.ranks}")
 
     def files(
         self, names: list[str] | None = None, pattern: str | None = None, per_page: int = 50
     ) -> list[File]:
-        """Files saved with ``run.save()``: name, size, and a local path."""
-        found = [
-            File(self._record.path, event)
-            for event in self._read()["files"]
-            if (names is None or event["name"] in names)
-            and (pattern is None or fnmatch.fnmatchcase(event["name"], pattern))
+        """Files saved with ``run.save()``: name, size, and ``download()``."""
+        import fnmatch
+
+        return [
+            File(record, copy, self.dir)
+            for record, copy in self._source.files()
+            if (names is None or record["name"] in names)
+            and (pattern is None or fnmatch.fnmatchcase(record["name"], pattern))
         ]
-        return found
 
     def file(self, name: str) -> File:
         found = self.files(names=[name])
@@ -259,119 +309,38 @@ class Run:
 
     def logged_artifacts(self, per_page: int = 100) -> list[Artifact]:
         """The artifact versions this run logged (made, or logged again), in order."""
-        return self._artifacts("log")
+        return self._source.artifacts("log")
 
     def used_artifacts(self, per_page: int = 100) -> list[Artifact]:
         """The artifact versions this run used, in order."""
-        return self._artifacts("use")
-
-    def _artifacts(self, action: str) -> list[Artifact]:
-        found: dict[tuple[str, str, int], Artifact] = {}
-        for event in self._read()["artifacts"]:
-            key = (event.get("project"), event.get("name"), event.get("version"))
-            if event.get("action") != action or key in found:
-                continue
-            try:
-                project_dir = self._api.dir / names.check("project", key[0])
-                version = artifact_store.resolve(project_dir, key[1], f"v{key[2]}")
-            except (LookupError, ValueError):
-                continue  # no longer in the store
-            found[key] = load(project_dir, version)
-        return list(found.values())
-
-    def _stream(self, rank: int) -> tuple[Path, float | None]:
-        """The folder and start time of ``rank``'s stream."""
-        if rank == 0:
-            return self._record.path, self._record.started
-        stream = self._record.ranks.get(rank)
-        if stream is None:
-            raise ValueError(f"run {self.id} has no rank {rank!r}; its ranks: {self.ranks}")
-        return stream.path, stream.started
-
-    def _system_rows(self, rank: int = 0) -> Iterator[dict[str, Any]]:
-        path, started = self._stream(rank)
-        for event in segment.read_events(path):
-            if event["type"] == "system":
-                yield {
-                    "_timestamp": event["t"],
-                    "_runtime": event["t"] - (started or 0),
-                    **event["data"],
-                }
-
-    def _read(self) -> dict[str, Any]:
-        """Config, summary, files and artifact events from one pass over the events (cached)."""
-        if self._events is None:
-            config: dict[str, Any] = {}
-            explicit: dict[str, Any] = {}
-            files: list[dict[str, Any]] = []
-            artifacts: list[dict[str, Any]] = []
-            logged = Logged()
-            for event in segment.read_events(self._record.path):
-                kind = event["type"]
-                if kind == "log":
-                    logged.update(event["data"])
-                elif kind == "run_start":
-                    config.update(event.get("config") or {})
-                elif kind == "config":
-                    config.update(event.get("data") or {})
-                elif kind == "summary":
-                    explicit.update(event.get("data") or {})
-                elif kind == "define_metric":
-                    logged.define(event["name"], event.get("summary"))
-                elif kind == "file":
-                    files.append(event)
-                elif kind == "artifact":
-                    artifacts.append(event)
-            summary = {key: logged[key] for key in logged}
-            summary.update(explicit)
-            self._events = {
-                "config": config,
-                "summary": summary,
-                "files": files,
-                "artifacts": artifacts,
-            }
-        return self._events
+        return self._source.artifacts("use")
 
     def __repr__(self) -> str:
         return f"<Run {self.project}/{self.id} ({self.state})>"
 
 
 class File:
-    """A saved file: its name, size, and where it lies in the run folder."""
+    """A saved file: its name, size and sha256, and where it lies when read from a folder."""
 
-    def __init__(self, run_dir: Path, event: dict[str, Any]) -> None:
-        self.name = event["name"]
-        self.size = event.get("bytes")
-        self.sha256 = event.get("sha256")
-        self.path = run_dir / event["path"]
+    def __init__(self, record: dict[str, Any], copy: Any, run_dir: Path | None) -> None:
+        self.name = record["name"]
+        self.size = record.get("bytes")
+        self.sha256 = record.get("sha256")
+        self.path = None if run_dir is None else run_dir / record["path"]
+        self._copy = copy
 
     def download(self, root: str = ".", replace: bool = False, exist_ok: bool = False) -> Path:
         """Copy the file to ``root/<name>``; the path written."""
-        import shutil
-
         target = Path(root) / self.name
         if target.exists() and not (replace or exist_ok):
             raise ValueError(f"{target} exists; pass replace=True to overwrite it")
         if not target.exists() or replace:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.path, target)
+            self._copy(target)
         return target
 
     def __repr__(self) -> str:
         return f"<File {self.name} ({self.size} bytes)>"
-
-
-def _scan(
-    path: Path, started: float | None, keys: list[str] | None, min_step: int, max_step: int | None
-) -> Iterator[dict[str, Any]]:
-    """:meth:`Run.scan_history` of the stream in ``path``."""
-    for row in history.scan(path, started):
-        if row["_step"] < min_step or (max_step is not None and row["_step"] >= max_step):
-            continue
-        if keys is None:
-            yield row
-        elif all(key in row for key in keys):
-            yield {name: row[name] for name in ("_step", "_timestamp", "_runtime", *keys)}
 
 
 def _spread(rows: Any, samples: int) -> Any:
