@@ -23,6 +23,7 @@ Each figure is the median of 3 fresh pages.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime
 import gzip
@@ -228,15 +229,19 @@ def process(args: list[str], env: dict | None = None) -> Iterator[subprocess.Pop
 
 
 @contextlib.contextmanager
-def serve_waddle(root: Path, sizes: dict) -> Iterator[str]:
+def serve_waddle(
+    root: Path, sizes: dict, python: str = sys.executable, name: str = "waddle"
+) -> Iterator[str]:
+    """`waddle serve` of the install `python` belongs to (another one with --baseline)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # A fresh index each time: every run measures the same catch-up and sees no stale run.
-    db = root.parent / "waddle-index.duckdb"
+    db = root.parent / f"{name}-index.duckdb"
     for stale in (db, Path(f"{db}.wal")):
         stale.unlink(missing_ok=True)
     args = [
-        sys.executable,
+        python,
+        "-P",  # not the current folder first: in a clone, its waddle/ would shadow a baseline's
         "-m",
         "waddle.cli",
         "serve",
@@ -376,133 +381,261 @@ def bypass(browser, viewport=VIEWPORT):
 # ---------------------------------------------------------------- waddle's own figures
 
 
-def waddle_figures(browser, url: str, sizes: dict) -> dict:
+# Every figure of one fresh-page round, by name; `--figures` picks some.
+FIGURES = ("first", "views", "hover", "table", "heap", "bundle", "live")
+
+
+def waddle_figures(
+    browser,
+    urls: dict[str, str],
+    sizes: dict,
+    figures=FIGURES,
+    pythons: dict | None = None,
+    tries: int = TRIES,
+) -> dict:
+    """Each install's figures (``urls``: label -> its server), medians of `tries` rounds; the
+    installs take turns round by round, so a noisy moment of the machine falls on both."""
+    samples: dict = {label: [] for label in urls}
+    for round_number in range(tries):
+        order = list(urls) if round_number % 2 == 0 else list(reversed(urls))
+        for label in order:
+            samples[label].append(one_round(browser, urls[label], sizes, figures))
+    out = {}
+    for label, rounds in samples.items():
+        out[label] = {name: median_dict([r[name] for r in rounds]) for name in rounds[0]}
+        if "bundle" in figures:
+            out[label]["bundle"] = bundle_kb((pythons or {}).get(label, sys.executable))
+        if "live" in figures:
+            out[label]["live"] = live_latency(browser, urls[label], sizes["live_s"])
+    return out
+
+
+def median_dict(values: list):
+    """The median of numbers, or of each key of dicts of numbers."""
+    if isinstance(values[0], dict):
+        return {k: median_dict([v[k] for v in values]) for k in values[0]}
+    return statistics.median(values)
+
+
+def one_round(browser, url: str, sizes: dict, figures) -> dict:
+    """Each chosen figure once, each on a fresh page."""
     out: dict = {}
     d1 = get_json(f"{url}/api/projects/d1/runs")["runs"][0]["id"]
     d2 = [r["id"] for r in get_json(f"{url}/api/projects/d2/runs?limit=100")["runs"]]
     run_url = f"{url}/p/d1/r/{d1}"
     compare_url = f"{url}/p/d2/compare?runs={','.join(d2)}"
     sel = CHARTS["waddle"]
-    out["first_chart"], out["heap_view"] = median_of(
-        browser, lambda page: time_until_drawn(page, run_url, sel, "first")
-    )
-    out["d1_view"], _ = median_of(browser, lambda page: time_until_drawn(page, run_url, sel, "all"))
-    out["compare"], out["heap_compare"] = median_of(
-        browser, lambda page: time_until_drawn(page, compare_url, sel, "all")
-    )
-
-    # In the page's own clock: the first chart, and all 50 charts with a viewport tall enough
-    # to hold them (every chart on screen, so every chart drawn).
-    keys = sizes["d1"][0]
     charts_ready = "[...document.querySelectorAll('.chart')].filter(c => c.chart?.plot && c.chart.series[0]?.xs.length).length"
-    firsts, alls, heaps = [], [], []
-    for _ in range(TRIES):
+    if "first" in figures:
+        context = browser.new_context(viewport=VIEWPORT)
+        out["first_chart"] = time_until_drawn(context.new_page(), run_url, sel, "first")
+        context.close()
+        context = browser.new_context(viewport=VIEWPORT)
+        out["first_chart_cast"] = first_drawn_frame(context.new_page(), run_url, sel)
+        context.close()
         context = bypass(browser)
         page = context.new_page()
         page.goto(run_url, wait_until="commit")
-        firsts.append(in_page_ms(page, f"{charts_ready} >= 1"))
+        out["first_chart_in_page"] = in_page_ms(page, f"{charts_ready} >= 1")
         context.close()
+    if "views" in figures:
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        out["d1_view"] = time_until_drawn(page, run_url, sel, "all")
+        out["heap_view"] = heap_mb(page)
+        context.close()
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        out["compare"] = time_until_drawn(page, compare_url, sel, "all")
+        out["heap_compare"] = heap_mb(page)
+        context.close()
+    if "heap" in figures:
+        # All 50 charts, with a viewport tall enough to hold them (every chart on screen).
+        keys = sizes["d1"][0]
         context = bypass(browser, {"width": 1280, "height": 270 * keys // 2 + 400})
         page = context.new_page()
         page.goto(run_url, wait_until="commit")
-        alls.append(in_page_ms(page, f"{charts_ready} >= {keys}"))
+        out["d1_all"] = in_page_ms(page, f"{charts_ready} >= {keys}")
         page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-        heaps.append(heap_mb(page))
+        out["heap_all"] = heap_mb(page)
         context.close()
-    out["first_chart_in_page"] = statistics.median(firsts)
-    out["d1_all"] = statistics.median(alls)
-    out["heap_all"] = max(heaps)
-    out["hover"] = hover_frames(browser, compare_url)
-    out["table"], out["scroll"] = table_figures(browser, url)
-    out["bundle"] = bundle_kb()
-    out["live"] = live_latency(browser, url, sizes["live_s"])
+    if "hover" in figures:
+        out["hover"] = hover_frames(browser, compare_url)
+    if "table" in figures:
+        out["table"], out["scroll"] = table_figures(browser, url)
     return out
+
+
+def first_drawn_frame(page, url: str, selector: str, timeout: float = 60) -> float:
+    """ms from navigation to the first frame the page's compositor made that shows a chart
+    drawn (the rule of drawn_charts), from a screencast: each frame carries the time it was
+    made, so no screenshot's encoding and transfer is counted. The browser sends the next
+    frame only once the last is acknowledged, so this waits without other work meanwhile."""
+    session = page.context.new_cdp_session(page)
+    frames: list = []
+
+    def on_frame(frame):
+        session.send("Page.screencastFrameAck", {"sessionId": frame["sessionId"]})
+        frames.append((frame["metadata"]["timestamp"], frame["data"]))
+
+    session.on("Page.screencastFrame", on_frame)
+    session.send("Page.startScreencast", {"format": "jpeg", "quality": 90})
+    page.goto(url, wait_until="commit")
+    started = looked = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        page.wait_for_timeout(20)  # frames are acknowledged while Playwright waits
+        if frames and time.perf_counter() - looked > 0.5:
+            looked = time.perf_counter()
+            if frame_shows_a_chart(frames[-1][1], page.evaluate(BOXES, selector)):
+                break
+    session.send("Page.stopScreencast")
+    boxes = page.evaluate(BOXES, selector)
+    origin = page.evaluate("performance.timeOrigin") / 1000
+    for stamp, data in sorted(frames):
+        if frame_shows_a_chart(data, boxes):
+            return (stamp - origin) * 1000
+    raise TimeoutError(f"{url}: no screencast frame showed a chart drawn")
+
+
+def frame_shows_a_chart(data: str, boxes: list) -> bool:
+    from PIL import Image
+
+    shot = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+    coloured = (shot.astype(np.int16).max(axis=2) - shot.min(axis=2)) >= 30
+    for x, y, w, h in boxes:
+        x0, y0 = max(0, int(x)), max(0, int(y))
+        if coloured[y0 : int(y + h), x0 : int(x + w)].sum() >= 150:
+            return True
+    return False
+
+
+# Trace categories for CPU per frame: each thread's top-level tasks carry their CPU time.
+TRACE_CATEGORIES = ["toplevel", "disabled-by-default-devtools.timeline"]
+THREADS = {"CrRendererMain": "main", "Compositor": "compositor", "VizCompositorThread": "viz"}
+
+
+def cpu_per_frame(browser, page, script: str) -> dict:
+    """Run `script` (which resolves to {frames: [intervals]}) under a trace: CPU ms per
+    frame of the page's main thread, its compositor thread and the display compositor. Unlike
+    frame intervals, these barely move with what else the machine runs."""
+    path = DATA / "trace.json"
+    browser.start_tracing(page=page, path=str(path), categories=TRACE_CATEGORIES)
+    frames = page.evaluate(script)["frames"]
+    browser.stop_tracing()
+    events = json.loads(path.read_text())["traceEvents"]
+    path.unlink()
+    names = {
+        (e["pid"], e["tid"]): e["args"]["name"]
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name"
+    }
+    spans: dict = {name: [] for name in THREADS.values()}
+    for e in events:
+        thread = THREADS.get(names.get((e.get("pid"), e.get("tid"))))
+        if thread and e.get("ph") == "X" and "tdur" in e:
+            spans[thread].append((e["ts"], e["dur"], e["tdur"]))
+    out = {}
+    for thread, items in spans.items():
+        total, end = 0.0, -1.0
+        for ts, dur, tdur in sorted(items, key=lambda i: (i[0], -i[1])):
+            if ts >= end:  # a top-level task; those inside it are part of its CPU time
+                total, end = total + tdur / 1000, ts + dur
+        out[thread] = total / len(frames)
+    return out
+
+
+HOVER_SCRIPT = """() => new Promise((resolve) => {
+  const over = document.querySelector('.chart .u-over');
+  const box = over.getBoundingClientRect();
+  const handler = [], frames = [];
+  over.dispatchEvent(new MouseEvent('mouseenter', { clientX: box.left + 5, clientY: box.top + 5 }));
+  let i = 0, last = performance.now();
+  const step = () => {
+    const now = performance.now();
+    frames.push(now - last);
+    last = now;
+    const t0 = performance.now();
+    over.dispatchEvent(new MouseEvent('mousemove', {
+      clientX: box.left + 5 + (i * 7) % (box.width - 10), clientY: box.top + box.height / 2, bubbles: true,
+    }));
+    handler.push(performance.now() - t0);
+    if (++i < 180) requestAnimationFrame(step);
+    else resolve({ handler, frames: frames.slice(2) });
+  };
+  requestAnimationFrame(step);
+})"""
 
 
 def hover_frames(browser, compare_url: str) -> dict:
     """Moving the cursor over a chart of the compare view (10 runs, every chart on screen and
-    synced): the handler's time per mouse move, and the frame interval while moving."""
+    synced): the handler's time per mouse move and the frame interval while moving; then the
+    same moves under a trace, for the CPU each frame took."""
     context = bypass(browser, {"width": 1280, "height": 1600})
     page = context.new_page()
     page.goto(compare_url, wait_until="commit")
     in_page_ms(
         page, "[...document.querySelectorAll('.chart')].filter(c => c.chart?.plot).length >= 10"
     )
-    result = page.evaluate(
-        """() => new Promise((resolve) => {
-          const over = document.querySelector('.chart .u-over');
-          const box = over.getBoundingClientRect();
-          const handler = [], frames = [];
-          over.dispatchEvent(new MouseEvent('mouseenter', { clientX: box.left + 5, clientY: box.top + 5 }));
-          let i = 0, last = performance.now();
-          const step = () => {
-            const now = performance.now();
-            frames.push(now - last);
-            last = now;
-            const t0 = performance.now();
-            over.dispatchEvent(new MouseEvent('mousemove', {
-              clientX: box.left + 5 + (i * 7) % (box.width - 10), clientY: box.top + box.height / 2, bubbles: true,
-            }));
-            handler.push(performance.now() - t0);
-            if (++i < 180) requestAnimationFrame(step);
-            else resolve({ handler, frames: frames.slice(2), charts: document.querySelectorAll('.chart').length });
-          };
-          requestAnimationFrame(step);
-        })"""
-    )
+    result = page.evaluate(HOVER_SCRIPT)
+    charts = page.evaluate("document.querySelectorAll('.chart').length")
+    cpu = cpu_per_frame(browser, page, HOVER_SCRIPT)
     context.close()
     pct = lambda xs, q: float(np.percentile(xs, q))  # noqa: E731
     return {
         "handler_p50": pct(result["handler"], 50),
         "handler_p95": pct(result["handler"], 95),
         "frame_p95": pct(result["frames"], 95),
-        "charts": result["charts"],
+        "charts": charts,
+        "cpu": cpu,
     }
+
+
+SCROLL_SCRIPT = """() => new Promise((resolve) => {
+  const rows = document.querySelector('.runs-rows');
+  const frames = [];
+  let last = performance.now(), i = 0;
+  const step = () => {
+    const now = performance.now();
+    frames.push(now - last);
+    last = now;
+    rows.scrollTop += rows.clientHeight;
+    if (++i < 120) requestAnimationFrame(step);
+    else resolve({ frames: frames.slice(1) });
+  };
+  requestAnimationFrame(step);
+})"""
 
 
 def table_figures(browser, url: str) -> tuple[float, dict]:
     """The 10,000-run table: ms until its first rows are shown; then a fast scroll, one
-    screenful per frame for 120 frames, and how many frames took longer than 25 ms."""
-    times = []
-    scroll = {}
-    for _ in range(TRIES):
-        context = bypass(browser)
-        page = context.new_page()
-        page.goto(f"{url}/p/big?cols=summary.loss,config.lr", wait_until="commit")
-        times.append(
-            in_page_ms(page, "document.querySelectorAll('.runs-rows .row[data-run]').length > 10")
-        )
-        scroll = page.evaluate(
-            """() => new Promise((resolve) => {
-              const rows = document.querySelector('.runs-rows');
-              const frames = [];
-              let last = performance.now(), i = 0;
-              const step = () => {
-                const now = performance.now();
-                frames.push(now - last);
-                last = now;
-                rows.scrollTop += rows.clientHeight;
-                if (++i < 120) requestAnimationFrame(step);
-                else resolve({ frames: frames.slice(1), rows: document.querySelectorAll('.runs-rows .row').length });
-              };
-              requestAnimationFrame(step);
-            })"""
-        )
-        context.close()
-    frames = scroll["frames"]
-    return statistics.median(times), {
+    screenful per frame for 120 frames, and how many frames took longer than 25 ms; then the
+    same scroll from the top again under a trace, for the CPU each frame took."""
+    context = bypass(browser)
+    page = context.new_page()
+    page.goto(f"{url}/p/big?cols=summary.loss,config.lr", wait_until="commit")
+    shown = in_page_ms(page, "document.querySelectorAll('.runs-rows .row[data-run]').length > 10")
+    frames = page.evaluate(SCROLL_SCRIPT)["frames"]
+    rows = page.evaluate("document.querySelectorAll('.runs-rows .row').length")
+    page.evaluate("document.querySelector('.runs-rows').scrollTop = 0")
+    page.wait_for_timeout(300)
+    cpu = cpu_per_frame(browser, page, SCROLL_SCRIPT)
+    context.close()
+    return shown, {
         "p95": float(np.percentile(frames, 95)),
         "slow": sum(1 for f in frames if f > 25),
         "frames": len(frames),
-        "rows_in_dom": scroll["rows"],
+        "rows_in_dom": rows,
+        "cpu": cpu,
     }
 
 
-def bundle_kb() -> float:
-    from waddle.server.routes import dashboard
-
+def bundle_kb(python: str = sys.executable) -> float:
+    """The built dashboard of the install `python` belongs to, gzipped."""
+    code = "from waddle.server.routes import dashboard; print(dashboard.DIST)"
+    run = subprocess.run([python, "-P", "-c", code], capture_output=True, text=True)
+    dist = Path(run.stdout.strip())
     total = 0
-    for path in dashboard.DIST.iterdir():
+    for path in dist.iterdir():
         if path.suffix in (".js", ".css", ".html", ".svg"):
             total += len(gzip.compress(path.read_bytes(), 9))
     return total / 1024
@@ -510,7 +643,7 @@ def bundle_kb() -> float:
 
 LIVE_SCRIPT = """
 import sys, time, waddle
-run = waddle.init(project="live", dir=sys.argv[1], name="live",
+run = waddle.init(project="live", dir=sys.argv[1], name=sys.argv[4],
                   settings=waddle.Settings(console=False, system_metrics_interval=0))
 run.log({"stamp": time.time()})
 time.sleep(float(sys.argv[3]))  # the page opens the run meanwhile
@@ -526,10 +659,18 @@ def live_latency(browser, url: str, seconds: float) -> dict:
     """A training process logs time.time() as the value every 50 ms; the page, open on that
     run, notes Date.now() at the animation frame after each point reached the chart."""
     root = Path(get_json(f"{url}/api/health")["log_dir"])
-    trainer = subprocess.Popen([sys.executable, "-c", LIVE_SCRIPT, str(root), str(seconds), "6"])
+    # A name of its own: with --baseline both servers watch one folder, and the live project
+    # holds the other install's finished run too.
+    name = f"live-{time.time_ns()}"
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", LIVE_SCRIPT, str(root), str(seconds), "6", name]
+    )
     try:
         run = wait_for(
-            lambda: (get_json(f"{url}/api/projects/live/runs").get("runs") or [None])[0],
+            lambda: next(
+                (r for r in get_json(f"{url}/api/projects/live/runs")["runs"] if r["name"] == name),
+                None,
+            ),
             60,
             "the live run",
         )
@@ -613,10 +754,119 @@ def fmt(value, digits=0) -> str:
     return f"{value:,.{digits}f}"
 
 
-def report(results: dict, sizes: dict, label: str) -> str:
+PEER_KEYS = {"first_chart", "d1_view", "compare", "heap_view", "heap_compare"}
+
+
+def cpu_text(cpu: dict | None) -> str:
+    return "–" if cpu is None else " / ".join(fmt(cpu[t], 1) for t in THREADS.values()) + " ms"
+
+
+def report(
+    results: dict, sizes: dict, label: str, baseline: str | None = None, tries: int = TRIES
+) -> str:
     w = results["waddle"]
     keys, steps = sizes["d1"]
     runs, ckeys, csteps = sizes["d2"]
+    installs = ["baseline", "waddle"] if baseline else ["waddle"]
+
+    def get(install, *path):
+        value = results[install]
+        for part in path:
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
+        return value
+
+    def ms(*path, digits=0):
+        return lambda i: f"{fmt(get(i, *path), digits)} ms" if get(i, *path) is not None else "–"
+
+    def pair(a, b, unit="ms", digits=1):
+        return lambda i: (
+            "–"
+            if get(i, *a) is None
+            else f"{fmt(get(i, *a), digits)} / {fmt(get(i, *b), digits)} {unit}".strip()
+        )
+
+    rows = [
+        (
+            "first chart drawn after navigation (screenshot loop)",
+            ms("first_chart"),
+            TARGETS["first_chart"],
+        ),
+        (
+            "first chart drawn: the first screencast frame showing it",
+            ms("first_chart_cast"),
+            TARGETS["first_chart"],
+        ),
+        (
+            "first chart drawn, in the page's clock (rAF)",
+            ms("first_chart_in_page"),
+            TARGETS["first_chart"],
+        ),
+        (
+            f"D1: all {keys} charts drawn (viewport tall enough for all)",
+            ms("d1_all"),
+            TARGETS["d1_drawn"],
+        ),
+        ("D1: every chart in a 1280×800 view drawn", ms("d1_view"), None),
+        ("D2 compare view, every chart in view drawn", ms("compare"), TARGETS["compare"]),
+        (
+            f"hover: handler per mouse move p50 / p95 ({get('waddle', 'hover', 'charts')} synced charts)",
+            pair(("hover", "handler_p50"), ("hover", "handler_p95"), digits=2),
+            None,
+        ),
+        (
+            "hover: frame interval p95 while moving",
+            ms("hover", "frame_p95", digits=1),
+            TARGETS["hover"],
+        ),
+        (
+            "hover: CPU per frame, page main / compositor / display threads",
+            lambda i: cpu_text(get(i, "hover", "cpu")),
+            None,
+        ),
+        (
+            f"JS heap with all {keys} charts drawn",
+            lambda i: f"{fmt(get(i, 'heap_all'), 1)} MB" if get(i, "heap_all") is not None else "–",
+            TARGETS["heap"],
+        ),
+        (
+            "bundle, gzipped (every script chunk, style, page, icon)",
+            lambda i: f"{fmt(get(i, 'bundle'), 1)} KB" if get(i, "bundle") is not None else "–",
+            TARGETS["bundle"],
+        ),
+        (f"runs table of {sizes['big']:,} runs: first rows shown", ms("table"), TARGETS["table"]),
+        (
+            "runs table: a screenful per frame for 119 frames, frame p95 / frames over 25 ms",
+            lambda i: (
+                "–"
+                if get(i, "scroll") is None
+                else f"{fmt(get(i, 'scroll', 'p95'), 1)} ms / {get(i, 'scroll', 'slow')}"
+            ),
+            "no dropped frames",
+        ),
+        (
+            "runs table scrolling: CPU per frame, page main / compositor / display threads",
+            lambda i: cpu_text(get(i, "scroll", "cpu")),
+            None,
+        ),
+        (
+            f"log() → pixel on screen, p50 / p99 / max ({get('waddle', 'live', 'points') or 0} points)",
+            lambda i: (
+                "–"
+                if not get(i, "live", "p50")
+                else f"{fmt(get(i, 'live', 'p50'))} / {fmt(get(i, 'live', 'p99'))} / {fmt(get(i, 'live', 'max'))} ms"
+            ),
+            TARGETS["live_p99"],
+        ),
+    ]
+    head = " | ".join(
+        [
+            "figure",
+            *(("before (baseline)", "after (this install)") if baseline else ("waddle",)),
+            "target",
+        ]
+    )
     lines = [
         "# Dashboard benchmark",
         "",
@@ -624,26 +874,33 @@ def report(results: dict, sizes: dict, label: str) -> str:
         f"{datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; {versions()}. Headless Chromium, "
         f"`--disable-gpu` (software rendering), {VIEWPORT['width']}×{VIEWPORT['height']} unless "
-        "said, medians of 3 fresh pages. D1: one run, "
+        f"said, medians of {tries} fresh pages (the peers' of {TRIES}). D1: one run, "
         f"{keys} metrics × {steps:,} steps; D2: {runs} runs × {ckeys} metrics × {csteps:,} steps; "
         "each written with the tracker's own client.",
         "",
+    ]
+    if baseline:
+        lines += [
+            f"Before and after: the baseline is the install of `{baseline}`, serving the same "
+            "folder at the same time; the two took turns, round by round (in alternating order), "
+            "so a noisy moment of the shared machine falls on both.",
+            "",
+        ]
+    lines += [
         "## waddle against its targets",
         "",
-        "| figure | waddle | target |",
-        "|---|---:|---:|",
-        f"| first chart drawn after navigation (screenshot) | {fmt(w['first_chart'])} ms | ≤ {TARGETS['first_chart']:.0f} ms |",
-        f"| first chart drawn, in the page's clock (rAF) | {fmt(w['first_chart_in_page'])} ms | ≤ {TARGETS['first_chart']:.0f} ms |",
-        f"| D1: all {keys} charts drawn (viewport tall enough for all) | {fmt(w['d1_all'])} ms | ≤ {TARGETS['d1_drawn']:.0f} ms |",
-        f"| D1: every chart in a 1280×800 view drawn | {fmt(w['d1_view'])} ms | |",
-        f"| D2 compare view, every chart in view drawn | {fmt(w['compare'])} ms | ≤ {TARGETS['compare']:.0f} ms |",
-        f"| hover: handler per mouse move p50 / p95 ({w['hover']['charts']} synced charts) | {fmt(w['hover']['handler_p50'], 2)} / {fmt(w['hover']['handler_p95'], 2)} ms | |",
-        f"| hover: frame interval p95 while moving | {fmt(w['hover']['frame_p95'], 1)} ms | ≤ {TARGETS['hover']:.0f} ms |",
-        f"| JS heap with all {keys} charts drawn | {fmt(w['heap_all'], 1)} MB | ≤ {TARGETS['heap']:.0f} MB |",
-        f"| bundle, gzipped (every script chunk, style, page, icon) | {fmt(w['bundle'], 1)} KB | ≤ {TARGETS['bundle']:.0f} KB |",
-        f"| runs table of {sizes['big']:,} runs: first rows shown | {fmt(w['table'])} ms | ≤ {TARGETS['table']:.0f} ms |",
-        f"| runs table: a screenful per frame for {w['scroll']['frames']} frames, frame p95 / frames over 25 ms | {fmt(w['scroll']['p95'], 1)} ms / {w['scroll']['slow']} | no dropped frames |",
-        f"| log() → pixel on screen, p50 / p99 / max ({w['live'].get('points', 0)} points) | {fmt(w['live'].get('p50'))} / {fmt(w['live'].get('p99'))} / {fmt(w['live'].get('max'))} ms | p99 ≤ {TARGETS['live_p99']:.0f} ms |",
+        f"| {head} |",
+        "|---|" + "---:|" * (len(installs) + 1),
+    ]
+    for name, cell, target in rows:
+        cells = [cell(i) for i in installs]
+        if all(c == "–" for c in cells):
+            continue
+        goal = target if isinstance(target, str) or target is None else f"≤ {target:.0f}"
+        if isinstance(target, (int, float)):
+            goal += " MB" if "heap" in name else " KB" if "bundle" in name else " ms"
+        lines.append(f"| {name} | {' | '.join(cells)} | {goal or ''} |")
+    lines += [
         "",
         "## The same data in the peers' UIs",
         "",
@@ -651,6 +908,9 @@ def report(results: dict, sizes: dict, label: str) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
+        # The peers' table: each UI's three times (waddle's only when those figures were taken).
+        if name == "baseline" or ("error" not in r and not r.keys() >= PEER_KEYS):
+            continue
         if "error" in r:
             lines.append(f"| {name} | {r['error']} | | | |")
             continue
@@ -660,7 +920,7 @@ def report(results: dict, sizes: dict, label: str) -> str:
         )
     lines += ["", "Ratios (peer ÷ waddle, above 1: waddle is faster):", ""]
     for name, r in results.items():
-        if name == "waddle" or "error" in r:
+        if name in ("waddle", "baseline") or "error" in r or not w.keys() >= PEER_KEYS:
             continue
         ratios = ", ".join(
             f"{label} {r[k] / w[k]:.1f}×"
@@ -674,11 +934,14 @@ def report(results: dict, sizes: dict, label: str) -> str:
     lines += [
         "",
         'Notes: "drawn" is judged on screenshots for every UI alike (a chart\'s box holds at least '
-        "150 coloured pixels), so each time includes up to one screenshot (~50–150 ms here); the "
-        "in-page figures use the page's own clock at the animation frame where the charts hold "
-        "their data. Every UI draws only the charts in view; waddle's all-charts figure uses a "
-        "viewport that holds all of them. The machine is shared and noisy: compare ratios from "
-        "one run.",
+        "150 coloured pixels), so each time includes up to one screenshot (~50–150 ms here, its "
+        "encoding and transfer); the screencast figure applies the same rule to the frames the "
+        "page's compositor made, each stamped with when it was made. The in-page figures use the "
+        "page's own clock at the animation frame where the charts hold their data. CPU per frame "
+        "sums, from a trace of the same moves, the CPU time of each thread's tasks over the "
+        "frames: unlike frame intervals it barely moves with the machine's load. Every UI draws "
+        "only the charts in view; waddle's all-charts figure uses a viewport that holds all of "
+        "them. The machine is shared and noisy: compare ratios from one run.",
         "",
     ]
     return "\n".join(lines)
@@ -689,10 +952,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small data, a few minutes")
     parser.add_argument("--only", default="waddle,tensorboard,trackio")
     parser.add_argument("--results", default=str(RESULTS))
+    parser.add_argument(
+        "--figures", default=",".join(FIGURES), help=f"waddle's figures to take, of {FIGURES}"
+    )
+    parser.add_argument("--tries", type=int, default=TRIES, help="waddle's fresh pages per figure")
+    parser.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="another install's interpreter: its dashboard measured in turns with this one",
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     label = "quick" if args.quick else "full"
     only = args.only.split(",")
+    figures = args.figures.split(",")
     from playwright.sync_api import sync_playwright
 
     results: dict = {}
@@ -700,9 +973,16 @@ def main() -> None:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         print("waddle: writing data (once) and serving", flush=True)
         root = ensure_data("waddle", sizes, label)
+        pythons = {"waddle": sys.executable}
+        if args.baseline:
+            pythons = {"baseline": args.baseline, **pythons}
         try:
-            with serve_waddle(root, sizes) as url:
-                results["waddle"] = waddle_figures(browser, url, sizes)
+            with contextlib.ExitStack() as stack:
+                urls = {
+                    name: stack.enter_context(serve_waddle(root, sizes, python, name))
+                    for name, python in pythons.items()
+                }
+                results.update(waddle_figures(browser, urls, sizes, figures, pythons, args.tries))
         finally:
             shutil.rmtree(root / "live", ignore_errors=True)
         for name in ("tensorboard", "trackio"):
@@ -714,7 +994,7 @@ def main() -> None:
             except Exception as error:  # a peer that fails is a row with its error
                 results[name] = {"error": f"{type(error).__name__}: {error}"[:200]}
         browser.close()
-    text = report(results, sizes, label)
+    text = report(results, sizes, label, args.baseline, args.tries)
     print(text)
     Path(args.results).write_text(text)
     print(json.dumps(results, indent=1, default=str), file=sys.stderr)

@@ -48,6 +48,8 @@ class Context:
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
+        # Every token the server takes (given and from the file), read once at start.
+        self.tokens = settings.tokens()
         self.root = Path(settings.dir)
         self.notices = Notices("waddle serve")
         self.store = Store(Path(settings.db))
@@ -62,7 +64,7 @@ class Context:
         self.artifact_intake = ArtifactIntake(self.root)
         self.relay: Relay | None = None
         if settings.relay_to:
-            token = settings.tokens().first_full()
+            token = self.tokens.first_full()
             if token is None:
                 raise ValueError("--relay-to needs a full token to send: --token or --token-file")
             uplink = Uplink(settings.relay_to, token)
@@ -122,5 +124,5 @@ def create_app(settings: ServerSettings) -> FastAPI:
         dashboard,
     ):
         app.include_router(module.router)
-    app.add_middleware(Access, tokens=settings.tokens())
+    app.add_middleware(Access, tokens=context.tokens)
     return app

@@ -16,6 +16,7 @@ from waddle.server.intake import Intake
 from waddle.server.notices import Notices
 from waddle.server.tokens import Tokens, read_file
 
+from tests.conftest import wait_until
 from tests.server_helpers import serving
 from waddle import event as event_format
 from waddle import segment
@@ -111,6 +112,12 @@ def test_two_origins_with_the_same_project_and_run_id_are_two_runs(central):
     ]
     origin = orjson.loads((central.folder / "p" / "node-b.r1" / "origin.json").read_bytes())
     assert origin == {"origin": "node-b", "project": "p", "run_id": "r1"}
+    # The project's keys name both machines (a runs table's origin column).
+    viewer = {"Authorization": f"Bearer {VIEWER}"}
+    runs = central.url + "/api/projects/p/runs"
+    wait_until(lambda: httpx.get(runs, headers=viewer).json().get("total") == 2)
+    keys = httpx.get(central.url + "/api/projects/p/keys", headers=viewer).json()
+    assert keys["origins"] == ["node-a", "node-b"]
 
 
 @pytest.mark.parametrize(

@@ -92,3 +92,21 @@ def test_with_a_token_any_host_name_is_answered_but_only_with_the_token(tmp_path
         _refused(foreign, "Origin")
         own = s.get("/api/projects/p/runs", headers=host | {"Origin": "https://tracker.example"})
         assert own.status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["token", "read_token", "token_file"])
+def test_the_page_asks_for_a_token_whenever_the_server_has_one(tmp_path, kind):
+    # A server with only a token file (as a central server is run) or read-only tokens served
+    # a page that did not ask: its every request was refused, then "that token was refused".
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    setting = {"token": "s3cret", "read_token": "s3cret"}.get(kind)
+    if kind == "token_file":
+        (tmp_path / "tokens").write_text("s3cret\n")
+        setting = str(tmp_path / "tokens")
+    with serving(logs, **{kind: setting}) as s:
+        page = httpx.get(s.url + "/p/anything").text
+        assert '<meta name="waddle-token" content="required">' in page
+    with serving(logs) as s:
+        page = httpx.get(s.url + "/").text
+        assert '<meta name="waddle-token" content="none">' in page

@@ -64,6 +64,25 @@ def test_runs_list_summary_sort_and_errors(tmp_path, new_run):
             assert words in error["message"] and error["code"], path
 
 
+def test_an_unknown_endpoint_is_404_whatever_the_method_and_a_known_one_405(tmp_path):
+    # The dashboard's deep links take any other GET path; they never make an unknown API path
+    # "method not allowed" (a PUT to a path no endpoint takes was a 405, as if GET would do).
+    with serving(tmp_path) as s:
+        for method, path, status in [
+            ("PUT", "/api/projects/p/evil.png", 404),
+            ("POST", "/api/nothing", 404),
+            ("DELETE", "/files/x", 404),
+            ("DELETE", "/files/p/r/x.png", 405),  # a file: GET only
+            ("PUT", "/api/projects", 405),
+            ("POST", "/p/demo", 405),
+        ]:
+            response = s.client.request(method, path)
+            assert response.status_code == status, (method, path)
+            assert response.json()["error"]["code"] == (
+                "not_found" if status == 404 else "http_error"
+            )
+
+
 def test_m4_keeps_a_spike_and_nonfinite_values_round_trip(tmp_path, new_run):
     values = [{"loss": 1.0 + (step % 7) / 100} for step in range(20_000)]
     values[12_345] = {"loss": 1000.0}

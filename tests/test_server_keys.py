@@ -22,6 +22,7 @@ def test_keys_lists_every_config_and_summary_key_and_tag_of_the_project(tmp_path
             "config": ["depth", "lr", "opt"],
             "summary": ["acc", "best", "loss"],
             "tags": ["x", "y"],
+            "origins": [],  # no relayed runs
         }
         missing = s.get("/api/projects/nope/keys")
         assert missing.status_code == 404

@@ -2,7 +2,8 @@
 
 ``train()`` logs a short finished run (scalars; with ``rich=True`` every data type waddle
 records: images with boxes, audio, video, a table, histograms, text with its expected text,
-markdown, console output, an alert, a saved file and system metrics). ``train_live()`` keeps a
+markdown, charts (waddle.plot), an HTML page, a point cloud, a plain list, console output, an
+alert, a saved file, a model artifact and system metrics). ``train_live()`` keeps a
 run training for a while, so a dashboard has something that moves.
 """
 
@@ -87,7 +88,50 @@ def _rich_values(step: int, steps: int, progress: float, rng: np.random.Generato
                 i, _image(rng, progress, i), ["cat", "dog", "bird"][i % 3], float(rng.random())
             )
         values["eval/table"] = table
+        values.update(_eval_values(step, progress, rng))
     return values
+
+
+CLASSES = ["cat", "dog", "bird"]
+
+
+def _eval_values(step: int, progress: float, rng: np.random.Generator) -> dict:
+    """An evaluation as W&B users log one: preset charts, an HTML report, a point cloud and
+    a plain list, each better as training goes on."""
+    truth = rng.integers(0, 3, 200)
+    scores = rng.random((200, 3)) + np.eye(3)[truth] * (0.1 + 0.6 * progress)
+    predicted = scores.argmax(axis=1)
+    per_class = [round(float((predicted[truth == c] == c).mean()), 3) for c in range(3)]
+    counts = waddle.Table(
+        columns=["class", "accuracy"],
+        data=[[n, a] for n, a in zip(CLASSES, per_class, strict=True)],
+    )
+    angle = np.linspace(0, 6 * math.pi, 600)
+    radius = 1 + 0.3 * rng.standard_normal(600) * (1 - progress)
+    cloud = np.column_stack(
+        [
+            radius * np.cos(angle),
+            angle / (2 * math.pi) - 1.5,
+            radius * np.sin(angle),
+            127 + 127 * np.cos(angle),
+            127 + 127 * np.sin(angle),
+            np.full(600, 200.0),
+        ]
+    )
+    return {
+        "eval/roc": waddle.plot.roc_curve(truth, scores, labels=CLASSES),
+        "eval/confusion": waddle.plot.confusion_matrix(
+            y_true=truth, preds=predicted, class_names=CLASSES
+        ),
+        "eval/accuracy_per_class": waddle.plot.bar(counts, "class", "accuracy", "accuracy"),
+        "eval/per_class": per_class,
+        "report/html": waddle.Html(
+            f"<h3>Evaluation at step {step}</h3><p>accuracy per class: "
+            + ", ".join(f"{n} <b>{a:.2f}</b>" for n, a in zip(CLASSES, per_class, strict=True))
+            + "</p>"
+        ),
+        "examples/point_cloud": waddle.Object3D(cloud, caption="a noisy helix"),
+    }
 
 
 def _image(rng: np.random.Generator, progress: float, index: int) -> waddle.Image:
@@ -152,6 +196,9 @@ def _finish_rich(run: waddle.Run) -> None:
         checkpoint = Path(folder) / "model.json"
         checkpoint.write_text('{"weights": [0.1, 0.2, 0.3]}\n')
         run.save(checkpoint)
+        model = waddle.Artifact("demo-model", type="model", metadata={"steps": run.step})
+        model.add_file(str(checkpoint))
+        run.log_artifact(model, aliases=["best"])
         run.flush()
 
 

@@ -5,16 +5,21 @@ It promises: a strict Content-Security-Policy on the page and its assets (script
 only from this origin, no inline script, ``connect-src 'self'``), so user text that reached the
 page as markup still could not run; nothing outside ``dist/`` is served; and when the dashboard
 was not built, ``/`` answers the one line that says so and how to build it (``waddle serve``
-prints the same line at start).
+prints the same line at start). Built files are answered from memory, on the event loop: read
+once while they stay the same file (a new build replaces them), since the first page load
+waits for them (a file streamed through the thread pool took 50-200 ms on a busy machine).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from stat import S_ISREG
 
 import waddle.dashboard
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.convertors import PathConvertor, register_url_convertor
 from waddle.server.errors import not_found
 from waddle.server.routes.lookup import context
 
@@ -30,6 +35,17 @@ NOT_BUILT = (
 # Paths that belong to the API: an unknown one is a JSON 404, never the page.
 API_PREFIXES = ("api/", "files/", "ws", "docs", "openapi.json", "redoc")
 
+
+class _PagePath(PathConvertor):
+    """A deep link's path: any path outside the API's. The page's route never takes an API
+    path, so an unknown one is a 404 by any method (a route taking it by GET alone made any
+    other method a 405) and a known endpoint asked by another method stays a 405."""
+
+    regex = f"(?!{'|'.join(map(re.escape, API_PREFIXES))}).*"
+
+
+register_url_convertor("waddle_page", _PagePath())
+
 CSP = "; ".join(
     (
         "default-src 'none'",
@@ -39,6 +55,8 @@ CSP = "; ".join(
         "img-src 'self' blob:",
         "media-src 'self' blob:",
         "connect-src 'self'",
+        # A logged HTML page is shown in a sandboxed frame from /files (same origin).
+        "frame-src 'self'",
         "base-uri 'none'",
         "form-action 'self'",
         "frame-ancestors 'none'",
@@ -61,37 +79,64 @@ def built() -> bool:
 TOKEN_META = '<meta name="waddle-token" content="none">'
 
 
+# What the build writes: module scripts must come with a JavaScript type.
+TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".txt": "text/plain; charset=utf-8",
+}
+_read: dict[Path, tuple[tuple[int, int, int], bytes]] = {}  # path -> (inode, mtime, size), bytes
+
+
+def _built_file(path: Path) -> bytes | None:
+    """The bytes of a regular file of the build, or None."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    if not S_ISREG(stat.st_mode):
+        return None
+    stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    found = _read.get(path)
+    if found is None or found[0] != stamp:
+        found = _read[path] = (stamp, path.read_bytes())
+    return found[1]
+
+
 def _page(request: Request) -> Response:
-    if not built():
+    body = _built_file(DIST / "index.html")
+    if body is None:
         return PlainTextResponse(f"waddle: {NOT_BUILT}\n", status_code=503, headers=HEADERS)
-    page = (DIST / "index.html").read_text()
-    if context(request).settings.token:
+    page = body.decode()
+    if context(request).tokens:  # any: full or read-only, given or from a token file
         page = page.replace(TOKEN_META, TOKEN_META.replace("none", "required"))
     return HTMLResponse(page, headers=HEADERS)
 
 
 @router.get("/assets/{name}")
-def asset(name: str) -> FileResponse:
+async def asset(name: str) -> Response:
     """A built file of the dashboard (scripts, styles, the icon)."""
-    target = DIST / name
-    if name.startswith(".") or "/" in name or not target.is_file() or name == "index.html":
+    body = None
+    if not (name.startswith(".") or "/" in name or name == "index.html"):
+        body = _built_file(DIST / name)
+    if body is None:
         raise not_found(f"no dashboard file {name!r}")
-    return FileResponse(target, headers=HEADERS)
+    media_type = TYPES.get(Path(name).suffix, "application/octet-stream")
+    return Response(body, media_type=media_type, headers=HEADERS)
 
 
 @router.get("/favicon.ico")
-def favicon() -> FileResponse:
-    return asset("favicon.svg")
+async def favicon() -> Response:
+    return await asset("favicon.svg")
 
 
 @router.get("/")
-def index(request: Request) -> Response:
+async def index(request: Request) -> Response:
     return _page(request)
 
 
-@router.get("/{path:path}")
-def deep_link(request: Request, path: str) -> Response:
+@router.get("/{path:waddle_page}")
+async def deep_link(request: Request, path: str) -> Response:
     """A view's own address (``/p/demo/runs/ID``): the page, which reads its state from the URL."""
-    if path.startswith(API_PREFIXES):
-        raise not_found(f"no such endpoint: /{path}")
     return _page(request)

@@ -78,14 +78,15 @@ SELECT DISTINCT k || coalesce('.' || aggregate_name, '') AS k FROM (
 @router.get("/projects/{project}/keys")
 def keys(request: Request, project: str):
     """The top-level config and summary keys (``KEY.AGGREGATE`` for a summary that is an
-    object of aggregates) and the tags used by any of the project's runs (what a runs table
-    offers as columns and filters), each sorted."""
+    object of aggregates), the tags and the origins (machines relayed runs came from) of any of
+    the project's runs (what a runs table offers as columns and filters), each sorted."""
     cursor = context(request).store.reader()
     found = {}
     for name, sql in (
         ("config", "SELECT DISTINCT unnest(json_keys(config)) AS k FROM runs WHERE project = ?"),
         ("summary", _SUMMARY_KEYS),
         ("tags", "SELECT DISTINCT unnest(tags) AS k FROM runs WHERE project = ?"),
+        ("origins", "SELECT DISTINCT origin AS k FROM runs WHERE project = ?"),
     ):
         rows = cursor.execute(f"{sql} ORDER BY k", [project]).fetchall()
         found[name] = [key for (key,) in rows if key is not None]

@@ -51,6 +51,8 @@ async function request(method, path, params, body) {
 const get = (path, params) => request("GET", path, params);
 const enc = encodeURIComponent;
 const runPath = (project, run) => `/api/projects/${enc(project)}/runs/${enc(run)}`;
+const artifactPath = (project, name) => `/api/projects/${enc(project)}/artifacts/${enc(name)}`;
+const filePath = (path) => path.split("/").map(enc).join("/");
 
 export const api = {
   health: () => get("/api/health"),
@@ -70,8 +72,14 @@ export const api = {
   rejects: (project, run) => get(`${runPath(project, run)}/rejects`),
   exportUrl: (project, run, format) => withToken(`${runPath(project, run)}/export?format=${format}`),
   // A file of a run folder (media, saved files), through the sandboxed /files route.
-  fileUrl: (project, run, path) =>
-    withToken(`/files/${enc(project)}/${enc(run)}/${path.split("/").map(enc).join("/")}`),
+  fileUrl: (project, run, path) => withToken(`/files/${enc(project)}/${enc(run)}/${filePath(path)}`),
+  artifacts: (project) => get(`/api/projects/${enc(project)}/artifacts`),
+  artifact: (project, name) => get(artifactPath(project, name)),
+  // One version (vN or an alias) with a page of its manifest: params {offset, limit}.
+  artifactVersion: (project, name, version, params) => get(`${artifactPath(project, name)}/${enc(version)}`, params),
+  // A file a version's manifest records, served sandboxed as /files serves a run's.
+  artifactFileUrl: (project, name, version, path) =>
+    withToken(`${artifactPath(project, name)}/${enc(version)}/files/${filePath(path)}`),
 };
 
 function withToken(url) {

@@ -9,9 +9,11 @@
 // - a smoothed series is drawn over its raw series, which stays faint behind;
 // - drag selects an x range (onZoom), double-click resets (onReset); the cursor is synced
 //   across visible charts; a hover table lists every series' value at the cursor, and a click
-//   pins it (sortable by value or name); the legend toggles series.
+//   pins it (sortable by value or name); the legend toggles series;
+// - a chart drawn from a logged table (waddle.plot) takes the same path: `draw` "points" for a
+//   scatter, "bars" for bars (y from zero), and `xFormat` names an x value (a bar's category).
 import uPlot from "uplot";
-import { h, replace } from "./dom.js";
+import { h, replace, setText } from "./dom.js";
 import { duration, num, value as show } from "./format.js";
 
 const PALETTE = [
@@ -28,6 +30,11 @@ function slot(runId) {
 // A run keeps its colour wherever it is shown, whatever else is selected.
 export function colorFor(runId) {
   return PALETTE[slot(runId)];
+}
+
+// The n-th colour, for series that are not runs (the lines of one logged chart).
+export function nthColor(n) {
+  return PALETTE[n % PALETTE.length];
 }
 
 // Colours for runs shown together: each its own colour where it is free; runs whose colour
@@ -103,9 +110,11 @@ function lastAtOrBefore(xs, x) {
 }
 
 // One x column for uPlot from every series' own x values, and each series' y on it: undefined
-// where the series has no point (uPlot joins the line across), null where it has a gap.
+// where the series has no point (uPlot joins the line across), null where it has a gap. An x a
+// series holds more than once (a curve's vertical step: ROC) stays as often, never merged away.
 function align(all) {
   if (all.length === 1) return [all[0].xs, [all[0].ys]];
+  if (all.some(repeats)) return mergeRepeats(all);
   const merged = Float64Array.from(all.flatMap((s) => s.xs)).sort();
   const xs = [];
   for (let i = 0; i < merged.length; i++) if (i === 0 || merged[i] !== merged[i - 1]) xs.push(merged[i]);
@@ -118,6 +127,32 @@ function align(all) {
     }
     return out;
   });
+  return [xs, columns];
+}
+
+function repeats(s) {
+  for (let i = 1; i < s.xs.length; i++) if (s.xs[i] === s.xs[i - 1]) return true;
+  return false;
+}
+
+// A merge of sorted columns: each round takes the smallest x left and one point at that x from
+// every series that has one, so an x repeated in a series is repeated in the merged column.
+function mergeRepeats(all) {
+  const xs = [];
+  const columns = all.map(() => []);
+  const at = all.map(() => 0);
+  for (;;) {
+    let x = null;
+    for (let s = 0; s < all.length; s++) {
+      if (at[s] < all[s].xs.length && (x === null || all[s].xs[at[s]] < x)) x = all[s].xs[at[s]];
+    }
+    if (x === null) break;
+    for (let s = 0; s < all.length; s++) {
+      if (at[s] < all[s].xs.length && all[s].xs[at[s]] === x) columns[s][xs.length] = all[s].ys[at[s]++];
+    }
+    xs.push(x);
+  }
+  for (const column of columns) column.length = xs.length;
   return [xs, columns];
 }
 
@@ -163,7 +198,8 @@ function themeColors() {
 
 export class Chart {
   // options: {title, xKind: "step"|"time"|"relative"|"custom", xLabel, logy, outliers,
-  //           onZoom(min, max), onReset(), onExport(), syncKey}
+  //           onZoom(min, max), onReset(), onExport(), syncKey,
+  //           draw: "line" (default) | "points" | "bars", xFormat(x) -> text}
   constructor(container, options) {
     this.options = options;
     this.series = []; // {id, label, color, xs, ys, marks, raw: {xs, ys, marks} | null, shown}
@@ -297,7 +333,8 @@ export class Chart {
         },
       },
       scales: {
-        x: { time: xTime },
+        // Bars keep half a bar's room beyond the first and the last.
+        x: { time: xTime, ...(options.draw === "bars" ? { range: (u, min, max) => padHalfBar(u, min, max) } : {}) },
         y: {
           distr: options.logy ? 3 : 1,
           range: (u, min, max) => chart.yRange(u, min, max),
@@ -308,7 +345,15 @@ export class Chart {
           label: options.xLabel,
           labelSize: 16,
           size: 36,
-          values: options.xKind === "relative" ? (u, splits) => splits.map((v) => duration(v)) : xTime ? undefined : (u, splits) => ticks(splits),
+          values: options.xFormat
+            ? (u, splits) => splits.map((v) => options.xFormat(v))
+            : options.xKind === "relative"
+              ? (u, splits) => splits.map((v) => duration(v))
+              : xTime
+                ? undefined
+                : (u, splits) => ticks(splits),
+          // Categories (bars) sit at whole numbers: ticks only there.
+          ...(options.xFormat ? { splits: (u) => wholeSplits(u) } : {}),
           stroke: "var(--fg)",
           grid: { stroke: "var(--grid)" },
           ticks: { stroke: "var(--grid)" },
@@ -332,6 +377,7 @@ export class Chart {
           points: { size: 5 },
           spanGaps: false,
           show: d.owner.shown,
+          ...DRAW[options.draw || "line"](d),
         })),
       ],
       hooks: {
@@ -360,9 +406,13 @@ export class Chart {
     if (this.xRange) this.applyXRange();
     let down = null;
     const over = this.plot.over;
-    over.addEventListener("mouseenter", () => (this.pointerInside = true));
+    over.addEventListener("mouseenter", () => {
+      this.pointerInside = true;
+      this.el.classList.add("hovered");
+    });
     over.addEventListener("mouseleave", () => {
       this.pointerInside = false;
+      this.el.classList.remove("hovered");
       this.showHover(this.plot);
     });
     over.addEventListener("mousedown", (e) => (down = [e.clientX, e.clientY]));
@@ -413,6 +463,7 @@ export class Chart {
     }
     this.clip = null;
     if (min === null || max === null) return [0, 1];
+    if (this.options.draw === "bars") return uPlot.rangeNum(Math.min(0, min), Math.max(0, max), 0.05, true);
     if (this.options.logy) return uPlot.rangeLog(min, max, 10, true);
     return uPlot.rangeNum(min, max, 0.05, true);
   }
@@ -493,30 +544,12 @@ export class Chart {
     }
     if (this.sortBy === "value") rows.sort((a, b) => (b.value ?? -Infinity) - (a.value ?? -Infinity));
     else rows.sort((a, b) => a.label.localeCompare(b.label));
-    const head = h(
-      "tr",
-      null,
-      h("th", { class: "sortable", onclick: () => this.toggleSort("name") }, "run"),
-      h("th", { class: "sortable", onclick: () => this.toggleSort("value") }, "value"),
-      h("th", null, this.options.xLabel),
-    );
-    replace(
-      this.hover,
-      h("div", { class: "hover-head" }, this.pinned ? "pinned (click the chart to release)" : "click the chart to pin"),
-      h(
-        "table",
-        null,
-        head,
-        rows.map((r) =>
-          h(
-            "tr",
-            null,
-            h("td", null, h("span", { class: "swatch", style: { background: r.color } }), r.label),
-            h("td", { class: "num" }, r.value === null ? (r.nan ? "NaN" : "–") : show(r.value)),
-            h("td", { class: "num" }, r.x === null ? "" : show(r.x)),
-          ),
-        ),
-      ),
+    if (!this.hoverTable) this.hoverTable = new HoverTable(this.hover, (by) => this.toggleSort(by));
+    const xText = (v) => (v === null ? "" : this.options.xFormat ? this.options.xFormat(v) : show(v));
+    this.hoverTable.show(
+      this.pinned ? "pinned (click the chart to release)" : "click the chart to pin",
+      this.options.xLabel,
+      rows.map((r) => [r.color, r.label, r.value === null ? (r.nan ? "NaN" : "–") : show(r.value), xText(r.x)]),
     );
     this.hover.hidden = false;
   }
@@ -567,6 +600,75 @@ export class Chart {
     if (this.plot) this.plot.destroy();
     this.el.remove();
   }
+}
+
+// The hover table, built once: as the cursor moves only its cells' text changes (a new table
+// each frame cost a style pass over every new node, in every frame of a hover).
+class HoverTable {
+  constructor(el, onSort) {
+    this.head = h("div", { class: "hover-head" });
+    this.xHead = h("th");
+    this.body = h("tbody");
+    this.rows = []; // [{tr, swatch, color, cells: [label, value, x] text nodes}]
+    replace(
+      el,
+      this.head,
+      h(
+        "table",
+        null,
+        h(
+          "thead",
+          null,
+          h("tr", null, h("th", { class: "sortable", onclick: () => onSort("name") }, "run"), h("th", { class: "sortable", onclick: () => onSort("value") }, "value"), this.xHead),
+        ),
+        this.body,
+      ),
+    );
+  }
+
+  // rows: [color, label, value text, x text], in the order shown.
+  show(headText, xLabel, rows) {
+    setText(this.head, headText);
+    setText(this.xHead, xLabel);
+    while (this.rows.length < rows.length) {
+      const cells = [document.createTextNode(""), document.createTextNode(""), document.createTextNode("")];
+      const swatch = h("span", { class: "swatch" });
+      const tr = h("tr", null, h("td", null, swatch, cells[0]), h("td", { class: "num" }, cells[1]), h("td", { class: "num" }, cells[2]));
+      this.body.append(tr);
+      this.rows.push({ tr, swatch, color: null, cells });
+    }
+    while (this.rows.length > rows.length) this.rows.pop().tr.remove();
+    rows.forEach(([color, ...texts], i) => {
+      const row = this.rows[i];
+      if (row.color !== color) (row.swatch.style.background = color), (row.color = color);
+      texts.forEach((text, c) => {
+        if (row.cells[c].data !== text) row.cells[c].data = text;
+      });
+    });
+  }
+}
+
+// How a series is drawn, per `draw`: a line through its points, the points alone, or bars.
+const DRAW = {
+  line: () => ({}),
+  points: (d) => ({ paths: () => null, points: { show: true, size: 6, fill: d.color, stroke: d.color } }),
+  bars: (d) => ({ paths: uPlot.paths.bars({ size: [0.7, 80] }), fill: faint(d.color, 0.7), points: { show: false } }),
+};
+
+function padHalfBar(u, min, max) {
+  const n = u.data[0].length;
+  const half = n > 1 ? (max - min) / (n - 1) / 2 : 0.5;
+  return [min - half, max + half];
+}
+
+// Ticks at whole numbers only, as many as fit (about one per 40 px).
+function wholeSplits(u) {
+  const { min, max } = u.scales.x;
+  const first = Math.ceil(min), last = Math.floor(max);
+  const every = Math.max(1, Math.ceil((last - first + 1) / Math.max(1, u.bbox.width / devicePixelRatio / 40)));
+  const out = [];
+  for (let v = first; v <= last; v += every) out.push(v);
+  return out;
 }
 
 export function download(text, name) {

@@ -35,6 +35,11 @@ export function replace(el, ...children) {
   return append(el, children);
 }
 
+// Set an element's text only when it differs (a write, even of the same text, costs a layout).
+export function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
 // An SVG element (charts drawn as SVG: parallel coordinates), same rules as h().
 export function svg(tag, attrs = null, ...children) {
   const el = document.createElementNS("http://www.w3.org/2000/svg", tag);

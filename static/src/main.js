@@ -2,14 +2,24 @@
 // when the server wants one, and gives keyboard focus rules ("/" focuses search).
 import { ApiError, live, setToken, token } from "./api.js";
 import { h, replace } from "./dom.js";
+import { relayStatus } from "./relay_status.js";
 import { go, listen, path, route } from "./state.js";
 import { acrossView } from "./views/across.js";
+import { artifactView, artifactsView } from "./views/artifacts.js";
 import { compareView } from "./views/compare.js";
 import { projectsView } from "./views/projects.js";
 import { runView } from "./views/run.js";
 import { runsView } from "./views/runs.js";
 
-const VIEWS = { projects: projectsView, runs: runsView, run: runView, compare: compareView, across: acrossView };
+const VIEWS = {
+  projects: projectsView,
+  runs: runsView,
+  run: runView,
+  compare: compareView,
+  across: acrossView,
+  artifacts: artifactsView,
+  artifact: artifactView,
+};
 const main = document.getElementById("main");
 const top = document.getElementById("top");
 let current = null; // the shown view's cleanup
@@ -19,14 +29,19 @@ async function render(where) {
   current = null;
   live.unsubscribeAll();
   renderTop(where);
-  replace(main, h("p", { class: "loading" }, "Loading…"));
+  const loading = h("p", { class: "loading" }, "Loading…");
+  replace(main, loading);
   try {
     // The server says in the page whether it wants a token, so no request fails first.
     const needsToken = document.querySelector('meta[name="waddle-token"]')?.content === "required";
     if (!token() && needsToken) return askToken(where);
+    // The view is built on the page, not beside it: what it lays out has its size at once, so
+    // its first chart can be asked for before the next frame.
     const view = h("div", { class: `view view-${where.view}` });
+    main.append(view);
     current = (await VIEWS[where.view](view, where)) || null;
-    replace(main, view);
+    loading.remove();
+    relayStatus.ask(); // after the view's first requests, never beside its first chart's
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return askToken(where, true);
     replace(main, h("p", { class: "error" }, `${error.message}`));
@@ -41,7 +56,11 @@ function renderTop(where) {
   if (where.view === "run") crumbs.push(" / ", h("span", null, where.run));
   if (where.view === "compare") crumbs.push(" / compare");
   if (where.view === "across") crumbs.push(" / across runs");
-  replace(top, h("nav", { class: "crumbs" }, crumbs), h("span", { id: "live-status", class: "live-status" }));
+  if (where.view === "artifacts") crumbs.push(" / artifacts");
+  if (where.view === "artifact") {
+    crumbs.push(" / ", h("a", { href: path(where.project, "artifacts"), "data-nav": 1 }, "artifacts"), " / ", h("span", null, where.artifact));
+  }
+  replace(top, h("nav", { class: "crumbs" }, crumbs), relayStatus.el, h("span", { id: "live-status", class: "live-status" }));
 }
 
 // A server started with a token: ask once, keep it for this tab (sessionStorage), retry.

@@ -6,6 +6,8 @@
 //   /p/PROJECT/r/RUN               run view     ?tab= &rank= &q= &smooth= &x= &logy= &outliers= &zoom=
 //   /p/PROJECT/compare?runs=A,B    compare view (and the chart settings above)
 //   /p/PROJECT/across              scatter and parallel coordinates   ?sx= &sy= &axes=
+//   /p/PROJECT/artifacts           the project's artifacts
+//   /p/PROJECT/artifacts/NAME      one artifact: versions, lineage, files   ?v= &offset=
 
 let onRoute = () => {};
 
@@ -17,12 +19,19 @@ export function route() {
   if (parts[2] === "r" && parts[3]) return { view: "run", project, run: parts[3], params };
   if (parts[2] === "compare") return { view: "compare", project, params };
   if (parts[2] === "across") return { view: "across", project, params };
+  if (parts[2] === "artifacts" && parts[3]) return { view: "artifact", project, artifact: parts[3], params };
+  if (parts[2] === "artifacts") return { view: "artifacts", project, params };
   return { view: "runs", project, params };
 }
 
 export function path(project, ...rest) {
   if (project === undefined) return "/";
   return ["", "p", project, ...rest].map(encodeURIComponent).join("/");
+}
+
+// One version of an artifact (vN or an alias), in its artifact's view.
+export function artifactHref(project, name, version) {
+  return href(path(project, "artifacts", name), { v: version });
 }
 
 export function href(pathname, params = {}) {

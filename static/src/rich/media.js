@@ -1,8 +1,12 @@
-// Media of one key (images with their boxes, audio, video, lists of them) at a chosen step.
-// Boxes are drawn on a canvas over the image with their labels; a score threshold hides boxes
-// scoring below it. Every caption and label is text.
+// Media of one key (images with their boxes, audio, video, HTML, 3-D objects, lists of them)
+// at a chosen step. Boxes are drawn on a canvas over the image with their labels; a score
+// threshold hides boxes scoring below it. Every caption and label is text. A logged HTML page
+// is never put into this page: it is shown in a frame of its own, from /files (which sends
+// `Content-Security-Policy: sandbox`), sandboxed here too, without `allow-same-origin` or
+// `allow-scripts`, so nothing in it runs as the dashboard or reaches its API.
 import { api } from "../api.js";
 import { h, replace } from "../dom.js";
+import { object3dItem } from "./object3d.js";
 import { StepSlider } from "./step_slider.js";
 
 export async function mediaPanel(project, run, key) {
@@ -57,6 +61,13 @@ export function mediaItem(project, run, v, threshold = 0) {
       : h("img", { src: url, alt: v.caption || "video", class: "pixelated", width: (v.width || 32) * Math.max(1, Math.floor(160 / (v.width || 32))) });
     return h("figure", { class: "video" }, player, caption);
   }
+  if (v._type === "html") {
+    // sandbox first: the frame must never load the page unsandboxed, even for a moment.
+    const frame = h("iframe", { sandbox: "", referrerpolicy: "no-referrer", title: v.caption || "logged HTML", class: "html-frame" });
+    frame.src = url;
+    return h("figure", { class: "html" }, frame, caption);
+  }
+  if (v._type === "object3d") return object3dItem(project, run, v);
   return h("figure", null, h("code", null, `${v._type}`), caption);
 }
 

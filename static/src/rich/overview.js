@@ -1,9 +1,11 @@
 // The run's overview: config, context (host, command line, git), alerts, saved files (opened
-// only through the sandboxed /files route) and the data-health panel (what was rejected,
-// skipped or lost on the way, and non-finite values per key).
+// only through the sandboxed /files route), the artifact versions it logged and used (links to
+// their lineage) and the data-health panel (what was rejected, skipped or lost on the way, and
+// non-finite values per key).
 import { api } from "../api.js";
 import { h } from "../dom.js";
 import { bytes, time, value as show } from "../format.js";
+import { artifactHref } from "../state.js";
 
 export function configTable(config) {
   const rows = flatten(config || {});
@@ -20,10 +22,13 @@ export function flatten(object, prefix = "") {
   return out;
 }
 
-export function contextPanel(context) {
-  const c = context || {};
+// `info`: the run; a relayed run names the machine it came from and its id there first.
+export function contextPanel(info) {
+  const c = info.context || {};
   const git = c.git || {};
   const rows = [
+    ["relayed from", info.origin],
+    ["run id there", info.origin_run_id],
     ["host", c.host],
     ["user", c.user],
     ["os", c.os],
@@ -73,6 +78,33 @@ export async function filesPanel(project, run) {
       ),
     ),
   );
+}
+
+export function artifactsPanel(artifacts) {
+  const { logged = [], used = [] } = artifacts || {};
+  if (!logged.length && !used.length) return h("p", { class: "empty" }, "no artifacts logged or used");
+  const list = (title, items) =>
+    items.length
+      ? [
+          h("div", { class: "muted" }, title),
+          h(
+            "ul",
+            { class: `artifacts-${title}` },
+            items.map((a) =>
+              h(
+                "li",
+                null,
+                h("a", { href: artifactHref(a.project, a.name, a.version), "data-nav": 1 }, `${a.name}:${a.version}`),
+                " ",
+                h("span", { class: "tag" }, a.type),
+                a.aliases.map((alias) => h("span", { class: "tag alias" }, alias)),
+                ` ${time(a.t)}`,
+              ),
+            ),
+          ),
+        ]
+      : null;
+  return h("div", { class: "run-artifacts" }, list("logged", logged), list("used", used));
 }
 
 export function healthPanel(info, metrics) {

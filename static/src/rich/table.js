@@ -17,16 +17,22 @@ export async function tablePanel(project, run, key) {
   const load = async (step) => {
     const item = byStep.get(step);
     if (!item) return replace(body);
-    const response = await fetch(api.fileUrl(project, run, item.value.path));
-    const table = await response.json();
-    for (const [row, cols] of Object.entries(table.nf || {})) {
-      for (const [col, token] of Object.entries(cols)) table.data[row][col] = NF[token];
-    }
-    replace(body, new TableView(project, run, table).el);
+    replace(body, new TableView(project, run, await readTable(project, run, item.value)).el);
   };
   const slider = new StepSlider(steps, (step) => load(step));
   await load(slider.step);
   return h("div", { class: "panel table-panel" }, h("h3", null, key), h("div", { class: "panel-tools" }, slider.el), body);
+}
+
+// A table value's rows from its side file, with NaN and ±Infinity put back where `nf` says.
+export async function readTable(project, run, value) {
+  const response = await fetch(api.fileUrl(project, run, value.path));
+  if (!response.ok) throw new Error(`table ${value.path}: ${response.status} ${response.statusText}`);
+  const table = await response.json();
+  for (const [row, cols] of Object.entries(table.nf || {})) {
+    for (const [col, token] of Object.entries(cols)) table.data[row][col] = NF[token];
+  }
+  return table;
 }
 
 class TableView {

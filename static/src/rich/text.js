@@ -1,7 +1,9 @@
 // Text values of one key at a chosen step: plain strings, text with a word diff against its
-// expected text, and markdown (rendered by markdown.js, loaded when first needed).
+// expected text, markdown (rendered by markdown.js, loaded when first needed), and plain lists
+// (W&B keeps short arrays as lists) written out as text, NaN and ±Inf by name.
 import { api } from "../api.js";
 import { h, replace } from "../dom.js";
+import { value as show } from "../format.js";
 import { StepSlider } from "./step_slider.js";
 
 export async function textPanel(project, run, key) {
@@ -23,6 +25,7 @@ export async function textPanel(project, run, key) {
 
 export function renderText(value, markdown) {
   if (typeof value === "string") return h("pre", { class: "plain" }, value);
+  if (Array.isArray(value)) return h("pre", { class: "plain array" }, listText(value));
   if (value._type === "markdown") return markdown(value.text);
   if (value.expected !== null && value.expected !== undefined) {
     return h(
@@ -54,4 +57,15 @@ function diffWords(expected, actual) {
     else out.push(h("del", null, a[i])), i++;
   }
   return out;
+}
+
+// [1, 0.5, NaN, "a", [2, 3], null]: numbers as the dashboard writes them everywhere, strings
+// quoted (the API writes a non-finite float as the string "NaN": shown as the number it is).
+function listText(list) {
+  const item = (v) => {
+    if (Array.isArray(v)) return listText(v);
+    if (typeof v === "string" && !["NaN", "Infinity", "-Infinity"].includes(v)) return JSON.stringify(v);
+    return v === null ? "null" : show(v);
+  };
+  return `[${list.map(item).join(", ")}]`;
 }

@@ -3,6 +3,7 @@
 // done by hand. Axes are in the URL (?sx= &sy= &axes=).
 import { api } from "../api.js";
 import { colorFor } from "../chart.js";
+import { columnValue } from "../columns.js";
 import { h, replace, svg } from "../dom.js";
 import { num, value as show } from "../format.js";
 import { go, param, path, setParams } from "../state.js";
@@ -72,9 +73,7 @@ export async function acrossView(el, where) {
 }
 
 function numberOf(run, column) {
-  const dot = column.indexOf(".");
-  const values = column.slice(0, dot) === "config" ? run.config : run.summary;
-  const v = values ? values[column.slice(dot + 1)] : undefined;
+  const v = columnValue(run, column);
   if (typeof v === "boolean") return Number(v);
   return typeof v === "number" || typeof v === "string" ? num(v) : NaN;
 }

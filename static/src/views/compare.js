@@ -1,6 +1,7 @@
 // Selected runs side by side: every scalar key any of them logged as one chart with a line per
-// run (a run keeps its colour everywhere), and a config table marking the keys that differ,
-// with a "differences only" toggle.
+// run (a run keeps its colour everywhere), and config and summary tables marking the keys that
+// differ, with a "differences only" toggle. A summary define_metric made an object of
+// aggregates ({"max": 0.9}) has a row per aggregate (`val/acc.max`).
 import { api } from "../api.js";
 import { colorsFor } from "../chart.js";
 import { ChartGrid } from "../chart_grid.js";
@@ -16,32 +17,39 @@ export async function compareView(el, where) {
   const infos = await Promise.all(ids.map((id) => api.run(project, id)));
   const metricLists = await Promise.all(ids.map((id) => api.metrics(project, id)));
   const colors = colorsFor(ids);
-  const runs = infos.map((info, i) => ({ id: ids[i], label: info.name || ids[i], color: colors.get(ids[i]), created: info.created, config: info.config }));
+  const runs = infos.map((info, i) => ({ id: ids[i], label: info.name || ids[i], color: colors.get(ids[i]), created: info.created, config: info.config, summary: info.summary }));
   const keys = [...new Set(metricLists.flatMap((m) => m.metrics.filter((k) => k.type === "scalar").map((k) => k.key)))].sort();
   el.append(
     h("h1", null, `compare ${runs.length} runs`),
     h("div", { class: "compare-runs" }, runs.map((r) => h("span", { class: "legend-item" }, h("span", { class: "swatch", style: { background: r.color } }), r.label))),
-    configDiff(runs),
+    diffTables(runs),
   );
   const grid = new ChartGrid(el, { project, runs, keys, customX: keys });
   return () => grid.destroy();
 }
 
-function configDiff(runs) {
-  const flat = runs.map((r) => new Map(flatten(r.config || {})));
-  const keys = [...new Set(flat.flatMap((m) => [...m.keys()]))].sort();
-  const differs = (k) => new Set(flat.map((m) => JSON.stringify(m.get(k) ?? null))).size > 1;
-  const body = h("tbody");
+// The config and summary tables, and one "differences only" toggle for both (in the URL).
+function diffTables(runs) {
+  const tables = ["config", "summary"].map((name) => diffTable(runs, name));
   const only = h("input", {
     type: "checkbox",
     checked: param("diff") === "1",
     onchange: () => {
       setParams({ diff: only.checked ? "1" : null });
-      draw();
+      tables.forEach((t) => t.draw(only.checked));
     },
   });
-  const draw = () => {
-    const shown = keys.filter((k) => !only.checked || differs(k));
+  tables.forEach((t) => t.draw(only.checked));
+  return h("div", { class: "diff-tables" }, h("label", null, only, " differences only"), tables.map((t) => t.el));
+}
+
+function diffTable(runs, name) {
+  const flat = runs.map((r) => new Map(flatten(r[name] || {})));
+  const keys = [...new Set(flat.flatMap((m) => [...m.keys()]))].sort();
+  const differs = (k) => new Set(flat.map((m) => JSON.stringify(m.get(k) ?? null))).size > 1;
+  const body = h("tbody");
+  const draw = (only) => {
+    const shown = keys.filter((k) => !only || differs(k));
     replace(
       body,
       shown.map((k) =>
@@ -49,12 +57,11 @@ function configDiff(runs) {
       ),
     );
   };
-  draw();
-  return h(
+  const el = h(
     "details",
-    { class: "config-diff", open: true },
-    h("summary", null, "config ", h("span", { class: "count" }, `${keys.filter(differs).length} of ${keys.length} keys differ`)),
-    h("label", null, only, " differences only"),
+    // The summary table starts closed: the charts show the same numbers, and stay in view.
+    { class: `diff-table ${name}-diff`, open: name === "config" },
+    h("summary", null, `${name} `, h("span", { class: "count" }, `${keys.filter(differs).length} of ${keys.length} keys differ`)),
     h(
       "table",
       { class: "table" },
@@ -62,4 +69,5 @@ function configDiff(runs) {
       body,
     ),
   );
+  return { el, draw };
 }

@@ -8,14 +8,28 @@ import { duration, time } from "../format.js";
 import { consolePanel } from "../rich/console.js";
 import { histogramPanel } from "../rich/histogram.js";
 import { mediaPanel } from "../rich/media.js";
-import { alertsPanel, configTable, contextPanel, filesPanel, healthPanel } from "../rich/overview.js";
+import { plotPanel } from "../rich/plot.js";
+import { alertsPanel, artifactsPanel, configTable, contextPanel, filesPanel, healthPanel } from "../rich/overview.js";
 import { systemPanel } from "../rich/system.js";
 import { tablePanel } from "../rich/table.js";
 import { textPanel } from "../rich/text.js";
 import { param, setParams } from "../state.js";
 
 const TABS = ["charts", "media", "system", "console", "overview"];
-const PANELS = { image: mediaPanel, list: mediaPanel, audio: mediaPanel, video: mediaPanel, table: tablePanel, histogram: histogramPanel, text: textPanel, markdown: textPanel };
+const PANELS = {
+  image: mediaPanel,
+  list: mediaPanel,
+  audio: mediaPanel,
+  video: mediaPanel,
+  html: mediaPanel,
+  object3d: mediaPanel,
+  table: tablePanel,
+  chart: plotPanel,
+  histogram: histogramPanel,
+  text: textPanel,
+  markdown: textPanel,
+  array: textPanel,
+};
 
 export async function runView(el, where) {
   const { project, run: runId } = where;
@@ -28,7 +42,7 @@ export async function runView(el, where) {
       { class: "run-head" },
       h("h1", null, info.name || runId),
       status,
-      h("span", { class: "muted" }, ` ${runId} · started ${time(info.created)} · ${duration((info.status === "running" ? Date.now() / 1000 : info.updated) - info.created)}`),
+      h("span", { class: "muted" }, ` ${runId}${info.origin ? ` · relayed from ${info.origin}` : ""} · started ${time(info.created)} · ${duration((info.status === "running" ? Date.now() / 1000 : info.updated) - info.created)}`),
       (info.tags || []).map((t) => h("span", { class: "tag" }, t)),
       info.notes ? h("p", { class: "notes" }, info.notes) : null,
     ),
@@ -94,7 +108,7 @@ const TAB_VIEWS = {
   },
   async media(body, { project, runId, metrics }) {
     const rich = metrics.filter((m) => PANELS[m.type]);
-    if (!rich.length) return void body.append(h("p", { class: "empty" }, "no media, tables, histograms or text logged"));
+    if (!rich.length) return void body.append(h("p", { class: "empty" }, "no media, tables, charts, histograms, text or lists logged"));
     const panels = await Promise.all(
       rich.map((m) => PANELS[m.type](project, runId, m.key).catch((error) => h("p", { class: "error" }, `${m.key}: ${error.message}`))),
     );
@@ -116,9 +130,10 @@ const TAB_VIEWS = {
         { class: "overview" },
         h("section", null, h("h2", null, "config"), configTable(info.config)),
         h("section", null, h("h2", null, "summary"), configTable(info.summary)),
-        h("section", null, h("h2", null, "context"), contextPanel(info.context)),
+        h("section", null, h("h2", null, "context"), contextPanel(info)),
         h("section", null, h("h2", null, "alerts"), alerts),
         h("section", null, h("h2", null, "saved files"), files),
+        h("section", null, h("h2", null, "artifacts"), artifactsPanel(info.artifacts)),
         h("section", null, h("h2", null, "data health"), healthPanel(info, metrics)),
       ),
     );

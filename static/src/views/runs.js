@@ -3,12 +3,14 @@
 // grouping and the selection live in the URL. Live: a new run appears, a finishing or crashing
 // run changes its status in place.
 import { api, live } from "../api.js";
-import { h, replace } from "../dom.js";
+import { columnValue as cell, label, metricKey, summarisedKey } from "../columns.js";
+import { h, replace, setText } from "../dom.js";
 import { duration, time, value as show } from "../format.js";
 import { go, href, param, path, setParams } from "../state.js";
 
 const ROW = 30; // px per row
 const PAGE = 200; // runs per request
+const OVERSCAN = 4; // rows drawn beyond the view on each side
 
 const BASE = [
   { id: "status", label: "status", sort: "status", width: "100px" },
@@ -53,7 +55,10 @@ class RunsTable {
     const extra = this.picked().map((id) => ({ id, label: label(id), sort: id, width: "minmax(90px, 1fr)" }));
     const group = param("group");
     const groupCol = group ? [{ id: group, label: `group: ${group}`, sort: group, width: "minmax(90px, 1fr)" }] : [];
-    return [{ id: "select", label: "", sort: null, width: "32px" }, ...groupCol, ...BASE, ...extra];
+    // The machine each run was relayed from, once the project has relayed runs.
+    const origin = this.keys.origins.length ? [{ id: "origin", label: "origin", sort: null, width: "minmax(80px, 1fr)" }] : [];
+    const [status, name, ...rest] = BASE;
+    return [{ id: "select", label: "", sort: null, width: "32px" }, ...groupCol, status, name, ...origin, ...rest, ...extra];
   }
 
   toolbar() {
@@ -98,6 +103,7 @@ class RunsTable {
       this.count,
       this.compareButton,
       h("a", { href: path(this.project, "across"), "data-nav": 1, class: "button" }, "across runs"),
+      h("a", { href: path(this.project, "artifacts"), "data-nav": 1, class: "button" }, "artifacts"),
     );
   }
 
@@ -105,8 +111,9 @@ class RunsTable {
     return param("cols").split(",").filter(Boolean);
   }
 
-  // Column picker: any config key, and per summary key its summary value, min or max; the
-  // choice is kept in the URL (?cols=). A new min/max column asks the server again.
+  // Column picker: any config key, and per summarised key its summary value (or each of its
+  // aggregates), min or max; the choice is kept in the URL (?cols=). A new min/max column asks
+  // the server again.
   picker() {
     const chosen = new Set(this.picked());
     const check = (id, text) =>
@@ -125,11 +132,17 @@ class RunsTable {
         text,
       );
     const box = (id) => check(id, id);
-    const summaryRow = (key) =>
+    const summarised = new Map(); // key -> its summary keys (itself, or KEY.AGGREGATE ones)
+    for (const k of this.keys.summary) {
+      const base = summarisedKey(k, this.keys.summary);
+      if (!summarised.has(base)) summarised.set(base, []);
+      summarised.get(base).push(k);
+    }
+    const summaryRow = ([key, summaryKeys]) =>
       h(
         "div",
         { class: "pick-row" },
-        check(`summary.${key}`, `summary.${key}`),
+        summaryKeys.map((k) => check(`summary.${k}`, `summary.${k}`)),
         check(`metric.${key}.min`, "min"),
         check(`metric.${key}.max`, "max"),
       );
@@ -141,7 +154,7 @@ class RunsTable {
         "div",
         { class: "picker-list" },
         h("strong", null, "summary"),
-        this.keys.summary.map((k) => summaryRow(k)),
+        [...summarised].map(summaryRow),
         h("strong", null, "config"),
         this.keys.config.map((k) => box(`config.${k}`)),
       ),
@@ -162,7 +175,7 @@ class RunsTable {
       tag: param("tag"),
       limit: PAGE,
       offset,
-      metric: [...new Set(this.picked().map((id) => METRIC.exec(id)).filter(Boolean).map((m) => m[1]))],
+      metric: [...new Set(this.picked().map(metricKey).filter((key) => key !== null))],
     };
   }
 
@@ -212,41 +225,43 @@ class RunsTable {
     );
   }
 
-  // Only the rows in view (and a few around) are in the DOM. Scrolling adds the rows coming
-  // into view and removes those leaving, keeping the rest; `force` (new data) draws all again.
+  // Only the rows in view (and a few around) are in the DOM. Rows are reused: a row scrolling
+  // out takes the place of one scrolling in and only its cells' content changes (making ~40
+  // rows of new elements for every screenful was most of a fast scroll's frame). `force` (new
+  // data, a new selection) fills every row again.
   draw(force = false) {
-    const first = Math.max(0, Math.floor(this.rows.scrollTop / ROW) - 10);
-    const last = Math.min(this.total, Math.ceil((this.rows.scrollTop + this.rows.clientHeight) / ROW) + 10);
+    const first = Math.max(0, Math.floor(this.rows.scrollTop / ROW) - OVERSCAN);
+    const last = Math.min(this.total, Math.ceil((this.rows.scrollTop + this.rows.clientHeight) / ROW) + OVERSCAN);
     if (!force && first === this.first && last === this.last) return;
     this.first = first;
     this.last = last;
-    if (force || !this.drawn) {
+    const cols = this.columns();
+    const shape = this.template + cols.map((c) => c.id).join("\0");
+    if (!this.drawn || shape !== this.shape) {
+      // Other columns: rows cannot be reused.
+      this.shape = shape;
       this.drawn = new Map();
       replace(this.rows, this.spacer);
     }
-    const cols = this.columns();
+    const spare = [];
+    for (const [i, row] of this.drawn) {
+      if (i < first || i >= last) spare.push(row), this.drawn.delete(i);
+    }
     const group = param("group");
-    const kept = new Map();
     for (let i = first; i < last; i++) {
       const run = this.runAt(i, true);
       let row = this.drawn.get(i);
-      if (row && (row.dataset.run || !run)) {
-        kept.set(i, row);
-        continue;
+      if (row && row.run === run && !force) continue;
+      if (!row) {
+        row = spare.pop() || this.makeRow(cols);
+        row.style.top = `${i * ROW}px`;
+        if (!row.isConnected) this.rows.append(row);
+        this.drawn.set(i, row);
       }
-      if (row) row.remove();
-      row = run ? this.row(run, cols) : h("div", { class: "row placeholder" }, h("div", { class: "cell" }, "…"));
-      row.style.top = `${i * ROW}px`;
-      row.style.gridTemplateColumns = this.template;
-      if (run && group) {
-        const previous = i > 0 ? this.runAt(i - 1) : null;
-        if (!previous || cell(previous, group) !== cell(run, group)) row.classList.add("group-start");
-      }
-      this.rows.append(row);
-      kept.set(i, row);
+      const previous = run && group && i > 0 ? this.runAt(i - 1) : null;
+      this.fill(row, run, cols, Boolean(run && group && (!previous || cell(previous, group) !== cell(run, group))));
     }
-    for (const [i, row] of this.drawn) if (!kept.has(i)) row.remove();
-    this.drawn = kept;
+    for (const row of spare) row.remove();
   }
 
   // The run at row i, if its page is loaded; `fetch` asks for the page when it is not.
@@ -255,39 +270,21 @@ class RunsTable {
     return Array.isArray(runs) ? runs[i % PAGE] : null;
   }
 
-  row(run, cols) {
-    const cells = cols.map((c) => {
-      switch (c.id) {
-        case "select":
-          return h(
-            "div",
-            { class: "cell" },
-            h("input", {
-              type: "checkbox",
-              title: "select to compare",
-              checked: this.selected.has(run.id),
-              onchange: (e) => this.select(run.id, e.target.checked),
-            }),
-          );
-        case "status":
-          return h("div", { class: "cell" }, h("span", { class: `status ${run.status}` }, run.status));
-        case "name":
-          return h("div", { class: "cell" }, h("a", { href: path(this.project, "r", run.id), "data-nav": 1, title: run.id }, run.name || run.id));
-        case "created":
-          return h("div", { class: "cell" }, time(run.created));
-        case "duration":
-          return h("div", { class: "cell num" }, duration((run.status === "running" ? Date.now() / 1000 : run.updated) - run.created));
-        case "tags":
-          return h("div", { class: "cell" }, (run.tags || []).map((t) => h("span", { class: "tag" }, t)));
-        case "group":
-          return h("div", { class: "cell" }, run.group ?? "");
-        case "job_type":
-          return h("div", { class: "cell" }, run.job_type ?? "");
-        default:
-          return h("div", { class: "cell num" }, show(cell(run, c.id)));
-      }
-    });
-    return h("div", { class: `row${this.selected.has(run.id) ? " selected" : ""}`, dataset: { run: run.id } }, cells);
+  makeRow(cols) {
+    const row = h("div", { class: "row" }, cols.map((c) => (CELLS[c.id] || VALUE).make(this)));
+    row.style.gridTemplateColumns = this.template;
+    return row;
+  }
+
+  // Show `run` in `row` (null: its page is still loading, a placeholder).
+  fill(row, run, cols, groupStart) {
+    row.run = run;
+    row.classList.toggle("placeholder", !run);
+    row.classList.toggle("selected", Boolean(run && this.selected.has(run.id)));
+    row.classList.toggle("group-start", groupStart);
+    if (!run) return void delete row.dataset.run;
+    row.dataset.run = run.id;
+    cols.forEach((c, k) => (CELLS[c.id] || VALUE).fill(row.children[k], run, this, c.id));
   }
 
   select(id, on) {
@@ -334,23 +331,50 @@ class RunsTable {
   }
 }
 
-const METRIC = /^metric\.(.+)\.(min|max|last)$/s;
-
-function label(id) {
-  const m = METRIC.exec(id);
-  return m ? `${m[1]} (${m[2]})` : id;
-}
-
-function cell(run, id) {
-  const m = METRIC.exec(id);
-  if (m) return run.metrics?.[m[1]]?.[m[2]];
-  const dot = id.indexOf(".");
-  const [where, key] = [id.slice(0, dot), id.slice(dot + 1)];
-  const values = where === "summary" ? run.summary : where === "config" ? run.config : null;
-  if (!values) return undefined;
-  if (key in values) return values[key];
-  // KEY.AGGREGATE: one aggregate of a summary define_metric made an object ({"max": …}).
-  const last = key.lastIndexOf(".");
-  const inner = last > 0 ? values[key.slice(0, last)] : undefined;
-  return inner && typeof inner === "object" ? inner[key.slice(last + 1)] : undefined;
-}
+// Each column makes its cell once, and fills it for whichever run its row shows (rows are
+// reused while scrolling). User text goes in as text.
+const text = (cls = "cell") => ({ make: () => h("div", { class: cls }), fill: null });
+const CELLS = {
+  select: {
+    make: (table) => {
+      const box = h("input", { type: "checkbox", title: "select to compare" });
+      box.onchange = () => table.select(box.closest(".row").dataset.run, box.checked);
+      return h("div", { class: "cell" }, box);
+    },
+    fill: (el, run, table) => (el.firstChild.checked = table.selected.has(run.id)),
+  },
+  status: {
+    make: () => h("div", { class: "cell" }, h("span")),
+    fill: (el, run) => {
+      el.firstChild.className = `status ${run.status}`;
+      setText(el.firstChild, run.status);
+    },
+  },
+  name: {
+    make: () => h("div", { class: "cell" }, h("a", { "data-nav": 1 })),
+    fill: (el, run, table) => {
+      const link = el.firstChild;
+      link.href = path(table.project, "r", run.id);
+      link.title = run.id;
+      setText(link, run.name || run.id);
+    },
+  },
+  created: { ...text(), fill: (el, run) => setText(el, time(run.created)) },
+  duration: {
+    ...text("cell num"),
+    fill: (el, run) => setText(el, duration((run.status === "running" ? Date.now() / 1000 : run.updated) - run.created)),
+  },
+  tags: {
+    ...text(),
+    fill: (el, run) => {
+      const tags = run.tags || [];
+      if (el.dataset.tags !== tags.join("\0")) replace(el, tags.map((t) => h("span", { class: "tag" }, t)));
+      el.dataset.tags = tags.join("\0");
+    },
+  },
+  origin: { ...text(), fill: (el, run) => setText(el, run.origin ?? "") },
+  group: { ...text(), fill: (el, run) => setText(el, run.group ?? "") },
+  job_type: { ...text(), fill: (el, run) => setText(el, run.job_type ?? "") },
+};
+// A config, summary or metric column.
+const VALUE = { ...text("cell num"), fill: (el, run, table, id) => setText(el, show(cell(run, id))) };
