@@ -49,7 +49,8 @@ export class RelayStatus {
       ? `relay: behind by ${plural(relay.behind_events, "event", "events")} · ${bytes(relay.behind_bytes)}`
       : "relay: caught up";
     if (failing) text += ` · retrying in ${Math.ceil(relay.retry_in)} s`;
-    if (relay.refused.length) text += ` · ${plural(relay.refused.length, "run", "runs")} refused`;
+    // Runs ({run}) and artifacts ({artifact}) the relay cannot send.
+    if (relay.refused.length) text += ` · ${relay.refused.length} refused`;
     setText(this.label, text);
     const last = relay.last_error;
     setText(this.error, failing && last ? last.message : "");
@@ -58,7 +59,7 @@ export class RelayStatus {
       `sent since start: ${plural(relay.sent_events, "event", "events")}, ${bytes(relay.sent_bytes)}, ${plural(relay.sent_files, "file", "files")}`,
       relay.last_ack ? `last acknowledged ${time(relay.last_ack)}` : "nothing acknowledged yet",
       last ? `last error ${time(last.t)}${last.count > 1 ? ` (×${last.count})` : ""}: ${last.message}` : null,
-      ...relay.refused.map((r) => `refused ${r.run}: ${r.reason}`),
+      ...relay.refused.map((r) => `refused ${r.run ? `run ${r.run}` : `artifact ${r.artifact}`}: ${r.reason}`),
     ];
     this.el.title = lines.filter(Boolean).join("\n");
   }
