@@ -75,12 +75,32 @@ class ImportedRun:
         """Append the next event; raise ValueError if it cannot be written (too long a line,
         a value JSON cannot hold) with nothing appended."""
         event = {"v": event_format.FORMAT_VERSION, "seq": self.events, "t": t, "type": kind}
+        event.update(fields)
+        self._append(event)
+
+    def add_keyed(self, t: float, step: int, data: dict[str, Any]) -> None:
+        """``add(t, "log", {"step": step, "keyed": True, "data": data})``: the bulk of an
+        import, its event built in one go."""
+        event = {
+            "v": event_format.FORMAT_VERSION,
+            "seq": self.events,
+            "t": t,
+            "type": "log",
+            "step": step,
+            "keyed": True,
+            "data": data,
+        }
+        self._append(event)
+
+    def _append(self, event: dict[str, Any]) -> None:
         try:
-            line = event_format.encode({**event, **fields})
+            line = event_format.encode(event)
         except TypeError as error:
-            raise ValueError(f"a {kind} event could not be encoded: {error}") from None
+            raise ValueError(f"a {event['type']} event could not be encoded: {error}") from None
         if len(line) > segment.MAX_LINE_BYTES:
-            raise ValueError(f"a {kind} event of {len(line)} bytes is longer than a line may be")
+            raise ValueError(
+                f"a {event['type']} event of {len(line)} bytes is longer than a line may be"
+            )
         if self._file is None or self._size >= self._segment_bytes:
             self._open_segment()
         self._buffer += line

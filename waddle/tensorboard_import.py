@@ -192,28 +192,29 @@ class _RunImport:
             (torn if reason.startswith("torn") else problems).append(line)
             self.report(line)
 
-        first_t = last_t = None
         values = 0
-        pending: list[Any] = []  # [step, t, data] of the log event being merged
+        # The log event being merged: its step, wall time and data (None before the first).
+        step_of = t_of = data_of = None
         config: dict[str, Any] = {}
         summary: dict[str, Any] = {}
-        for step, t, data in self._values(out.dir, on_problem, config, summary):
-            if first_t is None:
-                first_t = t
-                out.add(t, "run_start", self._start_fields())
-            last_t = t
-            values += len(data)
-            if pending and pending[0] == step and pending[1] == t and len(pending[2]) < MERGE_KEYS:
-                pending[2].update(data)
-                continue
-            if pending:
-                out.add(pending[1], "log", {"step": pending[0], "keyed": True, "data": pending[2]})
-            pending = [step, t, data]
-        if first_t is None:  # no value at all: the run still exists, empty
-            first_t = last_t = _file_time(self.source.files[0])
-            out.add(first_t, "run_start", self._start_fields())
-        if pending:
-            out.add(pending[1], "log", {"step": pending[0], "keyed": True, "data": pending[2]})
+        add_keyed = out.add_keyed
+        for batch in self._values(out.dir, on_problem, config, summary):
+            for step, t, data in batch:
+                values += len(data)
+                if t == t_of and step == step_of and len(data_of) < MERGE_KEYS:
+                    data_of.update(data)
+                    continue
+                if data_of is not None:
+                    add_keyed(t_of, step_of, data_of)
+                else:
+                    out.add(t, "run_start", self._start_fields())
+                step_of, t_of, data_of = step, t, data
+        if data_of is None:  # no value at all: the run still exists, empty
+            last_t = _file_time(self.source.files[0])
+            out.add(last_t, "run_start", self._start_fields())
+        else:
+            last_t = t_of
+            add_keyed(t_of, step_of, data_of)
         if config:
             out.add(last_t, "config", {"data": config})
         if summary:
@@ -248,8 +249,9 @@ class _RunImport:
 
     def _values(
         self, run_dir: Path, on_problem: Any, config: dict, summary: dict
-    ) -> Iterator[tuple[int, float, dict[str, Any]]]:
-        """(step, wall time, {key: value}) of every TensorBoard event of the run, in order."""
+    ) -> Iterator[list[tuple[int, float, dict[str, Any]]]]:
+        """(step, wall time, {key: value}) of every TensorBoard event of the run, in order, in
+        lists (tfevents.record_batches)."""
         own = [(self.source.files, None)]
         subs = [(sub.files, key) for sub, _, key in self.source.scalars_of]
         for files, rename in own + subs:
@@ -257,47 +259,55 @@ class _RunImport:
                 yield from self._file(path, run_dir, on_problem, config, rename)
         for sub in self.source.hparams_of:
             for path in sub.files:
-                for _, _, data in self._file(path, run_dir, on_problem, config, None):
-                    summary.update(data)
+                for batch in self._file(path, run_dir, on_problem, config, None):
+                    for _, _, data in batch:
+                        summary.update(data)
 
     def _file(
         self, path: Path, run_dir: Path, on_problem: Any, config: dict, rename: str | None
-    ) -> Iterator[tuple[int, float, dict[str, Any]]]:
-        decoder, scalar_event = self.decoder, tfevents.scalar_event
+    ) -> Iterator[list[tuple[int, float, dict[str, Any]]]]:
+        decoder, scalar_event, in_bounds = (
+            self.decoder,
+            tfevents.scalar_event,
+            event_format.in_bounds,
+        )
         keys: dict[str, str | None] = {}  # tag -> its key, None if it cannot be one
-        for offset, record in tfevents.records(path, on_problem):
-            decoded = scalar_event(record)  # the decoder's own first try, called directly
-            if decoded is None:
-                try:
-                    decoded = decoder(record)
-                except Exception as error:  # a record that frames but does not decode
-                    on_problem(path, offset, f"not an event ({error}); skipped")
-                    continue
+        for records in tfevents.record_batches(path, on_problem):
+            out = []
+            for offset, record in records:
+                decoded = scalar_event(record)  # the decoder's own first try, called directly
                 if decoded is None:
+                    try:
+                        decoded = decoder(record)
+                    except Exception as error:  # a record that frames but does not decode
+                        on_problem(path, offset, f"not an event ({error}); skipped")
+                        continue
+                    if decoded is None:
+                        continue
+                step, t, values = decoded
+                if not in_bounds(0, t, step):
+                    on_problem(path, offset, f"step {step} or wall time {t} out of bounds; skipped")
                     continue
-            step, t, values = decoded
-            if not event_format.in_bounds(0, t, step):
-                on_problem(path, offset, f"step {step} or wall time {t} out of bounds; skipped")
-                continue
-            data: dict[str, Any] = {}
-            for tag, kind, payload in values:
-                if kind == "hparams":
-                    config.update(payload)
-                    continue
-                key = keys.get(tag, "")
-                if key == "":
-                    key = keys[tag] = self._key(tag, rename, path, offset, on_problem)
-                if key is None:
-                    continue
-                if kind == "scalar":
-                    data[key] = payload
-                    continue
-                try:
-                    data[key] = _value(kind, payload, run_dir)
-                except (TypeError, ValueError) as error:
-                    on_problem(path, offset, f"value {tag!r} left out: {error}")
-            if data:
-                yield step, t, data
+                data: dict[str, Any] = {}
+                for tag, kind, payload in values:
+                    if kind == "hparams":
+                        config.update(payload)
+                        continue
+                    key = keys.get(tag, "")
+                    if key == "":
+                        key = keys[tag] = self._key(tag, rename, path, offset, on_problem)
+                    if key is None:
+                        continue
+                    if kind == "scalar":
+                        data[key] = payload
+                        continue
+                    try:
+                        data[key] = _value(kind, payload, run_dir)
+                    except (TypeError, ValueError) as error:
+                        on_problem(path, offset, f"value {tag!r} left out: {error}")
+                if data:
+                    out.append((step, t, data))
+            yield out
 
     @staticmethod
     def _key(tag: str, rename: str | None, path: Path, offset: int, on_problem: Any) -> str | None:

@@ -81,41 +81,70 @@ def masked_crc(data: bytes) -> int:
 
 
 def records(path: Path, on_problem: ProblemHandler) -> Iterator[tuple[int, bytes]]:
-    """``(offset, data)`` of every sound record of ``path`` (module docstring for the rest).
+    """``(offset, data)`` of every sound record of ``path`` (module docstring for the rest)."""
+    for batch in record_batches(path, on_problem):
+        yield from batch
+
+
+def record_batches(
+    path: Path, on_problem: ProblemHandler, size: int = 4096
+) -> Iterator[list[tuple[int, bytes]]]:
+    """:func:`records` in lists of up to ``size``: a hot loop over a list is cheaper than one
+    step of a generator per record. A problem is reported once the records before it are
+    handed over, as with :func:`records`.
 
     The file is mapped, not read whole: an event file of images can be larger than memory."""
     with open(path, "rb") as file:
         if os.fstat(file.fileno()).st_size == 0:
             return
         with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            yield from _framed(path, data, on_problem)
+            yield from _framed(path, data, on_problem, size)
 
 
-def _framed(path: Path, data: Any, on_problem: ProblemHandler) -> Iterator[tuple[int, bytes]]:
+def _framed(
+    path: Path, data: Any, on_problem: ProblemHandler, batch_size: int
+) -> Iterator[list[tuple[int, bytes]]]:
     size = len(data)
     position = 0
     header, trailer, crc32c_of = _HEADER.unpack_from, _CRC.unpack_from, crc32c
+    # The length's CRC is a function of the length alone, and most records of a file share a
+    # few lengths: each length is checked once, then its CRC is compared with the one found.
+    checked: dict[int, int] = {}
+    batch: list[tuple[int, bytes]] = []
+    problem = None
     while position < size:
         if size - position < 12:
-            on_problem(path, position, f"torn record: {size - position} bytes of a header")
-            return
+            problem = f"torn record: {size - position} bytes of a header"
+            break
         length, length_crc = header(data, position)
-        crc = crc32c_of(data[position : position + 8])  # masked_crc, inline: the hot loop
-        if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF != length_crc:
-            on_problem(path, position, "corrupt record length (CRC mismatch); the rest is unread")
-            return
+        if checked.get(length) != length_crc:
+            crc = crc32c_of(data[position : position + 8])  # masked_crc, inline: the hot loop
+            if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF != length_crc:
+                problem = "corrupt record length (CRC mismatch); the rest is unread"
+                break
+            checked[length] = length_crc
         start = position + 12
         end = start + length + 4
         if end > size:
-            on_problem(path, position, f"torn record: {size - start} of {length + 4} bytes")
-            return
+            problem = f"torn record: {size - start} of {length + 4} bytes"
+            break
         payload = data[start : start + length]
         crc = crc32c_of(payload)
         if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF != trailer(data, end - 4)[0]:
+            if batch:
+                yield batch
+                batch = []
             on_problem(path, position, "record data fails its CRC; skipped")
         else:
-            yield position, payload
+            batch.append((position, payload))
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
         position = end
+    if batch:
+        yield batch
+    if problem is not None:
+        on_problem(path, position, problem)
 
 
 def frame(payload: bytes) -> bytes:
@@ -426,8 +455,26 @@ def scalar_event(record: bytes) -> tuple[int, float, list[Value]] | None:
         else:
             step <<= 7
         step |= low
+    # The rest up to the float (summary, its one value, the value's tag) is the same bytes in
+    # every event of a tag: read once per tag, then looked up.
+    tag = _SCALAR_TAGS.get(record[position : size - 4])
+    if tag is None:
+        tag = _scalar_tag(record, position)
+        if tag is None:
+            return None
+    return (
+        step,
+        _WALL.unpack_from(record, 1)[0],
+        [(tag, "scalar", _FLOAT.unpack_from(record, size - 4)[0])],
+    )
+
+
+def _scalar_tag(record: bytes, position: int) -> str | None:
+    """The tag of a scalar event whose summary starts at ``position`` (scalar_event), None if
+    it is not one; remembered by the bytes that hold it (up to _SCALAR_TAGS_MAX tags)."""
+    size = len(record)
     # summary (5), its one value (1), the value's tag (1): one-byte lengths, then the float
-    if size - position < 7 or record[position] != 0x2A:
+    if size - position < 11 or record[position] != 0x2A:
         return None
     summary = record[position + 1]
     length = record[position + 5]
@@ -445,13 +492,13 @@ def scalar_event(record: bytes) -> tuple[int, float, list[Value]] | None:
         tag = record[position + 6 : end].decode()
     except UnicodeDecodeError:
         return None
-    return (
-        step,
-        _WALL.unpack_from(record, 1)[0],
-        [(tag, "scalar", _FLOAT.unpack_from(record, end + 1)[0])],
-    )
+    if len(_SCALAR_TAGS) < _SCALAR_TAGS_MAX:
+        _SCALAR_TAGS[record[position : size - 4]] = tag
+    return tag
 
 
+_SCALAR_TAGS: dict[bytes, str] = {}
+_SCALAR_TAGS_MAX = 4096
 _WALL = struct.Struct("<d")
 _FLOAT = struct.Struct("<f")
 
