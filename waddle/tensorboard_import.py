@@ -266,17 +266,20 @@ class _RunImport:
     def _file(
         self, path: Path, run_dir: Path, on_problem: Any, config: dict, rename: str | None
     ) -> Iterator[list[tuple[int, float, dict[str, Any]]]]:
-        decoder, scalar_event, in_bounds = (
-            self.decoder,
-            tfevents.scalar_event,
-            event_format.in_bounds,
-        )
+        decoder, scalar, in_bounds = self.decoder, tfevents.scalar, event_format.in_bounds
         keys: dict[str, str | None] = {}  # tag -> its key, None if it cannot be one
         for records in tfevents.record_batches(path, on_problem):
             out = []
             for offset, record in records:
-                decoded = scalar_event(record)  # the decoder's own first try, called directly
-                if decoded is None:
+                found = scalar(record)  # the decoder's own first try, called directly
+                if found is not None:
+                    step, t, tag, value = found
+                    key = keys.get(tag)
+                    if key is not None and in_bounds(0, t, step):  # the bulk, as below
+                        out.append((step, t, {key: value}))
+                        continue
+                    decoded = step, t, [(tag, "scalar", value)]
+                else:
                     try:
                         decoded = decoder(record)
                     except Exception as error:  # a record that frames but does not decode
