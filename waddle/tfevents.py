@@ -6,8 +6,9 @@ the length``, ``length`` bytes of an ``Event`` protobuf, ``uint32 masked CRC-32C
 owns that framing and the decoding of the summary values waddle keeps. It promises:
 
 - every record's CRCs are checked (with ``google-crc32c`` when installed, else in Python, far
-  slower): a record whose data fails its check is reported and skipped; a length that fails
-  its check ends the file there (nothing after it can be framed), reported;
+  slower; a length's CRC is computed once per distinct length, then compared): a record whose
+  data fails its check is reported and skipped; a length that fails its check ends the file
+  there (nothing after it can be framed), reported;
 - a torn last record (a writer that died mid-write) ends the file at the tear, reported with
   its byte offset: everything before it is read;
 - events are decoded with the ``tensorboard`` package's protobuf classes when it is installed,
