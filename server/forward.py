@@ -81,9 +81,13 @@ def sync_command(relay: Relay) -> int:
         relay.close()
     tracks = list(relay.tracks.values())
     sent = [track for track in tracks if track.sent]
+    runs = {(track.project, track.run_id) for track in tracks}
+    sent_runs = {(track.project, track.run_id) for track in sent}
     status = relay.status()
+    # The streams of a run's ranks count apart once any run has more than rank 0's.
+    streams = f" ({_count(len(sent), 'rank')})" if any(t.rank for t in tracks) else ""
     line = (
-        f"sent {_count(len(sent), 'run')} to {relay.uplink.url}: "
+        f"sent {_count(len(sent_runs), 'run')}{streams} to {relay.uplink.url}: "
         f"{_count(relay.totals['events'], 'event')} ({_size(relay.totals['bytes'])}), "
         f"{_count(relay.totals['files'], 'file')} ({_size(relay.totals['file_bytes'])})"
     )
@@ -94,7 +98,7 @@ def sync_command(relay: Relay) -> int:
             f"({_count(relay.artifacts.totals['objects'], 'file')}, "
             f"{_size(relay.artifacts.totals['object_bytes'])})"
         )
-    there = len(tracks) - len(sent) - sum("run" in refused for refused in status["refused"])
+    there = len(runs - sent_runs - {(t.project, t.run_id) for t in tracks if t.refused})
     if there:
         line += f"; {there} run{'s were' if there != 1 else ' was'} there already"
     if status["skipped_lines"]:
