@@ -317,11 +317,13 @@ class _Sent:
 
 @dataclass
 class Scope:
-    """What a relay forwards: a log folder, one project of it, or one run."""
+    """What a relay forwards: a log folder, one project of it, or one run (every stream of it,
+    or with ``rank`` that rank's alone: the forwarder of one rank of an online run)."""
 
     root: Path
     project: str | None = None
     run: str | None = None
+    rank: int | None = None
 
     @classmethod
     def of(cls, path: str | Path) -> Scope:
@@ -750,6 +752,8 @@ class Relay:
                 continue
             for rank, stream_dir in [(0, run_dir), *ranks.rank_streams(run_dir)]:
                 key = (project, run_id, rank)
+                if self.scope.rank not in (None, rank):
+                    continue  # another rank's forwarder sends it
                 if key in self.tracks or not segment.list_segments(stream_dir):
                     continue  # known, or no event yet
                 track = Track(project, run_id, run_dir, rank)

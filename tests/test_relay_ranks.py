@@ -12,10 +12,11 @@ import signal
 import subprocess
 import textwrap
 
+import orjson
 import pytest
 
 from tests.conftest import PYTHON, child_env, wait_until
-from tests.relay_helpers import QUIET_ENV, Central, index_view, relay_process
+from tests.relay_helpers import QUIET_ENV, TOKEN, Central, index_view, relay_process
 from tests.server_helpers import serving
 from waddle import ranks, segment
 from waddle.run_folder import inspect_run
@@ -53,13 +54,14 @@ RANK = """
 """
 
 
-def _rank(local, tmp_path, rank: int, steps: int) -> subprocess.Popen:
+def _rank(local, tmp_path, rank: int, steps: int, **extra: str) -> subprocess.Popen:
     env = child_env(
         WADDLE_DIR=str(local),
         OUT=str(tmp_path),
         STEPS=str(steps),
         **{**QUIET_ENV, "WADDLE_CONSOLE": "1", "WADDLE_SYSTEM_METRICS_INTERVAL": "0.5"},
         WADDLE_RANK=str(rank),
+        **extra,
     )
     return subprocess.Popen(
         [PYTHON, "-c", textwrap.dedent(RANK)],
@@ -208,3 +210,64 @@ def _local_status(local) -> str | None:
         return None
     ranks.inspect_ranks(record, float(HEARTBEAT_TIMEOUT))
     return record.status
+
+
+def _run_ranks(local, tmp_path, count: int, **env: str) -> None:
+    """Ranks 0 to count - 1 of job-1, run to their finish."""
+    children = [_rank(local, tmp_path, rank, 300, **env) for rank in range(count)]
+    for child in children:
+        for said in iter(child.stdout.readline, "ready\n"):
+            assert said, child.stderr.read()
+    for child in children:
+        _finish(child)
+
+
+def test_sync_sends_every_rank_once_and_counts_them(tmp_path):
+    local = tmp_path / "local"
+    central = Central(tmp_path / "central", tmp_path / "central.log").start()
+    try:
+        _run_ranks(local, tmp_path, 3)
+        sync = [PYTHON, "-m", "waddle.cli", "sync", str(local), "--to", central.url]
+        sync += ["--token", TOKEN, "--origin", "box"]
+
+        def run_sync() -> str:
+            done = subprocess.run(
+                sync, env=child_env(**QUIET_ENV), capture_output=True, text=True, timeout=120
+            )
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        first = run_sync()
+        assert first.startswith(f"waddle sync: sent 1 run (3 ranks) to {central.url}: "), first
+        assert _streams(central.folder / "p" / "box.job-1") == _streams(local / "p" / "job-1")
+        assert _stored(central.folder / "p" / "box.job-1") == _stored(local / "p" / "job-1")
+        again = run_sync()
+        assert "sent 0 runs (0 ranks)" in again and "1 run was there already" in again, again
+        assert central.json("/api/health")["intake"]["replayed"] == 0
+    finally:
+        central.kill()
+
+
+def test_every_rank_of_an_online_run_reaches_the_central_server(tmp_path):
+    local = tmp_path / "local"
+    central = Central(tmp_path / "central", tmp_path / "central.log").start()
+    try:
+        online = {"WADDLE_MODE": "online", "WADDLE_SERVER": central.url, "WADDLE_TOKEN": TOKEN}
+        _run_ranks(local, tmp_path, 2, **online, WADDLE_ORIGIN="laptop")
+        central_run = central.folder / "p" / "laptop.job-1"
+        local_streams = _streams(local / "p" / "job-1")
+        assert sorted(local_streams) == [0, 1]
+        wait_until(lambda: _streams(central_run) == local_streams, timeout=60)
+        wait_until(lambda: _stored(central_run) == _stored(local / "p" / "job-1"), timeout=60)
+        # Each rank's forwarder saved the acknowledgements of its own stream.
+        wait_until(lambda: sorted(_acknowledged(local)) == ["p/job-1", "p/job-1/ranks/1"], 60)
+    finally:
+        central.kill()
+
+
+def _acknowledged(local) -> list[str]:
+    return [
+        key
+        for path in (local / ".waddle" / "relay").glob("*.json")
+        for key in orjson.loads(path.read_bytes())["runs"]
+    ]
