@@ -1,7 +1,8 @@
 """The commands that forward runs to a central server, around :class:`~waddle.server.relay.Relay`:
 ``waddle relay`` (for good), ``waddle sync`` (until acknowledged, then says what it sent) and
-the forwarder of one online run (``python -m waddle.server.forward RUN_DIR``, started by
-``waddle.init(mode="online")``).
+the forwarder of one online run (``python -m waddle.server.forward RUN_DIR PID [RANK]``, started
+by ``waddle.init(mode="online")``: of a run several ranks share, each rank's forwarder sends its
+own stream).
 
 None of them needs the server's extra packages: a training machine forwards with the client's
 dependencies alone. Their lines go to stderr as ``waddle relay: …`` (server/notices.py); the
@@ -81,9 +82,13 @@ def sync_command(relay: Relay) -> int:
         relay.close()
     tracks = list(relay.tracks.values())
     sent = [track for track in tracks if track.sent]
+    runs = {(track.project, track.run_id) for track in tracks}
+    sent_runs = {(track.project, track.run_id) for track in sent}
     status = relay.status()
+    # The streams of a run's ranks count apart once any run has more than rank 0's.
+    streams = f" ({_count(len(sent), 'rank')})" if any(t.rank for t in tracks) else ""
     line = (
-        f"sent {_count(len(sent), 'run')} to {relay.uplink.url}: "
+        f"sent {_count(len(sent_runs), 'run')}{streams} to {relay.uplink.url}: "
         f"{_count(relay.totals['events'], 'event')} ({_size(relay.totals['bytes'])}), "
         f"{_count(relay.totals['files'], 'file')} ({_size(relay.totals['file_bytes'])})"
     )
@@ -94,7 +99,7 @@ def sync_command(relay: Relay) -> int:
             f"({_count(relay.artifacts.totals['objects'], 'file')}, "
             f"{_size(relay.artifacts.totals['object_bytes'])})"
         )
-    there = len(tracks) - len(sent) - sum("run" in refused for refused in status["refused"])
+    there = len(runs - sent_runs - {(t.project, t.run_id) for t in tracks if t.refused})
     if there:
         line += f"; {there} run{'s were' if there != 1 else ' was'} there already"
     if status["skipped_lines"]:
@@ -156,13 +161,13 @@ def _size(count: int) -> str:
     return str(count)
 
 
-def forward_online_run(run_dir: str, parent: int) -> int:
-    """The forwarder of one online run: until the run finished, or its process ``parent``
-    ended, and all of it is acknowledged (or the central server stayed unreachable for LINGER
-    seconds after that)."""
+def forward_online_run(run_dir: str, parent: int, rank: int = 0) -> int:
+    """The forwarder of one online run's stream ``rank``: until it finished, or its process
+    ``parent`` ended, and all of it is acknowledged (or the central server stayed unreachable
+    for LINGER seconds after that)."""
     path = Path(run_dir).absolute()
     try:
-        scope = Scope(path.parent.parent, path.parent.name, path.name)
+        scope = Scope(path.parent.parent, path.parent.name, path.name, rank)
         relay = open_relay(path, "relay", scope=scope)
     except ValueError as error:
         Notices("waddle relay").say(f"not relaying {run_dir}: {error}")
@@ -202,4 +207,4 @@ def _alive(pid: int) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(forward_online_run(sys.argv[1], int(sys.argv[2])))
+    sys.exit(forward_online_run(*sys.argv[1:2], *map(int, sys.argv[2:4])))

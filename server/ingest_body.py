@@ -8,7 +8,11 @@ events follow, and that many bytes of event lines exactly as the run's segments 
     {"project":"demo","run":"20261123-094418-136-ri3fsw","after":41,"bytes":5120}
     <5120 bytes: event lines, each ending in a newline>
     {"project":"demo","run":"…","after":-1,"bytes":0}
+    {"project":"demo","run":"20261123-094418-136-ri3fsw","rank":1,"after":-1,"bytes":980}
+    <980 bytes: event lines of rank 1's stream>
 
+``rank`` (absent: 0) says which stream of the run the chunk continues (waddle/ranks.py: rank
+0's is the run folder's own, rank N's its ``ranks/N/``); each stream has its own seqs.
 ``after`` is the seq of the event the relay read just before the chunk's first one (-1: the
 run's start); a chunk of 0 bytes asks where the central server stands. :func:`decode` promises
 that a body it returns is whole and consistent: valid names, events that decode
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from waddle import event as event_format
-from waddle import names, segment
+from waddle import names, ranks, segment
 
 VERSION = 1
 # What one request may carry: compressed as sent, and once decompressed.
@@ -41,8 +45,8 @@ class BadBody(ValueError):
 
 @dataclass
 class Chunk:
-    """The events of one run in a body: ``lines`` of complete event lines, with the seq of each
-    and the offset just past each line in ``lines``."""
+    """The events of one stream of a run (its ``rank``) in a body: ``lines`` of complete event
+    lines, with the seq of each and the offset just past each line in ``lines``."""
 
     project: str
     run: str
@@ -50,6 +54,7 @@ class Chunk:
     lines: bytes = b""
     seqs: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
+    rank: int = 0
 
     @property
     def last(self) -> int:
@@ -61,12 +66,10 @@ def encode(origin: str, chunks: list[Chunk], level: int = 1) -> bytes:
     """The compressed body of ``chunks`` from ``origin``."""
     parts = [orjson.dumps({"v": VERSION, "origin": origin}) + b"\n"]
     for chunk in chunks:
-        header = {
-            "project": chunk.project,
-            "run": chunk.run,
-            "after": chunk.after,
-            "bytes": len(chunk.lines),
-        }
+        header = {"project": chunk.project, "run": chunk.run}
+        if chunk.rank:
+            header["rank"] = chunk.rank
+        header.update(after=chunk.after, bytes=len(chunk.lines))
         parts.append(orjson.dumps(header) + b"\n")
         parts.append(chunk.lines)
     compressor = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: the gzip container
@@ -104,12 +107,18 @@ def decode(raw: bytes) -> tuple[str, list[Chunk]]:
         project, run, after, size = (fields.get(k) for k in ("project", "run", "after", "bytes"))
         if not (names.is_valid(project) and names.is_valid(run)):
             raise BadBody(f"{where}: project {project!r} or run {run!r} is not a valid name")
-        where = f"{where} ({project}/{run})"
+        rank = fields.get("rank", 0)
+        if not ranks.is_rank(rank):
+            raise BadBody(
+                f"{where} ({project}/{run}): rank {rank!r} is not a rank (an integer from 0 to "
+                f"{ranks.RANK_MAX})"
+            )
+        where = f"{where} ({project}/{run}{f', rank {rank}' if rank else ''})"
         if type(after) is not int or not -1 <= after <= event_format.SEQ_MAX:
             raise BadBody(f"{where}: after must be a seq or -1, not {after!r}")
         if type(size) is not int or not 0 <= size <= len(raw) - at:
             raise BadBody(f"{where}: bytes {size!r} is not the length of what follows")
-        chunk = Chunk(project, run, after, raw[at : at + size])
+        chunk = Chunk(project, run, after, raw[at : at + size], rank=rank)
         _check_events(chunk, where)
         chunks.append(chunk)
         at += size

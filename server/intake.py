@@ -2,10 +2,11 @@
 
 The intake owns the run folders of relayed runs, ``<log dir>/<project>/<origin>.<run id>/``
 (waddle/names.py ``relayed_folder``; docs/format.md, "Relayed runs"), and writes them in the
-format any run has, so the indexer reads them as it reads runs logged here: one code path. It
-promises:
+format any run has, so the indexer reads them as it reads runs logged here: one code path. Each
+stream of a run (rank 0's in the run folder, rank N's in ``ranks/N/``: waddle/ranks.py) is
+appended on its own, with its own seqs and ``held``. It promises:
 
-- **exactly once**: per run it holds ``held``, the seq of the newest event written, with every
+- **exactly once**: per stream it holds ``held``, the seq of the newest event written, with every
   event the origin had before it written too. A chunk (server/ingest_body.py) is appended only
   when it continues that (its ``after`` is at most ``held``): its events up to ``held`` are
   replays and are skipped; a chunk whose ``after`` is beyond ``held`` would leave a gap, and
@@ -46,7 +47,7 @@ from waddle.server.errors import ApiError
 from waddle.server.ingest_body import Chunk
 from waddle.server.notices import Notices
 
-from waddle import names, segment
+from waddle import names, ranks, segment
 from waddle.run_folder import ORIGIN_FILE, Origin, inspect_run, write_origin
 
 # Runs open at once: each holds two files (its lock and its newest segment).
@@ -59,8 +60,10 @@ _STORED = re.compile(r"(media|files)/([0-9a-f]{64})[A-Za-z0-9_.\-]*\Z")
 
 
 def stored_hash(path: str) -> str | None:
-    """The sha256 a stored file's path names (``media/<sha256><ext>``), or None if the path is
-    not one a run stores files under."""
+    """The sha256 a stored file's path names (``media/<sha256><ext>``, or a rank's:
+    ``ranks/<N>/media/<sha256><ext>``), or None if the path is not one a run stores files
+    under."""
+    path = ranks.split_path(path)[1]
     match = _STORED.match(path)
     if match is None or not names.is_valid(path.split("/", 1)[1]):
         return None
@@ -68,22 +71,26 @@ def stored_hash(path: str) -> str | None:
 
 
 class _Inbox:
-    """One relayed run open for appending: its folder, lock, newest segment and ``held``."""
+    """One stream of a relayed run open for appending: its folder, lock, newest segment and
+    ``held``. ``run_dir`` is the run folder (where ``origin.json`` goes), ``stream_dir`` the
+    stream's (the run folder itself for rank 0)."""
 
-    def __init__(self, run_dir: Path, origin: Origin, segment_bytes: int) -> None:
-        self.dir = run_dir
+    def __init__(self, run_dir: Path, stream_dir: Path, origin: Origin, segment_bytes: int):
+        self.run_dir = run_dir
+        self.dir = stream_dir
         self.origin = origin
         self.segment_bytes = segment_bytes
         self.lock = threading.Lock()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        stream_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(stream_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lock_fd)
             raise ApiError(
                 "conflict",
-                f"the run folder {run_dir.name} is held by another process "
+                f"the run folder {run_dir.name} ({stream_dir.relative_to(run_dir.parent)}) is "
+                "held by another process "
                 "(another waddle serve, or a training script): one process writes a run",
             ) from None
         os.ftruncate(self._lock_fd, 0)
@@ -112,7 +119,7 @@ class _Inbox:
             return
         data = memoryview(chunk.lines)[chunk.ends[skip - 1] if skip else 0 :]
         if not self._origin_checked:
-            if write_origin(self.dir, self.origin, sync=False):
+            if write_origin(self.run_dir, self.origin, sync=False):
                 self._origin_written = self._folder_changed = True
             self._origin_checked = True
         if self._fd is None or self._size >= self.segment_bytes:
@@ -134,10 +141,15 @@ class _Inbox:
         """Make what was written durable (origin.json, the folder's names, the lines);
         ``durable`` follows."""
         if self._origin_written:
-            _fsync_path(self.dir / ORIGIN_FILE)
+            _fsync_path(self.run_dir / ORIGIN_FILE)
             self._origin_written = False
         if self._folder_changed:
-            _fsync_path(self.dir)
+            folder = self.dir
+            while True:  # a rank's folder, ranks/, and the run folder that names them
+                _fsync_path(folder)
+                if folder == self.run_dir:
+                    break
+                folder = folder.parent
             self._folder_changed = False
         if self._fd is not None and self.durable != self.held:
             os.fdatasync(self._fd)
@@ -195,15 +207,16 @@ class Intake:
     def run_dir(self, origin: str, project: str, run_id: str) -> Path:
         return self.root / project / names.relayed_folder(origin, run_id)
 
-    def _inbox(self, origin: str, project: str, run_id: str) -> _Inbox:
+    def _inbox(self, origin: str, project: str, run_id: str, rank: int) -> _Inbox:
         run_dir = self.run_dir(origin, project, run_id)
+        stream_dir = ranks.stream_dir(run_dir, rank)
         with self._lock:
-            inbox = self._inboxes.get(run_dir)
+            inbox = self._inboxes.get(stream_dir)
             if inbox is not None:
-                self._inboxes.move_to_end(run_dir)
+                self._inboxes.move_to_end(stream_dir)
                 return inbox
-            inbox = _Inbox(run_dir, Origin(origin, project, run_id), self.segment_bytes)
-            self._inboxes[run_dir] = inbox
+            inbox = _Inbox(run_dir, stream_dir, Origin(origin, project, run_id), self.segment_bytes)
+            self._inboxes[stream_dir] = inbox
             while len(self._inboxes) > self.max_open:
                 _, oldest = self._inboxes.popitem(last=False)
                 with oldest.lock:
@@ -211,8 +224,8 @@ class Intake:
             return inbox
 
     def ingest(self, origin: str, chunks: list[Chunk]) -> list[dict]:
-        """Append each chunk that continues its run, fsync the runs written, and answer per
-        chunk the newest seq of its run that is durable."""
+        """Append each chunk that continues its stream, fsync the streams written, and answer
+        per chunk the newest seq of its stream that is durable."""
         self.totals["requests"] += 1
         inboxes: list[_Inbox | None] = []
         try:
@@ -233,21 +246,26 @@ class Intake:
         self.notices.resolve("intake")
         answers = []
         for chunk, inbox in zip(chunks, inboxes, strict=True):
-            name = inbox.dir.name if inbox else self.run_dir(origin, chunk.project, chunk.run).name
+            name = self.run_dir(origin, chunk.project, chunk.run).name
             acked = inbox.durable if inbox else -1
-            answers.append({"project": chunk.project, "run": chunk.run, "id": name, "acked": acked})
+            answer = {"project": chunk.project, "run": chunk.run, "id": name, "acked": acked}
+            if chunk.rank:
+                answer["rank"] = chunk.rank
+            answers.append(answer)
         return answers
 
     def _append(self, origin: str, chunk: Chunk) -> _Inbox | None:
-        """Write what ``chunk`` adds to its run; the run, or None when this server has nothing
-        of it and the chunk would not start it (a question, or a gap): no folder is made."""
+        """Write what ``chunk`` adds to its stream; the stream, or None when this server has
+        nothing of it and the chunk would not start it (a question, or a gap): no folder is
+        made."""
         run_dir = self.run_dir(origin, chunk.project, chunk.run)
-        if (not chunk.seqs or chunk.after >= 0) and not run_dir.is_dir():
+        stream_dir = ranks.stream_dir(run_dir, chunk.rank)
+        if (not chunk.seqs or chunk.after >= 0) and not stream_dir.is_dir():
             if chunk.seqs:
                 self.totals["gaps_refused"] += 1
             return None
         while True:
-            inbox = self._inbox(origin, chunk.project, chunk.run)
+            inbox = self._inbox(origin, chunk.project, chunk.run, chunk.rank)
             with inbox.lock:
                 if inbox.closed:  # closed by another request meanwhile: open it again
                     continue
@@ -273,7 +291,8 @@ class Intake:
                     inbox.close()
 
     def lacking(self, origin: str, project: str, run_id: str, paths: list[str]) -> list[str]:
-        """Those of ``paths`` (stored files of the run) this server does not hold."""
+        """Those of ``paths`` (stored files of the run, ``ranks/<N>/…`` for a rank's) this
+        server does not hold."""
         run_dir = self.run_dir(origin, project, run_id)
         bad = [path for path in paths if stored_hash(path) is None]
         if bad:

@@ -1,12 +1,14 @@
 """The relay: forwards the runs of a log folder to a central server, exactly once, through
 outages and restarts of either side (docs/api.md, "Relaying").
 
-One thread reads new lines of every run with the shared tailer (server/tailer.py), sends them
+One thread reads new lines of every stream of every run (rank 0's, the run folder's own, and
+each other rank's in ``ranks/<N>/``: waddle/ranks.py; a rank that starts late is found at the
+next listing) with the shared tailer (server/tailer.py), sends them
 in batches (server/ingest_body.py) through an :class:`~waddle.server.uplink.Uplink`, and moves
 each run's resume point to what the central server acknowledges (server/relay_state.py). It
 promises:
 
-- **exactly once, no gap**: each batch says, per run, the seq of the event read just before
+- **exactly once, no gap**: each batch says, per stream of a run, the seq of the event read just before
   its first one (``after``); the central server appends only a batch that continues what it
   holds and answers the newest seq it holds (``acked``). The relay resumes each run from a
   point at or before the event after ``acked`` and never forwards an event at or below it.
@@ -51,7 +53,7 @@ from waddle.server.relay_artifacts import ArtifactRelay
 from waddle.server.uplink import Uplink, UplinkError
 
 from waddle import event as event_format
-from waddle import names, segment, sequence
+from waddle import names, ranks, segment, sequence
 from waddle.media import FILES_DIR, MEDIA_DIR
 from waddle.run_folder import read_origin
 
@@ -86,12 +88,15 @@ class Position:
 
 
 class Track:
-    """One run as the relay forwards it: where it reads (a :class:`tailer.Reading` and a
-    :class:`sequence.Cursor`), what the central server acknowledged, and the resume point."""
+    """One stream of a run (rank 0's, or another rank's) as the relay forwards it: where it
+    reads (a :class:`tailer.Reading` and a :class:`sequence.Cursor`), what the central server
+    acknowledged, and the resume point."""
 
-    def __init__(self, project: str, run_id: str, run_dir: Path) -> None:
-        self.project, self.run_id, self.dir = project, run_id, run_dir
-        self.key = f"{project}/{run_id}"
+    def __init__(self, project: str, run_id: str, run_dir: Path, rank: int = 0) -> None:
+        self.project, self.run_id, self.rank = project, run_id, rank
+        self.run_dir, self.dir = run_dir, ranks.stream_dir(run_dir, rank)
+        # Its entry in the state file, and its name in what the relay says.
+        self.key = f"{project}/{run_id}" + (f"/{ranks.RANKS_DIR}/{rank}" if rank else "")
         # The read position (tailer.Reading, sequence.Cursor).
         self.offsets: dict[str, int] = {}
         self.last = -1
@@ -236,7 +241,9 @@ class _Outgoing:
         after, state.last = state.last, seq
         chunk = self.chunks.get(state)
         if chunk is None:
-            chunk = self.chunks[state] = Chunk(state.project, state.run_id, after, b"")
+            chunk = self.chunks[state] = Chunk(
+                state.project, state.run_id, after, b"", rank=state.rank
+            )
             chunk.lines = bytearray()  # type: ignore[assignment]
         chunk.lines += line  # type: ignore[operator]
         chunk.lines += b"\n"  # type: ignore[operator]
@@ -310,11 +317,13 @@ class _Sent:
 
 @dataclass
 class Scope:
-    """What a relay forwards: a log folder, one project of it, or one run."""
+    """What a relay forwards: a log folder, one project of it, or one run (every stream of it,
+    or with ``rank`` that rank's alone: the forwarder of one rank of an online run)."""
 
     root: Path
     project: str | None = None
     run: str | None = None
+    rank: int | None = None
 
     @classmethod
     def of(cls, path: str | Path) -> Scope:
@@ -355,7 +364,7 @@ class Relay:
         self.batch_bytes = batch_bytes
         self.state_path = relay_state.state_path(scope.root, uplink.url, self.origin)
         self.artifacts = ArtifactRelay(scope.root, scope.projects, uplink, self.origin)
-        self.tracks: dict[tuple[str, str], Track] = {}
+        self.tracks: dict[tuple[str, str, int], Track] = {}  # (project, run id, rank)
         self._foreign: set[tuple[str, str]] = set()
         self.totals = {"events": 0, "bytes": 0, "files": 0, "file_bytes": 0, "batches": 0}
         self.last_error: dict[str, Any] | None = None
@@ -452,7 +461,7 @@ class Relay:
                 return True
         return False
 
-    def _covered(self, target: dict[tuple[str, str], dict[str, int]]) -> bool:
+    def _covered(self, target: dict[tuple[str, str, int], dict[str, int]]) -> bool:
         """True when every run's resume point passed the sizes its segments had in ``target``
         (a torn last line there is left: it has no end yet)."""
         for key, sizes in target.items():
@@ -509,7 +518,7 @@ class Relay:
         for track in self._due(now, everything):
             if not track.asked:
                 track.asking = True
-                batch.add(track, Chunk(track.project, track.run_id, -1), None)
+                batch.add(track, Chunk(track.project, track.run_id, -1, rank=track.rank), None)
                 if len(batch.chunks) >= MAX_CHUNKS:
                     break
                 continue
@@ -695,11 +704,13 @@ class Relay:
     # --- stored files ---
 
     def _send_files(self, track: Track, batch: _Batch) -> None:
-        """Upload the stored files of a run the central server lacks, before its events."""
+        """Upload the stored files of a stream the central server lacks, before its events
+        (named by their path in the run folder: ``ranks/<N>/media/…`` for a rank's)."""
         present = []
+        prefix = f"{ranks.RANKS_DIR}/{track.rank}/" if track.rank else ""
         for folder in (MEDIA_DIR, FILES_DIR):
             for name in names.files(track.dir / folder):
-                path = f"{folder}/{name}"
+                path = f"{prefix}{folder}/{name}"
                 if path not in track.files_held and path not in track.files_bad:
                     present.append(path)
         for start in range(0, len(present), MAX_PATHS):
@@ -708,7 +719,7 @@ class Relay:
             for path in lacking:
                 try:
                     self.uplink.upload(
-                        self.origin, track.project, track.run_id, path, track.dir / path
+                        self.origin, track.project, track.run_id, path, track.run_dir / path
                     )
                 except UplinkError as error:
                     if error.transient or error.status in (401, 403):
@@ -722,7 +733,7 @@ class Relay:
                     continue
                 batch.files_sent += 1
                 with contextlib.suppress(OSError):
-                    batch.file_bytes += (track.dir / path).stat().st_size
+                    batch.file_bytes += (track.run_dir / path).stat().st_size
             track.files_held.update(path for path in asked if path not in track.files_bad)
 
     # --- runs, state, status ---
@@ -733,15 +744,19 @@ class Relay:
             return
         self._scanned_at = now
         for project, run_id in self.scope.runs():
-            key = (project, run_id)
-            if key not in self.tracks and key not in self._foreign:
-                run_dir = self.scope.root / project / run_id
-                if read_origin(run_dir) is not None:
-                    self._foreign.add(key)  # relayed here from elsewhere: its origin relays it
-                    continue
-                if not segment.list_segments(run_dir):
-                    continue  # no event yet
-                track = Track(project, run_id, run_dir)
+            if (project, run_id) in self._foreign:
+                continue
+            run_dir = self.scope.root / project / run_id
+            if (project, run_id, 0) not in self.tracks and read_origin(run_dir) is not None:
+                self._foreign.add((project, run_id))  # relayed here: its origin relays it
+                continue
+            for rank, stream_dir in [(0, run_dir), *ranks.rank_streams(run_dir)]:
+                key = (project, run_id, rank)
+                if self.scope.rank not in (None, rank):
+                    continue  # another rank's forwarder sends it
+                if key in self.tracks or not segment.list_segments(stream_dir):
+                    continue  # known, or no event yet
+                track = Track(project, run_id, run_dir, rank)
                 saved = self._saved.get(track.key)
                 if saved is not None:
                     track.restore(saved)
@@ -809,7 +824,8 @@ class Relay:
             "to": self.uplink.url,
             "origin": self.origin,
             "state": "retrying" if retrying else ("behind" if behind_bytes else "ok"),
-            "runs": len(self.tracks),
+            "runs": len({(t.project, t.run_id) for t in self.tracks.values()}),
+            "streams": len(self.tracks),
             "behind_events": math.ceil(behind_bytes / per_event),
             "behind_bytes": behind_bytes,
             "sent_events": self.totals["events"],

@@ -1,8 +1,9 @@
 """What a relay knows the central server holds, kept on disk so a restart resumes from it.
 
 One file per (log folder, central server, origin): ``<log dir>/.waddle/relay/<key>.json``,
-``{"url", "origin", "runs": {"<project>/<run id>": {"acked", "last", "next_seq", "offsets"}}}``.
-Per run: ``acked``, the newest seq the central server acknowledged, and a resume point at or
+``{"url", "origin", "runs": {"<project>/<run id>": {"acked", "last", "next_seq", "offsets"}}}``,
+one entry per stream of a run: ``<project>/<run id>`` for rank 0's, ``…/ranks/<N>`` for rank
+N's (waddle/ranks.py). Per stream: ``acked``, the newest seq the central server acknowledged, and a resume point at or
 before the event after it: the segment ``offsets`` read up to there, ``last`` (the seq of the
 event just before it, or -1) and ``next_seq``. It promises:
 

@@ -178,13 +178,16 @@ def finished_id(child: subprocess.Popen) -> str:
     return out.split()[-1]
 
 
-def index_view(client: httpx.Client, project: str, run_id: str) -> dict:
-    """What an index holds of one run, through the API: the run, its metrics, every scalar
-    series in full, and the records of every other kind (ids and origin left out, so that a
-    relayed copy compares equal to its original)."""
+def index_view(client: httpx.Client, project: str, run_id: str, rank: int | None = None) -> dict:
+    """What an index holds of one run (of its stream ``rank``: every answer that takes
+    ``rank=``), through the API: the run, its metrics, every scalar series in full, and the
+    records of every other kind (ids and origin left out, so that a relayed copy compares
+    equal to its original)."""
     base = f"/api/projects/{project}/runs/{run_id}"
 
     def get(path: str, **params):
+        if rank is not None and path:
+            params["rank"] = rank
         response = client.get(base + path, params=params)
         assert response.status_code == 200, (path, response.text)
         return response.json()

@@ -12,12 +12,14 @@ import csv
 import importlib.util
 import pickle
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 import waddle
 from tests.conftest import PYTHON, child_env
+from waddle import media
 
 pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[lightning]')")
 lightning_logger = pytest.importorskip(
@@ -174,8 +176,17 @@ def test_a_failed_fit_finishes_the_run_as_crashed_with_its_exception(tmp_path, p
 
 
 @pytest.mark.parametrize("package", PACKAGES)
-def test_checkpoints_are_versions_of_the_runs_model_artifact(tmp_path, package):
+def test_checkpoints_are_versions_of_the_runs_model_artifact(tmp_path, package, monkeypatch):
     pl = importlib.import_module(package)
+    # A busy machine: the copier copies a checkpoint only after the training thread has gone
+    # on, and the callback deletes the first checkpoint as soon as the second beats it.
+    store_file = media.store_file
+
+    def late_store_file(*args, **kwargs):
+        time.sleep(0.5)
+        return store_file(*args, **kwargs)
+
+    monkeypatch.setattr(media, "store_file", late_store_file)
     logger = waddle_logger(tmp_path, log_model="all")
     trainer(pl, tmp_path, logger, enable_checkpointing=True).fit(tiny_model(pl))
 

@@ -96,6 +96,53 @@ def test_each_event_is_appended_once_replays_are_ignored_and_a_gap_is_never_fill
     assert not (central.folder / "p" / "box.new").exists()
 
 
+def test_each_rank_of_a_run_is_its_own_stream_appended_once_into_the_runs_ranks_folder(central):
+    # Rank 1 and rank 0 of one run, each from seq 0; rank 1 starts before rank 0 is there.
+    ranked = ingest_body.encode("box", [Chunk("p", "r1", -1, lines(0, 4), rank=1)])
+    answer = post(central, ranked).json()["runs"]
+    assert answer == [{"project": "p", "run": "r1", "id": "box.r1", "acked": 4, "rank": 1}]
+    both = ingest_body.encode(
+        "box",
+        [Chunk("p", "r1", -1, lines(0, 2)), Chunk("p", "r1", 2, lines(3, 7), rank=1)],
+    )
+    assert [run["acked"] for run in post(central, both).json()["runs"]] == [2, 7]
+    assert post(central, both).json()["runs"][1]["acked"] == 7  # a replay: nothing written
+    # A gap in rank 1 is not filled, and rank 2 cannot start after seq 0.
+    gap = ingest_body.encode(
+        "box",
+        [Chunk("p", "r1", 9, lines(10, 11), rank=1), Chunk("p", "r1", 0, lines(1, 2), rank=2)],
+    )
+    assert [run["acked"] for run in post(central, gap).json()["runs"]] == [7, -1]
+    assert run_bytes(central) == lines(0, 2)
+    rank_dir = central.folder / "p" / "box.r1" / "ranks"
+    assert b"".join(p.read_bytes() for p in segment.list_segments(rank_dir / "1")) == lines(0, 7)
+    assert sorted(path.name for path in rank_dir.iterdir()) == ["1"]
+    assert (central.folder / "p" / "box.r1" / "origin.json").is_file()
+    assert not (rank_dir / "1" / "origin.json").exists()
+    # A rank's stored files go by their path in the run folder.
+    content = b"rank one's image"
+    path = f"ranks/1/media/{hashlib.sha256(content).hexdigest()}.png"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    lacking = central.url + "/api/ingest/lacking"
+    asked = {"origin": "box", "project": "p", "run": "r1", "paths": [path]}
+    assert httpx.post(lacking, json=asked, headers=auth).json() == {"lacking": [path]}
+    put = httpx.put(
+        f"{central.url}/api/ingest/files/box/p/r1/{path}", content=content, headers=auth
+    )
+    assert put.status_code == 201
+    assert (central.folder / "p" / "box.r1" / path).read_bytes() == content
+    assert httpx.post(lacking, json=asked, headers=auth).json() == {"lacking": []}
+    asked["paths"] = [path.replace("ranks/1/", "ranks/01/")]
+    assert httpx.post(lacking, json=asked, headers=auth).status_code == 422
+
+
+@pytest.mark.parametrize("rank", [-1, "1", True, 2**31, 1.0])
+def test_a_chunk_whose_rank_is_not_a_rank_is_refused_whole(central, rank):
+    good = ingest_body.decompress(body(("p", "ok", -1, lines(0, 3, run="ok"))))
+    header = orjson.dumps({"project": "p", "run": "r1", "rank": rank, "after": -1, "bytes": 0})
+    _refused(central, gzip.compress(good + header + b"\n"), 422, f"rank {rank!r} is not a rank")
+
+
 def test_a_gap_in_the_origin_log_is_carried_over_as_the_same_gap(central):
     # The origin's log lost seqs 3 and 4: the relay says the batch continues from seq 2.
     source = lines(0, 2) + lines(5, 7)

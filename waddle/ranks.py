@@ -32,6 +32,11 @@ def stream_dir(run_dir: Path, rank: int) -> Path:
     return run_dir if rank == 0 else run_dir / RANKS_DIR / str(rank)
 
 
+def is_rank(value: object) -> bool:
+    """True for a rank number: an int from 0 to RANK_MAX (a bool is not one)."""
+    return type(value) is int and 0 <= value <= RANK_MAX
+
+
 def split_path(path: str) -> tuple[int, str]:
     """(rank, path in its stream's folder) of a path relative to the run folder: a path under
     ``ranks/<rank>/`` is of that rank, any other of rank 0."""
@@ -42,7 +47,7 @@ def split_path(path: str) -> tuple[int, str]:
 
 def _rank_named(name: str) -> int | None:
     """The rank a folder of ``ranks/`` is named for (``1``, not ``01``), or None."""
-    if name.isdigit() and name == str(int(name)) and 0 < int(name) <= RANK_MAX:
+    if name.isdigit() and name == str(int(name)) and int(name) > 0 and is_rank(int(name)):
         return int(name)
     return None
 

@@ -253,7 +253,14 @@ def _forward(run: Run, settings: Settings) -> None:
             env[variable] = ",".join(value) if isinstance(value, tuple) else str(value)
     if settings.origin:
         env["WADDLE_ORIGIN"] = settings.origin
-    command = [sys.executable, "-m", "waddle.server.forward", str(run.dir), str(os.getpid())]
+    command = [
+        sys.executable,
+        "-m",
+        "waddle.server.forward",
+        str(run.dir),
+        str(os.getpid()),
+        str(run.rank),
+    ]
     log = run.dir.parent.parent / ".waddle" / "relay" / f"{run.id}.log"
     try:
         log.parent.mkdir(parents=True, exist_ok=True)

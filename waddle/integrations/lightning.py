@@ -33,8 +33,11 @@ from typing import Any
 from waddle import session
 from waddle.artifact import Artifact
 from waddle.integrations import require
+from waddle.notice import Notices
 from waddle.run import DisabledRun
 from waddle.settings import RUN_VARIABLES, from_environment, resolve_one
+
+_notices = Notices()
 
 STEP_KEY = "trainer/global_step"
 DEFAULT_PROJECT = "lightning_logs"  # WandbLogger's
@@ -293,7 +296,13 @@ class WaddleLogger(*_BASES):
         """Log each checkpoint of the callback not logged yet (or rewritten since) as the next
         version of the model artifact ``model-<run id>`` (or ``checkpoint_name``), as
         WandbLogger does: the file as ``model.ckpt``, its score and original name as metadata,
-        aliased ``latest``, and ``best`` when it is the callback's best."""
+        aliased ``latest``, and ``best`` when it is the callback's best.
+
+        Each returns once its version is stored: the callback deletes a checkpoint that leaves
+        its top k as soon as a better one is saved, which may be before the run's copier
+        thread copied it, and a file gone before its copy is refused (waddle/artifact.py). So
+        the copy costs the training thread what it costs W&B's logger, which copies each file
+        as it is added."""
         best = getattr(checkpoint_callback, "best_model_path", None)
         scores = {
             path: score.item() if hasattr(score, "item") else score  # a tensor, mostly
@@ -322,4 +331,8 @@ class WaddleLogger(*_BASES):
             )
             artifact.add_file(path, name="model.ckpt")
             run.log_artifact(artifact, aliases=["latest", "best"] if path == best else ["latest"])
+            try:
+                artifact.wait()
+            except RuntimeError as error:  # the file changed meanwhile: training goes on
+                _notices.show("checkpoint", f"checkpoint {path} not logged: {error}", limit=3)
             self._saved_checkpoints[path] = mtime
