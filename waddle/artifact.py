@@ -9,11 +9,16 @@ stored version back, to read or ``download()``. It promises:
   modification time and inode (waddle/files.py ``stamp``); ``log_artifact()`` queues the
   artifact, and the run's copier thread (waddle/copier.py) copies and hashes the files into
   the store, while the writer thread goes on writing the run's events;
-- the stored files are the ones ``add_file()`` saw: a file that changed (or went away)
-  between ``add_file()`` and its copy makes the copier refuse the whole version, with a
-  notice and a count in ``finish.lost_values``, rather than store a file half rewritten.
-  W&B's default ``policy="mutable"`` copies each file when it is added instead, so a change
-  after ``add_file()`` is simply not seen there; here it is refused;
+- the stored files are the ones ``add_file()`` saw: a file that changed between
+  ``add_file()`` and its copy makes the copier refuse the whole version, with a notice and a
+  count in ``finish.lost_values``, rather than store a file half rewritten. W&B's default
+  ``policy="mutable"`` copies each file when it is added instead, so a change after
+  ``add_file()`` is simply not seen there; here it is refused;
+- a file deleted after ``log_artifact()`` returned is still stored: ``log_artifact()`` holds
+  each file by a hard link in the project's store (``.artifacts/.held/``, one link per file,
+  no copy) until the copier has copied it, where the file system allows (the same file system,
+  links permitted); where it does not, a file gone before its copy is refused as above. A
+  checkpoint rotated away right after it was logged (Lightning's top k) is kept so;
 - references (``add_reference``) are recorded as given and never fetched, nor downloaded;
 - what needs the version (``version``, ``aliases``, ``digest``, ``download()``, ...) of an
   artifact just logged waits until it is stored, as W&B's ``wait()`` does.
@@ -627,14 +632,65 @@ def log_request(
     artifact._outcome = None
     # The project's store, whichever rank's folder the copier works in (waddle/ranks.py).
     project_dir = run.dir.parent
+    request["held"] = _hold(project_dir, request["entries"])
     return lambda _stream_dir: _store(project_dir, artifact, request)
+
+
+HELD = ".held"  # in the project's store: links to files logged and not copied yet
+
+
+def _hold(project_dir: Path, entries: list[ArtifactManifestEntry]) -> tuple[Path | None, dict]:
+    """Hard links to the entries' files, taken now, so that the copier finds each file's
+    content even if it is deleted meanwhile; (their folder, entry path -> link). Empty where
+    the file system refuses links (then the copier reads the files themselves)."""
+    sources = [entry for entry in entries if entry.ref is None and entry._source is not None]
+    if not sources:
+        return None, {}
+    held_root = project_dir / artifact_store.STORE / HELD
+    try:
+        held_root.mkdir(parents=True, exist_ok=True)
+        _release_abandoned(held_root)
+        folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=held_root))
+    except OSError:
+        return None, {}
+    links = {}
+    for number, entry in enumerate(sources):
+        link = folder / str(number)
+        try:
+            os.link(entry._source, link)
+        except OSError:  # another file system, links not allowed, the file gone already
+            continue
+        links[entry.path] = link
+    return folder, links
+
+
+def _release_abandoned(held_root: Path) -> None:
+    """Remove the holds of processes that ended before their copier was done (a kill -9)."""
+    for folder in held_root.iterdir():
+        pid = folder.name.partition("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _store(project_dir: Path, artifact: Artifact, request: dict[str, Any]) -> dict[str, Any]:
     """The copier's thread: copy the files into the store, record the version, and give the
     ``artifact`` event's fields; tell ``artifact`` how it went either way."""
+    held_folder, links = request["held"]
     try:
-        entries = {entry.path: _copy_in(project_dir, entry) for entry in request["entries"]}
+        entries = {
+            entry.path: _copy_in(project_dir, entry, links.get(entry.path))
+            for entry in request["entries"]
+        }
         stored = [entry for entry in entries.values() if "sha256" in entry]
         manifest = {
             **request["manifest"],
@@ -650,6 +706,9 @@ def _store(project_dir: Path, artifact: Artifact, request: dict[str, Any]) -> di
     except Exception as error:
         artifact._outcome = ("failed", str(error))
         raise
+    finally:
+        if held_folder is not None:
+            shutil.rmtree(held_folder, ignore_errors=True)
     if not made:  # the content was there: the entries are those of that version
         entries = artifact_store.read_manifest(project_dir, version.name, version.number)["entries"]
     artifact._outcome = ("stored", version, project_dir, entries)
@@ -670,13 +729,14 @@ def _store(project_dir: Path, artifact: Artifact, request: dict[str, Any]) -> di
     return fields
 
 
-def _copy_in(project_dir: Path, entry: ArtifactManifestEntry) -> dict[str, Any]:
-    """One entry's manifest record, its file copied into the store first."""
+def _copy_in(project_dir: Path, entry: ArtifactManifestEntry, held: Path | None) -> dict[str, Any]:
+    """One entry's manifest record, its file copied into the store first: from ``held``, the
+    link :func:`_hold` took to it (the same inode: its stamp is the file's), if any."""
     if entry.ref is not None:
         return {"ref": entry.ref}
     if entry.sha256 is not None and artifact_store.object_path(project_dir, entry.sha256).is_file():
         return {"sha256": entry.sha256, "size": entry.size}
-    source = entry._source
+    source = held if held is not None else entry._source
     try:
         stored = media.store_file(
             project_dir / artifact_store.STORE, source, "", folder=artifact_store.OBJECTS
@@ -686,8 +746,8 @@ def _copy_in(project_dir: Path, entry: ArtifactManifestEntry) -> dict[str, Any]:
         unchanged = False
     if not unchanged:
         raise RuntimeError(
-            f"{source} changed after add_file() and before it was copied; add it again once "
-            "it is written, then log the artifact again"
+            f"{entry._source} changed (or went away) after add_file() and before it was "
+            "copied; add it again once it is written, then log the artifact again"
         )
     return {"sha256": stored["sha256"], "size": stored["bytes"]}
 
