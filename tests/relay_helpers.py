@@ -4,6 +4,7 @@ processes, and what an index holds of a run, read through the API, to compare tw
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -19,6 +20,17 @@ TOKEN = "relay-test-token-1"
 QUIET_ENV = {"WADDLE_CONSOLE": "0", "WADDLE_SYSTEM_METRICS_INTERVAL": "0"}
 
 
+_started: list[subprocess.Popen] = []
+
+
+@atexit.register
+def _kill_left_running() -> None:
+    for child in _started:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -26,7 +38,8 @@ def free_port() -> int:
 
 
 class Process:
-    """A waddle command in a child process, its output in a file."""
+    """A waddle command in a child process, its output in a file. One a failing test left
+    running (a relay retries for good) is killed when the tests end, never left behind."""
 
     def __init__(self, args: list[str], log: Path, **env: str) -> None:
         self.args, self.log, self.env = args, log, env
@@ -40,6 +53,7 @@ class Process:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        _started.append(self.child)
         return self
 
     def kill(self) -> None:
