@@ -5,6 +5,9 @@ The watcher owns the file-system observation of one log folder. It promises:
 - a change to a run folder (a segment appended to or created, the folder created or deleted)
   is reported through ``mark(project, run_id)`` within milliseconds, using one shared watchdog
   (inotify) observer; a project folder's own change is reported as ``mark(project, None)``;
+- only project folders are watched, each whole, and the log folder itself without its
+  subfolders (a new project is watched as it appears): never ``.waddle/``, where the index and
+  the readers' caches change all the time, so they cost no inotify watch and no event;
 - where inotify is unavailable or its limits are hit, it says so once (a fault of kind
   ``watcher``, server/notices.py) and polls instead (every ``poll_interval`` seconds); a poll
   that fails is a fault too, retried at the next poll;
@@ -68,16 +71,24 @@ class Watcher:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._seen: dict[str, tuple[int, int]] = {}
+        self._handler: _Handler | None = None
+        self._projects: set[str] = set()  # project folders watched
 
     def start(self) -> None:
         interval = self.poll_interval
         if self.mode != "poll":
             try:
                 observer = Observer()
-                handler = _Handler(self.root, self.mark)
-                observer.schedule(handler, str(self.root), recursive=True, event_filter=WATCHED)
+                self._handler = _Handler(self.root, self.mark, self._watch_project)
+                observer.schedule(
+                    self._handler, str(self.root), recursive=False, event_filter=WATCHED
+                )
+                self._observer = observer
+                for project in names.folders(self.root):
+                    self._watch_project(project)
                 observer.start()
             except OSError as error:
+                self._observer = None
                 if self.mode == "inotify":
                     raise
                 self.notices.fault(
@@ -89,7 +100,6 @@ class Watcher:
                     active=False,
                 )
             else:
-                self._observer = observer
                 self.using = "inotify"
                 interval = SAFETY_POLL_INTERVAL
         self._poll()  # remember what is there now
@@ -97,6 +107,28 @@ class Watcher:
             target=self._poll_loop, args=(interval,), name="waddle-poller", daemon=True
         )
         self._poller.start()
+
+    def _watch_project(self, project: str) -> None:
+        """Watch the project folder ``project`` whole, once; then report it, for what it got
+        before its watch began."""
+        observer = self._observer
+        if observer is None or project in self._projects:
+            return
+        try:
+            observer.schedule(
+                self._handler, str(self.root / project), recursive=True, event_filter=WATCHED
+            )
+        except OSError as error:  # the limits: the safety poll still finds its runs
+            self.notices.fault(
+                "watcher",
+                f"cannot watch {self.root / project} with inotify ({error})",
+                f"its runs are found by a poll every {SAFETY_POLL_INTERVAL:g} s; raising "
+                "fs.inotify.max_user_watches (sysctl) brings inotify back",
+                active=False,
+            )
+            return
+        self._projects.add(project)
+        self.mark(project, None)
 
     def stop(self) -> None:
         self._stop.set()
@@ -138,9 +170,10 @@ class Watcher:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, root: Path, mark: Mark) -> None:
+    def __init__(self, root: Path, mark: Mark, new_project: Callable[[str], None]) -> None:
         self.root = str(root)
         self.mark = mark
+        self.new_project = new_project
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type not in CHANGES:
@@ -151,4 +184,6 @@ class _Handler(FileSystemEventHandler):
             parts = Path(os.fsdecode(os.path.relpath(path, self.root))).parts
             if not parts or parts[0].startswith(".") or parts[0] == "..":
                 continue
+            if len(parts) == 1 and event.is_directory and names.is_valid(parts[0]):
+                self.new_project(parts[0])  # a project folder made or moved in
             self.mark(parts[0], parts[1] if len(parts) > 1 else None)
