@@ -430,6 +430,12 @@ def test_run_charts_mark_nan_and_zoom_asks_the_server_again(seeded, page):
         page,
         "[...document.querySelectorAll('.chart')].find(c => c.textContent.includes('grad_norm'))?.chart?.series[0]?.marks.nan.length === 1",
     )
+    # Every chart in view draws, not only the first ones (they ask the server in turn).
+    wait_js(
+        page,
+        "[...document.querySelectorAll('.chart')].filter(c => { const r = c.getBoundingClientRect();"
+        " return r.bottom > 0 && r.top < innerHeight; }).every(c => c.chart?.series.length)",
+    )
     screenshot(page, "run-charts")
     box = grad.locator(".u-over").bounding_box()
     y = box["y"] + box["height"] / 2
