@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +56,21 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+# A child training script's settings: no console capture nor system sampler, so what it writes
+# is what the test logged.
+QUIET_ENV = {"WADDLE_CONSOLE": "0", "WADDLE_SYSTEM_METRICS_INTERVAL": "0"}
+
+
+def start_training(code: str, log_dir: Path, **env: str) -> subprocess.Popen:
+    """A training script (``code``) in a child Python logging to ``log_dir``; its stdout and
+    stderr are pipes."""
+    return subprocess.Popen(
+        [PYTHON, "-c", textwrap.dedent(code)],
+        env=child_env(WADDLE_DIR=str(log_dir), **{**QUIET_ENV, **env}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -9,15 +9,13 @@ import os
 import signal
 import socket
 import subprocess
-import textwrap
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import PYTHON, child_env, wait_until
+from tests.conftest import PYTHON, QUIET_ENV, child_env, start_training, wait_until
 
 TOKEN = "relay-test-token-1"
-QUIET_ENV = {"WADDLE_CONSOLE": "0", "WADDLE_SYSTEM_METRICS_INTERVAL": "0"}
 
 
 _started: list[subprocess.Popen] = []
@@ -142,17 +140,6 @@ def relay_process(folder: Path, central: Central, log: Path, origin: str, *extra
     )
 
 
-def training(code: str, log_dir: Path, **env: str) -> subprocess.Popen:
-    """A training script in a child Python logging to ``log_dir``; its stdout is a pipe."""
-    return subprocess.Popen(
-        [PYTHON, "-c", textwrap.dedent(code)],
-        env=child_env(WADDLE_DIR=str(log_dir), **{**QUIET_ENV, **env}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 # Scalars (NaN and ±Inf among them), text, an image every 250 steps, a saved file, a finish;
 # prints the step every 500 steps so that a test can act mid-stream. STEPS and PAUSE vary.
 TRAINING = """
@@ -182,7 +169,7 @@ TRAINING = """
 
 
 def train(log_dir: Path, steps: int = 600, pause: float = 0.0, **env: str) -> subprocess.Popen:
-    return training(TRAINING, log_dir, STEPS=str(steps), PAUSE=str(pause), **env)
+    return start_training(TRAINING, log_dir, STEPS=str(steps), PAUSE=str(pause), **env)
 
 
 def finished_id(child: subprocess.Popen) -> str:

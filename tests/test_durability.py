@@ -14,20 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import PYTHON, child_env, events_of, wait_until
+from tests.conftest import PYTHON, QUIET_ENV, child_env, events_of, start_training, wait_until
 from waddle import names, segment
-
-QUIET_ENV = {"WADDLE_CONSOLE": "0", "WADDLE_SYSTEM_METRICS_INTERVAL": "0"}
-
-
-def start_child(code: str, log_dir: Path, **env: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [PYTHON, "-c", textwrap.dedent(code)],
-        env=child_env(WADDLE_DIR=str(log_dir), **{**QUIET_ENV, **env}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def only_run_dir(log_dir: Path, project: str = "p") -> Path:
@@ -61,7 +49,7 @@ HEAVY_LOGGING = """
 
 
 def test_kill_9_during_heavy_logging_leaves_a_readable_log_of_what_was_written(tmp_path):
-    child = start_child(HEAVY_LOGGING, tmp_path)
+    child = start_training(HEAVY_LOGGING, tmp_path)
     for _ in range(3):  # the loop is well under way: steps 0, 2000 and 4000 have returned
         line = child.stdout.readline()
         assert line, child.stderr.read()
@@ -103,7 +91,7 @@ def test_kill_9_during_heavy_logging_leaves_a_readable_log_of_what_was_written(t
 
 
 def test_ls_shows_a_live_run_as_running_and_its_progress(tmp_path):
-    child = start_child(HEAVY_LOGGING, tmp_path)
+    child = start_training(HEAVY_LOGGING, tmp_path)
     try:
         assert child.stdout.readline()
         listing = wait_until(lambda: (out := waddle_ls(tmp_path)) and "k0=" in out and out)
@@ -114,7 +102,7 @@ def test_ls_shows_a_live_run_as_running_and_its_progress(tmp_path):
 
 
 def test_sigterm_writes_everything_and_a_crashed_finish_then_dies_of_the_signal(tmp_path):
-    child = start_child(HEAVY_LOGGING, tmp_path)
+    child = start_training(HEAVY_LOGGING, tmp_path)
     for _ in range(5):
         assert child.stdout.readline()
     child.send_signal(signal.SIGTERM)
@@ -129,7 +117,7 @@ def test_sigterm_writes_everything_and_a_crashed_finish_then_dies_of_the_signal(
 
 
 def test_ctrl_c_flushes_then_raises_keyboardinterrupt_as_usual(tmp_path):
-    child = start_child(HEAVY_LOGGING, tmp_path)
+    child = start_training(HEAVY_LOGGING, tmp_path)
     for _ in range(5):
         assert child.stdout.readline()
     child.send_signal(signal.SIGINT)
@@ -147,7 +135,7 @@ def test_ctrl_c_flushes_then_raises_keyboardinterrupt_as_usual(tmp_path):
 
 
 def test_an_uncaught_exception_marks_the_run_crashed_with_its_traceback(tmp_path):
-    child = start_child(
+    child = start_training(
         """
         import waddle
         run = waddle.init(project="p")
@@ -168,7 +156,7 @@ def test_an_uncaught_exception_marks_the_run_crashed_with_its_traceback(tmp_path
 
 
 def test_exit_without_finish_still_finishes_the_run(tmp_path):
-    child = start_child(
+    child = start_training(
         """
         import waddle
         run = waddle.init(project="p")
@@ -185,7 +173,7 @@ def test_exit_without_finish_still_finishes_the_run(tmp_path):
 
 
 def test_a_forked_child_never_writes_into_the_parents_run(tmp_path):
-    child = start_child(
+    child = start_training(
         """
         import multiprocessing, os, waddle
         run = waddle.init(project="p", settings=waddle.Settings(console=True))
@@ -223,7 +211,7 @@ def test_a_full_disk_gives_one_clear_notice_and_training_goes_on(tmp_path):
     run_dir = tmp_path / "p" / "full"
     run_dir.mkdir(parents=True)
     (run_dir / segment.segment_name(0)).symlink_to("/dev/full")  # every write: ENOSPC
-    child = start_child(
+    child = start_training(
         """
         import waddle
         run = waddle.init(project="p", id="full", resume="allow")
@@ -267,7 +255,7 @@ def test_an_unwritable_log_folder_gives_one_clear_notice_and_training_goes_on(tm
 
 
 def test_a_full_queue_makes_log_wait_not_drop_and_says_so_once(tmp_path):
-    child = start_child(
+    child = start_training(
         """
         import waddle
         run = waddle.init(project="p")
