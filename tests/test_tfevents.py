@@ -99,6 +99,17 @@ def test_a_damaged_event_is_read_as_the_general_decoder_reads_it_or_left_to_it(
         assert _same(fast, _general(decoder, record))
 
 
+def test_a_step_whose_tenth_varint_byte_carries_more_than_64_bits_reads_as_protobuf_does(
+    decoder,
+):
+    # Step -1 is ten varint bytes ending in 0x01; a damaged 0x03 adds a bit past 64, which
+    # protobuf drops (hypothesis found the fast path reading 2**64 - 1 instead).
+    record = tfevents.scalar_record(-1, 1.7e9, "loss", 0.5)[12:-4]
+    tenth = record.index(b"\xff" * 9 + b"\x01") + 9
+    damaged = record[:tenth] + b"\x03" + record[tenth + 1 :]
+    assert _fast(damaged)[0] == _general(decoder, damaged)[0] == -1
+
+
 def test_the_decoder_reads_a_scalar_as_its_general_path_does(decoder):
     record = tfevents.scalar_record(300, 1.7e9, "loss", 0.5)[12:-4]
     assert decoder(record) == _general(decoder, record) == (300, 1.7e9, [("loss", "scalar", 0.5)])

@@ -559,6 +559,9 @@ def _varints(items: list) -> list[int]:
 
 
 def _signed(value: int) -> int:
+    """An int64 field as protobuf reads it: the varint cut to its low 64 bits (a damaged
+    tenth byte may carry more), then two's complement."""
+    value &= (1 << 64) - 1
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
