@@ -6,11 +6,13 @@ row has ``_step``, ``_timestamp`` (the wall time of the step's last event) and `
 (seconds since the run started), as W&B's rows do.
 
 Two readers give the same rows: :func:`scan`, in Python over every event (any value), and
-:func:`scalar_columns`, which asks DuckDB (when installed) for chosen keys' numeric values
-only, without building an object per event. It can keep what it parsed as a columnar copy
-per segment and key (Parquet, in a cache folder the caller names; the Api uses
-``<log dir>/.waddle/history/<project>/<run>/``, docs/format.md), so reading a key again costs
-a Parquet read, not a JSON parse, while its segments stay as they are.
+:func:`scalar_columns`, for chosen keys' numeric values only, without building an object per
+event. It reads each segment's scalar copy, which the client wrote as it closed the segment
+(waddle/scalar_copy.py), and parses with DuckDB (when installed) only the segments without a
+valid one (a running run's newest, a resumed run's, an imported run's). It can keep what it
+parsed as a columnar copy per segment and key (Parquet, in a cache folder the caller names;
+the Api uses ``<log dir>/.waddle/history/<project>/<run>/``, docs/format.md), so reading a
+key again costs a Parquet read, not a JSON parse, while its segments stay as they are.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from waddle import segment
+from waddle import scalar_copy, segment
 
 
 def scan(run_dir: Path, started: float | None) -> Iterator[dict[str, Any]]:
@@ -54,38 +56,46 @@ def scalar_columns(
 ) -> dict[str, Any] | None:
     """Numpy columns ``_step``, ``_timestamp``, ``_runtime``, one per key (NaN where a step
     lacks the key) and ``has:<key>`` (whether the step holds it: a logged NaN is NaN too), one
-    entry per step that has any of ``keys``; None when DuckDB is not installed or a key holds
-    anything but numbers (the Python reader keeps such values).
+    entry per step that has any of ``keys``; None when a key holds anything but numbers (the
+    Python reader keeps such values), or when a segment without a scalar copy is to be parsed
+    and DuckDB is not installed.
 
-    With ``cache`` (a folder), each key's points of each segment are kept there as Parquet,
-    named by the segment's size and mtime, so a segment is parsed once per key while it stays
-    as it is: parsing the JSON is most of a cold read (about 0.5 s per 1M events), reading the
-    Parquet copy about 20 ms. A cache that cannot be written only leaves the read slower.
+    With ``cache`` (a folder), each key's points of each segment parsed are kept there as
+    Parquet, named by the segment's size and mtime, so a segment is parsed once per key while
+    it stays as it is: parsing the JSON is most of a cold read (about 0.5 s per 1M events),
+    reading the Parquet copy about 20 ms. A cache that cannot be written only leaves the read
+    slower.
     """
-    try:
-        import duckdb
-    except ImportError:
-        return None
     segments = segment.list_segments(run_dir)
     if not segments or not keys:
         return None
-    con = duckdb.connect()
-    try:
-        parts: list[list[dict[str, Any]]] = [[] for _ in keys]
-        for path in segments:
-            for index, points in _segment_points(con, path, keys, cache).items():
-                parts[index].append(points)
-    except duckdb.Error:
-        return None  # a line DuckDB cannot read: the Python reader reports and skips it
-    finally:
-        con.close()
     import numpy as np
+
+    parts: list[list[dict[str, Any]]] = [[] for _ in keys]
+    parser = _Parser(cache)
+    try:
+        for path in segments:
+            lacking = []
+            for index, key in enumerate(keys):
+                points = scalar_copy.read(path, key)
+                if points is None:
+                    lacking.append(index)
+                elif points.get("odd"):
+                    return None
+                else:
+                    parts[index].append(points)
+            if lacking:
+                found = parser.points(path, [keys[index] for index in lacking])
+                if found is None:
+                    return None
+                for index, points in zip(lacking, found, strict=True):
+                    parts[index].append(points)
+    finally:
+        parser.close()
 
     per_key = []
     for chunks in parts:
-        points = {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
-        if points["odd"].any():
-            return None
+        points = {name: np.concatenate([c[name] for c in chunks]) for name in ("step", "t", "v")}
         per_key.append(_one_per_step(points))
     return joined(keys, per_key, started)
 
@@ -114,13 +124,13 @@ def joined(keys: list[str], per_key: list[dict[str, Any]], started: float | None
 
 
 def _one_per_step(points: dict[str, Any]) -> dict[str, Any]:
-    """A key's points reduced to one per step, in step order: the value of the highest seq
-    (docs/format.md), at the latest time any of the step's points was logged."""
+    """A key's points (in seq order) reduced to one per step, in step order: the value of the
+    highest seq (docs/format.md), at the latest time any of the step's points was logged."""
     import numpy as np
 
-    step, seq = points["step"], points["seq"]
+    step = points["step"]
     if len(step) > 1 and not (np.all(step[1:] > step[:-1])):
-        order = np.lexsort((seq, step))  # keyed steps, a step logged again
+        order = np.argsort(step, kind="stable")  # keyed steps, a step logged again
         points = {name: column[order] for name, column in points.items()}
         step = points["step"]
         starts = np.flatnonzero(np.r_[True, step[1:] != step[:-1]])
@@ -131,6 +141,46 @@ def _one_per_step(points: dict[str, Any]) -> dict[str, Any]:
             "t": np.maximum.reduceat(points["t"], starts),
         }
     return {"step": step, "v": points["v"], "t": points["t"]}
+
+
+class _Parser:
+    """DuckDB's reading of segments without a scalar copy (connected at the first), with the
+    Parquet cache of what it parsed."""
+
+    def __init__(self, cache: Path | None) -> None:
+        self._cache, self._con = cache, None
+
+    def points(self, path: Path, keys: list[str]) -> list[dict[str, Any]] | None:
+        """Per key, its points in the segment ``path`` (numpy ``step``, ``t``, ``v``, in seq
+        order); None when DuckDB is not installed or cannot read a line (the Python reader
+        reports and skips it), or a value of a key is no number."""
+        try:
+            import duckdb
+        except ImportError:
+            return None
+        if self._con is None:
+            self._con = duckdb.connect()
+        try:
+            found = _segment_points(self._con, path, keys, self._cache)
+        except duckdb.Error:
+            return None
+        import numpy as np
+
+        out = []
+        for index in range(len(keys)):
+            points = found[index]
+            if points["odd"].any():
+                return None
+            seq = points["seq"]
+            if len(seq) > 1 and not np.all(seq[1:] > seq[:-1]):
+                order = np.argsort(seq, kind="stable")
+                points = {name: column[order] for name, column in points.items()}
+            out.append({name: points[name] for name in ("step", "t", "v")})
+        return out
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
 
 
 def _segment_points(

@@ -19,6 +19,9 @@ heartbeats and system metrics. It promises:
   least every ``fsync_interval`` seconds, on ``flush()`` and at finish;
 - a closed line is never rewritten; a segment is rotated at a line boundary once it passes
   ``segment_bytes``; a resumed run first ends a torn last line so every later line is whole;
+- a closed segment of at least ``min(COPY_MIN_BYTES, segment_bytes)`` whose every log event
+  this thread wrote gets its scalar copy (waddle/scalar_copy.py), made from the values as they
+  are encoded, never by reading the JSON back;
 - an I/O failure never reaches the training code: the writer shows one notice, keeps what it
   could not write (up to MAX_PENDING_BYTES, counting what it had to drop) and retries every
   second, so a full disk that is cleared loses nothing that fit in the buffer.
@@ -36,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from waddle import event as event_format
-from waddle import segment
+from waddle import scalar_copy, segment
 from waddle.event import FORMAT_VERSION
 from waddle.notice import Notices
 from waddle.summary import Logged
@@ -62,6 +65,9 @@ FSYNC_BYTES = 8 << 20
 # A drain hands its lines to the OS in pieces of about this size.
 WRITE_CHUNK = 1 << 20
 RETRY_INTERVAL = 1.0
+# A smaller segment gets no scalar copy: parsing it costs a reader milliseconds, and a short
+# run's finish() need not import numpy to write one.
+COPY_MIN_BYTES = 4 << 20
 # Console output longer than this many characters is split over several events, so that each
 # line of the log stays far below segment.MAX_LINE_BYTES (a character takes at most 6 bytes).
 CONSOLE_PIECE = 1 << 20
@@ -96,7 +102,9 @@ class Writer:
         self._settings = settings
         self._notices = notices
         self._fd: int | None = None
+        self._segment: Path | None = None
         self._segment_size = 0
+        self._copies = scalar_copy.Collector(first_seq)
         self._pending = bytearray()  # encoded lines not yet accepted by the OS
         self._pending_lines = 0
         self._at_line_start = True  # the segment's last written byte ends a line
@@ -142,6 +150,7 @@ class Writer:
                 if not self._finished:
                     self.wake.wait(settings.flush_interval)
         except BaseException:  # a bug here must not pass silently, nor kill the training
+            self._copies.spoil(self._seq)  # a batch may be lost with the exception
             self._notices.show(
                 "writer",
                 "the writer thread failed; events are no longer written:\n"
@@ -224,6 +233,7 @@ class Writer:
         if console is not None:
             self._encode_console(batch, console)
         self._write_batch(batch, flush=flushed is not None)
+        self._copies.bound(self._seq)
         if flushed is not None:
             self.flushed = flushed
         if self.waiting:
@@ -257,7 +267,9 @@ class Writer:
             # this always encodes, within a line's size. The common case, so taken directly.
             event = {"v": FORMAT_VERSION, "seq": self._seq, "t": t, "type": "log"}
             event["step"], event["keyed"], event["data"] = step, True, values
-            self._append(batch, event_format.encode(event, finite=True), t)
+            line = event_format.encode(event, finite=True)
+            self._copies.add(self._seq, t, step, values, line)
+            self._append(batch, line, t)
         else:
             self._encode(batch, t, "log", {"step": step, "keyed": True, "data": values})
 
@@ -292,6 +304,11 @@ class Writer:
                 f"encode-{kind}", f"could not write a value of a {kind} event: {problem}", limit=3
             )
         if line is not None:
+            if kind == "log":
+                plain = finite and problem is None
+                self._copies.add(
+                    self._seq, t, event["step"], event["data"], line if plain else None
+                )
             self._append(batch, line, t)
 
     def _append(self, batch: _Batch, line: bytes, t: float) -> None:
@@ -330,6 +347,7 @@ class Writer:
                 # stays gap-free in the file.
                 self._seq -= batch.lines
                 self.lost_events += batch.lines
+                self._copies.spoil(self._seq)
             else:
                 self._pending += batch.data
                 self._pending_lines += batch.lines
@@ -372,20 +390,26 @@ class Writer:
         self._last_attempt = 0.0
 
     def _open_segment(self) -> None:
+        first = self._seq - self._pending_lines  # of the next line written
         if self._fd is not None:
             self._fsync()
+            self._write_copy(first)
             os.close(self._fd)
             self._fd = None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         existing = segment.list_segments(self.run_dir)
-        path = self.run_dir / segment.segment_name(self._seq - self._pending_lines)
+        path = self.run_dir / segment.segment_name(first)
         if existing and self._segment_size == 0:  # a resumed run: its newest segment
             last = existing[-1]
             _end_torn_line(last)
             if last.stat().st_size < self._settings.segment_bytes:
                 path = last
+                # It grows: its copy goes stale, and this writer did not see its start.
+                scalar_copy.copy_path(last).unlink(missing_ok=True)
+            scalar_copy.remove_partial(self.run_dir)  # what a killed writer left half written
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._fd = fd
+        self._segment = path
         self._segment_size = os.fstat(fd).st_size
         fsync_dir(self.run_dir)
 
@@ -408,8 +432,18 @@ class Writer:
             )
         if self._fd is not None:
             self._fsync()
+            if not self._pending:
+                self._write_copy(self._seq)
             os.close(self._fd)
             self._fd = None
+
+    def _write_copy(self, end_seq: int) -> None:
+        """Hand the collected events before ``end_seq`` to the closing segment's copy."""
+        big = self._segment_size >= min(COPY_MIN_BYTES, self._settings.segment_bytes)
+        if big and self._segment is not None:
+            self._copies.write(self._segment, end_seq, self._segment_size)
+        else:
+            self._copies.drop(end_seq)
 
 
 def _end_torn_line(path: Path) -> None:
