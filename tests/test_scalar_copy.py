@@ -95,6 +95,40 @@ def test_copies_and_json_give_the_same_rows(tmp_path_factory, calls):
             assert [repr(value) for value in read[key].tolist()] == rows[key]
 
 
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    calls=st.lists(
+        st.tuples(
+            st.dictionaries(st.sampled_from(KEYS), values, min_size=1, max_size=3),
+            st.integers(min_value=0, max_value=30),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=120,
+    )
+)
+def test_keyed_steps_read_the_same_from_copies_and_json(tmp_path_factory, calls):
+    """TensorBoard's keyed steps (any order, repeated, one key a call on its hot path): the
+    copies merge them per step as the JSON does, the newest value winning."""
+    pytest.importorskip("duckdb")
+    tmp_path = tmp_path_factory.mktemp("run")
+    with waddle.init(project="p", dir=tmp_path, settings=SMALL) as run:
+        for data, step, flush in calls:
+            if len(data) == 1:
+                run._log_scalar(*next(iter(data.items())), step)
+            else:
+                run._log_keyed(data, step)
+            if flush:
+                run.flush()
+    read = history.scalar_columns(run.dir, list(KEYS), 0.0)
+    expected = _from_json(run.dir, KEYS, tmp_path)
+    assert (read is None) == (expected is None)
+    if read is not None:
+        assert _as_text(read, KEYS) == _as_text(expected, KEYS)
+
+
 def _logged(tmp_path, steps=400, **kwargs):
     with waddle.init(project="p", dir=tmp_path, settings=SMALL, **kwargs) as run:
         for step in range(steps):

@@ -195,7 +195,8 @@ def _encode(
             keys_doc[key] = {"odd": True}
             continue
         keys_doc[key] = {"points": len(events)}
-        columns.append((f"{key}\0index", events.astype(np.uint32)))
+        if len(events) < len(step):  # else its events are all of them: 0, 1, 2, …
+            columns.append((f"{key}\0index", events.astype(np.uint32)))
         columns.append((f"{key}\0value", values[places]))
     body, arrays = bytearray(), {}
     for column, data in columns:
@@ -263,13 +264,16 @@ def read(segment: Path, key: str) -> dict[str, Any] | None:
                     raise ValueError(f"column {name!r} of {file.name} is torn or corrupt")
                 return np.frombuffer(data, dtype=dtype)
 
-            index = column(f"{key}\0index", "<u4")
             value = column(f"{key}\0value", "<f8")
             step, t = column("step", "<i8"), column("t", "<f8")
+            every = found["points"] == len(step) == header["events"]
+            index = None if every else column(f"{key}\0index", "<u4")
     except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         return None
+    if len(t) != len(step) or len(value) != found["points"]:
+        return None
+    if index is None:  # the key is in every event
+        return {"step": step, "t": t, "v": value}
     if len(index) != len(value) or (len(index) and int(index.max()) >= len(step)):
         return None
-    if len(index) == len(step):  # the key is in every event: its indexes are 0, 1, 2, …
-        return {"step": step, "t": t, "v": value}
     return {"step": step[index], "t": t[index], "v": value}
