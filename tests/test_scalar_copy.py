@@ -20,6 +20,8 @@ from waddle import history, scalar_copy, segment
 
 # Small segments, so that a few hundred events make several, each with its copy.
 SMALL = waddle.Settings(console=False, system_metrics_interval=0, segment_bytes=2000)
+# Tiny ones for random runs: most writes start a segment, and most segments get a copy.
+TINY = waddle.Settings(console=False, system_metrics_interval=0, segment_bytes=300)
 KEYS = ("a", "b", "c/d")
 
 
@@ -76,7 +78,7 @@ def test_copies_and_json_give_the_same_rows(tmp_path_factory, calls):
     that cut segments anywhere: the copies' rows are the JSON's, and the Python reader's."""
     pytest.importorskip("duckdb")
     tmp_path = tmp_path_factory.mktemp("run")
-    with waddle.init(project="p", dir=tmp_path, settings=SMALL) as run:
+    with waddle.init(project="p", dir=tmp_path, settings=TINY) as run:
         for data, how in calls:
             if how == "same-step":
                 run.log(data, step=run.step)
@@ -114,7 +116,7 @@ def test_keyed_steps_read_the_same_from_copies_and_json(tmp_path_factory, calls)
     copies merge them per step as the JSON does, the newest value winning."""
     pytest.importorskip("duckdb")
     tmp_path = tmp_path_factory.mktemp("run")
-    with waddle.init(project="p", dir=tmp_path, settings=SMALL) as run:
+    with waddle.init(project="p", dir=tmp_path, settings=TINY) as run:
         for data, step, flush in calls:
             if len(data) == 1:
                 run._log_scalar(*next(iter(data.items())), step)
@@ -299,3 +301,27 @@ def test_a_collector_is_bounded_in_memory(monkeypatch, tmp_path):
     read = history.scalar_columns(run.dir, ["loss"], 0.0)
     assert read["loss"].tolist() == [1 / (step + 1) for step in range(300)]
     assert os.path.getsize(_copies(run.dir)[0]) > 0
+
+
+RANKED = """
+    import os, waddle
+    rank = int(os.environ["RANK"])
+    with waddle.init(project="ddp", id="job", settings=waddle.Settings(segment_bytes=2000)) as run:
+        for step in range(200):
+            run.log({"loss": 10.0 * rank + step})
+            if step % 50 == 49:
+                run.flush()
+"""
+
+
+def test_a_ranks_stream_has_its_own_copies(tmp_path):
+    children = [start_training(RANKED, tmp_path, RANK=str(rank), WORLD_SIZE="2") for rank in (0, 1)]
+    for child in children:
+        child.communicate(timeout=60)
+        assert child.returncode == 0
+    stream = tmp_path / "ddp" / "job" / "ranks" / "1"
+    assert _copies(stream) and scalar_copy.read(segment.list_segments(stream)[1], "loss")
+    run = waddle.Api(overrides={"dir": str(tmp_path)}).run("ddp/job")
+    for rank in (0, 1):
+        rows = run.history(keys=["loss"], samples=0, pandas=False, rank=rank)
+        assert [row["loss"] for row in rows] == [10.0 * rank + step for step in range(200)]

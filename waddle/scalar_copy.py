@@ -119,11 +119,10 @@ class Collector:
         """Take the events before ``end_seq`` (those of ``segment``, just closed at ``size``
         bytes) and write them as the segment's copy when every log event of the segment was
         collected; a copy that cannot be written only leaves reads slower."""
-        count = bisect.bisect_left(self.seq, end_seq)
-        complete = self.complete_from <= first_seq(segment)
-        taken = self._take(count)
-        if not complete or not size:
+        if self.complete_from > first_seq(segment) or not size:
+            self.drop(end_seq)
             return
+        taken = self._take(bisect.bisect_left(self.seq, end_seq))
         target = copy_path(segment)
         partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
         with contextlib.suppress(OSError):
