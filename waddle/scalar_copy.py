@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import math
 import os
+import sys
 import zlib
 from array import array
 from pathlib import Path
@@ -30,10 +31,10 @@ VERSION = 1
 EDGE_BYTES = 4096  # hashed at each end of the segment: the copy's claim on its bytes
 
 # What a collector may hold before it gives up the copy of the segment being written (the
-# reader then parses that segment): 26 bytes per event and 8 per value, about 40% of a
-# segment's size, so a default 64 MiB segment stays below it.
+# reader then parses that segment): 24 bytes per event, 8 per value and about 100 per change
+# of keys, about 40% of a segment's size for the usual log() calls, so that a default 64 MiB
+# segment stays below it.
 MAX_BYTES = 48 << 20
-MAX_KEYSETS = 1024  # distinct orders of keys among a segment's events
 _NUMBER = (float, int)
 
 
@@ -55,9 +56,10 @@ def remove_partial(run_dir: Path) -> None:
 
 class Collector:
     """The log events a writer wrote from seq ``complete_from`` on, in seq order: ``seq``,
-    ``t``, ``step`` per event, its values row after row in ``values`` (doubles; a value that
-    is no number, bools included, is NaN there and its place in ``odd``) and the order of its
-    keys (``keyset``, an index into ``keysets``)."""
+    ``t``, ``step`` per event, their values row after row in ``values`` (doubles; a value
+    that is no number, bools included, is NaN there and its place in ``odd``), and ``runs``:
+    where each run of events logging the same keys in the same order starts (event, keys,
+    place in ``values``). Plain arrays, no numpy: a writer need not import it."""
 
     def __init__(self, complete_from: int) -> None:
         self.complete_from = complete_from
@@ -65,13 +67,10 @@ class Collector:
 
     def _clear(self) -> None:
         self.seq, self.t, self.step = array("q"), array("d"), array("q")
-        self.keyset = array("H")
         self.values = array("d")
-        self.odd: list[int] = []  # places in values of values that are no number
-        self.keysets: list[tuple[str, ...]] = []
-        self._ids: dict[tuple[str, ...], int] = {}
+        self.odd: list[int] = []
+        self.runs: list[tuple[int, tuple[str, ...], int]] = []
         self._last: tuple[str, ...] | None = None
-        self._last_id = 0
 
     def add(self, seq: int, t: float, step: int, data: dict[str, Any], line: bytes | None) -> None:
         """Record a log event; ``line``: its encoded line when ``data`` holds only finite
@@ -80,17 +79,11 @@ class Collector:
             return
         keys = tuple(data)
         if keys != self._last:
-            found = self._ids.get(keys)
-            if found is None:
-                if len(self.keysets) >= MAX_KEYSETS:
-                    return self.spoil(seq + 1)
-                found = self._ids[keys] = len(self.keysets)
-                self.keysets.append(keys)
-            self._last, self._last_id = keys, found
+            self._last = keys
+            self.runs.append((len(self.seq), keys, len(self.values)))
         self.seq.append(seq)
         self.t.append(t)
         self.step.append(step)
-        self.keyset.append(self._last_id)
         if line is not None and b"true" not in line and b"false" not in line:
             self.values.extend(data.values())
             return
@@ -106,7 +99,7 @@ class Collector:
     def bound(self, next_seq: int) -> None:
         """Give up what was collected if it holds more than MAX_BYTES (the writer asks once
         per batch; ``next_seq``: the seq of its next event)."""
-        if len(self.seq) * 26 + len(self.values) * 8 > MAX_BYTES:
+        if len(self.seq) * 24 + len(self.values) * 8 + len(self.runs) * 100 > MAX_BYTES:
             self.spoil(next_seq)
 
     def spoil(self, next_seq: int) -> None:
@@ -122,7 +115,9 @@ class Collector:
         if self.complete_from > first_seq(segment) or not size:
             self.drop(end_seq)
             return
-        taken = self._take(bisect.bisect_left(self.seq, end_seq))
+        count = bisect.bisect_left(self.seq, end_seq)
+        columns, keys = self._columns(count)
+        self.drop(end_seq)
         target = copy_path(segment)
         partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
         with contextlib.suppress(OSError):
@@ -130,94 +125,99 @@ class Collector:
                 head = log.read(min(size, EDGE_BYTES))
                 log.seek(size - min(size, EDGE_BYTES))
                 tail = log.read(min(size, EDGE_BYTES))
-            data = _encode(segment.name, size, head, tail, *taken)
+            header = {
+                "format": FORMAT,
+                "version": VERSION,
+                "segment": segment.name,
+                "bytes": size,
+                "head": hashlib.sha256(head).hexdigest(),
+                "tail": hashlib.sha256(tail).hexdigest(),
+                "events": count,
+                "keys": keys,
+                "columns": {},
+            }
+            at = 0
+            for name, column in columns:
+                if sys.byteorder == "big":
+                    column.byteswap()
+                header["columns"][name] = {
+                    "at": at,
+                    "bytes": len(column) * column.itemsize,
+                    "crc32": zlib.crc32(column),
+                }
+                at += len(column) * column.itemsize
             target.parent.mkdir(exist_ok=True)
             with open(partial, "wb") as file:
-                file.write(data)
+                file.write(orjson.dumps(header) + b"\n")
+                for _, column in columns:
+                    file.write(column)
             os.replace(partial, target)
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
 
-    def _take(self, count: int) -> tuple[Any, ...]:
-        """The first ``count`` events as numpy columns, removed from the collector."""
-        import numpy as np
+    def _columns(self, count: int) -> tuple[list[tuple[str, array]], dict[str, Any]]:
+        """The first ``count`` events' columns (docs/format.md) and the header's ``keys``."""
+        values, runs = self.values, self._runs(count)
+        points: dict[str, tuple[list[range], array]] = {}  # key: its events, its values
+        for first, end, keys, place in runs:
+            width, length = len(keys), end - first
+            for column, key in enumerate(keys):
+                found = points.get(key)
+                if found is None:
+                    found = points[key] = ([], array("d"))
+                found[0].append(range(first, end))
+                start = place + column
+                found[1].extend(values[start : start + length * width : width])
+        odd_keys = set()  # keys with a value that is no number (its place is in odd, rising)
+        for first, end, keys, place in runs:
+            stop = place + (end - first) * len(keys)
+            for spot in self.odd[
+                bisect.bisect_left(self.odd, place) : bisect.bisect_left(self.odd, stop)
+            ]:
+                odd_keys.add(keys[(spot - place) % len(keys)])
+        columns = [("step", self.step[:count]), ("t", self.t[:count])]
+        keys_doc: dict[str, Any] = {}
+        for key, (events, column) in points.items():
+            if key in odd_keys:
+                keys_doc[key] = {"odd": True}
+                continue
+            keys_doc[key] = {"points": len(column)}
+            if len(column) < count:  # else its events are all of them: 0, 1, 2, …
+                index = array("I")
+                for span in events:  # in event order, as the runs are
+                    index.extend(span)
+                columns.append((f"{key}\0index", index))
+            columns.append((f"{key}\0value", column))
+        return columns, keys_doc
 
-        ids = np.frombuffer(self.keyset, dtype=np.uint16)[:count].copy()
-        widths = np.array([len(keys) for keys in self.keysets], dtype=np.int64)
-        starts = np.zeros(count + 1, dtype=np.int64)
-        np.cumsum(widths[ids], out=starts[1:])
-        used = int(starts[-1])
-        values = np.frombuffer(self.values, dtype=np.float64)[:used].copy()
-        odd = np.zeros(used, dtype=bool)
-        odd[[place for place in self.odd if place < used]] = True
-        step = np.frombuffer(self.step, dtype=np.int64)[:count].copy()
-        t = np.frombuffer(self.t, dtype=np.float64)[:count].copy()
-        keysets = list(self.keysets)
-        self._forget(count, used)
-        return step, t, ids, starts[:-1], values, odd, keysets
+    def _runs(self, count: int) -> list[tuple[int, int, tuple[str, ...], int]]:
+        """The runs among the first ``count`` events: first event, end, keys, first place."""
+        out = []
+        for number, (first, keys, place) in enumerate(self.runs):
+            if first >= count:
+                break
+            end = self.runs[number + 1][0] if number + 1 < len(self.runs) else len(self.seq)
+            out.append((first, min(end, count), keys, place))
+        return out
 
     def drop(self, end_seq: int) -> None:
-        """Forget the events before ``end_seq`` (a segment closed without a copy)."""
+        """Forget the events before ``end_seq``; the rest belong to the next segment, their
+        events and places counted from its start."""
         count = bisect.bisect_left(self.seq, end_seq)
-        widths = [len(keys) for keys in self.keysets]
-        self._forget(count, sum(widths[number] for number in self.keyset[:count]))
-
-    def _forget(self, count: int, used: int) -> None:
-        """Forget the first ``count`` events, whose values fill the first ``used`` places;
-        the rest belong to the next segment, their places counted from its start."""
-        del self.seq[:count], self.t[:count], self.step[:count], self.keyset[:count]
+        runs = self._runs(count)
+        used = runs[-1][3] + (runs[-1][1] - runs[-1][0]) * len(runs[-1][2]) if runs else 0
+        kept = []
+        for number, (first, keys, place) in enumerate(self.runs):
+            end = self.runs[number + 1][0] if number + 1 < len(self.runs) else len(self.seq)
+            if end > count:
+                skipped = max(count - first, 0)
+                kept.append((first + skipped - count, keys, place + skipped * len(keys) - used))
+        self.runs = kept
+        del self.seq[:count], self.t[:count], self.step[:count]
         del self.values[:used]
         self.odd = [place - used for place in self.odd if place >= used]
-
-
-def _encode(
-    name: str, size: int, head: bytes, tail: bytes, step, t, ids, starts, values, odd, keysets
-) -> bytes:
-    """The copy's bytes: a JSON header line, then its columns (docs/format.md)."""
-    import numpy as np
-
-    per_key: dict[str, list[Any]] = {}  # key: [event indexes, value places]
-    for number, keys in enumerate(keysets):
-        events = np.flatnonzero(ids == number)
-        if len(events):
-            for column, key in enumerate(keys):
-                per_key.setdefault(key, []).append((events, starts[events] + column))
-    columns: list[tuple[str, Any]] = [("step", step), ("t", t)]
-    keys_doc: dict[str, Any] = {}
-    for key, parts in per_key.items():
-        events = np.concatenate([part[0] for part in parts])
-        places = np.concatenate([part[1] for part in parts])
-        if len(parts) > 1:  # several orders of keys: back to the events' order
-            order = np.argsort(events, kind="stable")
-            events, places = events[order], places[order]
-        if odd[places].any():
-            keys_doc[key] = {"odd": True}
-            continue
-        keys_doc[key] = {"points": len(events)}
-        if len(events) < len(step):  # else its events are all of them: 0, 1, 2, …
-            columns.append((f"{key}\0index", events.astype(np.uint32)))
-        columns.append((f"{key}\0value", values[places]))
-    body, arrays = bytearray(), {}
-    for column, data in columns:
-        raw = np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<"), copy=False)
-        raw_bytes = raw.tobytes()
-        arrays[column] = [len(body), len(raw_bytes), zlib.crc32(raw_bytes)]
-        body += raw_bytes
-    header = {
-        "format": FORMAT,
-        "version": VERSION,
-        "segment": name,
-        "bytes": size,
-        "head": hashlib.sha256(head).hexdigest(),
-        "tail": hashlib.sha256(tail).hexdigest(),
-        "events": len(step),
-        "keys": keys_doc,
-        "columns": {
-            column: {"at": at, "bytes": length, "crc32": crc}
-            for column, (at, length, crc) in arrays.items()
-        },
-    }
-    return orjson.dumps(header) + b"\n" + bytes(body)
+        if not self.runs:
+            self._last = None
 
 
 def read(segment: Path, key: str) -> dict[str, Any] | None:
