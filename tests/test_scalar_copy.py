@@ -254,7 +254,7 @@ def test_a_resumed_run_drops_the_copy_of_the_segment_it_continues(tmp_path):
     collector = scalar_copy.Collector(0)
     events = [event for event in segment.read_events(run.dir) if event["type"] == "log"]
     for event in events:
-        collector.add(event["seq"], event["t"], event["step"], event["data"], None)
+        collector.add(event["seq"], event["t"], event["step"], event["data"])
     only = segment.list_segments(run.dir)[0]
     collector.write(only, 10**6, only.stat().st_size)
     assert scalar_copy.read(only, "loss")["v"].tolist() == [1.0]

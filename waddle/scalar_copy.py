@@ -14,7 +14,9 @@ from __future__ import annotations
 import bisect
 import contextlib
 import hashlib
+import itertools
 import math
+import operator
 import os
 import sys
 import zlib
@@ -35,7 +37,7 @@ EDGE_BYTES = 4096  # hashed at each end of the segment: the copy's claim on its 
 # of keys, about 40% of a segment's size for the usual log() calls, so that a default 64 MiB
 # segment stays below it.
 MAX_BYTES = 48 << 20
-_NUMBER = (float, int)
+_NUMBER = {float, int}
 
 
 def copy_path(segment: Path) -> Path:
@@ -59,7 +61,11 @@ class Collector:
     ``t``, ``step`` per event, their values row after row in ``values`` (doubles; a value
     that is no number, bools included, is NaN there and its place in ``odd``), and ``runs``:
     where each run of events logging the same keys in the same order starts (event, keys,
-    place in ``values``). Plain arrays, no numpy: a writer need not import it."""
+    place in ``values``). Plain arrays, no numpy: a writer need not import it.
+
+    :meth:`add` only appends to lists (what costs the writer most is work per event); the
+    writer calls :meth:`settle` after each batch, which moves them into the arrays in a few
+    passes over the batch."""
 
     def __init__(self, complete_from: int) -> None:
         self.complete_from = complete_from
@@ -71,36 +77,53 @@ class Collector:
         self.odd: list[int] = []
         self.runs: list[tuple[int, tuple[str, ...], int]] = []
         self._last: tuple[str, ...] | None = None
+        self._seq: list[int] = []
+        self._t: list[float] = []
+        self._step: list[int] = []
+        self._data: list[dict[str, Any]] = []
 
-    def add(self, seq: int, t: float, step: int, data: dict[str, Any], line: bytes | None) -> None:
-        """Record a log event; ``line``: its encoded line when ``data`` holds only finite
-        floats, ints and bools (the writer's PLAIN values), else None."""
-        if seq < self.complete_from:
-            return
-        keys = tuple(data)
-        if keys != self._last:
-            self._last = keys
-            self.runs.append((len(self.seq), keys, len(self.values)))
-        self.seq.append(seq)
-        self.t.append(t)
-        self.step.append(step)
-        if line is not None and b"true" not in line and b"false" not in line:
-            self.values.extend(data.values())
-            return
-        # A bool (or a key naming one), a string, a null, a list or a rich value: kept as NaN,
-        # and its key read from the JSON by whoever asks for it.
-        for value in data.values():
-            if type(value) in _NUMBER:
-                self.values.append(value)
-            else:
-                self.odd.append(len(self.values))
-                self.values.append(math.nan)
+    def add(self, seq: int, t: float, step: int, data: dict[str, Any]) -> None:
+        """Record a log event (``data``: as written, never changed after)."""
+        self._seq.append(seq)
+        self._t.append(t)
+        self._step.append(step)
+        self._data.append(data)
 
-    def bound(self, next_seq: int) -> None:
-        """Give up what was collected if it holds more than MAX_BYTES (the writer asks once
-        per batch; ``next_seq``: the seq of its next event)."""
+    def settle(self, next_seq: int) -> None:
+        """Move what :meth:`add` recorded into the arrays; then give it all up if it holds
+        more than MAX_BYTES (``next_seq``: the seq of the writer's next event)."""
+        self._settle()
         if len(self.seq) * 24 + len(self.values) * 8 + len(self.runs) * 100 > MAX_BYTES:
             self.spoil(next_seq)
+
+    def _settle(self) -> None:
+        data = self._data
+        if not data:
+            return
+        keys = list(map(tuple, data))
+        # Where the keys change (or their order): a run starts, its values at a place.
+        changes = [0] if keys[0] != self._last else []
+        changes += itertools.compress(
+            range(1, len(keys)), map(operator.ne, keys, itertools.islice(keys, 1, None))
+        )
+        event, place, previous, width = len(self.seq), len(self.values), 0, len(keys[0])
+        for at in changes:
+            place += (at - previous) * width
+            self.runs.append((event + at, keys[at], place))
+            previous, width = at, len(keys[at])
+        self._last = keys[-1]
+        values = list(itertools.chain.from_iterable(map(dict.values, data)))
+        if not set(map(type, values)) <= _NUMBER:  # a bool, a string, a null, a list…
+            base = len(self.values)
+            for at, value in enumerate(values):
+                if type(value) not in _NUMBER:
+                    self.odd.append(base + at)
+                    values[at] = math.nan
+        self.values.fromlist(values)
+        self.seq.fromlist(self._seq)
+        self.t.fromlist(self._t)
+        self.step.fromlist(self._step)
+        self._seq, self._t, self._step, self._data = [], [], [], []
 
     def spoil(self, next_seq: int) -> None:
         """Forget what was collected: events before ``next_seq`` were lost or handed back,
@@ -112,6 +135,7 @@ class Collector:
         """Take the events before ``end_seq`` (those of ``segment``, just closed at ``size``
         bytes) and write them as the segment's copy when every log event of the segment was
         collected; a copy that cannot be written only leaves reads slower."""
+        self._settle()
         if self.complete_from > first_seq(segment) or not size:
             self.drop(end_seq)
             return
@@ -203,6 +227,7 @@ class Collector:
     def drop(self, end_seq: int) -> None:
         """Forget the events before ``end_seq``; the rest belong to the next segment, their
         events and places counted from its start."""
+        self._settle()
         count = bisect.bisect_left(self.seq, end_seq)
         runs = self._runs(count)
         used = runs[-1][3] + (runs[-1][1] - runs[-1][0]) * len(runs[-1][2]) if runs else 0

@@ -233,7 +233,7 @@ class Writer:
         if console is not None:
             self._encode_console(batch, console)
         self._write_batch(batch, flush=flushed is not None)
-        self._copies.bound(self._seq)
+        self._copies.settle(self._seq)
         if flushed is not None:
             self.flushed = flushed
         if self.waiting:
@@ -267,9 +267,8 @@ class Writer:
             # this always encodes, within a line's size. The common case, so taken directly.
             event = {"v": FORMAT_VERSION, "seq": self._seq, "t": t, "type": "log"}
             event["step"], event["keyed"], event["data"] = step, True, values
-            line = event_format.encode(event, finite=True)
-            self._copies.add(self._seq, t, step, values, line)
-            self._append(batch, line, t)
+            self._copies.add(self._seq, t, step, values)
+            self._append(batch, event_format.encode(event, finite=True), t)
         else:
             self._encode(batch, t, "log", {"step": step, "keyed": True, "data": values})
 
@@ -305,10 +304,7 @@ class Writer:
             )
         if line is not None:
             if kind == "log":
-                plain = finite and problem is None
-                self._copies.add(
-                    self._seq, t, event["step"], event["data"], line if plain else None
-                )
+                self._copies.add(self._seq, t, event["step"], event["data"])
             self._append(batch, line, t)
 
     def _append(self, batch: _Batch, line: bytes, t: float) -> None:
