@@ -136,10 +136,10 @@ class Collector:
         bytes) and write them as the segment's copy when every log event of the segment was
         collected; a copy that cannot be written only leaves reads slower."""
         self._settle()
-        if self.complete_from > first_seq(segment) or not size:
-            self.drop(end_seq)
-            return
         count = bisect.bisect_left(self.seq, end_seq)
+        if self.complete_from > first_seq(segment) or not size or count >= 1 << 32:
+            self.drop(end_seq)  # (an index column holds event positions as uint32)
+            return
         columns, keys = self._columns(count)
         self.drop(end_seq)
         target = copy_path(segment)
