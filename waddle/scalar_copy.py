@@ -137,11 +137,15 @@ class Collector:
         collected; a copy that cannot be written only leaves reads slower."""
         self._settle()
         count = bisect.bisect_left(self.seq, end_seq)
-        if self.complete_from > first_seq(segment) or not size or count >= 1 << 32:
-            self.drop(end_seq)  # (an index column holds event positions as uint32)
+        if (
+            self.complete_from > first_seq(segment)
+            or not size
+            or count >= 1 << 32  # an index column holds event positions as uint32
+            or sys.byteorder != "little"  # the columns are little-endian
+        ):
+            self.drop(end_seq)
             return
         columns, keys = self._columns(count)
-        self.drop(end_seq)
         target = copy_path(segment)
         partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
         with contextlib.suppress(OSError):
@@ -161,37 +165,32 @@ class Collector:
                 "columns": {},
             }
             at = 0
-            for name, column in columns:
-                if sys.byteorder == "big":
-                    column.byteswap()
-                header["columns"][name] = {
-                    "at": at,
-                    "bytes": len(column) * column.itemsize,
-                    "crc32": zlib.crc32(column),
-                }
-                at += len(column) * column.itemsize
+            for name, pieces in columns:  # a column is made twice (its CRC, then written),
+                crc = length = 0  # never held whole beside the collector's arrays
+                for piece in pieces():
+                    crc = zlib.crc32(piece, crc)
+                    length += len(piece) * piece.itemsize
+                header["columns"][name] = {"at": at, "bytes": length, "crc32": crc}
+                at += length
             target.parent.mkdir(exist_ok=True)
             with open(partial, "wb") as file:
                 file.write(orjson.dumps(header) + b"\n")
-                for _, column in columns:
-                    file.write(column)
+                for _, pieces in columns:
+                    for piece in pieces():
+                        file.write(piece)
             os.replace(partial, target)
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
+        self.drop(end_seq)
 
-    def _columns(self, count: int) -> tuple[list[tuple[str, array]], dict[str, Any]]:
-        """The first ``count`` events' columns (docs/format.md) and the header's ``keys``."""
+    def _columns(self, count: int) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+        """The first ``count`` events' columns (docs/format.md), each a name and a function
+        giving its pieces (arrays), and the header's ``keys``."""
         values, runs = self.values, self._runs(count)
-        points: dict[str, tuple[list[range], array]] = {}  # key: its events, its values
+        parts: dict[str, list[tuple[int, int, int, int]]] = {}  # key: (first, end, at, width)
         for first, end, keys, place in runs:
-            width, length = len(keys), end - first
             for column, key in enumerate(keys):
-                found = points.get(key)
-                if found is None:
-                    found = points[key] = ([], array("d"))
-                found[0].append(range(first, end))
-                start = place + column
-                found[1].extend(values[start : start + length * width : width])
+                parts.setdefault(key, []).append((first, end, place + column, len(keys)))
         odd_keys = set()  # keys with a value that is no number (its place is in odd, rising)
         for first, end, keys, place in runs:
             stop = place + (end - first) * len(keys)
@@ -199,19 +198,27 @@ class Collector:
                 bisect.bisect_left(self.odd, place) : bisect.bisect_left(self.odd, stop)
             ]:
                 odd_keys.add(keys[(spot - place) % len(keys)])
-        columns = [("step", self.step[:count]), ("t", self.t[:count])]
+        columns: list[tuple[str, Any]] = [
+            ("step", lambda: [self.step[:count]]),
+            ("t", lambda: [self.t[:count]]),
+        ]
         keys_doc: dict[str, Any] = {}
-        for key, (events, column) in points.items():
+        for key, spans in parts.items():
             if key in odd_keys:
                 keys_doc[key] = {"odd": True}
                 continue
-            keys_doc[key] = {"points": len(column)}
-            if len(column) < count:  # else its events are all of them: 0, 1, 2, …
-                index = array("I")
-                for span in events:  # in event order, as the runs are
-                    index.extend(span)
-                columns.append((f"{key}\0index", index))
-            columns.append((f"{key}\0value", column))
+            points = sum(end - first for first, end, _, _ in spans)
+            keys_doc[key] = {"points": points}
+            if points < count:  # else its events are all of them: 0, 1, 2, …
+                columns.append(
+                    (f"{key}\0index", lambda s=spans: (array("I", range(f, e)) for f, e, _, _ in s))
+                )
+            columns.append(
+                (
+                    f"{key}\0value",
+                    lambda s=spans: (values[a : a + (e - f) * w : w] for f, e, a, w in s),
+                )
+            )
         return columns, keys_doc
 
     def _runs(self, count: int) -> list[tuple[int, int, tuple[str, ...], int]]:
