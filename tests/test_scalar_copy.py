@@ -62,6 +62,18 @@ def _all_copies_valid(run_dir):
             assert all(scalar_copy.read(path, key) is not None for key in KEYS), path.name
 
 
+def _checked_against_json(run_dir, tmp_path):
+    """The columns of KEYS, read from the copies, once checked that every copy is taken and
+    that they are what the JSON gives (None: a key the Python reader must read)."""
+    _all_copies_valid(run_dir)
+    read = history.scalar_columns(run_dir, list(KEYS), 0.0)
+    expected = _from_json(run_dir, KEYS, tmp_path)
+    assert (read is None) == (expected is None)
+    if read is not None:
+        assert _as_text(read, KEYS) == _as_text(expected, KEYS)
+    return read
+
+
 values = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(min_value=-(2**53), max_value=2**53),
@@ -98,12 +110,8 @@ def test_copies_and_json_give_the_same_rows(tmp_path_factory, calls):
                 run.log(data, commit=how != "no-commit")
             if how == "flush":
                 run.flush()
-    _all_copies_valid(run.dir)
-    read = history.scalar_columns(run.dir, list(KEYS), 0.0)
-    expected = _from_json(run.dir, KEYS, tmp_path)
-    assert (read is None) == (expected is None)
+    read = _checked_against_json(run.dir, tmp_path)
     if read is not None:
-        assert _as_text(read, KEYS) == _as_text(expected, KEYS)
         rows = _rows_of(run.dir, KEYS)
         assert [repr(step) for step in read["_step"].tolist()] == rows["_step"]
         for key in KEYS:
@@ -137,12 +145,7 @@ def test_keyed_steps_read_the_same_from_copies_and_json(tmp_path_factory, calls)
                 run._log_keyed(data, step)
             if flush:
                 run.flush()
-    _all_copies_valid(run.dir)
-    read = history.scalar_columns(run.dir, list(KEYS), 0.0)
-    expected = _from_json(run.dir, KEYS, tmp_path)
-    assert (read is None) == (expected is None)
-    if read is not None:
-        assert _as_text(read, KEYS) == _as_text(expected, KEYS)
+    _checked_against_json(run.dir, tmp_path)
 
 
 def _logged(tmp_path, steps=400, **kwargs):
