@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import datetime
+import gc
 import json
 import os
 import platform
