@@ -18,7 +18,15 @@ import waddle
 from tests.conftest import start_training
 from waddle import history, scalar_copy, segment
 
+
 # Small segments, so that a few hundred events make several, each with its copy.
+@pytest.fixture(autouse=True)
+def copies_on(monkeypatch):
+    """Scalar copies are written only when asked for (a setting): these tests ask, their
+    training children too (they inherit the variable)."""
+    monkeypatch.setenv("WADDLE_SCALAR_COPIES", "1")
+
+
 SMALL = waddle.Settings(console=False, system_metrics_interval=0, segment_bytes=2000)
 # Tiny ones for random runs: most writes start a segment, and most segments get a copy.
 TINY = waddle.Settings(console=False, system_metrics_interval=0, segment_bytes=300)
@@ -155,6 +163,17 @@ def _logged(tmp_path, steps=400, **kwargs):
             if step % 50 == 49:
                 run.flush()
     return run
+
+
+def test_no_copy_is_written_unless_asked_for(tmp_path, monkeypatch):
+    """The copies cost the training process (README, "Settings"): off by default, and the
+    history is the same without them."""
+    monkeypatch.delenv("WADDLE_SCALAR_COPIES")
+    run = _logged(tmp_path)
+    assert len(segment.list_segments(run.dir)) > 2 and not _copies(run.dir)
+    rows = waddle.Api(overrides={"dir": str(tmp_path)}).run(f"p/{run.id}")
+    read = rows.history(keys=["loss"], samples=0, pandas=False)
+    assert [row["loss"] for row in read] == [1 / (step + 1) for step in range(400)]
 
 
 def test_closed_segments_get_a_copy_read_instead_of_the_json(tmp_path, monkeypatch):

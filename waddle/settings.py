@@ -149,6 +149,14 @@ SETTINGS: dict[str, Setting] = {
         number(int, 1),
         "size after which the writer starts a new segment file",
     ),
+    "scalar_copies": Setting(
+        "WADDLE_SCALAR_COPIES",
+        False,
+        parse_bool,
+        "also write each closed segment's numbers as columns, so that history() reads them "
+        "without parsing the JSON (the training process pays about 0.7 µs, 24 bytes of memory "
+        "and 16 bytes of disk per event, and 8 of each per value)",
+    ),
     "system_metrics_interval": Setting(
         "WADDLE_SYSTEM_METRICS_INTERVAL",
         10.0,
@@ -254,6 +262,7 @@ class Settings:
     fsync_interval: float | None = None
     queue_size: int | None = None
     segment_bytes: int | None = None
+    scalar_copies: bool | None = None
     system_metrics_interval: float | None = None
     console: bool | None = None
     silent: bool | None = None

@@ -19,8 +19,8 @@ heartbeats and system metrics. It promises:
   least every ``fsync_interval`` seconds, on ``flush()`` and at finish;
 - a closed line is never rewritten; a segment is rotated at a line boundary once it passes
   ``segment_bytes``; a resumed run first ends a torn last line so every later line is whole;
-- a closed segment of at least ``min(COPY_MIN_BYTES, segment_bytes)`` whose every log event
-  this thread wrote gets its scalar copy (waddle/scalar_copy.py), made from the values as they
+- with ``scalar_copies`` on, a closed segment of at least ``min(COPY_MIN_BYTES, segment_bytes)``
+  whose every log event this thread wrote gets its scalar copy (waddle/scalar_copy.py), made from the values as they
   are encoded, never by reading the JSON back;
 - an I/O failure never reaches the training code: the writer shows one notice, keeps what it
   could not write (up to MAX_PENDING_BYTES, counting what it had to drop) and retries every
@@ -104,7 +104,8 @@ class Writer:
         self._fd: int | None = None
         self._segment: Path | None = None
         self._segment_size = 0
-        self._copies = scalar_copy.Collector(first_seq)
+        # None unless asked for (settings.scalar_copies): the copies cost the training side.
+        self._copies = scalar_copy.Collector(first_seq) if settings.scalar_copies else None
         self._pending = bytearray()  # encoded lines not yet accepted by the OS
         self._pending_lines = 0
         self._at_line_start = True  # the segment's last written byte ends a line
@@ -150,7 +151,8 @@ class Writer:
                 if not self._finished:
                     self.wake.wait(settings.flush_interval)
         except BaseException:  # a bug here must not pass silently, nor kill the training
-            self._copies.spoil(self._seq)  # a batch may be lost with the exception
+            if self._copies is not None:  # a batch may be lost with the exception
+                self._copies.spoil(self._seq)
             self._notices.show(
                 "writer",
                 "the writer thread failed; events are no longer written:\n"
@@ -233,7 +235,8 @@ class Writer:
         if console is not None:
             self._encode_console(batch, console)
         self._write_batch(batch, flush=flushed is not None)
-        self._copies.settle(self._seq)
+        if self._copies is not None:
+            self._copies.settle(self._seq)
         if flushed is not None:
             self.flushed = flushed
         if self.waiting:
@@ -267,7 +270,8 @@ class Writer:
             # this always encodes, within a line's size. The common case, so taken directly.
             event = {"v": FORMAT_VERSION, "seq": self._seq, "t": t, "type": "log"}
             event["step"], event["keyed"], event["data"] = step, True, values
-            self._copies.add(self._seq, t, step, values)
+            if self._copies is not None:
+                self._copies.add(self._seq, t, step, values)
             self._append(batch, event_format.encode(event, finite=True), t)
         else:
             self._encode(batch, t, "log", {"step": step, "keyed": True, "data": values})
@@ -303,7 +307,7 @@ class Writer:
                 f"encode-{kind}", f"could not write a value of a {kind} event: {problem}", limit=3
             )
         if line is not None:
-            if kind == "log":
+            if kind == "log" and self._copies is not None:
                 self._copies.add(self._seq, t, event["step"], event["data"])
             self._append(batch, line, t)
 
@@ -343,7 +347,8 @@ class Writer:
                 # stays gap-free in the file.
                 self._seq -= batch.lines
                 self.lost_events += batch.lines
-                self._copies.spoil(self._seq)
+                if self._copies is not None:
+                    self._copies.spoil(self._seq)
             else:
                 self._pending += batch.data
                 self._pending_lines += batch.lines
@@ -435,6 +440,8 @@ class Writer:
 
     def _write_copy(self, end_seq: int) -> None:
         """Hand the collected events before ``end_seq`` to the closing segment's copy."""
+        if self._copies is None:
+            return
         big = self._segment_size >= min(COPY_MIN_BYTES, self._settings.segment_bytes)
         if big and self._segment is not None:
             self._copies.write(self._segment, end_seq, self._segment_size)
