@@ -44,7 +44,9 @@ LIST_FIELDS = (
     ("rejected", "rejected"),
     ("gaps", "gaps"),
 )
-PLAIN_SORTS = {"created", "updated", "name", "run_id", "status", "last_step"}
+PLAIN_SORTS = {"created", "updated", "name", "run_id", "status", "last_step", "origin"}
+# ``origin=`` of the runs logged on this server (not relayed): no origin may be named "-".
+HERE = "-"
 SORT = re.compile(r"(-?)(summary|config)\.(.+)\Z|(-?)([a-z_]+)\Z", re.S)
 METRIC_SORT = re.compile(r"(-?)metric\.(.+)\.(min|max|last)\Z", re.S)
 
@@ -81,11 +83,15 @@ def list_runs(
     project: str,
     status: Annotated[Literal["running", "finished", "crashed"] | None, Query()] = None,
     tag: str | None = None,
+    origin: Annotated[
+        str | None,
+        Query(description='the machine runs were relayed from; "-" for the runs logged here'),
+    ] = None,
     text: Annotated[str | None, Query(description="in name, id, notes, group or tags")] = None,
     sort: Annotated[
         str,
         Query(
-            description="created, updated, name, run_id, status, last_step, "
+            description="created, updated, name, run_id, status, last_step, origin, "
             "summary.KEY or config.KEY; prefix - for descending"
         ),
     ] = "-created",
@@ -96,7 +102,7 @@ def list_runs(
         Query(description="a scalar key (repeatable): each run carries metrics.KEY.min/max/last"),
     ] = None,
 ):
-    """The project's runs: filter by status, tag and text; sort by any field; page."""
+    """The project's runs: filter by status, tag, origin and text; sort by any field; page."""
     by_metric = METRIC_SORT.match(sort)
     match = SORT.match(sort)
     if not by_metric and (not match or (match.group(5) and match.group(5) not in PLAIN_SORTS)):
@@ -137,6 +143,11 @@ def list_runs(
     if tag:
         where.append("list_contains(tags, $tag)")
         params["tag"] = tag
+    if origin == HERE:
+        where.append("origin IS NULL")
+    elif origin:
+        where.append("origin = $origin")
+        params["origin"] = origin
     if text:
         where.append(
             '(name ILIKE $text OR run_id ILIKE $text OR notes ILIKE $text OR "group" ILIKE $text'
