@@ -69,6 +69,15 @@ METRICS_FIELD = (
 )
 
 
+# Per listed run, with ``scalar_keys=true``: every key it logged as a scalar, on any rank (what
+# a compare view makes charts of), sorted.
+SCALAR_KEYS_FIELD = (
+    "(SELECT coalesce(list_sort(list_distinct(list(m.key))), []) FROM metrics m"
+    " WHERE m.kind = 'scalar' AND (m.run = page.run OR m.run IN (SELECT r.run FROM ranks r"
+    " WHERE r.project = $project AND r.run_id = page.run_id)))"
+)
+
+
 def _run_dict(names: list[str], row: tuple):
     out = dict(zip(names, row, strict=True))
     for name in ("config", "summary", "context", "finish"):
@@ -101,6 +110,12 @@ def list_runs(
         list[str] | None,
         Query(description="a scalar key (repeatable): each run carries metrics.KEY.min/max/last"),
     ] = None,
+    id: Annotated[
+        list[str] | None, Query(description="a run id (repeatable): only these runs")
+    ] = None,
+    scalar_keys: Annotated[
+        bool, Query(description="each run carries scalar_keys: the keys it logged as scalars")
+    ] = False,
 ):
     """The project's runs: filter by status, tag, origin and text; sort by any field; page."""
     by_metric = METRIC_SORT.match(sort)
@@ -148,6 +163,9 @@ def list_runs(
     elif origin:
         where.append("origin = $origin")
         params["origin"] = origin
+    if id:
+        where.append("list_contains($ids, run_id)")
+        params["ids"] = id
     if text:
         where.append(
             '(name ILIKE $text OR run_id ILIKE $text OR notes ILIKE $text OR "group" ILIKE $text'
@@ -173,6 +191,8 @@ def list_runs(
     if metric:
         fields += f", 'metrics', coalesce({METRICS_FIELD}, '{{}}'::JSON)"
         params["metric_keys"] = metric
+    if scalar_keys:
+        fields += f", 'scalar_keys', {SCALAR_KEYS_FIELD}"
     ((runs,),) = cursor.execute(
         f"SELECT coalesce(string_agg(json_object({fields})::VARCHAR, ',' ORDER BY {order}), '')"
         f" FROM (SELECT * FROM ({sql}) AS page ORDER BY {order} LIMIT {limit} OFFSET {offset})"
