@@ -8,9 +8,10 @@ until every chart in view holds its data, then a breakdown of that time.
 - the page's main thread: CPU time by kind (scripting, style and layout, paint, parsing and
   compiling, garbage collection, other) and the compositor's raster time.
 
-Run it against the benchmark's data (benchmarks/dashboard.py writes it) under the shared lock:
-``flock /work/wt/bench.lock python benchmarks/dashboard_trace.py`` (it serves the data itself,
-reusing an index in ``_data/dashboard/full/trace-index.duckdb`` between runs).
+Run it against a `waddle serve` of the benchmark's data (benchmarks/dashboard.py writes it
+into ``_data/dashboard/full/waddle``), under the shared lock:
+``flock /work/wt/bench.lock python benchmarks/dashboard_trace.py --url http://127.0.0.1:PORT``.
+Tracing slows the page: its totals run above the benchmark's, its structure is what counts.
 """
 
 from __future__ import annotations
@@ -183,7 +184,9 @@ def report(name: str, result: dict, replayed: list) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--url", help="a running `waddle serve` of the benchmark's data")
+    parser.add_argument(
+        "--url", required=True, help="a running `waddle serve` of the benchmark's data"
+    )
     parser.add_argument("--views", default="d1,d2,first")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
