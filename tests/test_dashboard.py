@@ -500,12 +500,39 @@ def test_the_page_sends_a_strict_content_security_policy(seeded):
         assert "script-src 'self'" in policy and "connect-src 'self'" in policy
         assert "frame-src 'self'" in policy  # logged HTML, in a sandboxed frame from /files
         assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
-    assert served.get("/p/p/r/whatever").text == served.get("/").text  # a deep link
+    # A deep link is the page, with the requests its view makes first preloaded.
+    deep = served.get("/p/p/r/whatever").text
+    preloads = [
+        '<link rel="preload" href="/api/projects/p/runs/whatever" as="fetch" crossorigin="anonymous">',
+        '<link rel="preload" href="/api/projects/p/runs/whatever/metrics" as="fetch" crossorigin="anonymous">',
+    ]
+    assert deep.replace("".join(f"{link}\n" for link in preloads), "") == served.get("/").text
     missing = served.get("/api/nothing")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     for sneaky in ("/assets/..%2Fsetup.py", "/assets/%2E%2E/setup.py", "/assets/.gitignore"):
         assert "setuptools" not in served.get(sneaky).text
     assert served.get("/favicon.ico").headers["content-type"].startswith("image/svg")
+
+
+def test_a_view_asks_for_its_first_data_once_beside_its_script(seeded, page):
+    """The run and compare views' first requests are preloaded by the page and then taken
+    from there (never asked twice); names that are not valid preload nothing."""
+    served, runs = seeded
+    compare = f"/p/p/compare?runs={runs['alpha']},{runs['beta']}"
+    for path in (f"/p/rich/r/{_run_id(served, 'rich')}", compare):
+        page.goto(served.url + path)
+        wait_js(page, "document.querySelector('.chart')?.chart?.series.length")
+        asked = page.evaluate(
+            "performance.getEntriesByType('resource').filter(r => r.name.includes('/api/projects/')"
+            " && !r.name.includes('/scalars')).map(r => [r.name.replace(location.origin, ''),"
+            " r.initiatorType])"
+        )
+        names = [name for name, _ in asked]
+        assert names and len(names) == len(set(names)), asked  # each once
+        assert {kind for _, kind in asked} == {"link"}, asked
+    for sneaky in ("/p/p/r/..%2F..", "/p/p/r/a%22b", "/p/p%3Cx/r/a", "/p/p/compare?runs=a,%3Cb"):
+        assert 'rel="preload"' not in served.get(sneaky).text
+    page.goto("about:blank")
 
 
 def test_built_files_are_served_as_the_build_left_them(tmp_path, monkeypatch):

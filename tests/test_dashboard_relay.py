@@ -58,13 +58,49 @@ def test_the_relay_state_in_the_header_and_the_origin_of_relayed_runs(tmp_path, 
             assert "last acknowledged" in status.get_attribute("title")
             page.goto("about:blank")
 
-        wait_until(lambda: central.json("/api/projects/p/runs")["total"] == 1, timeout=60)
+        def runs() -> int | None:  # acknowledged is not yet indexed: no project 'p' at first
+            return central.client.get("/api/projects/p/runs").json().get("total")
+
+        wait_until(lambda: runs() == 1, timeout=60)
+        here = finished_id(train(central.folder, steps=5))  # a run logged on the central machine
+        wait_until(lambda: runs() == 2, timeout=60)
         _open(page, central.url + "/p/p", VIEWER)  # a viewer sees where runs came from
         head = page.locator(".runs-head .cell").all_text_contents()
         assert head.index("origin") == head.index("name") + 1
-        row = page.locator(".runs-rows .row[data-run]").first
+        rows = page.locator(".runs-rows .row[data-run]")
+        wait_js(page, "document.querySelectorAll('.runs-rows .row[data-run]').length === 2")
+        assert rows.first.get_attribute("data-run") == here  # newest first
+        # Sorted by origin on the server: the relayed run first, the one logged here last.
+        page.locator(".runs-head .cell", has_text="origin").click()
+        wait_js(
+            page,
+            f"document.querySelector('.runs-rows .row[data-run]').dataset.run === 'ws-1.{run_id}'",
+        )
+        assert "sort=origin" in page.url
+        assert page.locator(".runs-head .cell.active").text_content() == "origin ▲"
+        row = rows.first
         origin_cell = row.locator(".cell").nth(head.index("origin"))
         assert origin_cell.text_content() == "ws-1"
+        assert rows.nth(1).locator(".cell").nth(head.index("origin")).text_content() == ""
+        # Filtered by origin, kept in the URL and after a reload.
+        origins = page.locator("select.origin-filter option").all_text_contents()
+        assert origins == ["any origin", "logged here", "from ws-1"]
+        page.select_option("select.origin-filter", "-")
+        wait_js(page, "document.querySelectorAll('.runs-rows .row[data-run]').length === 1")
+        assert rows.first.get_attribute("data-run") == here
+        assert "origin=-" in page.url
+        page.reload()
+        wait_js(
+            page, f"document.querySelector('.runs-rows .row[data-run]')?.dataset.run === '{here}'"
+        )
+        assert page.locator(".toolbar .count").text_content() == "1 runs"
+        assert page.locator("select.origin-filter").input_value() == "-"
+        page.select_option("select.origin-filter", "ws-1")
+        wait_js(
+            page,
+            f"document.querySelector('.runs-rows .row[data-run]')?.dataset.run === 'ws-1.{run_id}'",
+        )
+        assert page.locator(".runs-rows .row[data-run]").count() == 1
         assert page.locator(".relay-status").is_hidden()  # the central server relays nothing
         screenshot(page, "runs-origin")
 

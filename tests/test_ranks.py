@@ -353,3 +353,4 @@ def test_the_run_page_has_a_rank_selector_for_charts_and_console(tmp_path, page)
         wait_js(page, "document.querySelector('.tab-body')?.textContent.includes('rank 1')")
         assert page.locator("select.rank-select").input_value() == "all"
         assert "rank 0" in page.locator(".tab-body").text_content()
+        page.goto("about:blank")  # before the server stops: the page would retry /ws, an error

@@ -167,6 +167,30 @@ def test_two_origins_with_the_same_project_and_run_id_are_two_runs(central):
     assert keys["origins"] == ["node-a", "node-b"]
 
 
+def test_the_runs_list_sorts_and_filters_by_origin(central, new_run):
+    # Two machines' runs and one logged on the central machine itself (no origin).
+    for origin, run in (("node-b", "r1"), ("node-a", "r2")):
+        assert post(central, body(("p", run, -1, lines(0, 3, run=run)), origin=origin)).is_success
+    new_run(dir=central.folder, name="here").finish()
+    viewer = {"Authorization": f"Bearer {VIEWER}"}
+    runs = central.url + "/api/projects/p/runs"
+
+    def listed(**params) -> list:
+        answer = httpx.get(runs, params=params, headers=viewer)
+        assert answer.status_code == 200, answer.text
+        return [(r["origin"], r["id"]) for r in answer.json()["runs"]]
+
+    wait_until(lambda: httpx.get(runs, headers=viewer).json().get("total") == 3)
+    here = listed(origin="-")
+    assert len(here) == 1 and here[0][0] is None
+    # By origin, the runs logged here last either way (as every missing value sorts).
+    assert listed(sort="origin") == [("node-a", "node-a.r2"), ("node-b", "node-b.r1"), here[0]]
+    assert listed(sort="-origin") == [("node-b", "node-b.r1"), ("node-a", "node-a.r2"), here[0]]
+    assert listed(origin="node-b") == [("node-b", "node-b.r1")]
+    assert listed(origin="node-c") == []
+    assert httpx.get(runs, params={"origin": "node-a"}, headers=viewer).json()["total"] == 1
+
+
 @pytest.mark.parametrize(
     "token, status, code",
     [(None, 401, "unauthorized"), ("wrong-token", 401, "unauthorized"), (VIEWER, 403, "forbidden")],

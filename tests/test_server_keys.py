@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+import waddle
 from tests.conftest import wait_until
 from tests.server_helpers import serving
 
@@ -70,3 +73,25 @@ def test_a_summary_of_aggregates_is_offered_per_aggregate(tmp_path, new_run):
     with serving(tmp_path) as s:
         wait_until(s.caught_up)
         assert s.json("/api/projects/p/keys")["summary"] == ["loss", "val/acc.max", "val/acc.min"]
+
+
+def test_the_runs_list_answers_chosen_runs_with_their_scalar_keys(tmp_path, new_run):
+    """What a compare view asks for in one request: some runs by id, each with its keys."""
+    a = new_run(name="a")
+    a.log({"loss": 1.0, "train/acc": 0.5, "pic": waddle.Image(np.zeros((2, 2), dtype=np.uint8))})
+    a.finish()
+    b = new_run(name="b")
+    b.log({"val/loss": 2.0})
+    b.finish()
+    new_run(name="c").finish()
+    with serving(tmp_path) as s:
+        wait_until(lambda: s.caught_up() and s.json("/api/projects/p/runs")["total"] == 3)
+        asked = {"id": [a.id, b.id, "nope"], "scalar_keys": "true"}
+        answer = s.json("/api/projects/p/runs", params=asked)
+        assert answer["total"] == 2
+        keys = {r["name"]: r["scalar_keys"] for r in answer["runs"]}
+        assert keys == {"a": ["loss", "train/acc"], "b": ["val/loss"]}  # no image key
+        plain = s.json("/api/projects/p/runs", params={"id": a.id})["runs"]
+        assert [r["name"] for r in plain] == ["a"] and "scalar_keys" not in plain[0]
+        none = s.json("/api/projects/p/runs", params={"id": "c-nope", "scalar_keys": "true"})
+        assert none["runs"] == [] and none["total"] == 0

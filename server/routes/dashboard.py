@@ -5,13 +5,15 @@ It promises: a strict Content-Security-Policy on the page and its assets (script
 only from this origin, no inline script, ``connect-src 'self'``), so user text that reached the
 page as markup still could not run; nothing outside ``dist/`` is served; and when the dashboard
 was not built, ``/`` answers the one line that says so and how to build it (``waddle serve``
-prints the same line at start). Built files are answered from memory, on the event loop: read
+prints the same line at start). A run or compare view's page preloads the API requests its
+script makes first, so they are on their way while the script loads. Built files are answered from memory, on the event loop: read
 once while they stay the same file (a new build replaces them), since the first page load
 waits for them (a file streamed through the thread pool took 50-200 ms on a busy machine).
 """
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 from stat import S_ISREG
@@ -22,6 +24,8 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.convertors import PathConvertor, register_url_convertor
 from waddle.server.errors import not_found
 from waddle.server.routes.lookup import context
+
+from waddle import names
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
@@ -104,14 +108,41 @@ def _built_file(path: Path) -> bytes | None:
     return found[1]
 
 
-def _page(request: Request) -> Response:
+def _page(request: Request, path: str = "") -> Response:
     body = _built_file(DIST / "index.html")
     if body is None:
         return PlainTextResponse(f"waddle: {NOT_BUILT}\n", status_code=503, headers=HEADERS)
     page = body.decode()
     if context(request).tokens:  # any: full or read-only, given or from a token file
         page = page.replace(TOKEN_META, TOKEN_META.replace("none", "required"))
+    else:
+        links = "".join(
+            f'<link rel="preload" href="{html.escape(url)}" as="fetch" crossorigin="anonymous">\n'
+            for url in _first_requests(path, request.query_params.get("runs", ""))
+        )
+        page = page.replace("</head>", links + "</head>", 1)
     return HTMLResponse(page, headers=HEADERS)
+
+
+def _first_requests(path: str, runs: str) -> list[str]:
+    """The API requests a view's script makes first, each exactly as the script asks for it
+    (static/src/views: a run view asks for the run and its keys; a compare view for its runs
+    with their scalar keys, in one request), for the page to ask for beside the script rather
+    than after it has loaded and run. Used only where the script sends no header (no token),
+    so that its requests are the preloaded ones; only for valid names, which need no escaping
+    in a URL or in HTML."""
+    parts = path.split("/")
+    if len(parts) < 3 or parts[0] != "p" or not names.is_valid(parts[1]):
+        return []
+    runs_path = f"/api/projects/{parts[1]}/runs"
+    if len(parts) == 4 and parts[2] == "r" and names.is_valid(parts[3]):
+        return [f"{runs_path}/{parts[3]}", f"{runs_path}/{parts[3]}/metrics"]
+    ids = [run for run in runs.split(",") if run]
+    if len(parts) == 3 and parts[2] == "compare" and ids and all(map(names.is_valid, ids)):
+        return [
+            f"{runs_path}?{''.join(f'id={run}&' for run in ids)}scalar_keys=true&limit={len(ids)}"
+        ]
+    return []
 
 
 @router.get("/assets/{name}")
@@ -139,4 +170,4 @@ async def index(request: Request) -> Response:
 @router.get("/{path:waddle_page}")
 async def deep_link(request: Request, path: str) -> Response:
     """A view's own address (``/p/demo/runs/ID``): the page, which reads its state from the URL."""
-    return _page(request)
+    return _page(request, path)

@@ -45,7 +45,9 @@ LIST_FIELDS = (
     ("rejected", "rejected"),
     ("gaps", "gaps"),
 )
-PLAIN_SORTS = {"created", "updated", "name", "run_id", "status", "last_step"}
+PLAIN_SORTS = {"created", "updated", "name", "run_id", "status", "last_step", "origin"}
+# ``origin=`` of the runs logged on this server (not relayed): no origin may be named "-".
+HERE = "-"
 SORT = re.compile(r"(-?)(summary|config)\.(.+)\Z|(-?)([a-z_]+)\Z", re.S)
 METRIC_SORT = re.compile(r"(-?)metric\.(.+)\.(min|max|last)\Z", re.S)
 
@@ -68,6 +70,15 @@ METRICS_FIELD = (
 )
 
 
+# Per listed run, with ``scalar_keys=true``: every key it logged as a scalar, on any rank (what
+# a compare view makes charts of), sorted.
+SCALAR_KEYS_FIELD = (
+    "(SELECT coalesce(list_sort(list_distinct(list(m.key))), []) FROM metrics m"
+    " WHERE m.kind = 'scalar' AND (m.run = page.run OR m.run IN (SELECT r.run FROM ranks r"
+    " WHERE r.project = $project AND r.run_id = page.run_id)))"
+)
+
+
 def _run_dict(names: list[str], row: tuple):
     out = dict(zip(names, row, strict=True))
     for name in ("config", "summary", "context", "finish"):
@@ -82,11 +93,15 @@ def list_runs(
     project: str,
     status: Annotated[Literal["running", "finished", "crashed"] | None, Query()] = None,
     tag: str | None = None,
+    origin: Annotated[
+        str | None,
+        Query(description='the machine runs were relayed from; "-" for the runs logged here'),
+    ] = None,
     text: Annotated[str | None, Query(description="in name, id, notes, group or tags")] = None,
     sort: Annotated[
         str,
         Query(
-            description="created, updated, name, run_id, status, last_step, "
+            description="created, updated, name, run_id, status, last_step, origin, "
             "summary.KEY or config.KEY; prefix - for descending"
         ),
     ] = "-created",
@@ -96,8 +111,14 @@ def list_runs(
         list[str] | None,
         Query(description="a scalar key (repeatable): each run carries metrics.KEY.min/max/last"),
     ] = None,
+    id: Annotated[
+        list[str] | None, Query(description="a run id (repeatable): only these runs")
+    ] = None,
+    scalar_keys: Annotated[
+        bool, Query(description="each run carries scalar_keys: the keys it logged as scalars")
+    ] = False,
 ):
-    """The project's runs: filter by status, tag and text; sort by any field; page."""
+    """The project's runs: filter by status, tag, origin and text; sort by any field; page."""
     by_metric = METRIC_SORT.match(sort)
     match = SORT.match(sort)
     if not by_metric and (not match or (match.group(5) and match.group(5) not in PLAIN_SORTS)):
@@ -138,6 +159,14 @@ def list_runs(
     if tag:
         where.append("list_contains(tags, $tag)")
         params["tag"] = tag
+    if origin == HERE:
+        where.append("origin IS NULL")
+    elif origin:
+        where.append("origin = $origin")
+        params["origin"] = origin
+    if id:
+        where.append("list_contains($ids, run_id)")
+        params["ids"] = id
     if text:
         where.append(
             '(name ILIKE $text OR run_id ILIKE $text OR notes ILIKE $text OR "group" ILIKE $text'
@@ -163,6 +192,8 @@ def list_runs(
     if metric:
         fields += f", 'metrics', coalesce({METRICS_FIELD}, '{{}}'::JSON)"
         params["metric_keys"] = metric
+    if scalar_keys:
+        fields += f", 'scalar_keys', {SCALAR_KEYS_FIELD}"
     ((runs,),) = cursor.execute(
         f"SELECT coalesce(string_agg(json_object({fields})::VARCHAR, ',' ORDER BY {order}), '')"
         f" FROM (SELECT * FROM ({sql}) AS page ORDER BY {order} LIMIT {limit} OFFSET {offset})"

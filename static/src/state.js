@@ -2,7 +2,7 @@
 // view can be bookmarked, shared and restored by the back button.
 //
 //   /                              projects
-//   /p/PROJECT                     runs table   ?sort= &text= &status= &tag= &cols= &group= &sel=
+//   /p/PROJECT                     runs table   ?sort= &text= &status= &tag= &origin= &cols= &group= &sel=
 //   /p/PROJECT/r/RUN               run view     ?tab= &rank= &q= &smooth= &x= &logy= &outliers= &zoom=
 //   /p/PROJECT/compare?runs=A,B    compare view (and the chart settings above)
 //   /p/PROJECT/across              scatter and parallel coordinates   ?sx= &sy= &axes=

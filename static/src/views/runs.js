@@ -56,7 +56,7 @@ class RunsTable {
     const group = param("group");
     const groupCol = group ? [{ id: group, label: `group: ${group}`, sort: group, width: "minmax(90px, 1fr)" }] : [];
     // The machine each run was relayed from, once the project has relayed runs.
-    const origin = this.keys.origins.length ? [{ id: "origin", label: "origin", sort: null, width: "minmax(80px, 1fr)" }] : [];
+    const origin = this.keys.origins.length ? [{ id: "origin", label: "origin", sort: "origin", width: "minmax(80px, 1fr)" }] : [];
     const [status, name, ...rest] = BASE;
     return [{ id: "select", label: "", sort: null, width: "32px" }, ...groupCol, status, name, ...origin, ...rest, ...extra];
   }
@@ -85,6 +85,17 @@ class RunsTable {
       this.keys.tags.map((t) => h("option", { value: t }, t)),
     );
     tag.value = param("tag");
+    // Which machine runs were relayed from ("-": logged on this server), once there are any.
+    const origin = this.keys.origins.length
+      ? h(
+          "select",
+          { title: "origin: the machine runs were relayed from", class: "origin-filter", onchange: () => this.set({ origin: origin.value }) },
+          h("option", { value: "" }, "any origin"),
+          h("option", { value: "-" }, "logged here"),
+          this.keys.origins.map((o) => h("option", { value: o }, `from ${o}`)),
+        )
+      : null;
+    if (origin) origin.value = param("origin");
     const group = h(
       "select",
       { title: "group rows by a config key (sorts by it)", onchange: () => this.set({ group: group.value ? `config.${group.value}` : "", sort: group.value ? `config.${group.value}` : "" }) },
@@ -98,6 +109,7 @@ class RunsTable {
       text,
       status,
       tag,
+      origin,
       this.picker(),
       group,
       this.count,
@@ -173,6 +185,7 @@ class RunsTable {
       text: param("text"),
       status: param("status"),
       tag: param("tag"),
+      origin: param("origin"),
       limit: PAGE,
       offset,
       metric: [...new Set(this.picked().map(metricKey).filter((key) => key !== null))],
