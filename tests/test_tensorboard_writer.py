@@ -268,12 +268,15 @@ def test_sync_tensorboard_mirrors_their_own_writers(tmp_path, module):
     assert list((tmp_path / "runs" / "exp").glob("events.out.tfevents.*"))
 
 
-def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run):
+# The very step object of the open event (the hot path), and another int of the same value.
+@pytest.mark.parametrize("step", ["same", "equal"])
+def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run, step):
     from waddle.values import PLAIN
     from waddle.writer import KEYED
 
     run = new_run()
     run._log_scalar("b", 0.0, 4)  # a known key from now on
+    opened = 10**6
     written = []
 
     class TakenMeanwhile(dict):
@@ -281,7 +284,7 @@ def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run):
 
         def _taken(self):
             run._queue.remove(item)
-            item[5][0] = True
+            item[5] = True
             written.append(dict(self))
 
         def update(self, values):
@@ -292,13 +295,13 @@ def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run):
             self._taken()
             super().__setitem__(key, value)
 
-    item = (KEYED, 1.7e9, 5, TakenMeanwhile({"a": 1.0}), PLAIN, [False])
+    item = [KEYED, 1.7e9, opened, TakenMeanwhile({"a": 1.0}), PLAIN, False]
     run._queue.append(item)
     run._keyed_open = item
-    run._log_scalar("b", 2.0, 5)
+    run._log_scalar("b", 2.0, opened if step == "same" else int(str(opened)))
     run.finish()
     assert written == [{"a": 1.0}]  # the event as written: without b
-    assert series(run, "b") == {4: 0.0, 5: 2.0}  # b came again, in an event of its own
+    assert series(run, "b") == {4: 0.0, opened: 2.0}  # b came again, in an event of its own
 
 
 def test_waddle_tensorboard_is_there_as_wandb_tensorboard_is():

@@ -109,7 +109,9 @@ class Run:
         self._stall_seconds = 0.0
         self._stalls = 0
         self._known_keys: set[str] = set()  # keys already validated by flatten()
-        self._keyed_open: tuple | None = None  # the keyed item values of its step may join
+        # The open keyed item (Run._queue_keyed), which values of its step may join: always the
+        # newest item queued, so whatever else is queued sets it to None.
+        self._keyed_open: list | None = None
         self._lock_fd = self._lock_run_folder()
         self._writer = Writer(
             self._stream_dir,
@@ -186,6 +188,7 @@ class Run:
         queue = self._queue
         if values:
             queue.append((LOG, time.time(), at, values, kind))
+            self._keyed_open = None
         # The step moves on only once the values are queued: a KeyboardInterrupt between the
         # two leaves this step open (the next call adds to it) rather than skip it.
         self._step = after
@@ -205,7 +208,6 @@ class Run:
         if walltime is not None:
             t = _check_walltime(walltime)
             if values:
-                self._keyed_open = None
                 self._queue_keyed((KEYED, t, step, values, kind, None))
             return
         if not values:
@@ -213,14 +215,28 @@ class Run:
         item = self._keyed_open
         if kind == PLAIN and item is not None and item[2] == step and self._joins(item, values):
             return
-        self._queue_keyed(
-            (KEYED, time.time(), step, values, kind, [False] if kind == PLAIN else None)
-        )
+        if kind == PLAIN:
+            self._queue_keyed([KEYED, time.time(), step, values, kind, False])
+        else:
+            self._queue_keyed((KEYED, time.time(), step, values, kind, None))
 
     def _log_scalar(self, key: str, value: Any, step: Any) -> None:
         """``_log_keyed({key: value}, step)``, in a fraction of the time for the common case: a
         finite float of a known key at an integer step (TensorBoard's ``add_scalar``)."""
-        if (
+        item = self._keyed_open
+        if (  # the hot path: the very step object of the open item (so a valid step)
+            item is not None
+            and item[2] is step
+            and type(value) is float
+            and value - value == 0
+            and key in self._known_keys
+        ):
+            data = item[3]
+            if len(data) < KEYED_MERGE:  # _joins() of one value, inline
+                data[key] = value
+                if not item[5]:
+                    return
+        elif (
             type(value) is not float
             or value - value != 0
             or type(step) is not int
@@ -230,31 +246,32 @@ class Run:
         ):
             self._log_keyed({key: value}, step)
             return
-        item = self._keyed_open
-        if item is not None and item[2] == step:  # _joins() of one value, inline: the hot path
-            data, queue = item[3], self._queue
-            if queue and queue[-1] is item and len(data) < KEYED_MERGE:
-                data[key] = value
-                if not item[5][0]:
-                    return
-        self._queue_keyed((KEYED, time.time(), step, {key: value}, PLAIN, [False]))
-
-    def _joins(self, item: tuple, values: dict[str, Any]) -> bool:
-        """Add ``values`` (finite floats) to the open keyed item ``item`` of their step: True
-        when the writer takes them with it. It may, if it is the newest item queued and not yet
-        taken; one taken meanwhile (``item[5]``) may or may not have them, so they are sent
-        again: a value is then written twice at one step, never lost."""
-        data = item[3]
-        queue = self._queue
-        if not queue or queue[-1] is not item or len(data) + len(values) > KEYED_MERGE:
-            return False
-        data.update(values)
-        return not item[5][0]
-
-    def _queue_keyed(self, item: tuple) -> None:
+        elif item is not None and item[2] == step and self._joins(item, {key: value}):
+            return
+        item = [KEYED, time.time(), step, {key: value}, PLAIN, False]
         queue = self._queue
         queue.append(item)
-        self._keyed_open = item if item[5] is not None else None
+        self._keyed_open = item
+        if len(queue) >= EARLY_DRAIN:
+            self._drain_early()
+
+    def _joins(self, item: list, values: dict[str, Any]) -> bool:
+        """Add ``values`` (finite floats) to the open keyed item ``item`` of their step: True
+        when the writer takes them with it. It may until it takes the item (``item[5]``); one
+        taken meanwhile may or may not have them, so they are sent again: a value is then
+        written twice at one step, never lost."""
+        data = item[3]
+        if len(data) + len(values) > KEYED_MERGE:
+            return False
+        data.update(values)
+        return not item[5]
+
+    def _queue_keyed(self, item: Any) -> None:
+        """Queue a keyed item; an open one (a list, ``item[5]`` False) is the one values of its
+        step may join from now on."""
+        queue = self._queue
+        queue.append(item)
+        self._keyed_open = item if item[5] is False else None
         if len(queue) >= EARLY_DRAIN:
             self._drain_early()
 
@@ -299,6 +316,7 @@ class Run:
             self._refuse_closed(kind)
             return
         self._queue.append((EVENT, time.time() if t is None else t, kind, fields))
+        self._keyed_open = None
 
     def _config_changed(self, changes: dict[str, Any]) -> None:
         self._enqueue("config", {"data": changes})
@@ -309,6 +327,7 @@ class Run:
     def _console_line(self, stream: str, text: str) -> None:
         if not self._closed:
             self._queue.append((CONSOLE, time.time(), stream, text))
+            self._keyed_open = None
 
     def define_metric(
         self,
@@ -502,6 +521,7 @@ class Run:
     def _stored(self, t: float, kind: str, fields: dict[str, Any]) -> None:
         """The copier's thread: files are stored; their event goes to the writer."""
         self._queue.append((EVENT, t, kind, fields))
+        self._keyed_open = None
         self._writer.wake.set()
 
     def _wait_for_artifacts(self, done: Any, timeout: float = math.inf) -> bool:
@@ -568,6 +588,7 @@ class Run:
         self._flushes += 1
         number = self._flushes
         self._queue.append((FLUSH, number))
+        self._keyed_open = None
         writer.wake.set()
         deadline = time.monotonic() + timeout
         while writer.flushed < number and writer.thread.is_alive():
@@ -611,6 +632,7 @@ class Run:
         if self._capturing:
             console.detach(self._console_line)
         self._closed = True
+        self._keyed_open = None  # nothing joins it any more (_log_scalar checks no _closed)
         if self._copier is not None:  # its files' events come before the finish event
             self._copier.finish()
         fields: dict[str, Any] = {
@@ -630,6 +652,7 @@ class Run:
         if traceback_text:
             fields["traceback"] = writable_text(traceback_text)
         self._queue.append((FINISH, time.time(), fields))
+        self._keyed_open = None
         self._finish_queued = True
         self._writer.wake.set()
         self._wait_for_writer()
@@ -668,6 +691,7 @@ class Run:
     def _forget_after_fork(self) -> None:
         """In a forked child: this run belongs to the parent; never write to it from here."""
         self._closed = True
+        self._keyed_open = None
         self._forked = True
         self._lock_fd = None
         self._writer.wake.close()  # the child's copies of the pipes
