@@ -169,6 +169,16 @@ def _newest(operations) -> dict[tuple[str, bool, int], object]:
         ("scalar", "loss", 2.0, 3, True),
     ]
 )
+@example(  # acc's highest step is 1, not loss's 3: its value at step 2 is the summary's
+    operations=[
+        ("scalar", "loss", 0.5, 0, True),
+        ("scalar", "acc", 0.5, 0, True),
+        ("scalar", "loss", 1.0, 1, True),
+        ("scalar", "acc", 1.0, 1, True),
+        ("scalar", "loss", 3.0, 3, True),
+        ("scalar", "acc", 2.0, 2, True),
+    ]
+)
 @example(  # ±Inf at the step of the open event of known keys: its own event, kept as Inf
     operations=[
         ("scalar", "loss", 0.5, 0, True),

@@ -305,10 +305,16 @@ class Writer:
     def _keyed_summaries(self, items: list[Any]) -> None:
         """``_keyed_summary`` of keyed ``items`` (in order, none of whose steps went back), as
         of the last: per key, its value and step in the last item that has it; in C loops."""
-        if items:
-            values = list(map(_VALUES, items))
+        if not items:
+            return
+        values = list(map(_VALUES, items))
+        newest = functools.reduce(operator.ior, values, {})
+        top = items[-1][2]
+        if newest.keys() == values[-1].keys():  # the common case: the last item has every key
+            steps = dict.fromkeys(newest, top)
+        else:
             steps = functools.reduce(operator.ior, map(dict.fromkeys, values, map(_STEP, items)))
-            self._keyed_summary(items[-1][2], steps, functools.reduce(operator.ior, values, {}))
+        self._keyed_summary(top, steps, newest)
 
     def _keyed_summary(self, step: int, steps: dict[str, int], values: dict[str, Any]) -> None:
         """Show in run.summary ``values`` of keyed events, the highest of whose ``steps`` is
