@@ -275,7 +275,8 @@ def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run, 
     from waddle.writer import KEYED
 
     run = new_run()
-    run._log_scalar("b", 0.0, 4)  # a known key from now on
+    writer = SummaryWriter(run=run)
+    writer.add_scalar("b", 0.0, 4)  # a known key from now on
     opened = 10**6
     written = []
 
@@ -298,7 +299,7 @@ def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run, 
     item = [KEYED, 1.7e9, opened, TakenMeanwhile({"a": 1.0}), PLAIN, False]
     run._queue.append(item)
     run._keyed_open = item
-    run._log_scalar("b", 2.0, opened if step == "same" else int(str(opened)))
+    writer.add_scalar("b", 2.0, opened if step == "same" else int(str(opened)))
     run.finish()
     assert written == [{"a": 1.0}]  # the event as written: without b
     assert series(run, "b") == {4: 0.0, opened: 2.0}  # b came again, in an event of its own
