@@ -314,3 +314,22 @@ def test_waddle_tensorboard_is_there_as_wandb_tensorboard_is():
         timeout=60,
     )
     assert result.stdout.strip() == "patch", result.stderr
+
+
+def test_add_scalar_takes_torchs_keywords_and_a_subclass_keeps_its_own(new_run):
+    class Counting(SummaryWriter):
+        calls = 0
+
+        def add_scalar(self, *args, **kwargs):
+            Counting.calls += 1
+            super().add_scalar(*args, **kwargs)
+
+    run = new_run()
+    writer, counting = SummaryWriter(run=run), Counting(run=run, prefix="sub/")
+    writer.add_scalar(tag="loss", scalar_value=1.0, global_step=3, new_style=True)
+    writer.add_scalar("loss", 2.0, global_step=4, double_precision=True)
+    counting.add_scalar("loss", 5.0, 3)
+    counting.add_scalar(tag="loss", scalar_value=6.0, global_step=3, walltime=1.7e9)
+    run.finish()
+    assert series(run, "loss") == {3: 1.0, 4: 2.0}
+    assert series(run, "sub/loss") == {3: 6.0} and Counting.calls == 2
