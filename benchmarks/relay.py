@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import gc
 import json
 import os
 import platform
@@ -502,7 +503,12 @@ def measure_aim(steps: int, budget: float) -> dict:
             if time.perf_counter() - start > budget:
                 break
         run.close()
-        return {"per_step": sent / (time.perf_counter() - start)}
+        rate = sent / (time.perf_counter() - start)
+        # Aim lets go of the run's remote resources in finalizers: run them while its server is
+        # up, or they retry a closed port when this process exits and it never does.
+        del run
+        gc.collect()
+        return {"per_step": rate}
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, 15)

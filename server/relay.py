@@ -4,8 +4,9 @@ outages and restarts of either side (docs/api.md, "Relaying").
 One thread reads new lines of every stream of every run (rank 0's, the run folder's own, and
 each other rank's in ``ranks/<N>/``: waddle/ranks.py; a rank that starts late is found at the
 next listing) with the shared tailer (server/tailer.py), sends them
-in batches (server/ingest_body.py) through an :class:`~waddle.server.uplink.Uplink`, and moves
-each run's resume point to what the central server acknowledges (server/relay_state.py). It
+in batches (server/relay_batch.py, server/ingest_body.py) through an
+:class:`~waddle.server.uplink.Uplink`, and moves each stream's resume point
+(server/relay_track.py) to what the central server acknowledges (server/relay_state.py). It
 promises:
 
 - **exactly once, no gap**: each batch says, per stream of a run, the seq of the event read just before
@@ -36,13 +37,12 @@ runs every RESCAN (no watcher, so it needs none of the server's packages).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import socket
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +50,11 @@ from waddle.server import ingest_body, relay_state, tailer
 from waddle.server.ingest_body import Chunk
 from waddle.server.notices import Notices
 from waddle.server.relay_artifacts import ArtifactRelay
+from waddle.server.relay_batch import Batch, Outgoing, Sent
+from waddle.server.relay_track import Position, Track
 from waddle.server.uplink import Uplink, UplinkError
 
-from waddle import event as event_format
-from waddle import names, ranks, segment, sequence
+from waddle import names, ranks, segment
 from waddle.media import FILES_DIR, MEDIA_DIR
 from waddle.run_folder import read_origin
 
@@ -70,249 +71,6 @@ RESCAN = 2.0  # seconds between listings of the folder for new runs
 SAVE_EVERY = 1.0  # seconds between saves of the acknowledgements
 BACKOFF_MIN, BACKOFF_MAX = 0.25, 30.0
 EVENT_BYTES_GUESS = 200  # until events are sent, the size of one (for behind_events)
-# Event types the relay looks into before sending: not taken by its fast path.
-_LOOKED_AT = frozenset({"run_start", "artifact", "file"})
-
-
-@dataclass
-class Position:
-    """A point in a run's segments: the bytes read of each, the seq of the last event read
-    before it (-1: none) and the seq the reader expects next."""
-
-    offsets: dict[str, int] = field(default_factory=dict)
-    last: int = -1
-    next_seq: int = 0
-
-    def copy(self) -> Position:
-        return replace(self, offsets=dict(self.offsets))
-
-
-class Track:
-    """One stream of a run (rank 0's, or another rank's) as the relay forwards it: where it
-    reads (a :class:`tailer.Reading` and a :class:`sequence.Cursor`), what the central server
-    acknowledged, and the resume point."""
-
-    def __init__(self, project: str, run_id: str, run_dir: Path, rank: int = 0) -> None:
-        self.project, self.run_id, self.rank = project, run_id, rank
-        self.run_dir, self.dir = run_dir, ranks.stream_dir(run_dir, rank)
-        # Its entry in the state file, and its name in what the relay says.
-        self.key = f"{project}/{run_id}" + (f"/{ranks.RANKS_DIR}/{rank}" if rank else "")
-        # The read position (tailer.Reading, sequence.Cursor).
-        self.offsets: dict[str, int] = {}
-        self.last = -1
-        self.next_seq = 0
-        self.gaps = 0
-        self.missing: list[list[int]] = []
-        self.skip_to = -1  # events at or below it are read, not sent: the central server has them
-        self.acked: int | None = None  # None: not known yet
-        self.asked = False  # the central server said where it stands since this relay started
-        self.safe = Position()  # where to resume: everything before it is acknowledged
-        self.central_id: str | None = None
-        self.files_held: set[str] = set()
-        self.files_bad: set[str] = set()
-        self.skipped = 0
-        self.sent = 0  # events sent (and acknowledged) by this process
-        self.refused: str | None = None
-        self.asking = False  # a question about it is in flight
-        self.generation = 0  # rises when it is rewound: lines read before are read again
-        self.finished = False  # the last event sent is a finish
-        self.behind_bytes = 0
-        self.news_at = 0.0  # time.monotonic() of the last news
-        self.looked_at = 0.0
-        self.dirty = False  # acknowledgements not saved yet
-
-    def position(self) -> Position:
-        return Position(dict(self.offsets), self.last, self.next_seq)
-
-    def go_to(self, position: Position) -> None:
-        self.offsets = dict(position.offsets)
-        self.last, self.next_seq = position.last, position.next_seq
-        self.gaps, self.missing = 0, []
-
-    def start_over(self, held: int) -> Position:
-        """A position before everything after ``held``: segments whose next one starts at or
-        below ``held + 1`` hold only events the central server has, and are passed over."""
-        position = Position()
-        segments = segment.list_segments(self.dir)
-        for path, following in itertools.pairwise(segments):
-            first = _first_seq(following)
-            if first is None or first > held + 1:
-                break
-            try:
-                position.offsets[path.name] = path.stat().st_size
-            except OSError:
-                break
-            position.last, position.next_seq = first - 1, first
-        return position
-
-    def saved(self) -> dict[str, Any]:
-        return {
-            "acked": self.acked,
-            "last": self.safe.last,
-            "next_seq": self.safe.next_seq,
-            "offsets": self.safe.offsets,
-        }
-
-    def restore(self, saved: dict[str, Any]) -> None:
-        try:
-            acked, last, next_seq = (int(saved[k]) for k in ("acked", "last", "next_seq"))
-            offsets = {str(k): int(v) for k, v in dict(saved["offsets"]).items()}
-        except (KeyError, TypeError, ValueError):
-            return  # unreadable: ask the central server
-        if last > acked:
-            return
-        self.acked, self.skip_to = acked, acked
-        self.safe = Position(offsets, last, next_seq)
-        self.go_to(self.safe)
-
-
-def _first_seq(path: Path) -> int | None:
-    name = path.name[len(segment.SEGMENT_PREFIX) : -len(segment.SEGMENT_SUFFIX)]
-    return int(name) if name.isdigit() else None
-
-
-class _Outgoing:
-    """One request being made: a :class:`tailer.Sink` turning each run's lines into a chunk."""
-
-    def __init__(self) -> None:
-        self.bytes = 0
-        self.chunks: dict[Track, Chunk] = {}
-        self.media: set[Track] = set()
-        self.artifacts: set[tuple[str, str]] = set()  # (project, name) its events name
-        self.lines = 0
-
-    def reject(self, state: Track, file: str, offset: int, kind: str, reason: str, t: float):
-        state.skipped += 1
-
-    def set_offset(self, state: Track, segment_name: str, offset: int) -> None:
-        state.offsets[segment_name] = offset
-
-    def add_line(self, state: Track, line: bytes) -> bool:
-        """Take the common line by a fast path (True): an event :func:`event_format.peek`
-        reads, with the next seq, of a type with nothing more to look at. Any other line is
-        left to :meth:`take` (False), which takes it the same way when it is an event."""
-        head = event_format.peek(line)
-        if head is None or state.refused:
-            return False
-        seq, kind, _ = head
-        if seq != state.next_seq or seq <= state.skip_to or kind in _LOOKED_AT:
-            return False
-        state.next_seq = seq + 1
-        self._append(state, line, seq, kind)
-        return True
-
-    def take(self, state: Track, line: bytes, file: str, offset: int) -> None:
-        if state.refused:
-            return
-        head = event_format.peek(line)
-        if head is not None:
-            seq, kind, event = head
-        else:
-            try:
-                event = event_format.decode(line)
-            except event_format.MalformedEvent:
-                state.skipped += 1
-                return
-            seq, kind = event["seq"], event["type"]
-        if sequence.take(state, seq) not in ("next", "gap"):
-            state.skipped += 1
-            return
-        if kind == "run_start" and (
-            event.get("project") != state.project or event.get("run_id") != state.run_id
-        ):
-            state.last = seq
-            state.refused = (
-                f"its run_start names {event.get('project')}/{event.get('run_id')}, not the "
-                "folder it is in (a copied or renamed run folder?): not relayed"
-            )
-            self.chunks.pop(state, None)
-            return
-        if seq <= state.skip_to:
-            state.last = seq
-            return
-        if kind == "artifact":
-            project, name = event.get("project"), event.get("name")
-            if names.is_valid(project) and names.is_valid(name):
-                self.artifacts.add((project, name))
-        self._append(state, line, seq, kind)
-
-    def _append(self, state: Track, line: bytes, seq: int, kind: str) -> None:
-        """Add the event ``line`` to its run's chunk."""
-        after, state.last = state.last, seq
-        chunk = self.chunks.get(state)
-        if chunk is None:
-            chunk = self.chunks[state] = Chunk(
-                state.project, state.run_id, after, b"", rank=state.rank
-            )
-            chunk.lines = bytearray()  # type: ignore[assignment]
-        chunk.lines += line  # type: ignore[operator]
-        chunk.lines += b"\n"  # type: ignore[operator]
-        chunk.seqs.append(seq)
-        self.lines += 1
-        if kind == "file" or b'"path"' in line:
-            self.media.add(state)
-        state.finished = kind == "finish"
-
-
-class _Batch:
-    """One request: per run a chunk, with the read positions before and after it."""
-
-    def __init__(self) -> None:
-        self.tracks: list[Track] = []
-        self.chunks: list[Chunk] = []
-        self.befores: dict[Track, Position] = {}
-        self.afters: dict[Track, Position] = {}
-        self.generations: dict[Track, int] = {}
-        self.media: list[Track] = []
-        self.looked: list[Track] = []
-        self.artifacts: set[tuple[str, str]] = set()  # to send before the events
-        self.sweep = False  # and every artifact in scope
-        self.body: Future | None = None  # the chunks being encoded (compressed), once read
-        # Filled by the sender thread: stored files sent, and those refused (messages).
-        self.files_sent = 0
-        self.file_bytes = 0
-        self.file_errors: list[str] = []
-
-    def add(self, track: Track, chunk: Chunk, before: Position | None) -> None:
-        self.tracks.append(track)
-        self.chunks.append(chunk)
-        self.generations[track] = track.generation
-        if before is not None:
-            self.befores[track] = before
-            self.afters[track] = track.position()
-
-    def restore(self) -> None:
-        """Not sent (or failed): its runs read again from before it, and asked again."""
-        for track in self.tracks:
-            track.asking = False
-        for track, before in self.befores.items():
-            if track.generation == self.generations[track]:
-                track.go_to(before)
-
-    def drop_stale(self) -> None:
-        """Leave out the chunks of runs rewound since they were read."""
-        stale = {t for t in self.tracks if t.generation != self.generations[t]}
-        if not stale:
-            return
-        for track in stale:
-            track.asking = False
-            self.befores.pop(track, None)
-            self.afters.pop(track, None)
-        kept = [(t, c) for t, c in zip(self.tracks, self.chunks, strict=True) if t not in stale]
-        self.tracks = [t for t, _ in kept]
-        self.chunks = [c for _, c in kept]
-        self.media = [t for t in self.media if t not in stale]
-        self.body = None
-
-
-class _Sent:
-    """A batch in flight on the sender thread."""
-
-    def __init__(self, batch: _Batch, future: Any) -> None:
-        self.batch, self.future = batch, future
-
-    def result(self) -> list[dict] | UplinkError:
-        return self.future.result()
 
 
 @dataclass
@@ -379,7 +137,7 @@ class Relay:
         # Compresses each batch once read, while the relay's thread reads the next one and the
         # sender waits for the answer to the one before (zlib lets go of the GIL).
         self._compressor = ThreadPoolExecutor(1, thread_name_prefix="waddle-relay-gzip")
-        self._inflight: _Sent | None = None
+        self._inflight: Sent | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._status: dict[str, Any] = {}
@@ -481,7 +239,7 @@ class Relay:
         central server's work overlap, one batch in flight and one being read at most.
         False when there was nothing to send or settle."""
         self._scan()
-        batch = _Batch()
+        batch = Batch()
         try:
             self._read(batch, time.monotonic(), everything)
         except BaseException:
@@ -501,7 +259,7 @@ class Relay:
         batch.sweep = self.artifacts.sweep_due()
         sent = bool(batch.chunks or batch.sweep)
         if sent:
-            self._inflight = _Sent(batch, self._sender.submit(self._send, batch))
+            self._inflight = Sent(batch, self._sender.submit(self._send, batch))
             if self._solo:  # one run a request, each answered before the next
                 self.flush()
         # Bookkeeping once the next batch is on its way: the size of the runs looked at, and
@@ -511,10 +269,10 @@ class Relay:
         self._publish()
         return sent or settled
 
-    def _read(self, batch: _Batch, now: float, everything: bool) -> None:
+    def _read(self, batch: Batch, now: float, everything: bool) -> None:
         """Fill the next batch: a question for each run not asked yet, new lines of the
         others. A run whose read fails is read again later from where it was."""
-        outgoing = _Outgoing()
+        outgoing = Outgoing()
         for track in self._due(now, everything):
             if not track.asked:
                 track.asking = True
@@ -557,7 +315,7 @@ class Relay:
             ):
                 break
 
-    def _send(self, batch: _Batch) -> list[dict] | UplinkError:
+    def _send(self, batch: Batch) -> list[dict] | UplinkError:
         """On the sender thread: the batch's stored files, then its events; the answers, or
         the error. It touches nothing the relay's thread reads but the uplink and the runs'
         sets of stored files; files refused are noted in the batch, said when it is settled."""
@@ -575,7 +333,7 @@ class Relay:
         except Exception as error:  # a bug: the batch is given back, the relay goes on
             return UplinkError(f"sending failed: {error!r}", transient=True)
 
-    def _settle_batch(self, sent: _Sent, result: list[dict] | UplinkError) -> bool:
+    def _settle_batch(self, sent: Sent, result: list[dict] | UplinkError) -> bool:
         """Take the answers to a batch; False when it failed as a whole."""
         batch = sent.batch
         for track in batch.tracks:
@@ -703,7 +461,7 @@ class Relay:
 
     # --- stored files ---
 
-    def _send_files(self, track: Track, batch: _Batch) -> None:
+    def _send_files(self, track: Track, batch: Batch) -> None:
         """Upload the stored files of a stream the central server lacks, before its events
         (named by their path in the run folder: ``ranks/<N>/media/…`` for a rank's)."""
         present = []

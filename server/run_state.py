@@ -26,6 +26,18 @@ from waddle.server.schema import METRICS, OFFSETS, RANKS, RUNS
 AGGREGATES = ("min", "max", "mean", "last", "first")
 
 
+def summary_spec(defines: list[dict[str, Any]], key: str) -> list[str] | None:
+    """The aggregates the newest of ``defines`` (a run's define_metric records) covering
+    ``key`` asked for (an empty list for "none"), or None when none did."""
+    spec = None
+    for define in defines:
+        if define.get("summary") and fnmatch.fnmatchcase(key, define["name"]):
+            spec = define["summary"]
+    if spec is None:
+        return None
+    return [part.strip() for part in spec.split(",") if part.strip() in AGGREGATES]
+
+
 @dataclass
 class Stat:
     """Running aggregates of one (run, key, kind).
@@ -156,15 +168,7 @@ class RunState:
         return stat
 
     def summary_spec(self, key: str) -> list[str] | None:
-        """The aggregates the newest define_metric covering ``key`` asked for (an empty list
-        for "none"), or None when none did."""
-        spec = None
-        for define in self.defines:
-            if define.get("summary") and fnmatch.fnmatchcase(key, define["name"]):
-                spec = define["summary"]
-        if spec is None:
-            return None
-        return [part.strip() for part in spec.split(",") if part.strip() in AGGREGATES]
+        return summary_spec(self.defines, key)
 
     def summary(self) -> dict[str, Any]:
         """Per scalar key its summary, as the client keeps it (waddle/summary.py) and W&B does:

@@ -72,10 +72,9 @@ def test_folder_and_server_answer_the_same(tmp_path):
             assert getattr(one, name) == getattr(two, name), name
         assert _same(one.config) == _same(two.config)
         assert two.config["inf"] == math.inf
-        # The server's summary holds scalar keys and explicit values (docs/api.md); the
-        # folder's, as the client's and W&B's, also the last text and rich values.
-        assert set(one.summary) - set(two.summary) == {"note", "hist"}
-        assert _same(two.summary) == _same({k: one.summary[k] for k in two.summary})
+        # Both hold, as the client's and W&B's, each key's last value, text and rich values too.
+        assert _same(two.summary) == _same(one.summary)
+        assert two.summary["note"] == "s11" and two.summary["hist"]["_type"] == "histogram"
         assert two.summary["best"] == -math.inf and two.summary["acc"] == {"max": 11 / 12}
         assert one.metadata["argv"] == two.metadata["argv"]
 

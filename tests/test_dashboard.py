@@ -244,6 +244,14 @@ def test_every_rich_view_shows_what_was_logged(seeded, page):
     assert page.locator("audio[src*='/files/rich/']").count() == 1
     assert page.locator(".video img[src*='/files/rich/'], .video video").count() == 1
     assert page.locator(".table-panel tbody tr").count() == 6
+    # The summary names a key's last rich value by its type, never spelling out its content.
+    page.goto(served.url + f"/p/rich/r/{run}?tab=overview")
+    summary = page.locator(".overview section", has_text="summary").first
+    row = summary.locator("tr", has_text="weights/layer1")
+    assert row.locator("td").text_content() == "(histogram)"
+    assert "weights/layer1.bins" not in summary.text_content()
+    page.goto(served.url + f"/p/rich/r/{run}?tab=media")
+    page.wait_for_selector("figure.image img")
     assert page.locator(".table-panel img.thumb").count() == 6
     assert page.locator(".histogram canvas.heatmap").count() == 1
     assert "5000 values" in page.locator(".hist-facts").text_content()

@@ -209,9 +209,10 @@ def test_a_logged_null_is_no_value_and_no_reject(tmp_path):
 
 def _relayed(lines_: list[bytes], fast: bool) -> tuple:
     """What the relay sends of ``lines_`` (server/relay.py), by its fast path or not."""
-    from waddle.server.relay import Track, _Outgoing
+    from waddle.server.relay_batch import Outgoing
+    from waddle.server.relay_track import Track
 
-    track, outgoing = Track("p", "r", None), _Outgoing()
+    track, outgoing = Track("p", "r", None), Outgoing()
     track.acked = -1
     if fast:
         tailer._take_block(track, outgoing, "f", b"".join(line + b"\n" for line in lines_), 0)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from waddle.server import wire
@@ -20,7 +21,7 @@ from waddle.server.routes.lookup import (
     stream_number,
 )
 from waddle.server.routes.params import Limit, Rank
-from waddle.server.run_state import AGGREGATES
+from waddle.server.run_state import AGGREGATES, summary_spec
 
 from waddle.event import INT64_MAX
 
@@ -179,12 +180,14 @@ def get_run(request: Request, project: str, run_id: str):
     run = run_number(request, project, run_id)
     cursor = context(request).store.reader()
     result = cursor.execute(
-        f"SELECT * EXCLUDE (status, defines, explicit_summary, next_seq, missing),"
+        f"SELECT * EXCLUDE (status, explicit_summary, next_seq, missing),"
         f" {RUN_STATUS} AS status FROM runs WHERE run = $run",
         {"run": run, **status_of(request)},
     )
     names = [column[0] for column in result.description]
     out = _run_dict(names, result.fetchone())
+    defines = orjson.loads(out.pop("defines") or "[]")
+    out["summary"] = {**_last_values(cursor, run, defines), **out["summary"]}
     out["id"] = out.pop("run_id")
     out.pop("run")
     out["dropped"] = {"steps": out.pop("dropped_steps"), "values": out.pop("dropped_values")}
@@ -200,6 +203,33 @@ def get_run(request: Request, project: str, run_id: str):
     out["artifacts"] = run_artifacts(request, run)
     out["ranks"] = _ranks(cursor, request, project, run_id, run)
     return out
+
+
+# Per key of a run logged as text or rich values only (no number), the value at its newest
+# step (the newest logged there): the summary's "last" of such a key, as the client's.
+LAST_VALUES = """
+WITH wanted AS (
+    SELECT key, max(last_step) AS step FROM metrics WHERE run = $run
+    GROUP BY key HAVING bool_and(kind <> 'scalar')
+)
+SELECT key, arg_max(value, seq) FROM (
+    SELECT key, step, seq, to_json(value)::VARCHAR AS value FROM text WHERE run = $run
+    UNION ALL SELECT key, step, seq, value::VARCHAR FROM media WHERE run = $run
+    UNION ALL SELECT key, step, seq, value::VARCHAR FROM histograms WHERE run = $run
+    UNION ALL SELECT key, step, seq, value::VARCHAR FROM tables WHERE run = $run
+) JOIN wanted USING (key, step)
+GROUP BY key
+"""
+
+
+def _last_values(cursor, run: int, defines: list[dict]) -> dict[str, Any]:
+    """The summary's part the index's stats do not hold: :data:`LAST_VALUES`, less the keys
+    a define_metric gave no summary ("none")."""
+    return {
+        key: orjson.loads(value)
+        for key, value in cursor.execute(LAST_VALUES, {"run": run}).fetchall()
+        if summary_spec(defines, key) != []
+    }
 
 
 # Per stream of a run, what the run answer lists of it under ``ranks``.

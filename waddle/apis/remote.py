@@ -167,7 +167,8 @@ class ServerRun:
         answer = self._answer
         return {
             "config": decoded(answer.get("config") or {}),
-            "summary": decoded(answer.get("summary") or {}),
+            # The run's own answer: a listed run's summary lacks text and rich values.
+            "summary": decoded(self._whole().get("summary") or {}),
             "metadata": decoded(self._whole().get("context") or {}),
         }
 

@@ -13,11 +13,15 @@ export function configTable(config) {
   return h("table", { class: "table kv" }, h("tbody", null, rows.map(([k, v]) => h("tr", null, h("th", null, k), h("td", null, show(v))))));
 }
 
+// A rich value (a summary's last image, histogram, table: `{"_type": …}`) is one row naming its
+// type; its content is in the run's panels.
 export function flatten(object, prefix = "") {
   const out = [];
   for (const [key, value] of Object.entries(object)) {
-    if (value && typeof value === "object" && !Array.isArray(value)) out.push(...flatten(value, `${prefix}${key}.`));
-    else out.push([`${prefix}${key}`, value]);
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      if (typeof value._type === "string") out.push([`${prefix}${key}`, `(${value._type})`]);
+      else out.push(...flatten(value, `${prefix}${key}.`));
+    } else out.push([`${prefix}${key}`, value]);
   }
   return out;
 }
