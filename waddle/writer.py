@@ -257,17 +257,19 @@ class Writer:
         always encodes, within a line's size.
         """
         queue = self.queue
+        popleft, encode = queue.popleft, event_format.encode
         data = batch.data
         seq = self._seq
         top = self._keyed_top
         every_value = self.logged.keeps_every_value
         later: list[Any] = []  # items for the summary, none of whose steps went back
+        keep = later.append
         taken = 0
         while taken < limit:
             item = queue[0]
             if item[0] != KEYED or item[4] != PLAIN:
                 break
-            queue.popleft()
+            popleft()
             taken += 1
             if item[5] is False:
                 # Open until now: values of its step join it no more (Run._joins); one that
@@ -277,10 +279,10 @@ class Writer:
             _, t, step, values, _, _ = item
             if step >= top and not every_value:
                 top = step
-                later.append(item)
+                keep(item)
             else:  # a step gone back, or summaries that take every value: item by item
                 self._keyed_summaries(later)
-                later = []
+                later.clear()
                 self._keyed_summary(step, dict.fromkeys(values, step), values)
                 top = self._keyed_top
             event = {
@@ -292,7 +294,7 @@ class Writer:
                 "keyed": True,
                 "data": values,
             }
-            data += event_format.encode(event, True)
+            data += encode(event, True)
             seq += 1
             if len(data) >= WRITE_CHUNK:
                 break
