@@ -100,12 +100,11 @@ def _general_log_scalar(self, key, value, step):
     self._log_keyed({key: value}, step)
 
 
-def _general_encode_keyed_plain(self, batch, limit):
-    item = self.queue.popleft()
+def _general_encode_keyed_plain(self, batch, item, limit):
     if item[5] is False:
         item[5] = True
     self._encode_keyed(batch, item)
-    return 1
+    return 0
 
 
 def _canonical(value):

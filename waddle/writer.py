@@ -183,21 +183,12 @@ class Writer:
         console: list[Any] | None = None  # [t, stream, [texts]] being coalesced
         remaining = len(queue)
         while remaining:
+            remaining -= 1
             item = queue[0]
             kind = item[0]
-            if kind == KEYED and item[4] == PLAIN:  # add_scalar's: many in a row, taken so
-                if console is not None:
-                    self._encode_console(batch, console)
-                    console = None
-                remaining -= self._encode_keyed_plain(batch, remaining)
-                if len(batch.data) >= WRITE_CHUNK:
-                    self._write_batch(batch)
-                    batch = _Batch()
-                continue
             if (kind in (LOG, KEYED)) and item[4] == DEFERRED and not _ready(item[3]):
                 break  # still on its device: it and everything after it wait
             queue.popleft()
-            remaining -= 1
             if kind == CONSOLE:
                 if console is not None and console[1] == item[2]:
                     console[2].append(item[3])
@@ -218,6 +209,8 @@ class Writer:
                 self._encode(
                     batch, t, "log", {"step": step, "data": values}, finite=value_kind == PLAIN
                 )
+            elif kind == KEYED and item[4] == PLAIN:  # add_scalar's: many in a row, together
+                remaining -= self._encode_keyed_plain(batch, item, remaining)
             elif kind == KEYED:
                 self._encode_keyed(batch, item)
             elif kind == EVENT:
@@ -247,9 +240,10 @@ class Writer:
             self.waiting = False
             self.progress.set()
 
-    def _encode_keyed_plain(self, batch: _Batch, limit: int) -> int:
-        """Encode the PLAIN keyed items at the head of the queue (at least one, at most
-        ``limit``, until ``batch`` holds WRITE_CHUNK bytes); how many it took.
+    def _encode_keyed_plain(self, batch: _Batch, item: Any, limit: int) -> int:
+        """Encode ``item``, a PLAIN keyed item taken from the queue, and those after it at
+        the head of the queue (at most ``limit`` more, until ``batch`` holds WRITE_CHUNK
+        bytes); how many more it took.
 
         add_scalar's items, one per step of a training loop: so one loop of few Python steps
         each, the summary of the items updated once at the end rather than item by item.
@@ -265,12 +259,7 @@ class Writer:
         later: list[Any] = []  # items for the summary, none of whose steps went back
         keep = later.append
         taken = 0
-        while taken < limit:
-            item = queue[0]
-            if item[0] != KEYED or item[4] != PLAIN:
-                break
-            popleft()
-            taken += 1
+        while True:
             if item[5] is False:
                 # Open until now: values of its step join it no more (Run._joins); one that
                 # joins after this line is sent again. The encoding below reads the dict once,
@@ -296,8 +285,13 @@ class Writer:
             }
             data += encode(event, True)
             seq += 1
-            if len(data) >= WRITE_CHUNK:
+            if taken == limit or len(data) >= WRITE_CHUNK:
                 break
+            item = queue[0]
+            if item[0] != KEYED or item[4] != PLAIN:
+                break
+            popleft()
+            taken += 1
         self._keyed_summaries(later)
         batch.lines += seq - self._seq
         self._seq = seq
