@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
-import subprocess
-import textwrap
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import waddle
-from tests.conftest import PYTHON, QUIET_ENV, child_env, events_of
+from tests.conftest import events_of
 from waddle.run import Run
 from waddle.tensorboard import SummaryWriter
 from waddle.writer import Writer
@@ -231,28 +228,13 @@ INTERRUPTED_SCALARS = """
 def test_ctrl_c_anywhere_in_add_scalar_loses_no_value_that_was_logged(tmp_path):
     """Each SIGINT lands anywhere in add_scalar or the writer's hand-off, on one busy CPU: a
     call that returned is on disk; a value is there once, or at worst twice at its step."""
-    from tests.test_durability import _burn, _readline_within
+    from tests.test_durability import _burn, run_interrupted
 
     burners = [_burn(), _burn()]
     total = 0
     try:
         for index in range(3):
-            child = subprocess.Popen(
-                [PYTHON, "-c", textwrap.dedent(INTERRUPTED_SCALARS), f"r{index}", "20"],
-                env=child_env(WADDLE_DIR=str(tmp_path), **QUIET_ENV),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            assert child.stdout.readline() == "ready\n"
-            for _ in range(20):
-                child.send_signal(signal.SIGINT)
-                line = _readline_within(child, 30)
-                assert line.startswith("interrupted"), f"script {index}: {line!r}"
-            last = _readline_within(child, 30)
-            assert last.startswith("done"), f"script {index} hung or failed: {last!r}"
-            assert child.wait(timeout=30) == 0, child.stderr.read()
-            calls = int(last.split()[1])
+            calls = run_interrupted(INTERRUPTED_SCALARS, f"r{index}", 20, tmp_path)
             events = events_of(tmp_path / "p" / f"r{index}")
             assert [event["seq"] for event in events] == list(range(len(events)))
             seen: dict[tuple[str, int], list[float]] = {}
