@@ -20,6 +20,7 @@ figure of a table comes from the same invocation, and the load average is printe
     python benchmarks/tensorboard_peers.py --quick         # 100k each
     python benchmarks/tensorboard_peers.py --peer-calls 200000   # fewer calls for the slow writers,
                                                            # their time scaled to `calls`
+    python benchmarks/tensorboard_peers.py --only writer   # one of the two figures
 """
 
 from __future__ import annotations
@@ -134,6 +135,43 @@ def run_child(*args: str, timeout: float = 3600) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def measure_writers(calls: int, peer_calls: int, reps: int, scratch: Path) -> list:
+    writers = []
+    for kind in ("waddle", "torch", "tensorboardX"):
+        count = calls if kind == "waddle" else peer_calls
+        best = {}
+        for _ in range(reps):  # the best of a few, for every writer alike
+            folder = scratch / f"w-{kind}"
+            out = run_child("writer", kind, str(count), str(folder))
+            shutil.rmtree(folder, ignore_errors=True)
+            if "error" in out:
+                best = out
+                break
+            out["scaled"] = out["seconds"] * calls / out["calls"]
+            if not best or out["seconds"] < best["seconds"]:
+                best = out
+        writers.append((kind, best))
+        print(kind, best, file=sys.stderr)
+    return writers
+
+
+def measure_imports(logdir: Path, reps: int, scratch: Path) -> list:
+    imports = []
+    for kind in ("waddle", "tbparse", "EventAccumulator (all)", "EventAccumulator (defaults)"):
+        best: dict = {}
+        for _ in range(reps):  # the best of a few: the machine is shared
+            folder = scratch / "imported"
+            out = run_child("import", kind, str(logdir), str(folder))
+            shutil.rmtree(folder, ignore_errors=True)
+            if "error" in out or not best or out["seconds"] < best["seconds"]:
+                best = out
+            if "error" in out:
+                break
+        imports.append((kind, best))
+        print(kind, best, file=sys.stderr)
+    return imports
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -144,6 +182,7 @@ def main() -> None:
         "--peer-calls", type=int, help="calls for torch's and tensorboardX's writers (scaled)"
     )
     parser.add_argument("--reps", type=int, default=2, help="each figure: the best of this many")
+    parser.add_argument("--only", choices=("writer", "import"), help="measure one figure")
     parser.add_argument("--results", default=str(RESULTS), help="markdown file to write")
     args = parser.parse_args()
     if args.child:
@@ -160,38 +199,14 @@ def main() -> None:
     load = os.getloadavg()
     scratch = Path(tempfile.mkdtemp(prefix="waddle-tb-bench-"))
     try:
-        writers = []
-        for kind in ("waddle", "torch", "tensorboardX"):
-            count = calls if kind == "waddle" else peer_calls
-            best = {}
-            for _ in range(args.reps):  # the best of a few, for every writer alike
-                folder = scratch / f"w-{kind}"
-                out = run_child("writer", kind, str(count), str(folder))
-                shutil.rmtree(folder, ignore_errors=True)
-                if "error" in out:
-                    best = out
-                    break
-                out["scaled"] = out["seconds"] * calls / out["calls"]
-                if not best or out["seconds"] < best["seconds"]:
-                    best = out
-            writers.append((kind, best))
-            print(kind, best, file=sys.stderr)
-        logdir = scratch / "tb"
-        make_file(logdir, scalars)
-        size = sum(path.stat().st_size for path in logdir.rglob("*tfevents*"))
-        imports = []
-        for kind in ("waddle", "tbparse", "EventAccumulator (all)", "EventAccumulator (defaults)"):
-            best: dict = {}
-            for _ in range(args.reps):  # the best of a few: the machine is shared
-                folder = scratch / "imported"
-                out = run_child("import", kind, str(logdir), str(folder))
-                shutil.rmtree(folder, ignore_errors=True)
-                if "error" in out or not best or out["seconds"] < best["seconds"]:
-                    best = out
-                if "error" in out:
-                    break
-            imports.append((kind, best))
-            print(kind, best, file=sys.stderr)
+        writers, imports, size = [], [], 0
+        if args.only != "import":
+            writers = measure_writers(calls, peer_calls, args.reps, scratch)
+        if args.only != "writer":
+            logdir = scratch / "tb"
+            make_file(logdir, scalars)
+            size = sum(path.stat().st_size for path in logdir.rglob("*tfevents*"))
+            imports = measure_imports(logdir, args.reps, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report = _report(calls, peer_calls, scalars, size, load, writers, imports, args.reps)
@@ -222,6 +237,16 @@ def _report(calls, peer_calls, scalars, size, load, writers, imports, reps) -> s
         f"- versions: torch {version('torch')}, tensorboard {version('tensorboard')}, "
         f"tensorboardX {version('tensorboardX')}, tbparse {version('tbparse')}, "
         f"google-crc32c {version('google-crc32c')}",
+    ]
+    if writers:
+        lines += _writer_table(calls, peer_calls, writers, reps)
+    if imports:
+        lines += _import_table(scalars, size, imports, reps)
+    return "\n".join([*lines, ""])
+
+
+def _writer_table(calls, peer_calls, writers, reps) -> list[str]:
+    lines = [
         "",
         f"## Writer: {calls:,} `add_scalar` calls (4 tags), first call to `close()`, "
         f"the best of {reps}",
@@ -252,7 +277,11 @@ def _report(calls, peer_calls, scalars, size, load, writers, imports, reps) -> s
             f"torch's and tensorboardX's writers ran {peer_calls:,} calls; their time for "
             f"{calls:,} is scaled linearly.",
         ]
-    lines += [
+    return lines
+
+
+def _import_table(scalars, size, imports, reps) -> list[str]:
+    lines = [
         "",
         f"## Import: a tfevents file of {scalars:,} scalars (4 tags, {size / 1e6:.1f} MB), "
         f"the best of {reps}",
@@ -278,9 +307,8 @@ def _report(calls, peer_calls, scalars, size, load, writers, imports, reps) -> s
         "EventAccumulator's defaults keep a sample of 10,000 points per tag, silently. "
         "CPU seconds are every thread's (a child process's for the command): on a loaded shared "
         "machine they vary less than the wall time, which waits for the CPU too.",
-        "",
     ]
-    return "\n".join(lines)
+    return lines
 
 
 if __name__ == "__main__":

@@ -308,22 +308,7 @@ def test_many_ctrl_c_never_hang_a_training_script_nor_lose_what_it_logged(tmp_pa
     total = 0  # log() calls that returned, over all scripts
     try:
         for index in range(scripts):
-            child = subprocess.Popen(
-                [PYTHON, "-c", textwrap.dedent(INTERRUPTED_LOGGING), f"r{index}", str(interrupts)],
-                env=child_env(WADDLE_DIR=str(tmp_path), **QUIET_ENV),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            assert child.stdout.readline() == "ready\n"
-            for _ in range(interrupts):
-                child.send_signal(signal.SIGINT)
-                line = _readline_within(child, 30)
-                assert line.startswith("interrupted"), f"script {index}: {line!r}"
-            last = _readline_within(child, 30)
-            assert last.startswith("done"), f"script {index} hung or failed: {last!r}"
-            assert child.wait(timeout=30) == 0, child.stderr.read()
-            logged = int(last.split()[1])
+            logged = run_interrupted(INTERRUPTED_LOGGING, f"r{index}", interrupts, tmp_path)
             events = events_of(tmp_path / "p" / f"r{index}")
             assert [event["seq"] for event in events] == list(range(len(events)))
             steps = [event["step"] for event in events if event["type"] == "log"]
@@ -339,6 +324,27 @@ def test_many_ctrl_c_never_hang_a_training_script_nor_lose_what_it_logged(tmp_pa
         for burner in burners:
             burner.kill()
             burner.wait()
+
+
+def run_interrupted(script: str, run_id: str, interrupts: int, log_dir: Path) -> int:
+    """Run ``script`` (INTERRUPTED_LOGGING's protocol) as run ``run_id`` in ``log_dir``, send it
+    ``interrupts`` SIGINTs, each once it says it is logging again; the count it logged."""
+    child = subprocess.Popen(
+        [PYTHON, "-c", textwrap.dedent(script), run_id, str(interrupts)],
+        env=child_env(WADDLE_DIR=str(log_dir), **QUIET_ENV),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout.readline() == "ready\n"
+    for _ in range(interrupts):
+        child.send_signal(signal.SIGINT)
+        line = _readline_within(child, 30)
+        assert line.startswith("interrupted"), f"{run_id}: {line!r}"
+    last = _readline_within(child, 30)
+    assert last.startswith("done"), f"{run_id} hung or failed: {last!r}"
+    assert child.wait(timeout=30) == 0, child.stderr.read()
+    return int(last.split()[1])
 
 
 def _readline_within(child: subprocess.Popen, seconds: float) -> str:

@@ -268,12 +268,16 @@ def test_sync_tensorboard_mirrors_their_own_writers(tmp_path, module):
     assert list((tmp_path / "runs" / "exp").glob("events.out.tfevents.*"))
 
 
-def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run):
+# The very step object of the open event (the hot path), and another int of the same value.
+@pytest.mark.parametrize("step", ["same", "equal"])
+def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run, step):
     from waddle.values import PLAIN
     from waddle.writer import KEYED
 
     run = new_run()
-    run._log_scalar("b", 0.0, 4)  # a known key from now on
+    writer = SummaryWriter(run=run)
+    writer.add_scalar("b", 0.0, 4)  # a known key from now on
+    opened = 10**6
     written = []
 
     class TakenMeanwhile(dict):
@@ -281,7 +285,7 @@ def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run):
 
         def _taken(self):
             run._queue.remove(item)
-            item[5][0] = True
+            item[5] = True
             written.append(dict(self))
 
         def update(self, values):
@@ -292,13 +296,13 @@ def test_a_value_joining_an_event_as_the_writer_takes_it_is_sent_again(new_run):
             self._taken()
             super().__setitem__(key, value)
 
-    item = (KEYED, 1.7e9, 5, TakenMeanwhile({"a": 1.0}), PLAIN, [False])
+    item = [KEYED, 1.7e9, opened, TakenMeanwhile({"a": 1.0}), PLAIN, False]
     run._queue.append(item)
     run._keyed_open = item
-    run._log_scalar("b", 2.0, 5)
+    writer.add_scalar("b", 2.0, opened if step == "same" else int(str(opened)))
     run.finish()
     assert written == [{"a": 1.0}]  # the event as written: without b
-    assert series(run, "b") == {4: 0.0, 5: 2.0}  # b came again, in an event of its own
+    assert series(run, "b") == {4: 0.0, opened: 2.0}  # b came again, in an event of its own
 
 
 def test_waddle_tensorboard_is_there_as_wandb_tensorboard_is():
@@ -310,3 +314,22 @@ def test_waddle_tensorboard_is_there_as_wandb_tensorboard_is():
         timeout=60,
     )
     assert result.stdout.strip() == "patch", result.stderr
+
+
+def test_add_scalar_takes_torchs_keywords_and_a_subclass_keeps_its_own(new_run):
+    class Counting(SummaryWriter):
+        calls = 0
+
+        def add_scalar(self, *args, **kwargs):
+            Counting.calls += 1
+            super().add_scalar(*args, **kwargs)
+
+    run = new_run()
+    writer, counting = SummaryWriter(run=run), Counting(run=run, prefix="sub/")
+    writer.add_scalar(tag="loss", scalar_value=1.0, global_step=3, new_style=True)
+    writer.add_scalar("loss", 2.0, global_step=4, double_precision=True)
+    counting.add_scalar("loss", 5.0, 3)
+    counting.add_scalar(tag="loss", scalar_value=6.0, global_step=3, walltime=1.7e9)
+    run.finish()
+    assert series(run, "loss") == {3: 1.0, 4: 2.0}
+    assert series(run, "sub/loss") == {3: 6.0} and Counting.calls == 2

@@ -21,6 +21,7 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,9 @@ class Run:
         self._stall_seconds = 0.0
         self._stalls = 0
         self._known_keys: set[str] = set()  # keys already validated by flatten()
-        self._keyed_open: tuple | None = None  # the keyed item values of its step may join
+        # The open keyed item (Run._queue_keyed), which values of its step may join: always the
+        # newest item queued, so whatever else is queued sets it to None.
+        self._keyed_open: list | None = None
         self._lock_fd = self._lock_run_folder()
         self._writer = Writer(
             self._stream_dir,
@@ -186,6 +189,7 @@ class Run:
         queue = self._queue
         if values:
             queue.append((LOG, time.time(), at, values, kind))
+            self._keyed_open = None
         # The step moves on only once the values are queued: a KeyboardInterrupt between the
         # two leaves this step open (the next call adds to it) rather than skip it.
         self._step = after
@@ -205,7 +209,6 @@ class Run:
         if walltime is not None:
             t = _check_walltime(walltime)
             if values:
-                self._keyed_open = None
                 self._queue_keyed((KEYED, t, step, values, kind, None))
             return
         if not values:
@@ -213,13 +216,57 @@ class Run:
         item = self._keyed_open
         if kind == PLAIN and item is not None and item[2] == step and self._joins(item, values):
             return
-        self._queue_keyed(
-            (KEYED, time.time(), step, values, kind, [False] if kind == PLAIN else None)
-        )
+        if kind == PLAIN:
+            self._queue_keyed([KEYED, time.time(), step, values, kind, False])
+        else:
+            self._queue_keyed((KEYED, time.time(), step, values, kind, None))
+
+    def _scalar_adder(self, prefix: str) -> Callable[..., None]:
+        """TensorBoard's ``add_scalar`` on this run, its keys ``prefix + tag``: one per
+        waddle.tensorboard.SummaryWriter, as its own ``add_scalar``.
+
+        The call a training loop makes millions of times, a finite float of a known key at the
+        very step object of the open keyed item (``_log_scalar`` checked it), joins that item
+        in this one Python frame: ``_joins()`` of one value, inline. Every other call takes
+        ``_log_scalar``, or with a wall time ``_log_keyed``.
+        """
+        known = self._known_keys
+
+        def add_scalar(
+            tag: str,
+            scalar_value: Any,
+            global_step: Any = None,
+            walltime: Any = None,
+            new_style: bool = False,
+            double_precision: bool = False,
+        ) -> None:
+            item = self._keyed_open
+            if (
+                item is not None
+                and item[2] is global_step
+                and type(scalar_value) is float
+                and scalar_value - scalar_value == 0
+                and walltime is None
+                and not prefix
+                and tag in known
+            ):
+                data = item[3]
+                if len(data) < KEYED_MERGE:
+                    data[tag] = scalar_value
+                    if not item[5]:
+                        return
+            key = prefix + tag if prefix else tag  # the caller's string: hashed once
+            if walltime is None:
+                self._log_scalar(key, scalar_value, global_step)
+            else:
+                self._log_keyed({key: scalar_value}, global_step, walltime)
+
+        return add_scalar
 
     def _log_scalar(self, key: str, value: Any, step: Any) -> None:
-        """``_log_keyed({key: value}, step)``, in a fraction of the time for the common case: a
-        finite float of a known key at an integer step (TensorBoard's ``add_scalar``)."""
+        """``_log_keyed({key: value}, step)``, in a fraction of the time for a finite float of
+        a known key at an integer step: it joins the open keyed item of that step, or opens
+        the next."""
         if (
             type(value) is not float
             or value - value != 0
@@ -231,30 +278,27 @@ class Run:
             self._log_keyed({key: value}, step)
             return
         item = self._keyed_open
-        if item is not None and item[2] == step:  # _joins() of one value, inline: the hot path
-            data, queue = item[3], self._queue
-            if queue and queue[-1] is item and len(data) < KEYED_MERGE:
-                data[key] = value
-                if not item[5][0]:
-                    return
-        self._queue_keyed((KEYED, time.time(), step, {key: value}, PLAIN, [False]))
+        if item is not None and item[2] == step and self._joins(item, {key: value}):
+            return
+        self._queue_keyed([KEYED, time.time(), step, {key: value}, PLAIN, False])
 
-    def _joins(self, item: tuple, values: dict[str, Any]) -> bool:
+    def _joins(self, item: list, values: dict[str, Any]) -> bool:
         """Add ``values`` (finite floats) to the open keyed item ``item`` of their step: True
-        when the writer takes them with it. It may, if it is the newest item queued and not yet
-        taken; one taken meanwhile (``item[5]``) may or may not have them, so they are sent
-        again: a value is then written twice at one step, never lost."""
+        when the writer takes them with it. It may until it takes the item (``item[5]``); one
+        taken meanwhile may or may not have them, so they are sent again: a value is then
+        written twice at one step, never lost."""
         data = item[3]
-        queue = self._queue
-        if not queue or queue[-1] is not item or len(data) + len(values) > KEYED_MERGE:
+        if item[5] or len(data) + len(values) > KEYED_MERGE:
             return False
         data.update(values)
-        return not item[5][0]
+        return not item[5]
 
-    def _queue_keyed(self, item: tuple) -> None:
+    def _queue_keyed(self, item: Any) -> None:
+        """Queue a keyed item; an open one (a list, ``item[5]`` False) is the one values of its
+        step may join from now on."""
         queue = self._queue
         queue.append(item)
-        self._keyed_open = item if item[5] is not None else None
+        self._keyed_open = item if item[5] is False else None
         if len(queue) >= EARLY_DRAIN:
             self._drain_early()
 
@@ -299,6 +343,7 @@ class Run:
             self._refuse_closed(kind)
             return
         self._queue.append((EVENT, time.time() if t is None else t, kind, fields))
+        self._keyed_open = None
 
     def _config_changed(self, changes: dict[str, Any]) -> None:
         self._enqueue("config", {"data": changes})
@@ -309,6 +354,7 @@ class Run:
     def _console_line(self, stream: str, text: str) -> None:
         if not self._closed:
             self._queue.append((CONSOLE, time.time(), stream, text))
+            self._keyed_open = None
 
     def define_metric(
         self,
@@ -502,6 +548,7 @@ class Run:
     def _stored(self, t: float, kind: str, fields: dict[str, Any]) -> None:
         """The copier's thread: files are stored; their event goes to the writer."""
         self._queue.append((EVENT, t, kind, fields))
+        self._keyed_open = None
         self._writer.wake.set()
 
     def _wait_for_artifacts(self, done: Any, timeout: float = math.inf) -> bool:
@@ -568,6 +615,7 @@ class Run:
         self._flushes += 1
         number = self._flushes
         self._queue.append((FLUSH, number))
+        self._keyed_open = None
         writer.wake.set()
         deadline = time.monotonic() + timeout
         while writer.flushed < number and writer.thread.is_alive():
@@ -611,6 +659,7 @@ class Run:
         if self._capturing:
             console.detach(self._console_line)
         self._closed = True
+        self._keyed_open = None  # joined no more (add_scalar's hot path checks no _closed)
         if self._copier is not None:  # its files' events come before the finish event
             self._copier.finish()
         fields: dict[str, Any] = {
@@ -630,6 +679,7 @@ class Run:
         if traceback_text:
             fields["traceback"] = writable_text(traceback_text)
         self._queue.append((FINISH, time.time(), fields))
+        self._keyed_open = None
         self._finish_queued = True
         self._writer.wake.set()
         self._wait_for_writer()
@@ -668,6 +718,7 @@ class Run:
     def _forget_after_fork(self) -> None:
         """In a forked child: this run belongs to the parent; never write to it from here."""
         self._closed = True
+        self._keyed_open = None
         self._forked = True
         self._lock_fd = None
         self._writer.wake.close()  # the child's copies of the pipes
@@ -782,8 +833,8 @@ class DisabledRun:
     def _log_keyed(self, data: dict[str, Any], step: Any, walltime: Any = None) -> None:
         pass
 
-    def _log_scalar(self, key: str, value: Any, step: Any) -> None:
-        pass
+    def _scalar_adder(self, prefix: str) -> Callable[..., None]:
+        return _do_nothing
 
     def __enter__(self) -> DisabledRun:
         return self

@@ -36,6 +36,12 @@ class Logged:
             self._defines.append((name, [part.strip() for part in summary.split(",")]))
             self._specs.clear()
 
+    @property
+    def keeps_every_value(self) -> bool:
+        """True when a definition's summary (min, max, mean...) takes every value logged, not
+        only each key's last one."""
+        return bool(self._defines)
+
     def update(self, values: dict[str, Any]) -> None:
         if None in values.values():  # a logged None is no summary value, as in W&B
             values = {key: value for key, value in values.items() if value is not None}

@@ -92,6 +92,12 @@ class SummaryWriter:
                 self._own = True
         self.run = run
         self._closed = False
+        # add_scalar, the call made millions of times, is the run's own function for this
+        # writer: one Python frame for the common case (Run._scalar_adder). A subclass's own
+        # add_scalar stays its own.
+        self._add_scalar = run._scalar_adder(prefix)
+        if type(self).add_scalar is SummaryWriter.add_scalar:
+            self.add_scalar = self._add_scalar
 
     # ---- the scalars ---------------------------------------------------------------
 
@@ -104,11 +110,9 @@ class SummaryWriter:
         new_style: bool = False,
         double_precision: bool = False,
     ) -> None:
-        if walltime is None:
-            key = self._prefix + tag if self._prefix else tag  # the caller's string: hashed once
-            self.run._log_scalar(key, scalar_value, global_step)
-        else:
-            self.run._log_keyed({self._prefix + tag: scalar_value}, global_step, walltime)
+        """``global_step`` may repeat or go back; ``walltime`` is kept as given. (A writer's
+        own, made in ``__init__``, is called instead; this one calls it.)"""
+        self._add_scalar(tag, scalar_value, global_step, walltime)
 
     def add_scalars(
         self,

@@ -29,6 +29,8 @@ heartbeats and system metrics. It promises:
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 import threading
 import time
@@ -58,6 +60,10 @@ FINISH = 4  # (FINISH, t, fields)
 # for values stamped at log time, a one-item list the writer sets to True as it takes the
 # item; until then the caller may add values of the same step to it (Run._log_keyed).
 KEYED = 5  # (KEYED, t, step, values, kind of values, open or None)
+
+# A queued log item's step and values.
+_STEP = operator.itemgetter(2)
+_VALUES = operator.itemgetter(3)
 
 MAX_PENDING_BYTES = 256 * 1024 * 1024
 # Also fsync once this much is written, so that finish() never has much left to sync.
@@ -186,7 +192,9 @@ class Writer:
         # until a join costs several times the encoding itself (fresh memory for every line).
         flushed = None  # the newest FLUSH taken
         console: list[Any] | None = None  # [t, stream, [texts]] being coalesced
-        for _ in range(len(queue)):
+        remaining = len(queue)
+        while remaining:
+            remaining -= 1
             item = queue[0]
             kind = item[0]
             if (kind in (LOG, KEYED)) and item[4] == DEFERRED and not _ready(item[3]):
@@ -212,6 +220,8 @@ class Writer:
                 self._encode(
                     batch, t, "log", {"step": step, "data": values}, finite=value_kind == PLAIN
                 )
+            elif kind == KEYED and item[4] == PLAIN:  # add_scalar's: many in a row, together
+                remaining -= self._encode_keyed_plain(batch, item, remaining)
             elif kind == KEYED:
                 self._encode_keyed(batch, item)
             elif kind == EVENT:
@@ -243,38 +253,104 @@ class Writer:
             self.waiting = False
             self.progress.set()
 
-    def _encode_keyed(self, batch: _Batch, item: tuple) -> None:
-        _, t, step, values, value_kind, open_item = item
-        if open_item is not None:
-            # From now on the caller adds no value to this dict (and sends one it added too
-            # late again, in a new item): take a copy, in one C call, before anything else.
-            open_item[0] = True
-            values = values.copy()
-        elif value_kind == DEFERRED:
-            values = self._materialize(values)
-        # run.summary shows, per key, its value at its highest step.
+    def _encode_keyed_plain(self, batch: _Batch, item: Any, limit: int) -> int:
+        """Encode ``item``, a PLAIN keyed item taken from the queue, and those after it at
+        the head of the queue (at most ``limit`` more, until ``batch`` holds WRITE_CHUNK
+        bytes); how many more it took.
+
+        add_scalar's items, one per step of a training loop: so one loop of few Python steps
+        each, the summary of the items updated once at the end rather than item by item.
+        Finite floats and ints of checked keys, at most KEYED_MERGE of them (values.py): each
+        always encodes, within a line's size.
+        """
+        queue = self.queue
+        popleft, encode = queue.popleft, event_format.encode
+        data = batch.data
+        seq = self._seq
+        top = self._keyed_top
+        every_value = self.logged.keeps_every_value
+        copies = self._copies
+        later: list[Any] = []  # items for the summary, none of whose steps went back
+        keep = later.append
+        taken = 0
+        while True:
+            if item[5] is False:
+                # Open until now: values of its step join it no more (Run._joins); one that
+                # joins after this line is sent again. The encoding below reads the dict once,
+                # in one C call; a value it misses is in a later item.
+                item[5] = True
+            _, t, step, values, _, _ = item
+            if step >= top and not every_value:
+                top = step
+                keep(item)
+            else:  # a step gone back, or summaries that take every value: item by item
+                self._keyed_summaries(later)
+                later.clear()
+                self._keyed_summary(step, dict.fromkeys(values, step), values)
+                top = self._keyed_top
+            event = {
+                "v": FORMAT_VERSION,
+                "seq": seq,
+                "t": t,
+                "type": "log",
+                "step": step,
+                "keyed": True,
+                "data": values,
+            }
+            data += encode(event, True)
+            if copies is not None:
+                copies.add(seq, t, step, values)
+            seq += 1
+            if taken == limit or len(data) >= WRITE_CHUNK:
+                break
+            item = queue[0]
+            if item[0] != KEYED or item[4] != PLAIN:
+                break
+            popleft()
+            taken += 1
+        self._keyed_summaries(later)
+        batch.lines += seq - self._seq
+        self._seq = seq
+        self._last_event_time = t
+        return taken
+
+    def _keyed_summaries(self, items: list[Any]) -> None:
+        """``_keyed_summary`` of keyed ``items`` (in order, none of whose steps went back), as
+        of the last: per key, its value and step in the last item that has it; in C loops."""
+        if not items:
+            return
+        values = list(map(_VALUES, items))
+        newest = functools.reduce(operator.ior, values, {})
+        top = items[-1][2]
+        if newest.keys() == values[-1].keys():  # the common case: the last item has every key
+            steps = dict.fromkeys(newest, top)
+        else:
+            steps = functools.reduce(operator.ior, map(dict.fromkeys, values, map(_STEP, items)))
+        self._keyed_summary(top, steps, newest)
+
+    def _keyed_summary(self, step: int, steps: dict[str, int], values: dict[str, Any]) -> None:
+        """Show in run.summary ``values`` of keyed events, the highest of whose ``steps`` is
+        ``step``: per key, its value at its highest step."""
         if step >= self._keyed_top:
             self._keyed_top = step
-            self._keyed_steps.update(dict.fromkeys(values, step))
+            self._keyed_steps.update(steps)
             self.logged.update(values)
-        else:
-            steps = self._keyed_steps
-            newest = {}
-            for key, value in values.items():
-                if steps.get(key, -1) <= step:
-                    steps[key] = step
-                    newest[key] = value
-            self.logged.update(newest)
-        if value_kind == PLAIN:
-            # Finite floats and ints of checked keys, at most KEYED_MERGE of them (values.py):
-            # this always encodes, within a line's size. The common case, so taken directly.
-            event = {"v": FORMAT_VERSION, "seq": self._seq, "t": t, "type": "log"}
-            event["step"], event["keyed"], event["data"] = step, True, values
-            if self._copies is not None:
-                self._copies.add(self._seq, t, step, values)
-            self._append(batch, event_format.encode(event, finite=True), t)
-        else:
-            self._encode(batch, t, "log", {"step": step, "keyed": True, "data": values})
+            return
+        known = self._keyed_steps
+        newest = {}
+        for key, value in values.items():
+            at = steps[key]
+            if known.get(key, -1) <= at:
+                known[key] = at
+                newest[key] = value
+        self.logged.update(newest)
+
+    def _encode_keyed(self, batch: _Batch, item: tuple) -> None:
+        _, t, step, values, value_kind, _ = item
+        if value_kind == DEFERRED:
+            values = self._materialize(values)
+        self._keyed_summary(step, dict.fromkeys(values, step), values)
+        self._encode(batch, t, "log", {"step": step, "keyed": True, "data": values})
 
     def _encode_console(self, batch: _Batch, console: list[Any]) -> None:
         for piece in console_pieces("".join(console[2])):
