@@ -30,6 +30,7 @@ heartbeats and system metrics. It promises:
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 import os
 import threading
@@ -192,9 +193,10 @@ class Writer:
         # until a join costs several times the encoding itself (fresh memory for every line).
         flushed = None  # the newest FLUSH taken
         console: list[Any] | None = None  # [t, stream, [texts]] being coalesced
-        remaining = len(queue)
-        while remaining:
-            remaining -= 1
+        # Per item, how many are left after it. A for loop over a range: a while loop counting
+        # down cost about a sixth of the drain of run.log()'s items (measured).
+        lefts = iter(range(len(queue) - 1, -1, -1))
+        for left in lefts:
             item = queue[0]
             kind = item[0]
             if (kind in (LOG, KEYED)) and item[4] == DEFERRED and not _ready(item[3]):
@@ -221,7 +223,9 @@ class Writer:
                     batch, t, "log", {"step": step, "data": values}, finite=value_kind == PLAIN
                 )
             elif kind == KEYED and item[4] == PLAIN:  # add_scalar's: many in a row, together
-                remaining -= self._encode_keyed_plain(batch, item, remaining)
+                taken = self._encode_keyed_plain(batch, item, left)
+                if taken:  # those after it, taken with it: skip their turns
+                    next(itertools.islice(lefts, taken - 1, None), None)
             elif kind == KEYED:
                 self._encode_keyed(batch, item)
             elif kind == EVENT:
