@@ -218,7 +218,11 @@ def get_run(request: Request, project: str, run_id: str):
     names = [column[0] for column in result.description]
     out = _run_dict(names, result.fetchone())
     defines = orjson.loads(out.pop("defines") or "[]")
-    out["summary"] = {**_last_values(cursor, run, defines), **out["summary"]}
+    # The numbers' summary first, then each rich key's newest value (a value set explicitly
+    # wins over it).
+    summary = out["summary"]
+    for key, value in _last_values(cursor, run, defines).items():
+        summary.setdefault(key, value)
     out["id"] = out.pop("run_id")
     out.pop("run")
     out["dropped"] = {"steps": out.pop("dropped_steps"), "values": out.pop("dropped_values")}
