@@ -74,7 +74,7 @@ class Track:
         position = Position()
         segments = segment.list_segments(self.dir)
         for path, following in itertools.pairwise(segments):
-            first = first_seq(following)
+            first = segment.first_seq(following)
             if first is None or first > held + 1:
                 break
             try:
@@ -103,8 +103,3 @@ class Track:
         self.acked, self.skip_to = acked, acked
         self.safe = Position(offsets, last, next_seq)
         self.go_to(self.safe)
-
-
-def first_seq(path: Path) -> int | None:
-    name = path.name[len(segment.SEGMENT_PREFIX) : -len(segment.SEGMENT_SUFFIX)]
-    return int(name) if name.isdigit() else None

@@ -294,3 +294,10 @@ def test_resume_ends_a_torn_line_even_when_it_starts_a_new_segment(tmp_path):
     assert len(rejects) == 1
     assert [e["seq"] for e in events] == list(range(len(events)))
     assert [e["data"]["x"] for e in events if e["type"] == "log"] == [1, 2]
+
+
+def test_a_segment_name_gives_back_its_first_seq(tmp_path):
+    for seq in (0, 183742, 10**12 - 1, 10**13):
+        assert segment.first_seq(tmp_path / segment.segment_name(seq)) == seq
+    for name in ("events-.jsonl", "events-12a.jsonl", "events-000000000001.json", "x.jsonl"):
+        assert segment.first_seq(tmp_path / name) is None

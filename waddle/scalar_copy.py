@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 
+from waddle import segment as segment_file  # `segment` names a segment's path here
+
 COPY_DIR = ".scalars"  # in the run folder (or a rank's stream folder)
 COPY_SUFFIX = ".scalars"
 FORMAT = "waddle-scalars"
@@ -42,11 +44,6 @@ _NUMBER = {float, int}
 
 def copy_path(segment: Path) -> Path:
     return segment.parent / COPY_DIR / (segment.name.rsplit(".", 1)[0] + COPY_SUFFIX)
-
-
-def first_seq(segment: Path) -> int:
-    """The seq of a segment's first event, from its name (waddle/segment.py)."""
-    return int(segment.name.split("-", 1)[1].split(".", 1)[0])
 
 
 def remove_partial(run_dir: Path) -> None:
@@ -138,7 +135,7 @@ class Collector:
         self._settle()
         count = bisect.bisect_left(self.seq, end_seq)
         if (
-            self.complete_from > first_seq(segment)
+            self.complete_from > segment_file.first_seq(segment)
             or not size
             or count >= 1 << 32  # an index column holds event positions as uint32
             or sys.byteorder != "little"  # the columns are little-endian

@@ -32,6 +32,16 @@ def segment_name(first_seq: int) -> str:
     return f"{SEGMENT_PREFIX}{first_seq:012d}{SEGMENT_SUFFIX}"
 
 
+def first_seq(path: Path) -> int | None:
+    """The seq of a segment's first event, from its name (:func:`segment_name`'s inverse);
+    None for a name that is no segment's."""
+    name = path.name
+    digits = name[len(SEGMENT_PREFIX) : -len(SEGMENT_SUFFIX)]
+    if name.startswith(SEGMENT_PREFIX) and name.endswith(SEGMENT_SUFFIX) and digits.isdigit():
+        return int(digits)
+    return None
+
+
 def list_segments(run_dir: Path) -> list[Path]:
     """The run's segment files in order of their first seq.
 
