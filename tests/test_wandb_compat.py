@@ -176,6 +176,23 @@ def test_the_summary_keeps_what_define_metric_asked_for_as_wandb_does(new_run):
         run.define_metric("x", goal="up")
 
 
+def test_a_defined_summary_of_a_key_that_logs_text_keeps_the_run_logging(new_run):
+    """define_metric(summary=...) of a key that gets text or a list: its summary is the last
+    value (W&B's), and every event after it still reaches the log (a string once stopped the
+    writer thread: it was taken for a number)."""
+    run = new_run()
+    run.define_metric("note", summary="max")
+    run.define_metric("tags/*", summary="none")
+    for step in range(3):
+        run.log({"note": f"n{step}", "tags/a": [step, 1], "x": float(step)})
+    assert run.summary["note"] == "n2" and "tags/a" not in run.summary
+    assert run.summary["x"] == 2.0
+    run.finish()
+    logged = [e["data"] for e in events_of(run.dir) if e["type"] == "log"]
+    assert [data["x"] for data in logged] == [0.0, 1.0, 2.0]
+    assert events_of(run.dir)[-1]["type"] == "finish"
+
+
 def test_alert_levels_login_setup_and_terminal_helpers(new_run, capfd):
     assert waddle.login() is True and waddle.login(key="x", relogin=True) is True
     assert waddle.setup() is None

@@ -87,10 +87,12 @@ class Logged:
 
 
 def _is_number(value: Any) -> bool:
+    """A float, an int or a numpy number. (A dtype's kind is compared with a tuple: an empty
+    string would be "in" any string, and took every str for a number.)"""
     kind = type(value)
-    return (
-        kind is float or kind is int or getattr(getattr(value, "dtype", None), "kind", "") in "iuf"
-    )
+    if kind is float or kind is int:
+        return True
+    return getattr(getattr(value, "dtype", None), "kind", None) in ("i", "u", "f")
 
 
 def _add(stats: dict[str, float], value: float) -> None:
