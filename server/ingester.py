@@ -39,6 +39,9 @@ CLUSTERED_GROUP = 1000
 NUMERIC = frozenset({float, int, bool})
 
 RICH_TABLES = {"histogram": "histograms", "table": "tables"}
+# Every table holding values of log events that are no numbers: strings in `text`, rich
+# values and lists in `media` or their own table (RICH_TABLES).
+VALUE_TABLES = ("text", "media", *RICH_TABLES.values())
 # The kind of a plain list value in `media` and `metrics` (a `_type` never takes this name).
 ARRAY = "array"
 

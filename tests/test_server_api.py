@@ -64,6 +64,29 @@ def test_runs_list_summary_sort_and_errors(tmp_path, new_run):
             assert words in error["message"] and error["code"], path
 
 
+def test_a_runs_summary_holds_its_rich_keys_newest_value_as_the_clients(tmp_path, new_run):
+    """A key logged only as text or rich values has its newest value in the run's summary,
+    as in the client's; define_metric(summary="none") hides it, and a value set explicitly
+    wins. The runs list leaves such values out."""
+    run = new_run()
+    run.define_metric("hidden", summary="none")
+    for step in range(3):
+        run.log({"loss": 1.0 / (step + 1), "note": f"n{step}", "hidden": "h", "set": "logged"})
+    run.log({"hist": waddle.Histogram([1.0, 2.0])})
+    run.summary["set"] = 7
+    client = dict(run.summary.items())
+    run.finish()
+    with serving(tmp_path) as s:
+        wait_until(s.caught_up)
+        summary = s.json(f"/api/projects/p/runs/{run.id}")["summary"]
+        listed = s.json("/api/projects/p/runs")["runs"][0]["summary"]
+    assert summary["note"] == client["note"] == "n2" and summary["set"] == client["set"] == 7
+    assert summary["hist"]["_type"] == client["hist"]["_type"] == "histogram"
+    assert "hidden" not in summary and "hidden" not in client
+    assert list(summary)[:1] == ["loss"]  # the numbers first
+    assert "note" not in listed and listed["loss"] == pytest.approx(1 / 3)
+
+
 def test_an_unknown_endpoint_is_404_whatever_the_method_and_a_known_one_405(tmp_path):
     # The dashboard's deep links take any other GET path; they never make an unknown API path
     # "method not allowed" (a PUT to a path no endpoint takes was a 405, as if GET would do).

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from waddle.server import wire
 from waddle.server.errors import invalid, not_found
+from waddle.server.ingester import VALUE_TABLES
 from waddle.server.routes.artifacts import run_artifacts
 from waddle.server.routes.lookup import (
     RUN_STATUS,
@@ -247,14 +248,15 @@ WITH wanted AS (
     SELECT key, max(last_step) AS step FROM metrics WHERE run = $run
     GROUP BY key HAVING bool_and(kind <> 'scalar')
 )
-SELECT key, arg_max(value, seq) FROM (
-    SELECT key, step, seq, to_json(value)::VARCHAR AS value FROM text WHERE run = $run
-    UNION ALL SELECT key, step, seq, value::VARCHAR FROM media WHERE run = $run
-    UNION ALL SELECT key, step, seq, value::VARCHAR FROM histograms WHERE run = $run
-    UNION ALL SELECT key, step, seq, value::VARCHAR FROM tables WHERE run = $run
-) JOIN wanted USING (key, step)
+SELECT key, arg_max(value, seq) FROM ({}) JOIN wanted USING (key, step)
 GROUP BY key
-"""
+""".format(
+    " UNION ALL ".join(
+        f"SELECT key, step, seq, {'to_json(value)' if table == 'text' else 'value'}::VARCHAR"
+        f" AS value FROM {table} WHERE run = $run"
+        for table in VALUE_TABLES  # text holds strings; the others JSON
+    )
+)
 
 
 def _last_values(cursor, run: int, defines: list[dict]) -> dict[str, Any]:
