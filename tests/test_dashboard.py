@@ -221,10 +221,15 @@ def test_hover_lists_every_run_at_the_cursor_and_pins(seeded, page):
     assert values == sorted(values, reverse=True)  # by value, highest first
     step = int(hover.locator("tbody td:nth-child(3)").first.text_content())
     assert abs(values[0] - 2.0 / (step + 1)) < 1e-3  # beta's loss, 2 / (step + 1)
-    # The cursor's points show on the chart under the pointer only; the others follow its line.
-    assert page.evaluate(
-        "[...document.querySelectorAll('.chart:not(.hovered) .u-cursor-pt')].every(p => getComputedStyle(p).display === 'none')"
+    # The cursor's points: one per run, in its colour, on the chart under the pointer only; the
+    # others follow its line.
+    dots = "document.querySelectorAll('.chart%s .hover-pt:not([hidden])')"
+    shown = page.evaluate(f"[...{dots % '.hovered'}].map(d => getComputedStyle(d).borderColor)")
+    run_colors = page.evaluate(
+        "[...document.querySelectorAll('.chart.hovered .hover .swatch')].map(s => getComputedStyle(s).backgroundColor)"
     )
+    assert sorted(shown) == sorted(run_colors) and len(shown) == 2
+    assert page.evaluate(f"{dots % ':not(.hovered)'}.length") == 0
     page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
     wait_js(page, "document.querySelector('.chart.pinned') !== null")
     hover.locator("th", has_text="run").click()  # sorted by name
