@@ -4,7 +4,7 @@
 // run changes its status in place.
 import { api, live } from "../api.js";
 import { columnValue as cell, label, metricKey, summarisedKey } from "../columns.js";
-import { h, replace, setText } from "../dom.js";
+import { h, replace } from "../dom.js";
 import { duration, time, value as show } from "../format.js";
 import { go, href, param, path, setParams } from "../state.js";
 
@@ -43,7 +43,12 @@ class RunsTable {
     this.rows = h("div", { class: "runs-rows", role: "rowgroup" }, this.spacer);
     this.rows.addEventListener("scroll", () => this.draw());
     // The table is built before it is on the page (no height yet): draw again once it has one.
-    this.resizer = new ResizeObserver(() => this.draw());
+    // Its height is kept from here, so that drawing reads no layout (only the scroll offset).
+    this.height = 0;
+    this.resizer = new ResizeObserver(([entry]) => {
+      this.height = entry.contentRect.height;
+      this.draw();
+    });
     this.resizer.observe(this.rows);
     this.count = h("span", { class: "count" });
     this.compareButton = h("button", { onclick: () => this.compare() }, "compare");
@@ -214,9 +219,12 @@ class RunsTable {
     return loading;
   }
 
+  // The head, and what every row is drawn with until the next: the columns, their grid and
+  // the grouping key (read here once, not from the URL for every frame of a scroll).
   drawHead() {
     const sort = param("sort", "-created");
-    const cols = this.columns();
+    const cols = (this.cols = this.columns());
+    this.group = param("group");
     this.template = cols.map((c) => c.width).join(" ");
     this.head.style.gridTemplateColumns = this.template;
     replace(
@@ -239,16 +247,19 @@ class RunsTable {
   }
 
   // Only the rows in view (and a few around) are in the DOM. Rows are reused: a row scrolling
-  // out takes the place of one scrolling in and only its cells' content changes (making ~40
-  // rows of new elements for every screenful was most of a fast scroll's frame). `force` (new
-  // data, a new selection) fills every row again.
+  // out takes the place of one scrolling in and only its cells' text changes, in place (making
+  // ~40 rows of new elements for every screenful was most of a fast scroll's frame). `force`
+  // (new data, a new selection) fills every row again. It reads the scroll offset and nothing
+  // else of the layout; the pages next to those in view are asked for before they are needed.
   draw(force = false) {
-    const first = Math.max(0, Math.floor(this.rows.scrollTop / ROW) - OVERSCAN);
-    const last = Math.min(this.total, Math.ceil((this.rows.scrollTop + this.rows.clientHeight) / ROW) + OVERSCAN);
+    if (!this.cols) return; // before the first answer
+    const top = this.rows.scrollTop;
+    const first = Math.max(0, Math.floor(top / ROW) - OVERSCAN);
+    const last = Math.min(this.total, Math.ceil((top + this.height) / ROW) + OVERSCAN);
     if (!force && first === this.first && last === this.last) return;
     this.first = first;
     this.last = last;
-    const cols = this.columns();
+    const cols = this.cols;
     const shape = this.template + cols.map((c) => c.id).join("\0");
     if (!this.drawn || shape !== this.shape) {
       // Other columns: rows cannot be reused.
@@ -260,7 +271,7 @@ class RunsTable {
     for (const [i, row] of this.drawn) {
       if (i < first || i >= last) spare.push(row), this.drawn.delete(i);
     }
-    const group = param("group");
+    const group = this.group;
     for (let i = first; i < last; i++) {
       const run = this.runAt(i, true);
       let row = this.drawn.get(i);
@@ -275,6 +286,11 @@ class RunsTable {
       this.fill(row, run, cols, Boolean(run && group && (!previous || cell(previous, group) !== cell(run, group))));
     }
     for (const row of spare) row.remove();
+    // Half a page ahead and behind: a fast scroll finds its rows loaded, not placeholders that
+    // are drawn again a few frames later.
+    for (const at of [first - PAGE / 2, last + PAGE / 2]) {
+      if (at >= 0 && at < this.total) this.page(Math.floor(at / PAGE));
+    }
   }
 
   // The run at row i, if its page is loaded; `fetch` asks for the page when it is not.
@@ -345,8 +361,24 @@ class RunsTable {
 }
 
 // Each column makes its cell once, and fills it for whichever run its row shows (rows are
-// reused while scrolling). User text goes in as text.
-const text = (cls = "cell") => ({ make: () => h("div", { class: cls }), fill: null });
+// reused while scrolling). User text goes in as text: a cell's text node, rewritten in place
+// (a new node per fill was a change of the DOM, and garbage, for every cell scrolled in).
+const text = (cls = "cell") => ({ make: () => textCell(cls), fill: null });
+
+function textCell(cls, tag = "div") {
+  const node = document.createTextNode("");
+  const el = h(tag, { class: cls }, node);
+  el.textNode = node;
+  return el;
+}
+
+function write(el, text) {
+  if (el.textNode.data !== text) el.textNode.data = text;
+}
+
+function setProperty(el, name, value) {
+  if (el[name] !== value) el[name] = value;
+}
 const CELLS = {
   select: {
     make: (table) => {
@@ -357,25 +389,28 @@ const CELLS = {
     fill: (el, run, table) => (el.firstChild.checked = table.selected.has(run.id)),
   },
   status: {
-    make: () => h("div", { class: "cell" }, h("span")),
+    make: () => h("div", { class: "cell" }, textCell("status", "span")),
     fill: (el, run) => {
-      el.firstChild.className = `status ${run.status}`;
-      setText(el.firstChild, run.status);
+      setProperty(el.firstChild, "className", `status ${run.status}`);
+      write(el.firstChild, run.status);
     },
   },
   name: {
-    make: () => h("div", { class: "cell" }, h("a", { "data-nav": 1 })),
+    make: () => {
+      const link = h("a", { "data-nav": 1 });
+      link.textNode = link.appendChild(document.createTextNode(""));
+      return h("div", { class: "cell" }, link);
+    },
     fill: (el, run, table) => {
       const link = el.firstChild;
-      link.href = path(table.project, "r", run.id);
-      link.title = run.id;
-      setText(link, run.name || run.id);
+      if (link.title !== run.id) (link.href = path(table.project, "r", run.id)), (link.title = run.id);
+      write(link, run.name || run.id);
     },
   },
-  created: { ...text(), fill: (el, run) => setText(el, time(run.created)) },
+  created: { ...text(), fill: (el, run) => write(el, time(run.created)) },
   duration: {
     ...text("cell num"),
-    fill: (el, run) => setText(el, duration((run.status === "running" ? Date.now() / 1000 : run.updated) - run.created)),
+    fill: (el, run) => write(el, duration((run.status === "running" ? Date.now() / 1000 : run.updated) - run.created)),
   },
   tags: {
     ...text(),
@@ -385,9 +420,9 @@ const CELLS = {
       el.dataset.tags = tags.join("\0");
     },
   },
-  origin: { ...text(), fill: (el, run) => setText(el, run.origin ?? "") },
-  group: { ...text(), fill: (el, run) => setText(el, run.group ?? "") },
-  job_type: { ...text(), fill: (el, run) => setText(el, run.job_type ?? "") },
+  origin: { ...text(), fill: (el, run) => write(el, run.origin ?? "") },
+  group: { ...text(), fill: (el, run) => write(el, run.group ?? "") },
+  job_type: { ...text(), fill: (el, run) => write(el, run.job_type ?? "") },
 };
 // A config, summary or metric column.
-const VALUE = { ...text("cell num"), fill: (el, run, table, id) => setText(el, show(cell(run, id))) };
+const VALUE = { ...text("cell num"), fill: (el, run, table, id) => write(el, show(cell(run, id))) };
