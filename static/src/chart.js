@@ -62,23 +62,28 @@ export function fromBuckets(b) {
   const xs = [], ys = [];
   const marks = { nan: [], posinf: [], neginf: [] };
   const n = b.count.length;
+  const columns = [[b.x_first, b.first], [b.x_min, b.min], [b.x_max, b.max], [b.x_last, b.last]];
+  // A bucket's points in x order, sorted in place (a sort of four new arrays per bucket was
+  // most of a chart's drawing before the first frame): equal x keep first, min, max, last.
+  const px = new Float64Array(4), py = new Float64Array(4);
   for (let i = 0; i < n; i++) {
-    // An all-NaN bucket has no min or max point (their x is NaN): only first and last.
-    const four = [
-      [num(b.x_first[i]), num(b.first[i])],
-      [num(b.x_min[i]), num(b.min[i])],
-      [num(b.x_max[i]), num(b.max[i])],
-      [num(b.x_last[i]), num(b.last[i])],
-    ]
-      .filter(([x]) => Number.isFinite(x))
-      .sort((a, c) => a[0] - c[0]);
+    let count = 0;
+    for (const [xCol, yCol] of columns) {
+      const x = num(xCol[i]);
+      // An all-NaN bucket has no min or max point (their x is NaN): only first and last.
+      if (!Number.isFinite(x)) continue;
+      let at = count++;
+      for (; at > 0 && px[at - 1] > x; at--) (px[at] = px[at - 1]), (py[at] = py[at - 1]);
+      px[at] = x;
+      py[at] = num(yCol[i]);
+    }
     let nanSeen = false;
     let prev = NaN;
-    for (const [x, y] of four) {
-      if (x === prev) continue;
-      if (Number.isNaN(y)) nanSeen = true;
-      prev = x;
-      push(xs, ys, marks, x, y);
+    for (let k = 0; k < count; k++) {
+      if (px[k] === prev) continue;
+      if (Number.isNaN(py[k])) nanSeen = true;
+      prev = px[k];
+      push(xs, ys, marks, px[k], py[k]);
     }
     if (b.nan[i] > 0 && !nanSeen) marks.nan.push((num(b.x_first[i]) + num(b.x_last[i])) / 2);
   }
