@@ -3,8 +3,10 @@ sees in each view, live updates, zoom, the token flow, and user text that never 
 
 from __future__ import annotations
 
+import html
 import math
 import subprocess
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -537,6 +539,36 @@ def test_a_view_asks_for_its_first_data_once_beside_its_script(seeded, page):
         assert {kind for _, kind in asked} == {"link"}, asked
     for sneaky in ("/p/p/r/..%2F..", "/p/p/r/a%22b", "/p/p%3Cx/r/a", "/p/p/compare?runs=a,%3Cb"):
         assert 'rel="preload"' not in served.get(sneaky).text
+    page.goto("about:blank")
+
+
+def test_a_run_view_takes_its_first_chart_from_the_page(seeded, page):
+    """A run view's page preloads its first chart's buckets (its first scalar key), and the
+    chart draws that answer without asking again; a view opened otherwise (here: smoothed)
+    asks for its own."""
+    served, _ = seeded
+    run = _run_id(served, "rich")
+    metrics = served.json(f"/api/projects/rich/runs/{run}/metrics")["metrics"]
+    first = next(m["key"] for m in metrics if m["type"] == "scalar")
+    url = f"/api/projects/rich/runs/{run}/scalars?key={quote(first, safe='')}&points=800"
+    link = f'<link rel="preload" href="{html.escape(url)}" as="fetch" crossorigin="anonymous" data-first-chart>'
+    assert link in served.get(f"/p/rich/r/{run}").text
+    assert "data-first-chart" not in served.get(f"/p/rich/r/{run}?smooth=0.5").text
+    posted = []
+    page.on("request", lambda r: posted.append(r.post_data_json) if r.method == "POST" else None)
+    page.goto(served.url + f"/p/rich/r/{run}")
+    wait_js(page, "document.querySelector('.chart')?.chart?.series[0]?.xs.length > 0")
+    assert page.evaluate("document.querySelector('.chart').dataset.key") == first
+    asked_again = [b for b in posted if {"run": run, "key": first} in b.get("series", [])]
+    assert not asked_again, asked_again
+    asked = page.evaluate(
+        "performance.getEntriesByType('resource').filter(r => r.name.includes('/scalars'))"
+        ".map(r => [r.name.replace(location.origin, ''), r.initiatorType])"
+    )
+    assert asked.count([url, "link"]) == 1 and [url, "fetch"] not in asked, asked
+    answer = served.json(url)
+    drawn = page.evaluate("document.querySelector('.chart').chart.series[0].xs.length")
+    assert drawn >= len(answer["buckets"]["count"])  # every bucket's points, from that answer
     page.goto("about:blank")
 
 

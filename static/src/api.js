@@ -63,6 +63,8 @@ export const api = {
   metrics: (project, run) => get(`${runPath(project, run)}/metrics`),
   // rank: one rank's stream of a run several processes share (default rank 0).
   scalars: (project, run, params) => get(`${runPath(project, run)}/scalars`, params),
+  // An API address the page preloaded, asked for as it is (so the browser takes its answer).
+  preloaded: (url) => get(url),
   // body: {series: [{run, key, rank?}], x, start, end, points, smooth}
   batch: (project, body) => request("POST", `/api/projects/${enc(project)}/scalars`, null, body),
   records: (project, run, kind, params) => get(`${runPath(project, run)}/${kind}`, params),

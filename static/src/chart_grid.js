@@ -149,15 +149,39 @@ export class ChartGrid {
       for (const key of sectionKeys) this.addChart(grid, key);
     }
     // The first chart is asked for at once, not a frame later when the observer reports it in
-    // view: it is the one the user looks at first. The others wait for its answer (two
-    // requests at once slowed the first on two cores).
+    // view: it is the one the user looks at first (or taken from the page, which asked for it
+    // beside the script). The others wait for its answer (two requests at once slowed the
+    // first on two cores).
     this.first = Promise.resolve();
     const first = this.charts.values().next().value;
     if (first && this.body.isConnected && first.chart.el.getClientRects().length) {
       first.loaded = true;
       first.chart.setVisible(true);
-      this.first = this.loadInParts([[first]]).catch((error) => this.fail([first], error));
+      const preloaded = this.preloadedFirst(first.key);
+      const loading = preloaded ? this.loadPreloaded(first, preloaded) : this.loadInParts([[first]]);
+      this.first = loading.catch((error) => this.fail([first], error));
     }
+  }
+
+  // The first chart's answer the page preloaded (server/routes/dashboard.py, _first_chart), or
+  // null: taken once, and only when it is this chart's as the chart draws it (one run's own
+  // series, its default x axis, no smoothing or zoom). It has FIRST_CHART_POINTS buckets, not
+  // the chart's width in pixels: the page asked before there was a layout to measure.
+  preloadedFirst(key) {
+    const link = document.querySelector("link[data-first-chart]");
+    if (!link) return null;
+    link.removeAttribute("data-first-chart");
+    const s = this.settings;
+    const [run] = this.runs;
+    if (this.runs.length !== 1 || run.rank !== undefined || run.runId !== undefined || s.smooth || s.x || s.zoom) return null;
+    const url = new URL(link.href);
+    const path = `/api/projects/${encodeURIComponent(this.project)}/runs/${encodeURIComponent(run.id)}/scalars`;
+    return url.pathname === path && url.searchParams.get("key") === key ? link.href : null;
+  }
+
+  async loadPreloaded(entry, url) {
+    const answer = await api.preloaded(url);
+    await this.draw([entry], new Map([[`${this.runs[0].id}\0${entry.key}`, { raw: answer, smooth: null, offset: 0 }]]));
   }
 
   xKind() {
