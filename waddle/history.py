@@ -151,57 +151,58 @@ def _parse(wanted: list[tuple[Path, list[str]]], cache: Path | None) -> list[lis
     """Per segment of ``wanted``, per key asked of it, the key's points in the segment (numpy
     ``step``, ``t``, ``v``, in seq order): from the cache where it has them, the rest parsed by
     DuckDB in one read of every segment that lacks any, so that its threads share the work
-    across segments; None when DuckDB is not installed, cannot read a line (the Python reader
-    reports and skips it), or a value of a key is no number. What was parsed is cached."""
-    import numpy as np
-
+    across segments, and cached; None when DuckDB is not installed, cannot read a line (the
+    Python reader reports and skips it), or a value of a key is no number."""
     stamps = [_stamp(path) for path, _ in wanted]
     found: list[list[Any]] = [
         [_load(_cached(cache, stamps[place], key)) for key in keys]
         for place, (_, keys) in enumerate(wanted)
     ]
-    if any(None in points_of for points_of in found):
-        try:
-            import duckdb
-        except ImportError:
+    if all(None not in points_of for points_of in found):
+        return found
+    try:
+        import duckdb
+    except ImportError:
+        return None
+    con = duckdb.connect()
+    try:
+        parsed = _parse_lacking(con, wanted, found)
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    for place, index in parsed:
+        points = _in_seq_order(found[place][index])
+        if points is None:
             return None
-        con = duckdb.connect()
-        try:
-            parsed = _parse_lacking(con, wanted, found, stamps, cache)
-        except duckdb.Error:
-            return None
-        finally:
-            con.close()
-    else:
-        parsed = []
-    out = []
-    for points_of in found:
-        ordered = []
-        for points in points_of:
-            if points["odd"].any():
-                return None
-            seq = points["seq"]
-            if len(seq) > 1 and not np.all(seq[1:] > seq[:-1]):
-                order = np.argsort(seq, kind="stable")
-                points = {name: column[order] for name, column in points.items()}
-            ordered.append({name: points[name] for name in ("step", "t", "v")})
-        out.append(ordered)
-    for points, copy in parsed:
-        _keep(points, copy)
-    return out
+        found[place][index] = points
+        copy = _cached(cache, stamps[place], wanted[place][1][index])
+        if copy is not None:
+            _keep(points, copy)
+    return found
+
+
+def _in_seq_order(points: dict[str, Any]) -> dict[str, Any] | None:
+    """Parsed points as numpy ``step``, ``t``, ``v`` in seq order; None when a value is no
+    number."""
+    import numpy as np
+
+    if points["odd"].any():
+        return None
+    seq = points["seq"]
+    if len(seq) > 1 and not np.all(seq[1:] > seq[:-1]):
+        order = np.argsort(seq, kind="stable")
+        points = {name: column[order] for name, column in points.items()}
+    return {name: points[name] for name in ("step", "t", "v")}
 
 
 def _parse_lacking(
-    con: Any,
-    wanted: list[tuple[Path, list[str]]],
-    found: list[list[Any]],
-    stamps: list[str],
-    cache: Path | None,
-) -> list[tuple[dict[str, Any], Path]]:
+    con: Any, wanted: list[tuple[Path, list[str]]], found: list[list[Any]]
+) -> list[tuple[int, int]]:
     """Fill the holes of ``found`` (per segment, per key: numpy columns ``seq``, ``t``,
     ``step``, ``v`` and ``odd``, a value that is no number: a string, a bool, a null that ``nf``
     does not name) from DuckDB's reading of the segments that have any (one read for those
-    it may read typed, one for the rest); each filled hole with the cache file it belongs in."""
+    it may read typed, one for the rest); the holes filled, as (segment, key) places."""
     import numpy as np
 
     lacking = [place for place, points_of in enumerate(found) if None in points_of]
@@ -216,7 +217,7 @@ def _parse_lacking(
     # DuckDB's struct fields are named without regard to case: two such keys read as JSON.
     distinct = len({key.casefold() for key in keys}) == len(keys)
     typed = [place for place in lacking if distinct and _holds_no_null(wanted[place][0])]
-    kept = []
+    filled = []
     for places in (typed, [place for place in lacking if place not in typed]):
         if not places:
             continue
@@ -237,10 +238,8 @@ def _parse_lacking(
                     "odd": np.asarray(rows[f"odd{column}"])[chosen],
                 }
                 found[place][index] = points
-                copy = _cached(cache, stamps[place], key)
-                if copy is not None:
-                    kept.append((points, copy))
-    return kept
+                filled.append((place, index))
+    return filled
 
 
 def _holds_no_null(path: Path) -> bool:
@@ -329,8 +328,9 @@ def _stamp(path: Path) -> str:
     return f"{path.stem}.{stat.st_size}-{stat.st_mtime_ns}"
 
 
-# The cache's columns: one NumPy file per segment and key (NaN and ±Inf as they are).
-CACHE_COLUMNS = [("seq", "<i8"), ("t", "<f8"), ("step", "<i8"), ("v", "<f8"), ("odd", "?")]
+# The cache's columns: one NumPy file per segment and key, its numbers in seq order (NaN and
+# ±Inf as they are); a key with any value that is no number is not cached.
+CACHE_COLUMNS = [("step", "<i8"), ("t", "<f8"), ("v", "<f8")]
 
 
 def _cached(cache: Path | None, stamp: str, key: str) -> Path | None:
@@ -361,7 +361,7 @@ def _keep(points: dict[str, Any], copy: Path) -> None:
     leaves later reads slower."""
     import numpy as np
 
-    table = np.empty(len(points["seq"]), dtype=CACHE_COLUMNS)
+    table = np.empty(len(points["step"]), dtype=CACHE_COLUMNS)
     for name, _ in CACHE_COLUMNS:
         table[name] = points[name]
     segment_name, _, rest = copy.name.partition(".")
