@@ -43,10 +43,13 @@ def _poisoned(original):
 
 
 def _log_all(run, path: str) -> None:
-    """Log "loss" at steps 0..STEPS-1 through ``path``, and "poison" at POISON_STEP."""
+    """Log "loss" at steps 0..STEPS-1 through ``path``, and "poison" at POISON_STEP; flush
+    every 10 steps (with small segments, each later write starts a segment)."""
     if path in ("add_scalar", "add_scalar_general"):
         board = SummaryWriter(run=run)
         for step in range(STEPS):
+            if step % 10 == 0:
+                run.flush()
             if path == "add_scalar_general":  # a wall time given: _log_keyed's tuples
                 board.add_scalar("loss", float(step), step, walltime=1.7e9 + step)
             else:
@@ -55,6 +58,8 @@ def _log_all(run, path: str) -> None:
                 board.add_scalar("poison", 1.0, step)
         return
     for step in range(STEPS):
+        if step % 10 == 0:
+            run.flush()
         if path == "commit_false":  # the step's keys in several calls, merged at the step
             run.log({"loss": float(step)}, commit=False)
             if step == POISON_STEP:
@@ -149,7 +154,7 @@ def test_a_failing_scalar_copy_loses_no_event_and_reads_parse_the_json(
     run.finish()
     logged = _logged(run.dir)
     assert all(logged[("loss", step)] == float(step) for step in range(STEPS))
-    assert len(segment.list_segments(run.dir)) >= 2  # a closed segment: its copy was due
+    assert len(segment.list_segments(run.dir)) > 2  # closed segments: their copies were due
     # Reads take no copy of a segment missing an event: the JSON's values, every step.
     columns = history.scalar_columns(run.dir, ["loss"], 0.0)
     assert columns["loss"].tolist() == [float(step) for step in range(STEPS)]
