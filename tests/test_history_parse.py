@@ -109,3 +109,25 @@ def test_keys_alike_but_for_case_are_read_apart(tmp_path):
         run.log({"Loss": 3.0})
     read = history.scalar_columns(run.dir, ["loss", "Loss"], 0.0)
     assert _as_rows(read, ["loss", "Loss"]) == _python_rows(run.dir, ["loss", "Loss"])
+
+
+@pytest.mark.parametrize(
+    "torn",
+    [b'{"v":1,"seq":99,"t":1.0,"type":"log","step":9,"data":{"loss":', '{"note":"é'.encode()[:-1]],
+)
+def test_a_line_cut_short_is_left_out_as_the_python_reader_leaves_it(tmp_path, torn):
+    """A writer killed in the middle of a line (or one at work) leaves a last line that is not
+    whole, here cut inside a number or inside a character: DuckDB reads the whole lines before
+    it (the fast path, not the Python reader), and the segment itself is left as it is."""
+    pytest.importorskip("duckdb")
+    with waddle.init(project="p", dir=tmp_path, settings=TINY) as run:
+        for step in range(20):
+            run.log({"loss": step / 4})
+    last = segment.list_segments(run.dir)[-1]
+    with open(last, "ab") as file:
+        file.write(torn)
+    size = last.stat().st_size
+    read = history.scalar_columns(run.dir, ["loss"], 0.0)
+    assert read is not None and read["loss"].tolist() == [step / 4 for step in range(20)]
+    assert _as_rows(read, ["loss"]) == _python_rows(run.dir, ["loss"])
+    assert last.stat().st_size == size

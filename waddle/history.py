@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import math
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,8 +204,6 @@ def _parse_lacking(
     ``step``, ``v`` and ``odd``, a value that is no number: a string, a bool, a null that ``nf``
     does not name) from DuckDB's reading of the segments that have any (one read for those
     it may read typed, one for the rest); the holes filled, as (segment, key) places."""
-    import numpy as np
-
     lacking = [place for place, points_of in enumerate(found) if None in points_of]
     keys = list(
         dict.fromkeys(
@@ -214,34 +213,73 @@ def _parse_lacking(
             if points is None
         )
     )
-    # DuckDB's struct fields are named without regard to case: two such keys read as JSON.
-    distinct = len({key.casefold() for key in keys}) == len(keys)
-    paths = [wanted[place][0] for place in lacking]
-    no_null = _hold_no_null(con, paths) if distinct else [False] * len(paths)
-    typed = [place for place, ok in zip(lacking, no_null, strict=True) if ok]
-    filled = []
-    for places in (typed, [place for place in lacking if place not in typed]):
-        if not places:
-            continue
-        rows = _read_json(con, [wanted[place][0] for place in places], keys, places is typed)
-        part = np.asarray(rows["part"])
-        for position, place in enumerate(places, start=1):
-            in_part = part == position
-            for index, key in enumerate(wanted[place][1]):
-                if found[place][index] is not None:
-                    continue
-                column = keys.index(key)
-                chosen = in_part & np.asarray(rows[f"has{column}"])
-                points = {
-                    "seq": np.asarray(rows["seq"])[chosen],
-                    "t": np.asarray(rows["t"])[chosen],
-                    "step": np.asarray(rows["step"])[chosen],
-                    "v": np.asarray(rows[f"v{column}"])[chosen],
-                    "odd": np.asarray(rows[f"odd{column}"])[chosen],
-                }
-                found[place][index] = points
-                filled.append((place, index))
+    with contextlib.ExitStack() as stack:
+        readable = {place: _whole_lines(wanted[place][0], stack) for place in lacking}
+        # DuckDB's struct fields are named without regard to case: two such keys read as JSON.
+        distinct = len({key.casefold() for key in keys}) == len(keys)
+        paths = list(readable.values())
+        no_null = _hold_no_null(con, paths) if distinct else [False] * len(paths)
+        typed = [place for place, ok in zip(lacking, no_null, strict=True) if ok]
+        filled = []
+        for places in (typed, [place for place in lacking if place not in typed]):
+            if places:
+                rows = _read_json(con, [readable[place] for place in places], keys, places is typed)
+                filled += _fill(found, wanted, keys, places, rows)
     return filled
+
+
+def _fill(
+    found: list[list[Any]],
+    wanted: list[tuple[Path, list[str]]],
+    keys: list[str],
+    places: list[int],
+    rows: dict[str, Any],
+) -> list[tuple[int, int]]:
+    """Fill the holes of ``found`` at ``places`` from ``rows`` (:func:`_read_json`'s of those
+    segments and ``keys``); the holes filled."""
+    import numpy as np
+
+    filled = []
+    part = np.asarray(rows["part"])
+    for position, place in enumerate(places, start=1):
+        in_part = part == position
+        for index, key in enumerate(wanted[place][1]):
+            if found[place][index] is not None:
+                continue
+            column = keys.index(key)
+            chosen = in_part & np.asarray(rows[f"has{column}"])
+            points = {
+                "seq": np.asarray(rows["seq"])[chosen],
+                "t": np.asarray(rows["t"])[chosen],
+                "step": np.asarray(rows["step"])[chosen],
+                "v": np.asarray(rows[f"v{column}"])[chosen],
+                "odd": np.asarray(rows[f"odd{column}"])[chosen],
+            }
+            found[place][index] = points
+            filled.append((place, index))
+    return filled
+
+
+def _whole_lines(path: Path, stack: contextlib.ExitStack) -> Path:
+    """``path``, or when its last line is not whole (a writer at work, or one killed in the
+    middle of a line: the Python reader stops before it too) a temporary copy of its whole
+    lines, which ``stack`` removes."""
+    with open(path, "rb") as file:
+        end = size = os.fstat(file.fileno()).st_size
+        while end > 0:  # back to the last newline, a piece at a time
+            start = max(0, end - (1 << 20))
+            cut = os.pread(file.fileno(), end - start, start).rfind(b"\n")
+            if cut >= 0:
+                end = start + cut + 1
+                break
+            end = start
+        if end == size:
+            return path
+        copy = stack.enter_context(tempfile.NamedTemporaryFile(suffix=".jsonl"))  # noqa: SIM115
+        while end > copy.tell():
+            copy.write(os.pread(file.fileno(), min(1 << 24, end - copy.tell()), copy.tell()))
+        copy.flush()
+        return Path(copy.name)
 
 
 def _hold_no_null(con: Any, paths: list[Path]) -> list[bool]:
