@@ -23,7 +23,10 @@ from waddle.server.store import Store, StoreError
 # indexer's thread runs Python most of the time; a thread answering requests (a relay's batch,
 # an API call) waits a turn each time it comes back from the kernel (a write, an fsync,
 # decompressing): 1 ms turns, not Python's 5 ms, let a relay's batches through about a third
-# faster while the indexer is busy (benchmarks/results/relay.md).
+# faster while the indexer is busy (benchmarks/results/relay.md). Checked again in turns on
+# 2026-11-29 (benchmarks/results/server.md, "GIL turns"): a relay's 10M values at 642,000 to
+# 1,000,000 values/s against 662,000 to 689,000 with 5 ms, at the same CPU per value; the live
+# tail and log() → WebSocket latency the same within the load's noise. It still pays: kept.
 SWITCH_INTERVAL = 0.001
 
 

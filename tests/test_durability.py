@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import textwrap
 from pathlib import Path
 
 import orjson
 import pytest
 
 from tests.conftest import PYTHON, QUIET_ENV, child_env, events_of, start_training, wait_until
+from tests.interrupt_helpers import busy_cpu, interrupted_script, run_interrupted
 from waddle import names, segment
 
 
@@ -275,38 +275,20 @@ def test_a_full_queue_makes_log_wait_not_drop_and_says_so_once(tmp_path):
     assert events[-1]["stalled_seconds"] > 0
 
 
-INTERRUPTED_LOGGING = """
-    import os, sys, waddle
-    os.sched_setaffinity(0, {0})
-    run = waddle.init(project="p", id=sys.argv[1])
-    step = interrupts = 0
-    news = "ready"  # printed inside the try, so the next SIGINT always lands in it
-    while interrupts < int(sys.argv[2]):
-        try:
-            print(news, flush=True)
-            while True:
-                run.log({"x": float(step)})
-                step += 1
-        except KeyboardInterrupt:
-            interrupts += 1
-            news = f"interrupted {step}"
-    run.finish()
-    print(news, flush=True)
-    print("done", step, flush=True)
-"""
-
-
-def _burn() -> subprocess.Popen:
-    code = "import os\nos.sched_setaffinity(0, {0})\nwhile True: pass"
-    return subprocess.Popen([PYTHON, "-c", code])
+INTERRUPTED_LOGGING = interrupted_script(
+    setup="",
+    body="""
+        run.log({"x": float(calls)})
+        calls += 1
+    """,
+)
 
 
 def test_many_ctrl_c_never_hang_a_training_script_nor_lose_what_it_logged(tmp_path):
     """Each SIGINT lands anywhere in log() or the writer's hand-off, on one busy CPU."""
     scripts, interrupts = 8, 25
-    burners = [_burn(), _burn()]
     total = 0  # log() calls that returned, over all scripts
-    try:
+    with busy_cpu():
         for index in range(scripts):
             logged = run_interrupted(INTERRUPTED_LOGGING, f"r{index}", interrupts, tmp_path)
             events = events_of(tmp_path / "p" / f"r{index}")
@@ -319,41 +301,4 @@ def test_many_ctrl_c_never_hang_a_training_script_nor_lose_what_it_logged(tmp_pa
             assert len(set(steps)) >= logged, f"script {index}: {logged} logged, {steps[-3:]}"
             total += logged
             assert events[-1]["type"] == "finish" and events[-1]["status"] == "finished"
-        assert total > 0  # the interrupts landed in a logging loop, not only before it
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
-
-
-def run_interrupted(script: str, run_id: str, interrupts: int, log_dir: Path) -> int:
-    """Run ``script`` (INTERRUPTED_LOGGING's protocol) as run ``run_id`` in ``log_dir``, send it
-    ``interrupts`` SIGINTs, each once it says it is logging again; the count it logged."""
-    child = subprocess.Popen(
-        [PYTHON, "-c", textwrap.dedent(script), run_id, str(interrupts)],
-        env=child_env(WADDLE_DIR=str(log_dir), **QUIET_ENV),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout.readline() == "ready\n"
-    for _ in range(interrupts):
-        child.send_signal(signal.SIGINT)
-        line = _readline_within(child, 30)
-        assert line.startswith("interrupted"), f"{run_id}: {line!r}"
-    last = _readline_within(child, 30)
-    assert last.startswith("done"), f"{run_id} hung or failed: {last!r}"
-    assert child.wait(timeout=30) == 0, child.stderr.read()
-    return int(last.split()[1])
-
-
-def _readline_within(child: subprocess.Popen, seconds: float) -> str:
-    """The child's next line, or "" if it wrote none within ``seconds`` (it hung)."""
-    import selectors
-
-    with selectors.DefaultSelector() as selector:
-        selector.register(child.stdout, selectors.EVENT_READ)
-        if not selector.select(seconds):
-            child.kill()
-            return ""
-    return child.stdout.readline()
+    assert total > 0  # the interrupts landed in a logging loop, not only before it

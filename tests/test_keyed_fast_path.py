@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import waddle
 from tests.conftest import events_of
+from tests.interrupt_helpers import busy_cpu, interrupted_script, run_interrupted
 from waddle.run import Run
 from waddle.tensorboard import SummaryWriter
 from waddle.writer import Writer
@@ -200,39 +201,25 @@ def test_the_fast_paths_write_what_the_general_path_writes(tmp_path_factory, ope
     assert kept == _newest(operations)
 
 
-INTERRUPTED_SCALARS = """
-    import os, sys, waddle
-    from waddle.tensorboard import SummaryWriter
-    os.sched_setaffinity(0, {0})
-    run = waddle.init(project="p", id=sys.argv[1])
-    writer = SummaryWriter(run=run)
-    tags = ["a", "b", "c", "d"]
-    steps = list(range(1_000_000))  # one object per step, as a training loop passes it
-    calls = interrupts = 0  # calls: add_scalar calls that returned
-    news = "ready"  # printed inside the try, so the next SIGINT always lands in it
-    while interrupts < int(sys.argv[2]):
-        try:
-            print(news, flush=True)
-            while True:
-                writer.add_scalar(tags[calls % 4], float(calls // 4), steps[calls // 4])
-                calls += 1
-        except KeyboardInterrupt:
-            interrupts += 1
-            news = f"interrupted {calls}"
-    run.finish()
-    print(news, flush=True)
-    print("done", calls, flush=True)
-"""
+INTERRUPTED_SCALARS = interrupted_script(
+    setup="""
+        from waddle.tensorboard import SummaryWriter
+        writer = SummaryWriter(run=run)
+        tags = ["a", "b", "c", "d"]
+        steps = list(range(1_000_000))  # one object per step, as a training loop passes it
+    """,
+    body="""
+        writer.add_scalar(tags[calls % 4], float(calls // 4), steps[calls // 4])
+        calls += 1
+    """,
+)
 
 
 def test_ctrl_c_anywhere_in_add_scalar_loses_no_value_that_was_logged(tmp_path):
     """Each SIGINT lands anywhere in add_scalar or the writer's hand-off, on one busy CPU: a
     call that returned is on disk; a value is there once, or at worst twice at its step."""
-    from tests.test_durability import _burn, run_interrupted
-
-    burners = [_burn(), _burn()]
     total = 0
-    try:
+    with busy_cpu():
         for index in range(3):
             calls = run_interrupted(INTERRUPTED_SCALARS, f"r{index}", 20, tmp_path)
             events = events_of(tmp_path / "p" / f"r{index}")
@@ -248,8 +235,4 @@ def test_ctrl_c_anywhere_in_add_scalar_loses_no_value_that_was_logged(tmp_path):
                 assert values and set(values) == {float(call // 4)}, f"call {call}: {values}"
             assert max(len(values) for values in seen.values()) <= 2
             total += calls
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
     assert total > 0  # the interrupts landed in a logging loop, not only before it

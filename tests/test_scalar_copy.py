@@ -183,11 +183,11 @@ def test_closed_segments_get_a_copy_read_instead_of_the_json(tmp_path, monkeypat
     expected = _from_json(run.dir, ["loss", "acc"], tmp_path)
 
     parsed = []
-    parse = history._segment_points
+    parse = history._parse
     monkeypatch.setattr(
         history,
-        "_segment_points",
-        lambda con, path, *rest: parsed.append(path) or parse(con, path, *rest),
+        "_parse",
+        lambda wanted, *rest: parsed.extend(path for path, _ in wanted) or parse(wanted, *rest),
     )
     read = history.scalar_columns(run.dir, ["loss", "acc"], 0.0)
     assert parsed == [segment.list_segments(run.dir)[-1]]  # the short last one only

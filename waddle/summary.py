@@ -3,8 +3,10 @@
 Reading a key gives the value set explicitly with ``summary[key] = value`` if there is one,
 else what was logged under that key, kept by the writer thread as W&B keeps it
 (:class:`Logged`): the last value, or, for a key ``define_metric(summary=...)`` covers, the
-aggregates it asked for (``{"max": 5.0}``), or nothing for ``summary="none"``. A read first waits
-for the writer to catch up: reading the summary is for the end of a run, not for every step.
+aggregates it asked for (``{"max": 5.0}``), or nothing for ``summary="none"``; a key whose
+tracking failed (a bug, said once by the writer) is unknown: absent, never a wrong value. A
+read first waits for the writer to catch up: reading the summary is for the end of a run, not
+for every step.
 Explicit values are recorded as ``summary`` events; the server computes the same aggregates
 from the full series.
 """
@@ -23,9 +25,15 @@ AGGREGATES = ("min", "max", "mean", "first", "last")
 
 
 class Logged:
-    """The summary of what was logged; updated by the writer thread, read after a flush."""
+    """The summary of what was logged; updated by the writer thread, read after a flush.
 
-    def __init__(self) -> None:
+    ``on_failure(key, error)``: told once per key whose tracking fails; the key is unknown
+    from then on.
+    """
+
+    def __init__(self, on_failure: Callable[[str, Exception], object] | None = None) -> None:
+        self._on_failure = on_failure
+        self.unknown: set[str] = set()  # keys whose tracking failed
         self.last: dict[str, Any] = {}
         self._defines: list[tuple[str, list[str]]] = []  # (name or glob, aggregates), in order
         self._specs: dict[str, list[str] | None] = {}  # key -> its aggregates, cached
@@ -49,10 +57,30 @@ class Logged:
         if not self._defines:
             return
         for key, value in values.items():
-            if self._spec(key) and _is_number(value):
-                _add(self._stats.setdefault(key, {}), float(value))
+            try:  # free unless it raises; a failing key costs only its own aggregates
+                if self._spec(key) and _is_number(value):
+                    _add(self._stats.setdefault(key, {}), float(value))
+            except Exception as error:
+                self._fail(key, error)
+
+    def update_each(self, values: dict[str, Any]) -> None:
+        """``update(values)`` key by key, after it raised: a key that raises alone is unknown.
+        (``update`` raises only before it counts any value, so none is counted twice.)"""
+        for key, value in values.items():
+            try:
+                self.update({key: value})
+            except Exception as error:
+                self._fail(key, error)
+
+    def _fail(self, key: str, error: Exception) -> None:
+        if key not in self.unknown:
+            self.unknown.add(key)
+            if self._on_failure is not None:
+                self._on_failure(key, error)
 
     def __getitem__(self, key: str) -> Any:
+        if key in self.unknown:
+            raise KeyError(key)
         spec = self._spec(key) if self._defines else None
         if spec is None:
             return self.last[key]
@@ -73,7 +101,9 @@ class Logged:
         return iter(self.keys())
 
     def _hidden(self, key: Any) -> bool:
-        """A key whose definition asks for no summary."""
+        """A key whose definition asks for no summary, or whose tracking failed."""
+        if key in self.unknown:
+            return True
         return bool(self._defines) and "none" in (self._spec(key) or ())
 
     def _spec(self, key: str) -> list[str] | None:

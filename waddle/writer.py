@@ -22,6 +22,11 @@ heartbeats and system metrics. It promises:
 - with ``scalar_copies`` on, a closed segment of at least ``min(COPY_MIN_BYTES, segment_bytes)``
   whose every log event this thread wrote gets its scalar copy (waddle/scalar_copy.py), made from the values as they
   are encoded, never by reading the JSON back;
+- the line of each event is written whatever its bookkeeping does: a failure in run.summary's
+  tracking of a key, in the scalar copies or in the system sampler is said once, that piece is
+  repaired or turned off (the key's summary unknown, the copies given up so that readers parse
+  the JSON, the sampler stopped), and writing goes on; whatever else fails for one queued item
+  costs that item alone, counted in the finish event's ``lost_values``;
 - an I/O failure never reaches the training code: the writer shows one notice, keeps what it
   could not write (up to MAX_PENDING_BYTES, counting what it had to drop) and retries every
   second, so a full disk that is cleared loses nothing that fit in the buffer.
@@ -99,7 +104,7 @@ class Writer:
         self.flushed = 0  # the number of the newest FLUSH done
         self.lost_events = 0  # events that could not be kept while the disk failed
         self.lost_values = 0  # values whose materialisation failed
-        self.logged = Logged()  # what run.summary shows of the logged values
+        self.logged = Logged(self._summary_failed)  # what run.summary shows of logged values
         self._last_step: int | None = last_step  # of the newest log event written
         self._keyed_steps: dict[str, int] = {}  # per keyed key, its highest step written
         self._keyed_top = -1  # the highest of them
@@ -145,7 +150,15 @@ class Writer:
                 # The writer's own events are written at once, never behind the caller's
                 # events that wait for a device.
                 if sampler and now >= next_sample:
-                    self._encode(batch, time.time(), "system", {"data": sampler.sample()})
+                    try:
+                        sample = sampler.sample()
+                    except Exception as error:
+                        sampler = None
+                        self._notices.show(
+                            "system-metrics", f"system metrics are off: {_described(error)}"
+                        )
+                    else:
+                        self._encode(batch, time.time(), "system", {"data": sample})
                     next_sample = now + interval
                 if time.time() - self._last_event_time >= settings.heartbeat_interval:
                     self._encode(batch, time.time(), "heartbeat", {})
@@ -213,35 +226,46 @@ class Writer:
             if console is not None:
                 self._encode_console(batch, console)
                 console = None
-            if kind == LOG:
-                _, t, step, values, value_kind = item
-                if value_kind == DEFERRED:
-                    values = self._materialize(values)
-                self.logged.update(values)
-                self._last_step = step
-                self._encode(
-                    batch, t, "log", {"step": step, "data": values}, finite=value_kind == PLAIN
-                )
-            elif kind == KEYED and item[4] == PLAIN:  # add_scalar's: many in a row, together
-                taken = self._encode_keyed_plain(batch, item, left)
-                if taken:  # those after it, taken with it: skip their turns
-                    next(itertools.islice(lefts, taken - 1, None), None)
-            elif kind == KEYED:
-                self._encode_keyed(batch, item)
-            elif kind == EVENT:
-                fields = item[3]
-                if item[2] == "define_metric":
-                    self.logged.define(fields["name"], fields.get("summary"))
-                self._encode(batch, item[1], item[2], fields)
-            elif kind == FLUSH:
-                flushed = item[1]
-            else:  # FINISH
-                fields = dict(item[2])
-                fields["last_step"] = self._last_step
-                fields["lost_events"] = self.lost_events
-                fields["lost_values"] = self.lost_values + fields.get("lost_values", 0)
-                self._encode(batch, item[1], "finish", fields)
-                self._finished = True
+            try:  # free unless it raises (Python 3.11's exceptions cost nothing until then)
+                if kind == LOG:
+                    _, t, step, values, value_kind = item
+                    if value_kind == DEFERRED:
+                        values = self._materialize(values)
+                    try:  # inline: _summarize()'s call would cost the hot path
+                        self.logged.update(values)
+                    except Exception:
+                        self.logged.update_each(values)
+                    self._last_step = step
+                    self._encode(
+                        batch, t, "log", {"step": step, "data": values}, finite=value_kind == PLAIN
+                    )
+                elif kind == KEYED and item[4] == PLAIN:  # add_scalar's: many in a row, together
+                    taken = self._encode_keyed_plain(batch, item, left)
+                    if taken:  # those after it, taken with it: skip their turns
+                        next(itertools.islice(lefts, taken - 1, None), None)
+                elif kind == KEYED:
+                    self._encode_keyed(batch, item)
+                elif kind == EVENT:
+                    fields = item[3]
+                    if item[2] == "define_metric":
+                        self._define(fields)
+                    self._encode(batch, item[1], item[2], fields)
+                elif kind == FLUSH:
+                    flushed = item[1]
+                else:  # FINISH
+                    fields = dict(item[2])
+                    fields["last_step"] = self._last_step
+                    fields["lost_events"] = self.lost_events
+                    fields["lost_values"] = self.lost_values + fields.get("lost_values", 0)
+                    self._encode(batch, item[1], "finish", fields)
+                    self._finished = True
+                    break
+            except Exception as error:
+                self._item_failed(item, error)
+                if kind == FINISH:
+                    self._finished = True
+                else:  # the items after it wait for the next drain, at once: the count of
+                    self.wake.set()  # those left may be off after a failure mid-way
                 break
             if len(batch.data) >= WRITE_CHUNK:
                 self._write_batch(batch)
@@ -250,7 +274,10 @@ class Writer:
             self._encode_console(batch, console)
         self._write_batch(batch, flush=flushed is not None)
         if self._copies is not None:
-            self._copies.settle(self._seq)
+            try:
+                self._copies.settle(self._seq)
+            except Exception as error:
+                self._copies_failed(error)
         if flushed is not None:
             self.flushed = flushed
         if self.waiting:
@@ -277,45 +304,51 @@ class Writer:
         later: list[Any] = []  # items for the summary, none of whose steps went back
         keep = later.append
         taken = 0
-        while True:
-            if item[5] is False:
-                # Open until now: values of its step join it no more (Run._joins); one that
-                # joins after this line is sent again. The encoding below reads the dict once,
-                # in one C call; a value it misses is in a later item.
-                item[5] = True
-            _, t, step, values, _, _ = item
-            if step >= top and not every_value:
-                top = step
-                keep(item)
-            else:  # a step gone back, or summaries that take every value: item by item
-                self._keyed_summaries(later)
-                later.clear()
-                self._keyed_summary(step, dict.fromkeys(values, step), values)
-                top = self._keyed_top
-            event = {
-                "v": FORMAT_VERSION,
-                "seq": seq,
-                "t": t,
-                "type": "log",
-                "step": step,
-                "keyed": True,
-                "data": values,
-            }
-            data += encode(event, True)
-            if copies is not None:
-                copies.add(seq, t, step, values)
-            seq += 1
-            if taken == limit or len(data) >= WRITE_CHUNK:
-                break
-            item = queue[0]
-            if item[0] != KEYED or item[4] != PLAIN:
-                break
-            popleft()
-            taken += 1
+        try:  # the lines in data are counted whatever happens
+            while True:
+                if item[5] is False:
+                    # Open until now: values of its step join it no more (Run._joins); one that
+                    # joins after this line is sent again. The encoding below reads the dict once,
+                    # in one C call; a value it misses is in a later item.
+                    item[5] = True
+                _, t, step, values, _, _ = item
+                if step >= top and not every_value:
+                    top = step
+                    keep(item)
+                else:  # a step gone back, or summaries that take every value: item by item
+                    self._keyed_summaries(later)
+                    later.clear()
+                    self._keyed_summary(step, dict.fromkeys(values, step), values)
+                    top = self._keyed_top
+                event = {
+                    "v": FORMAT_VERSION,
+                    "seq": seq,
+                    "t": t,
+                    "type": "log",
+                    "step": step,
+                    "keyed": True,
+                    "data": values,
+                }
+                data += encode(event, True)
+                if copies is not None:
+                    try:
+                        copies.add(seq, t, step, values)
+                    except Exception as error:
+                        copies = None
+                        self._copies_failed(error, step)
+                seq += 1
+                if taken == limit or len(data) >= WRITE_CHUNK:
+                    break
+                item = queue[0]
+                if item[0] != KEYED or item[4] != PLAIN:
+                    break
+                popleft()
+                taken += 1
+        finally:
+            batch.lines += seq - self._seq
+            self._seq = seq
+            self._last_event_time = t
         self._keyed_summaries(later)
-        batch.lines += seq - self._seq
-        self._seq = seq
-        self._last_event_time = t
         return taken
 
     def _keyed_summaries(self, items: list[Any]) -> None:
@@ -338,7 +371,7 @@ class Writer:
         if step >= self._keyed_top:
             self._keyed_top = step
             self._keyed_steps.update(steps)
-            self.logged.update(values)
+            self._summarize(values)
             return
         known = self._keyed_steps
         newest = {}
@@ -347,7 +380,57 @@ class Writer:
             if known.get(key, -1) <= at:
                 known[key] = at
                 newest[key] = value
-        self.logged.update(newest)
+        self._summarize(newest)
+
+    def _summarize(self, values: dict[str, Any]) -> None:
+        """Show ``values`` in run.summary; when that fails, key by key: a key whose update
+        fails alone is unknown there from now on (``_summary_failed``)."""
+        try:
+            self.logged.update(values)
+        except Exception:
+            self.logged.update_each(values)
+
+    def _summary_failed(self, key: str, error: Exception) -> None:
+        self._notices.show(
+            f"summary-{key}",
+            f"run.summary[{key!r}] is unknown from now on: keeping it raised "
+            f"{_described(error)}. Its values are still written (a server's summary has it).",
+        )
+
+    def _define(self, fields: dict[str, Any]) -> None:
+        """Apply a define_metric event's summary to run.summary; its line is written anyway."""
+        try:
+            self.logged.define(fields["name"], fields.get("summary"))
+        except Exception as error:
+            self._notices.show(
+                f"define-{fields.get('name')}",
+                f"run.summary may not follow define_metric({fields.get('name')!r}, "
+                f"summary={fields.get('summary')!r}): {_described(error)}",
+            )
+
+    def _copies_failed(self, error: Exception, step: int | None = None) -> None:
+        """Give up the scalar copies: a copy is a cache, and readers parse a segment that has
+        none (a copy already written is of a closed segment, checked against its bytes)."""
+        self._copies = None
+        at = "" if step is None else f" at the log event of step {step}"
+        self._notices.show(
+            "copies",
+            f"scalar copies are off for the rest of this run: keeping them failed{at}: "
+            f"{_described(error)}. Every event is still written; reads parse the log instead.",
+        )
+
+    def _item_failed(self, item: tuple, error: Exception) -> None:
+        """What is left when an item fails outside its bookkeeping (a bug): the item is
+        counted lost, said, and the writer goes on."""
+        kind = item[0]
+        names = {LOG: "log", KEYED: "log", CONSOLE: "console", FLUSH: "flush", FINISH: "finish"}
+        name = item[2] if kind == EVENT else names[kind]
+        self.lost_values += len(item[3]) if kind in (LOG, KEYED) else 1
+        self._notices.show(
+            f"item-{name}",
+            f"a {name} event could not be written: {_described(error)}; it is counted in the "
+            "finish event's lost_values and the writer goes on",
+        )
 
     def _encode_keyed(self, batch: _Batch, item: tuple) -> None:
         _, t, step, values, value_kind, _ = item
@@ -357,8 +440,11 @@ class Writer:
         self._encode(batch, t, "log", {"step": step, "keyed": True, "data": values})
 
     def _encode_console(self, batch: _Batch, console: list[Any]) -> None:
-        for piece in console_pieces("".join(console[2])):
-            self._encode(batch, console[0], "console", {"stream": console[1], "text": piece})
+        try:
+            for piece in console_pieces("".join(console[2])):
+                self._encode(batch, console[0], "console", {"stream": console[1], "text": piece})
+        except Exception as error:
+            self._item_failed((CONSOLE, console[0], console[1], console[2]), error)
 
     def _encode(
         self, batch: _Batch, t: float, kind: str, fields: dict[str, Any], finite: bool = False
@@ -388,7 +474,10 @@ class Writer:
             )
         if line is not None:
             if kind == "log" and self._copies is not None:
-                self._copies.add(self._seq, t, event["step"], event["data"])
+                try:
+                    self._copies.add(self._seq, t, event["step"], event["data"])
+                except Exception as error:
+                    self._copies_failed(error, event["step"])
             self._append(batch, line, t)
 
     def _append(self, batch: _Batch, line: bytes, t: float) -> None:
@@ -523,10 +612,13 @@ class Writer:
         if self._copies is None:
             return
         big = self._segment_size >= min(COPY_MIN_BYTES, self._settings.segment_bytes)
-        if big and self._segment is not None:
-            self._copies.write(self._segment, end_seq, self._segment_size)
-        else:
-            self._copies.drop(end_seq)
+        try:
+            if big and self._segment is not None:
+                self._copies.write(self._segment, end_seq, self._segment_size)
+            else:
+                self._copies.drop(end_seq)
+        except Exception as error:
+            self._copies_failed(error)
 
 
 def _end_torn_line(path: Path) -> None:
@@ -554,8 +646,19 @@ def console_pieces(text: str) -> Iterator[str]:
 
 
 def _ready(values: dict[str, Any]) -> bool:
-    """True when every deferred value among ``values`` can be read without waiting."""
-    return all(value.ready() for value in values.values() if isinstance(value, Deferred))
+    """True when every deferred value among ``values`` can be read without waiting (or when
+    asking fails: reading it then fails too, and counts the value lost)."""
+    try:
+        return all(value.ready() for value in values.values() if isinstance(value, Deferred))
+    except Exception:
+        return True
+
+
+def _described(error: BaseException) -> str:
+    """An exception as a notice says it: its type, its message and where it was raised."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"
 
 
 def _line(event: dict[str, Any], finite: bool = False) -> tuple[bytes | None, str | None]:

@@ -243,12 +243,17 @@ class Run:
                 every = columns[history.HAS + keys[0]].copy()
                 for key in keys[1:]:
                     every &= columns[history.HAS + key]
-                chosen = _spread(every.nonzero()[0], samples)
-                shown = {name: columns[name][chosen] for name in (*ROW_KEYS, *keys)}
+                names = (*ROW_KEYS, *keys)
+                if every.all() and (samples <= 0 or len(every) <= samples):
+                    shown = {name: columns[name] for name in names}  # every row, as read
+                else:
+                    chosen = _spread(every.nonzero()[0], samples)
+                    shown = {name: columns[name][chosen] for name in names}
                 if pandas:
                     import pandas as pd
 
-                    return pd.DataFrame(shown)
+                    # The columns are this call's own: the frame takes them as they are.
+                    return pd.DataFrame(shown, copy=False)
                 return [
                     dict(zip(shown, values, strict=True))
                     for values in zip(*(c.tolist() for c in shown.values()), strict=True)
