@@ -115,6 +115,7 @@ export class ChartGrid {
   // Sections by key prefix (train/, val/); a chart is made for every key matching the search,
   // and drawn only once it scrolls into view.
   layout() {
+    const generation = (this.generation = (this.generation || 0) + 1);
     for (const entry of this.charts.values()) {
       this.observer.unobserve(entry.chart.el);
       entry.chart.destroy();
@@ -132,6 +133,7 @@ export class ChartGrid {
     }
     replace(this.body);
     if (!keys.length) this.body.append(h("p", { class: "empty" }, this.keys.length ? "no metric matches the search" : "no scalar metrics logged"));
+    const grids = [];
     for (const [name, sectionKeys] of sections) {
       const grid = h("div", { class: "chart-grid" });
       const details = h(
@@ -146,21 +148,28 @@ export class ChartGrid {
         sessionStorage.setItem("waddle.closed", JSON.stringify([...this.sectionsOpen]));
       });
       this.body.append(details);
-      for (const key of sectionKeys) this.addChart(grid, key);
+      grids.push([grid, sectionKeys]);
     }
-    // The first chart is asked for at once, not a frame later when the observer reports it in
-    // view: it is the one the user looks at first (or taken from the page, which asked for it
-    // beside the script). The others wait for its answer (two requests at once slowed the
-    // first on two cores), and for the frame that shows it (drawing the next charts delayed
-    // that frame's raster and compositing on two cores).
+    const rest = () => {
+      if (generation !== this.generation) return; // laid out again meanwhile
+      for (const [grid, sectionKeys] of grids) for (const key of sectionKeys) if (!this.charts.has(key)) this.addChart(grid, key);
+    };
+    // The first chart is made and asked for at once, not a frame later when the observer
+    // reports it in view: it is the one the user looks at first (or taken from the page, which
+    // asked for it beside the script). The other charts are made, and asked for, once the
+    // frame that shows it is made (making 50 charts first, or drawing the next ones, delayed
+    // that frame on two cores; two requests at once slowed the first).
     this.first = Promise.resolve();
+    if (grids.length) this.addChart(grids[0][0], grids[0][1][0]);
     const first = this.charts.values().next().value;
-    if (first && this.body.isConnected && first.chart.el.getClientRects().length) {
+    if (!first || !this.body.isConnected || !first.chart.el.getClientRects().length) rest();
+    else {
       first.loaded = true;
       first.chart.setVisible(true);
       const preloaded = this.preloadedFirst(first.key);
       const loading = preloaded ? this.loadPreloaded(first, preloaded) : this.loadInParts([[first]]);
       this.first = loading.then(shown).catch((error) => this.fail([first], error));
+      this.first.then(rest);
     }
   }
 
