@@ -8,6 +8,11 @@ until every chart in view holds its data, then a breakdown of that time.
 - the page's main thread: CPU time by kind (scripting, style and layout, paint, parsing and
   compiling, garbage collection, other) and the compositor's raster time.
 
+Views ``hover`` and ``scroll`` instead run the benchmark's moves (a cursor over 10 synced
+charts; the runs table flung a screenful a frame) under a trace and break each thread's CPU
+per frame down by task (page main, compositor, display compositor, raster workers), then list
+each frame over 20 ms with what its main thread ran.
+
 Run it against a `waddle serve` of the benchmark's data (benchmarks/dashboard.py writes it
 into ``_data/dashboard/full/waddle``), under the shared lock:
 ``flock /work/wt/bench.lock python benchmarks/dashboard_trace.py --url http://127.0.0.1:PORT``.
@@ -17,6 +22,7 @@ Tracing slows the page: its totals run above the benchmark's, its structure is w
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -131,6 +137,132 @@ def trace_view(browser, url: str, viewport: dict, ready: str, path: Path) -> dic
     }
 
 
+FRAME_CATEGORIES = [*bench.TRACE_CATEGORIES, "devtools.timeline", "cc", "viz", "blink", "gpu"]
+
+
+def per_frame(events: list[dict], frames: int) -> dict[str, tuple[float, list]]:
+    """Each thread's CPU ms per frame (self time of each task, from its thread time), in all
+    and for its top tasks."""
+    names = {
+        (e["pid"], e["tid"]): e["args"]["name"]
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name"
+    }
+    by_thread: dict[str, list] = defaultdict(list)
+    for e in events:
+        if e.get("ph") == "X" and "dur" in e:
+            by_thread[names.get((e["pid"], e["tid"]), "?")].append(e)
+    out = {}
+    for thread, items in by_thread.items():
+        own = {name: ms / frames for name, ms in _own_cpu(items).items()}
+        total = sum(own.values())
+        if total >= 0.05:
+            out[thread] = (total, sorted(own.items(), key=lambda i: -i[1])[:8])
+    return out
+
+
+def _own_cpu(items: list[dict]) -> dict[str, float]:
+    """CPU ms of one thread's tasks by name, each less the tasks inside it."""
+    own: dict[str, float] = defaultdict(float)
+    stack: list[list] = []  # [end, name, cpu, children's cpu]
+
+    def close(upto: float) -> None:
+        while stack and stack[-1][0] <= upto:
+            _, name, cpu, children = stack.pop()
+            own[name] += (cpu - children) / 1000
+            if stack:
+                stack[-1][3] += cpu
+
+    for e in sorted(items, key=lambda e: (e["ts"], -e["dur"])):
+        close(e["ts"])
+        stack.append([e["ts"] + e["dur"], e["name"], e.get("tdur", e["dur"]), 0.0])
+    close(float("inf"))
+    return own
+
+
+def slow_frames(events: list[dict], over_us: float = 20_000) -> list[str]:
+    """Frames (between animation frame callbacks) longer than ``over_us``: the main thread's
+    tasks of over 0.5 ms in each, with their longest parts."""
+    names = {
+        (e["pid"], e["tid"]): e["args"]["name"]
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name"
+    }
+    main = sorted(
+        (
+            e
+            for e in events
+            if e.get("ph") == "X"
+            and "dur" in e
+            and names.get((e["pid"], e["tid"])) == "CrRendererMain"
+        ),
+        key=lambda e: e["ts"],
+    )
+    starts = [e["ts"] for e in main if e["name"] == "FireAnimationFrame"]
+    top, end = [], -1.0
+    for e in main:
+        if e["ts"] >= end:
+            top.append(e)
+            end = e["ts"] + e["dur"]
+    out = []
+    for a, b in itertools.pairwise(starts):
+        if b - a <= over_us:
+            continue
+        tasks = []
+        for task in (t for t in top if a <= t["ts"] < b and t["dur"] > 500):
+            inside = [
+                e
+                for e in main
+                if task["ts"] < e["ts"] < task["ts"] + task["dur"] and e["dur"] > 1000
+            ]
+            parts = ", ".join(
+                f"{e['name']} {e['dur'] / 1000:.1f}"
+                for e in sorted(inside, key=lambda e: -e["dur"])[:4]
+            )
+            tasks.append(f"{task['dur'] / 1000:.1f} ms ({parts})")
+        out.append(f"{(b - a) / 1000:.1f} ms: " + "; ".join(tasks))
+    return out
+
+
+def trace_moves(browser, url: str, view: str, path: Path) -> str:
+    """The benchmark's hover or scroll moves once untraced (warm), then under a trace."""
+    if view == "hover":
+        d2 = [r["id"] for r in bench.get_json(f"{url}/api/projects/d2/runs?limit=100")["runs"]]
+        context = bench.bypass(browser, {"width": 1280, "height": 1600})
+        page = context.new_page()
+        page.goto(f"{url}/p/d2/compare?runs={','.join(d2)}", wait_until="commit")
+        bench.in_page_ms(
+            page,
+            "[...document.querySelectorAll('.chart')].filter(c => c.chart?.plot"
+            " && c.chart.series.length === 10).length >= 10",
+        )
+        script = bench.HOVER_SCRIPT
+    else:
+        context = bench.bypass(browser)
+        page = context.new_page()
+        page.goto(f"{url}/p/big?cols=summary.loss,config.lr", wait_until="commit")
+        bench.in_page_ms(page, "document.querySelectorAll('.runs-rows .row[data-run]').length > 10")
+        script = bench.SCROLL_SCRIPT
+    page.evaluate(script)
+    if view == "scroll":
+        page.evaluate("document.querySelector('.runs-rows').scrollTop = 0")
+    page.wait_for_timeout(300)
+    browser.start_tracing(page=page, path=str(path), categories=FRAME_CATEGORIES)
+    frames = page.evaluate(script)["frames"]
+    browser.stop_tracing()
+    context.close()
+    events = json.loads(path.read_text())["traceEvents"]
+    path.unlink()
+    lines = [f"## {view}: {len(frames)} frames, CPU ms per frame by thread and task", ""]
+    for thread, (total, top) in sorted(
+        per_frame(events, len(frames)).items(), key=lambda i: -i[1][0]
+    ):
+        lines.append(f"- {thread}: {total:.2f} ms: " + ", ".join(f"{n} {ms:.2f}" for n, ms in top))
+    slow = slow_frames(events)
+    lines += ["", f"frames over 20 ms: {len(slow)}", ""] + [f"- {line}" for line in slow]
+    return "\n".join(lines) + "\n"
+
+
 def replay(url: str, bodies: list) -> list[tuple[str, float, int]]:
     """Each API request of the page again, one at a time: (what, ms, bytes)."""
     out = []
@@ -187,7 +319,7 @@ def main() -> None:
     parser.add_argument(
         "--url", required=True, help="a running `waddle serve` of the benchmark's data"
     )
-    parser.add_argument("--views", default="d1,d2,first")
+    parser.add_argument("--views", default="d1,d2,first", help="of d1, d2, first, hover, scroll")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -218,6 +350,9 @@ def main() -> None:
             ),
         }
         for name in args.views.split(","):
+            if name in ("hover", "scroll"):
+                print(trace_moves(browser, url, name, bench.DATA / "trace.json"), flush=True)
+                continue
             address, viewport, condition = views[name]
             result = trace_view(browser, address, viewport, condition, bench.DATA / "trace.json")
             replayed = replay(url, result["bodies"])
