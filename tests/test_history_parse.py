@@ -131,3 +131,24 @@ def test_a_line_cut_short_is_left_out_as_the_python_reader_leaves_it(tmp_path, t
     assert read is not None and read["loss"].tolist() == [step / 4 for step in range(20)]
     assert _as_rows(read, ["loss"]) == _python_rows(run.dir, ["loss"])
     assert last.stat().st_size == size
+
+
+def test_a_read_right_after_a_parse_takes_the_cache_it_left(tmp_path, monkeypatch):
+    """What a parse keeps is written beside the answer; a read that comes before it is done
+    waits for it rather than parse the same segments again."""
+    pytest.importorskip("duckdb")
+    with waddle.init(project="p", dir=tmp_path, settings=TINY) as run:
+        for step in range(40):
+            run.log({"loss": step / 8})
+            if step % 10 == 9:
+                run.flush()
+    reads = []
+    read_json = history._read_json
+    monkeypatch.setattr(
+        history, "_read_json", lambda *args: reads.append(args[1]) or read_json(*args)
+    )
+    cache = tmp_path / "cache"
+    first = history.scalar_columns(run.dir, ["loss"], 0.0, cache)
+    again = history.scalar_columns(run.dir, ["loss"], 0.0, cache)
+    assert len(reads) == 1 and len(reads[0]) == len(segment.list_segments(run.dir)) > 1
+    assert _as_rows(again, ["loss"]) == _as_rows(first, ["loss"])

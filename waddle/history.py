@@ -110,15 +110,20 @@ def joined(keys: list[str], per_key: list[dict[str, Any]], started: float | None
     arrays of their own, which the caller may hand on without a copy."""
     import numpy as np
 
-    steps = (
-        np.require(per_key[0]["step"], requirements="W")  # a read-only buffer's: copied
-        if len(keys) == 1
-        else np.unique(np.concatenate([points["step"] for points in per_key]))
-    )
+    if len(keys) == 1:  # every step holds the key: its points are the columns
+        # A read-only buffer's arrays (Arrow's) are copied; the others are taken as they are.
+        own = {name: np.require(per_key[0][name], requirements="W") for name in ("step", "t", "v")}
+        return {
+            "_step": own["step"],
+            "_timestamp": own["t"],
+            keys[0]: own["v"],
+            HAS + keys[0]: np.ones(len(own["step"]), dtype=bool),
+            "_runtime": own["t"] - (started if started is not None else math.nan),
+        }
+    steps = np.unique(np.concatenate([points["step"] for points in per_key]))
     out: dict[str, Any] = {"_step": steps, "_timestamp": np.full(len(steps), -np.inf)}
     for key, points in zip(keys, per_key, strict=True):
-        # Where the key's steps sit among all steps (each once); one key has them all.
-        where = np.searchsorted(steps, points["step"]) if len(keys) > 1 else slice(None)
+        where = np.searchsorted(steps, points["step"])  # the key's among all steps (each once)
         out[key] = np.full(len(steps), np.nan)
         out[key][where] = points["v"]
         out[HAS + key] = np.zeros(len(steps), dtype=bool)
@@ -154,6 +159,8 @@ def _parse(wanted: list[tuple[Path, list[str]]], cache: Path | None) -> list[lis
     DuckDB in one read of every segment that lacks any, so that its threads share the work
     across segments, and cached; None when DuckDB is not installed, cannot read a line (the
     Python reader reports and skips it), or a value of a key is no number."""
+    for caching in list(_caching):  # a read soon after a parse waits for its cache, not parse
+        caching.join()
     stamps = [_stamp(path) for path, _ in wanted]
     found: list[list[Any]] = [
         [_load(_cached(cache, stamps[place], key)) for key in keys]
@@ -172,6 +179,7 @@ def _parse(wanted: list[tuple[Path, list[str]]], cache: Path | None) -> list[lis
         return None
     finally:
         con.close()
+    kept = []
     for place, index in parsed:
         points = _in_seq_order(found[place][index])
         if points is None:
@@ -179,8 +187,25 @@ def _parse(wanted: list[tuple[Path, list[str]]], cache: Path | None) -> list[lis
         found[place][index] = points
         copy = _cached(cache, stamps[place], wanted[place][1][index])
         if copy is not None:
-            _keep(points, copy)
+            kept.append((points, copy))
+    if kept:
+        # Written beside the answer's last steps, not before them (a fifth of a parse). Not a
+        # daemon: the interpreter finishes it before it exits.
+        caching = threading.Thread(target=_keep_all, args=(kept,), name="waddle-history-cache")
+        _caching.add(caching)
+        caching.start()
     return found
+
+
+_caching: set[threading.Thread] = set()  # the cache writes under way
+
+
+def _keep_all(kept: list[tuple[dict[str, Any], Path]]) -> None:
+    try:
+        for points, copy in kept:
+            _keep(points, copy)
+    finally:
+        _caching.discard(threading.current_thread())
 
 
 def _in_seq_order(points: dict[str, Any]) -> dict[str, Any] | None:
@@ -248,13 +273,17 @@ def _fill(
                 continue
             column = keys.index(key)
             chosen = in_part & np.asarray(rows[f"has{column}"])
-            points = {
-                "seq": np.asarray(rows["seq"])[chosen],
-                "t": np.asarray(rows["t"])[chosen],
-                "step": np.asarray(rows["step"])[chosen],
-                "v": np.asarray(rows[f"v{column}"])[chosen],
-                "odd": np.asarray(rows[f"odd{column}"])[chosen],
+            names = {
+                "seq": "seq",
+                "t": "t",
+                "step": "step",
+                "v": f"v{column}",
+                "odd": f"odd{column}",
             }
+            if chosen.all():  # one segment of one key: every row, as read
+                points = {name: np.asarray(rows[read]) for name, read in names.items()}
+            else:
+                points = {name: np.asarray(rows[read])[chosen] for name, read in names.items()}
             found[place][index] = points
             filled.append((place, index))
     return filled
