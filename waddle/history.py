@@ -266,24 +266,25 @@ def _fill(
 
     filled = []
     part = np.asarray(rows["part"])
+    # DuckDB reads the files in the order given: each segment's rows are one run of them.
+    in_order = len(part) < 2 or bool(np.all(part[1:] >= part[:-1]))
+    bounds = np.searchsorted(part, np.arange(1, len(places) + 2)) if in_order else None
     for position, place in enumerate(places, start=1):
-        in_part = part == position
+        if bounds is not None:
+            mine: Any = slice(bounds[position - 1], bounds[position])
+        else:
+            mine = part == position
         for index, key in enumerate(wanted[place][1]):
             if found[place][index] is not None:
                 continue
             column = keys.index(key)
-            chosen = in_part & np.asarray(rows[f"has{column}"])
-            names = {
-                "seq": "seq",
-                "t": "t",
-                "step": "step",
-                "v": f"v{column}",
-                "odd": f"odd{column}",
-            }
-            if chosen.all():  # one segment of one key: every row, as read
-                points = {name: np.asarray(rows[read]) for name, read in names.items()}
+            names = {"seq": "seq", "t": "t", "step": "step", "v": f"v{column}"}
+            has = np.asarray(rows[f"has{column}"])[mine]
+            if has.all():  # every row of the segment holds the key: a view of them, no copy
+                points = {name: np.asarray(rows[read])[mine] for name, read in names.items()}
             else:
-                points = {name: np.asarray(rows[read])[chosen] for name, read in names.items()}
+                points = {name: np.asarray(rows[read])[mine][has] for name, read in names.items()}
+            points["odd"] = np.asarray(rows[f"odd{column}"])[mine][has]
             found[place][index] = points
             filled.append((place, index))
     return filled
