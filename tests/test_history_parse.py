@@ -88,7 +88,7 @@ def test_a_segment_is_read_typed_only_when_it_holds_no_null(tmp_path, monkeypatc
     read_json = history._read_json
 
     def reading(con, paths, keys, typed):
-        typed_by_segment.update(dict.fromkeys(paths, typed))
+        typed_by_segment.update(dict.fromkeys(paths, typed))  # the last read of each counts
         return read_json(con, paths, keys, typed)
 
     monkeypatch.setattr(history, "_read_json", reading)
@@ -145,7 +145,7 @@ def test_a_read_right_after_a_parse_takes_the_cache_it_left(tmp_path, monkeypatc
     reads = []
     read_json = history._read_json
     monkeypatch.setattr(
-        history, "_read_json", lambda *args: reads.append(args[1]) or read_json(*args)
+        history, "_read_json", lambda *args, **kw: reads.append(args[1]) or read_json(*args, **kw)
     )
     cache = tmp_path / "cache"
     first = history.scalar_columns(run.dir, ["loss"], 0.0, cache)

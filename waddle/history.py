@@ -241,16 +241,39 @@ def _parse_lacking(
     with contextlib.ExitStack() as stack:
         readable = {place: _whole_lines(wanted[place][0], stack) for place in lacking}
         # DuckDB's struct fields are named without regard to case: two such keys read as JSON.
-        distinct = len({key.casefold() for key in keys}) == len(keys)
-        paths = list(readable.values())
-        no_null = _hold_no_null(con, paths) if distinct else [False] * len(paths)
+        if len({key.casefold() for key in keys}) < len(keys):
+            rows = _read_json(con, list(readable.values()), keys, typed=False)
+            return _fill(found, wanted, keys, lacking, rows)
+        # Read typed while a thread looks for nulls (on the other core: DuckDB's read leaves
+        # Python free); a segment that holds one is read again as JSON.
+        checking = _Checking(list(readable.values()))
+        try:
+            rows = _read_json(con, list(readable.values()), keys, typed=True)
+        finally:
+            no_null = checking.result()
         typed = [place for place, ok in zip(lacking, no_null, strict=True) if ok]
-        filled = []
-        for places in (typed, [place for place in lacking if place not in typed]):
-            if places:
-                rows = _read_json(con, [readable[place] for place in places], keys, places is typed)
-                filled += _fill(found, wanted, keys, places, rows)
+        filled = _fill(found, wanted, keys, typed, rows, [lacking.index(p) + 1 for p in typed])
+        untyped = [place for place in lacking if place not in typed]
+        if untyped:
+            rows = _read_json(con, [readable[place] for place in untyped], keys, typed=False)
+            filled += _fill(found, wanted, keys, untyped, rows)
     return filled
+
+
+class _Checking:
+    """:func:`_holds_no_null` of each segment, in a thread of its own."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._paths, self._answer = paths, [False] * len(paths)
+        self._thread = threading.Thread(target=self._run, name="waddle-history-nulls")
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._answer = [_holds_no_null(path) for path in self._paths]
+
+    def result(self) -> list[bool]:
+        self._thread.join()
+        return self._answer
 
 
 def _fill(
@@ -259,17 +282,22 @@ def _fill(
     keys: list[str],
     places: list[int],
     rows: dict[str, Any],
+    positions: list[int] | None = None,
 ) -> list[tuple[int, int]]:
-    """Fill the holes of ``found`` at ``places`` from ``rows`` (:func:`_read_json`'s of those
-    segments and ``keys``); the holes filled."""
+    """Fill the holes of ``found`` at ``places`` from ``rows`` (:func:`_read_json`'s of
+    segments and ``keys``, among which the place's is at ``positions``, 1-based: by default
+    the places are those segments, in order); the holes filled."""
     import numpy as np
 
     filled = []
     part = np.asarray(rows["part"])
+    positions = positions or list(range(1, len(places) + 1))
     # DuckDB reads the files in the order given: each segment's rows are one run of them.
     in_order = len(part) < 2 or bool(np.all(part[1:] >= part[:-1]))
-    bounds = np.searchsorted(part, np.arange(1, len(places) + 2)) if in_order else None
-    for position, place in enumerate(places, start=1):
+    bounds = (
+        np.searchsorted(part, np.arange(1, max(positions, default=0) + 2)) if in_order else None
+    )
+    for position, place in zip(positions, places, strict=True):
         if bounds is not None:
             mine: Any = slice(bounds[position - 1], bounds[position])
         else:
@@ -312,46 +340,19 @@ def _whole_lines(path: Path, stack: contextlib.ExitStack) -> Path:
         return Path(copy.name)
 
 
-def _hold_no_null(con: Any, paths: list[Path]) -> list[bool]:
-    """Per segment, whether no event of it but a first ``run_start`` holds a JSON null: then
-    its ``data`` reads as a struct of the asked keys (which reads a null as no value at all,
-    the JSON text of every other value as it is) and gives what the JSON form gives, in about
-    three quarters of the time. JSON spells null one way only, so the bytes decide: Python
-    looks for them past a run_start at a segment's head (which holds some), DuckDB in the
-    other segments (at several GB/s)."""
-    import duckdb
-
-    heads = {path: _starts_a_run(path) for path in paths}
-    others = [str(path) for path in paths if not heads[path]]
-    nulls: dict[str, bool] = {}
-    if others:
-        try:
-            found = con.execute(
-                "SELECT filename, contains(content, 'null') FROM read_text($files)",
-                {"files": others},
-            ).fetchall()
-            nulls = dict(found)
-        except duckdb.Error:  # e.g. a line cut in the middle of a character: read as JSON
-            pass
-    return [
-        _no_null_past_the_head(path) if heads[path] else nulls.get(str(path)) is False
-        for path in paths
-    ]
-
-
-def _starts_a_run(path: Path) -> bool:
+def _holds_no_null(path: Path) -> bool:
+    """Whether no event of the segment but a ``run_start`` at its head holds a JSON null:
+    then its ``data`` reads as a struct of the asked keys (which reads a null as no value at
+    all, the JSON text of every other value as it is) and gives what the JSON form gives, in
+    about three quarters of the time. JSON spells null one way only, so the bytes decide (read
+    in pieces of 1 MiB: about 1.5 GB/s)."""
     first = segment.read_head_event(path)
-    return first is not None and first["type"] == "run_start"
-
-
-def _no_null_past_the_head(path: Path) -> bool:
-    """Whether no line of the segment after its first holds a null (read in pieces of 1 MiB:
-    about 1.5 GB/s)."""
     chunk = bytearray(1 << 20)
     try:
         with open(path, "rb", buffering=0) as file:
             read = file.readinto(chunk)
-            start = chunk.find(b"\n", 0, read) + 1
+            head = first is not None and first["type"] == "run_start"
+            start = chunk.find(b"\n", 0, read) + 1 if head else 0
             tail = b""
             while read:
                 across = tail + bytes(chunk[start : min(read, start + 3)])
@@ -368,7 +369,7 @@ def _read_json(con: Any, paths: list[Path], keys: list[str], typed: bool) -> dic
     """DuckDB's reading of ``paths``' log events that hold any of ``keys``: numpy columns
     ``part`` (the 1-based place of the event's segment in ``paths``), ``seq``, ``t``,
     ``step``, and per key (by its index i) ``has<i>``, ``v<i>``, ``odd<i>``. ``typed``: read
-    ``data`` as a struct of the keys (for segments without a null, :func:`_hold_no_null`)."""
+    ``data`` as a struct of the keys (right for segments without a null, :func:`_holds_no_null`)."""
     import duckdb
     import numpy as np
 
