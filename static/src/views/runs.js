@@ -215,7 +215,12 @@ class RunsTable {
     const loading = api.runs(this.project, this.params(n * PAGE)).then((answer) => {
       this.pages.set(n, answer.runs);
       this.first = null; // replace the placeholders in view, keep the other rows
-      this.draw();
+      // At the next frame, with the scroll's own drawing, not now: drawing as the answer comes
+      // read the scroll offset of a changed page, a layout forced between two frames.
+      if (!this.queued) {
+        this.queued = true;
+        requestAnimationFrame(() => ((this.queued = false), this.draw()));
+      }
     });
     this.pages.set(n, loading);
     return loading;
