@@ -346,9 +346,9 @@ def _holds_no_null(path: Path) -> bool:
     all, the JSON text of every other value as it is) and gives what the JSON form gives, in
     about three quarters of the time. JSON spells null one way only, so the bytes decide (read
     in pieces of 1 MiB: about 1.5 GB/s)."""
-    first = segment.read_head_event(path)
     chunk = bytearray(1 << 20)
     try:
+        first = segment.read_head_event(path)
         with open(path, "rb", buffering=0) as file:
             read = file.readinto(chunk)
             head = first is not None and first["type"] == "run_start"
