@@ -11,6 +11,8 @@ copies given up so that reads parse the JSON and give the same values).
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 import waddle
@@ -227,3 +229,34 @@ def test_an_event_that_fails_in_the_writer_is_counted_and_the_rest_are_written(
     assert events[-1]["lost_values"] == 1
     err = capfd.readouterr().err
     assert "a console event could not be written" in err and "Injected: injected fault" in err
+
+
+def test_a_finish_event_that_cannot_be_written_still_ends_the_run(new_run, capfd, monkeypatch):
+    """The item that ends the writer fails: finish() still returns, every event logged before
+    it is on disk, the failure is said, and readers take the run for one that never finished
+    (crashed once its heartbeat is old), as after a kill."""
+    original = writer.Writer._encode
+
+    def encode(self, batch, t, kind, fields, *rest, **named):
+        if kind == "finish":
+            raise Injected("injected fault")
+        return original(self, batch, t, kind, fields, *rest, **named)
+
+    monkeypatch.setattr(writer.Writer, "_encode", encode)
+    run = new_run()
+    for step in range(STEPS):
+        run.log({"loss": float(step)})
+    ended = threading.Thread(target=run.finish)
+    ended.start()
+    ended.join(timeout=30)
+    assert not ended.is_alive(), "finish() did not return"
+    events = events_of(run.dir)
+    assert [event["seq"] for event in events] == list(range(len(events)))
+    assert [event["data"]["loss"] for event in events if event["type"] == "log"] == [
+        float(step) for step in range(STEPS)
+    ]
+    assert events[-1]["type"] == "log"  # no finish: read as a run that never finished
+    assert "a finish event could not be written" in capfd.readouterr().err
+    read = waddle.Api(overrides={"dir": str(run.dir.parent.parent)}).run(f"p/{run.id}")
+    assert read.state in ("running", "crashed")
+    assert read.history(keys=["loss"], pandas=False, samples=0)[-1]["loss"] == STEPS - 1
