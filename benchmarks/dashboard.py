@@ -514,6 +514,15 @@ TRACE_CATEGORIES = ["toplevel", "disabled-by-default-devtools.timeline"]
 THREADS = {"CrRendererMain": "main", "Compositor": "compositor", "VizCompositorThread": "viz"}
 
 
+def thread_names(events: list[dict]) -> dict[tuple, str]:
+    """A trace's thread names, by (pid, tid)."""
+    return {
+        (e["pid"], e["tid"]): e["args"]["name"]
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name"
+    }
+
+
 def cpu_per_frame(browser, page, script: str) -> dict:
     """Run `script` (which resolves to {frames: [intervals]}) under a trace: CPU ms per
     frame of the page's main thread, its compositor thread and the display compositor. Unlike
@@ -524,11 +533,7 @@ def cpu_per_frame(browser, page, script: str) -> dict:
     browser.stop_tracing()
     events = json.loads(path.read_text())["traceEvents"]
     path.unlink()
-    names = {
-        (e["pid"], e["tid"]): e["args"]["name"]
-        for e in events
-        if e.get("ph") == "M" and e.get("name") == "thread_name"
-    }
+    names = thread_names(events)
     spans: dict = {name: [] for name in THREADS.values()}
     for e in events:
         thread = THREADS.get(names.get((e.get("pid"), e.get("tid"))))

@@ -115,11 +115,7 @@ def trace_view(browser, url: str, viewport: dict, ready: str, path: Path) -> dic
     context.close()
     trace = json.loads(path.read_text())["traceEvents"]
     path.unlink()
-    names = {
-        (e["pid"], e["tid"]): e["args"]["name"]
-        for e in trace
-        if e.get("ph") == "M" and e.get("name") == "thread_name"
-    }
+    names = bench.thread_names(trace)
     main, main_top = self_times(trace, names, "CrRendererMain")
     raster = defaultdict(float)
     for e in trace:
@@ -143,11 +139,7 @@ FRAME_CATEGORIES = [*bench.TRACE_CATEGORIES, "devtools.timeline", "cc", "viz", "
 def per_frame(events: list[dict], frames: int) -> dict[str, tuple[float, list]]:
     """Each thread's CPU ms per frame (self time of each task, from its thread time), in all
     and for its top tasks."""
-    names = {
-        (e["pid"], e["tid"]): e["args"]["name"]
-        for e in events
-        if e.get("ph") == "M" and e.get("name") == "thread_name"
-    }
+    names = bench.thread_names(events)
     by_thread: dict[str, list] = defaultdict(list)
     for e in events:
         if e.get("ph") == "X" and "dur" in e:
@@ -183,11 +175,7 @@ def _own_cpu(items: list[dict]) -> dict[str, float]:
 def slow_frames(events: list[dict], over_us: float = 20_000) -> list[str]:
     """Frames (between animation frame callbacks) longer than ``over_us``: the main thread's
     tasks of over 0.5 ms in each, with their longest parts."""
-    names = {
-        (e["pid"], e["tid"]): e["args"]["name"]
-        for e in events
-        if e.get("ph") == "M" and e.get("name") == "thread_name"
-    }
+    names = bench.thread_names(events)
     main = sorted(
         (
             e

@@ -154,20 +154,18 @@ def list_runs(
         order = f"{field if field != 'status' else 'st'} {{d}} NULLS LAST"
     order = order.format(d="DESC" if descending else "ASC") + ", run_id"
     where = ["project = $project"]
-    if status:
-        where.append("st = $status")
-        params["status"] = status
-    if tag:
-        where.append("list_contains(tags, $tag)")
-        params["tag"] = tag
     if origin == HERE:
         where.append("origin IS NULL")
-    elif origin:
-        where.append("origin = $origin")
-        params["origin"] = origin
-    if id:
-        where.append("list_contains($ids, run_id)")
-        params["ids"] = id
+        origin = None
+    for value, name, clause in (
+        (status, "status", "st = $status"),
+        (tag, "tag", "list_contains(tags, $tag)"),
+        (origin, "origin", "origin = $origin"),
+        (id, "ids", "list_contains($ids, run_id)"),
+    ):
+        if value:
+            where.append(clause)
+            params[name] = value
     if text:
         where.append(
             '(name ILIKE $text OR run_id ILIKE $text OR notes ILIKE $text OR "group" ILIKE $text'
