@@ -227,8 +227,8 @@ def _parse_lacking(
 ) -> list[tuple[int, int]]:
     """Fill the holes of ``found`` (per segment, per key: numpy columns ``seq``, ``t``,
     ``step``, ``v`` and ``odd``, a value that is no number: a string, a bool, a null that ``nf``
-    does not name) from DuckDB's reading of the segments that have any (one read for those
-    it may read typed, one for the rest); the holes filled, as (segment, key) places."""
+    does not name) from DuckDB's reading of the segments that have any (all of them typed,
+    then as JSON those that hold a null); the holes filled, as (segment, key) places."""
     lacking = [place for place, points_of in enumerate(found) if None in points_of]
     keys = list(
         dict.fromkeys(
@@ -244,13 +244,14 @@ def _parse_lacking(
         if len({key.casefold() for key in keys}) < len(keys):
             rows = _read_json(con, list(readable.values()), keys, typed=False)
             return _fill(found, wanted, keys, lacking, rows)
+        from concurrent.futures import ThreadPoolExecutor
+
         # Read typed while a thread looks for nulls (on the other core: DuckDB's read leaves
         # Python free); a segment that holds one is read again as JSON.
-        checking = _Checking(list(readable.values()))
-        try:
+        with ThreadPoolExecutor(1, thread_name_prefix="waddle-history-nulls") as checker:
+            checking = checker.map(_holds_no_null, readable.values())
             rows = _read_json(con, list(readable.values()), keys, typed=True)
-        finally:
-            no_null = checking.result()
+            no_null = list(checking)
         typed = [place for place, ok in zip(lacking, no_null, strict=True) if ok]
         filled = _fill(found, wanted, keys, typed, rows, [lacking.index(p) + 1 for p in typed])
         untyped = [place for place in lacking if place not in typed]
@@ -258,22 +259,6 @@ def _parse_lacking(
             rows = _read_json(con, [readable[place] for place in untyped], keys, typed=False)
             filled += _fill(found, wanted, keys, untyped, rows)
     return filled
-
-
-class _Checking:
-    """:func:`_holds_no_null` of each segment, in a thread of its own."""
-
-    def __init__(self, paths: list[Path]) -> None:
-        self._paths, self._answer = paths, [False] * len(paths)
-        self._thread = threading.Thread(target=self._run, name="waddle-history-nulls")
-        self._thread.start()
-
-    def _run(self) -> None:
-        self._answer = [_holds_no_null(path) for path in self._paths]
-
-    def result(self) -> list[bool]:
-        self._thread.join()
-        return self._answer
 
 
 def _fill(
@@ -290,18 +275,11 @@ def _fill(
     import numpy as np
 
     filled = []
-    part = np.asarray(rows["part"])
     positions = positions or list(range(1, len(places) + 1))
-    # DuckDB reads the files in the order given: each segment's rows are one run of them.
-    in_order = len(part) < 2 or bool(np.all(part[1:] >= part[:-1]))
-    bounds = (
-        np.searchsorted(part, np.arange(1, max(positions, default=0) + 2)) if in_order else None
-    )
+    # Each segment's rows are one run of them (_read_json checks).
+    bounds = np.searchsorted(rows["part"], np.arange(1, max(positions, default=0) + 2))
     for position, place in zip(positions, places, strict=True):
-        if bounds is not None:
-            mine: Any = slice(bounds[position - 1], bounds[position])
-        else:
-            mine = part == position
+        mine = slice(bounds[position - 1], bounds[position])
         for index, key in enumerate(wanted[place][1]):
             if found[place][index] is not None:
                 continue
@@ -407,9 +385,11 @@ def _read_json(con: Any, paths: list[Path], keys: list[str], typed: bool) -> dic
         f" WHERE type = 'log') WHERE {anywhere}",
         params,
     ).fetchnumpy()
-    if len(rows["part"]) and not np.asarray(rows["part"]).all():
-        # A line DuckDB names by another path than it was given: never guess whose it is.
-        raise duckdb.InvalidInputException("a segment's lines came back under another name")
+    part = rows["part"] = np.asarray(rows["part"])
+    # A line DuckDB names by another path than it was given, or the files' lines not in the
+    # order they were given (each segment's a run of them): never guess whose a line is.
+    if len(part) and not (part.all() and np.all(part[1:] >= part[:-1])):
+        raise duckdb.InvalidInputException("a segment's lines came back out of place")
     return rows
 
 
