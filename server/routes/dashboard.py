@@ -7,8 +7,9 @@ page as markup still could not run; nothing outside ``dist/`` is served; and whe
 was not built, ``/`` answers the one line that says so and how to build it (``waddle serve``
 prints the same line at start). A run or compare view's page preloads the API requests its
 script makes first, so they are on their way while the script loads; a run view's page also
-its first chart's data (the script takes it when it is that chart's, see FIRST_CHART_POINTS). Built files are answered from memory, on the event loop: read
-once while they stay the same file (a new build replaces them), since the first page load
+its first chart's data (the script takes it when it is that chart's, see
+FIRST_CHART_POINTS). Built files are answered from memory, on the event loop: read once while
+they stay the same file (a new build replaces them), since the first page load
 waits for them (a file streamed through the thread pool took 50-200 ms on a busy machine).
 """
 
@@ -147,12 +148,10 @@ def _first_chart(request: Request, path: str) -> str | None:
     """The first chart's request of a run view opened as it starts (no query: no search,
     smoothing, axis, zoom, rank or other tab): its first scalar key in the order of the run's
     `metrics` (by key), at FIRST_CHART_POINTS buckets; None for anything else."""
-    parts = path.split("/")
-    if request.url.query or len(parts) != 4 or parts[0] != "p" or parts[2] != "r":
+    run = _run_view(path)
+    if request.url.query or run is None:
         return None
-    project, run_id = parts[1], parts[3]
-    if not (names.is_valid(project) and names.is_valid(run_id)):
-        return None
+    project, run_id = run
     rows = context(request).store.query(
         f"SELECT min(key) FROM metrics JOIN ({STREAMS}) s USING (run) WHERE kind = 'scalar'",
         {"project": project, "run_id": run_id},
@@ -170,18 +169,33 @@ def _first_requests(path: str, runs: str) -> list[str]:
     than after it has loaded and run. Used only where the script sends no header (no token),
     so that its requests are the preloaded ones; only for valid names, which need no escaping
     in a URL or in HTML."""
+    run = _run_view(path)
+    if run is not None:
+        project, run_id = run
+        return [
+            f"/api/projects/{project}/runs/{run_id}",
+            f"/api/projects/{project}/runs/{run_id}/metrics",
+        ]
     parts = path.split("/")
     if len(parts) < 3 or parts[0] != "p" or not names.is_valid(parts[1]):
         return []
     runs_path = f"/api/projects/{parts[1]}/runs"
-    if len(parts) == 4 and parts[2] == "r" and names.is_valid(parts[3]):
-        return [f"{runs_path}/{parts[3]}", f"{runs_path}/{parts[3]}/metrics"]
     ids = [run for run in runs.split(",") if run]
     if len(parts) == 3 and parts[2] == "compare" and ids and all(map(names.is_valid, ids)):
         return [
             f"{runs_path}?{''.join(f'id={run}&' for run in ids)}scalar_keys=true&limit={len(ids)}"
         ]
     return []
+
+
+def _run_view(path: str) -> tuple[str, str] | None:
+    """The project and run of a run view's page path (``p/<project>/r/<run>``, valid names,
+    which need no escaping in a URL or in HTML); None for any other path."""
+    parts = path.split("/")
+    shaped = len(parts) == 4 and parts[0] == "p" and parts[2] == "r"
+    if shaped and names.is_valid(parts[1]) and names.is_valid(parts[3]):
+        return parts[1], parts[3]
+    return None
 
 
 @router.get("/assets/{name}")
