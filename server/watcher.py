@@ -150,23 +150,38 @@ class Watcher:
                 self.notices.resolve("watcher")
 
     def _poll(self) -> None:
+        # One listing per folder and paths as strings: with pathlib and a stat per question,
+        # a poll of 10,000 runs took 0.28 s of a core (now ~0.1 s), every 5 s beside inotify.
         seen: dict[str, tuple[int, int]] = {}
         for project in names.folders(self.root):
-            for run_id in names.folders(self.root / project):
-                run_dir = self.root / project / run_id
-                streams = [run_dir, *(path for _, path in ranks.rank_streams(run_dir))]
-                for path in (path for folder in streams for path in segment.list_segments(folder)):
-                    try:
-                        info = path.stat()
-                    except FileNotFoundError:
-                        continue
-                    seen[str(path)] = (info.st_size, info.st_mtime_ns)
+            project_dir = os.path.join(self.root, project)
+            for run_id in names.folders(project_dir):
+                _note_segments(os.path.join(project_dir, run_id), seen, with_ranks=True)
         changed = {path for path, mark in seen.items() if self._seen.get(path) != mark}
         changed.update(path for path in self._seen if path not in seen)
         self._seen = seen
         for path in changed:
             parts = Path(path).relative_to(self.root).parts
             self.mark(parts[0], parts[1])
+
+
+def _note_segments(folder: str, seen: dict[str, tuple[int, int]], with_ranks: bool) -> None:
+    """Note in ``seen`` the size and mtime of each segment in ``folder`` (a run's, or a rank's
+    stream); ``with_ranks``: those of the run's ranks' streams too."""
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if segment.is_segment(entry):
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            seen[entry.path] = (info.st_size, info.st_mtime_ns)
+        elif with_ranks and entry.name == ranks.RANKS_DIR:
+            for _, path in ranks.rank_streams(Path(folder)):
+                _note_segments(str(path), seen, with_ranks=False)
 
 
 class _Handler(FileSystemEventHandler):

@@ -30,3 +30,43 @@ def test_a_project_made_after_the_start_is_watched_and_waddle_folder_never(tmp_p
         assert watched == {tmp_path, tmp_path / "old", tmp_path / "new"}
     finally:
         watcher.stop()
+
+
+def test_a_poll_reports_the_runs_whose_segments_or_ranks_segments_changed_and_nothing_else(
+    tmp_path,
+):
+    """The safety poll (and the watcher where inotify is missing) sees appends to a run's
+    segments and its ranks' segments; other files, folders not a rank's and symlinked
+    segments (which could lead out of the log folder) are none of its business."""
+    run = tmp_path / "p" / "r"
+    rank = run / "ranks" / "1"
+    not_a_rank = run / "ranks" / "01"
+    for folder in (rank, not_a_rank):
+        folder.mkdir(parents=True)
+    segments = [folder / "events-000000000000.jsonl" for folder in (run, rank, not_a_rank)]
+    for path in segments:
+        path.write_bytes(b"{}\n")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.jsonl"
+    outside.write_bytes(b"{}\n")
+    (run / "events-000000000001.jsonl").symlink_to(outside)
+    marks: list[tuple[str, str | None]] = []
+    watcher = Watcher(tmp_path, lambda project, run_id: marks.append((project, run_id)))
+
+    watcher._poll()
+    assert set(marks) == {("p", "r")}
+    assert sorted(watcher._seen) == sorted(str(path) for path in segments[:2])
+    for change in (
+        lambda: outside.write_bytes(b"{}\n{}\n"),
+        lambda: (run / "notes.txt").write_text("not a segment"),
+        lambda: segments[2].write_bytes(b"{}\n{}\n"),
+    ):
+        marks.clear()
+        change()
+        watcher._poll()
+        assert marks == []
+    for path in segments[:2]:
+        marks.clear()
+        with path.open("ab") as file:
+            file.write(b"{}\n")
+        watcher._poll()
+        assert marks == [("p", "r")]

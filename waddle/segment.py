@@ -42,26 +42,25 @@ def first_seq(path: Path) -> int | None:
     return None
 
 
-def list_segments(run_dir: Path) -> list[Path]:
-    """The run's segment files in order of their first seq.
+def is_segment(entry: os.DirEntry) -> bool:
+    """True if a folder's entry is a segment: named like one and a regular file (a folder or
+    a symlink named like a segment is not one: a folder cannot be read as lines, and a link
+    could lead out of the log folder)."""
+    name = entry.name
+    return (
+        name.startswith(SEGMENT_PREFIX)
+        and name.endswith(SEGMENT_SUFFIX)
+        and entry.is_file(follow_symlinks=False)
+    )
 
-    Only regular files count: a folder or a symlink named like a segment is not one (a folder
-    cannot be read as lines, and a link could lead out of the log folder).
-    """
+
+def list_segments(run_dir: Path) -> list[Path]:
+    """The run's segment files (:func:`is_segment`) in order of their first seq."""
     try:
         entries = list(os.scandir(run_dir))
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return [
-        run_dir / name
-        for name in sorted(
-            entry.name
-            for entry in entries
-            if entry.name.startswith(SEGMENT_PREFIX)
-            and entry.name.endswith(SEGMENT_SUFFIX)
-            and entry.is_file(follow_symlinks=False)
-        )
-    ]
+    return [run_dir / name for name in sorted(entry.name for entry in entries if is_segment(entry))]
 
 
 def read_complete_lines(
