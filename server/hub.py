@@ -29,7 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from waddle.server import wire
 from waddle.server.indexer import Commit
 from waddle.server.notices import Notices
-from waddle.server.routes.lookup import RUN_STATUS, status_params
+from waddle.server.routes.lookup import RUNS_WITH_STATUS, status_params
 from waddle.server.store import Store
 
 FLUSH_INTERVAL = 0.2
@@ -282,9 +282,8 @@ class Hub:
         rows = (
             self.store.reader()
             .execute(
-                f"SELECT run_id, origin, name, {RUN_STATUS}, tags, summary, last_step, created,"
-                " updated"
-                " FROM runs WHERE project = $project AND list_contains($ids, run_id)",
+                "SELECT run_id, origin, name, run_status, tags, summary, last_step, created,"
+                f" updated FROM {RUNS_WITH_STATUS} WHERE project = $project AND list_contains($ids, run_id)",
                 {"project": project, "ids": run_ids, **status_params(self.heartbeat_timeout)},
             )
             .fetchall()

@@ -257,6 +257,50 @@ def test_a_rank_that_outlives_a_finished_primary_does_not_crash_the_run():
     assert ranks.run_status(primary, [quiet], 10.0, now=110.0) == "crashed"
 
 
+STATUSES = ("running", "finished", "crashed")
+
+
+@pytest.mark.parametrize("primary_status", STATUSES)
+def test_the_index_spells_the_rule_of_run_status_alike(tmp_path, primary_status):
+    """The server's SQL (RUNS_WITH_STATUS) and ranks.run_status agree on every mix of a
+    primary and two other ranks: each finished, crashed or running, fresh or stale."""
+    from waddle.server.routes.lookup import RUNS_WITH_STATUS, status_params
+    from waddle.server.store import Store
+
+    now, timeout = 1000.0, 10.0
+    ages = (1.0, 50.0)  # seconds since a stream's newest event: fresh, stale
+    streams = [(status, age) for status in STATUSES for age in ages]
+    cases = [(p_age, a, b) for p_age in ages for a in streams for b in streams]
+    store = Store(tmp_path / "index.duckdb")
+    con = store.reader()
+    for run, (p_age, *others) in enumerate(cases):
+        con.execute(
+            "INSERT INTO runs (run, project, run_id, status, updated) VALUES (?, 'p', ?, ?, ?)",
+            [run, f"r{run}", primary_status, now - p_age],
+        )
+        for rank, (status, age) in enumerate(others, start=1):
+            con.execute(
+                "INSERT INTO ranks (run, rank, project, run_id, status, updated)"
+                " VALUES (?, ?, 'p', ?, ?, ?)",
+                [1000 + 2 * run + rank, rank, f"r{run}", status, now - age],
+            )
+    params = {**status_params(timeout), "cutoff": now - timeout}
+    sql = dict(con.execute(f"SELECT run_id, run_status FROM {RUNS_WITH_STATUS}", params).fetchall())
+
+    def record(status, age, primary=False):
+        stale = status == "running" and age > timeout
+        record = waddle.run_folder.RunRecord("p", "r", None, last_activity=now - age)
+        record.status = "crashed" if primary and stale else status
+        record.finish = None if status == "running" else {"status": status}
+        return record
+
+    for run, (p_age, *others) in enumerate(cases):
+        primary = record(primary_status, p_age, primary=True)
+        expected = ranks.run_status(primary, [record(*o) for o in others], timeout, now)
+        assert sql[f"r{run}"] == expected, (primary_status, p_age, others)
+    store.close()
+
+
 def test_the_run_id_of_a_torchrun_job_is_the_same_on_every_rank():
     job = {"RANK": "1", "WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "b7e1c9a0-4f"}
     assert ranks.torchrun_id(job) == "torchrun-b7e1c9a0-4f"

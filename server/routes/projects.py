@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from waddle.server.errors import not_found
-from waddle.server.routes.lookup import RUN_STATUS, context, status_of
+from waddle.server.routes.lookup import RUNS_WITH_STATUS, context, status_of
 
 router = APIRouter(prefix="/api", tags=["projects"])
 
@@ -48,8 +48,8 @@ def projects(request: Request):
         context(request)
         .store.reader()
         .execute(
-            f"SELECT project, count(*), count(*) FILTER (WHERE st = 'running'), max(updated)"
-            f" FROM (SELECT project, updated, {RUN_STATUS} AS st FROM runs) GROUP BY project"
+            "SELECT project, count(*), count(*) FILTER (WHERE run_status = 'running'),"
+            f" max(updated) FROM {RUNS_WITH_STATUS} GROUP BY project"
             " ORDER BY max(updated) DESC NULLS LAST",
             status_of(request),
         )

@@ -13,7 +13,7 @@ from waddle.server.errors import invalid, not_found
 from waddle.server.ingester import VALUE_TABLES
 from waddle.server.routes.artifacts import run_artifacts
 from waddle.server.routes.lookup import (
-    RUN_STATUS,
+    RUNS_WITH_STATUS,
     STREAM_STATUS,
     STREAMS,
     context,
@@ -33,7 +33,7 @@ LIST_FIELDS = (
     ("id", "run_id"),
     ("origin", "origin"),
     ("name", "name"),
-    ("status", "st"),
+    ("status", "run_status"),
     ("tags", "tags"),
     ("group", '"group"'),
     ("job_type", "job_type"),
@@ -151,14 +151,14 @@ def list_runs(
     else:
         descending = match.group(4) == "-"
         field = match.group(5)
-        order = f"{field if field != 'status' else 'st'} {{d}} NULLS LAST"
+        order = f"{field if field != 'status' else 'run_status'} {{d}} NULLS LAST"
     order = order.format(d="DESC" if descending else "ASC") + ", run_id"
     where = ["project = $project"]
     if origin == HERE:
         where.append("origin IS NULL")
         origin = None
     for value, name, clause in (
-        (status, "status", "st = $status"),
+        (status, "status", "run_status = $status"),
         (tag, "tag", "list_contains(tags, $tag)"),
         (origin, "origin", "origin = $origin"),
         (id, "ids", "list_contains($ids, run_id)"),
@@ -173,9 +173,8 @@ def list_runs(
         )
         params["text"] = f"%{text}%"
     cursor = context(request).store.reader()
-    base = f"SELECT *, {RUN_STATUS} AS st FROM runs"
     columns = ", ".join(column for _, column in LIST_FIELDS)
-    sql = f"SELECT run, {columns} FROM ({base}) WHERE {' AND '.join(where)}"
+    sql = f"SELECT run, {columns} FROM {RUNS_WITH_STATUS} WHERE {' AND '.join(where)}"
     filters = {
         name: value for name, value in params.items() if name not in ("path", "inner", "sort_key")
     }
@@ -210,8 +209,8 @@ def get_run(request: Request, project: str, run_id: str):
     run = run_number(request, project, run_id)
     cursor = context(request).store.reader()
     result = cursor.execute(
-        f"SELECT * EXCLUDE (status, explicit_summary, next_seq, missing),"
-        f" {RUN_STATUS} AS status FROM runs WHERE run = $run",
+        "SELECT * EXCLUDE (status, explicit_summary, next_seq, missing, run_status),"
+        f" run_status AS status FROM {RUNS_WITH_STATUS} WHERE run = $run",
         {"run": run, **status_of(request)},
     )
     names = [column[0] for column in result.description]
