@@ -345,11 +345,10 @@ def median_of(browser, measure, viewport=VIEWPORT) -> tuple[float, float | None]
     """Median over fresh pages of measure(page) -> ms, and the JS heap of the last page."""
     times, heap = [], None
     for _ in range(TRIES):
-        context = browser.new_context(viewport=viewport)
-        page = context.new_page()
+        page = fresh_page(browser, viewport)
         times.append(measure(page))
         heap = heap_mb(page)
-        context.close()
+        page.context.close()
     return statistics.median(times), heap
 
 
@@ -372,10 +371,37 @@ def in_page_ms(page, expression: str, timeout_ms: float = 60_000) -> float:
     )
 
 
-def bypass(browser, viewport=VIEWPORT):
-    """A context where page-side polling may compile code (CDP evaluation is not bound by the
+def fresh_page(browser, viewport=VIEWPORT, bypass_csp: bool = False):
+    """A page in a context of its own (no cache, no storage), its window open on about:blank
+    and done starting up before the measured navigation, as a user's browser is when they
+    open the dashboard. Each context is a new window, whose start-up (Chromium's omnibox
+    WebUI) took both cores for ~0.3 s right as the measured page drew its first rows.
+    `bypass_csp`: page-side polling may compile code (CDP evaluation is not bound by the
     page's CSP, but new Function inside the page is); used only for in-page timers."""
-    return browser.new_context(viewport=viewport, bypass_csp=True)
+    page = browser.new_context(viewport=viewport, bypass_csp=bypass_csp).new_page()
+    page.goto("about:blank")
+    machine_quiet()
+    return page
+
+
+def machine_quiet(busy: float = 0.25, window: float = 0.1, timeout: float = 3.0) -> None:
+    """Wait until the machine's CPUs were busy less than `busy` of a `window` (at most
+    `timeout` seconds: a shared machine may never be quiet)."""
+
+    def ticks() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            fields = [int(n) for n in stat.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+    deadline = time.monotonic() + timeout
+    total, idle = ticks()
+    while time.monotonic() < deadline:
+        time.sleep(window)
+        now_total, now_idle = ticks()
+        spent = now_total - total
+        if spent and 1 - (now_idle - idle) / spent < busy:
+            return
+        total, idle = now_total, now_idle
 
 
 # ---------------------------------------------------------------- waddle's own figures
@@ -427,38 +453,34 @@ def one_round(browser, url: str, sizes: dict, figures) -> dict:
     sel = CHARTS["waddle"]
     charts_ready = "[...document.querySelectorAll('.chart')].filter(c => c.chart?.plot && c.chart.series[0]?.xs.length).length"
     if "first" in figures:
-        context = browser.new_context(viewport=VIEWPORT)
-        out["first_chart"] = time_until_drawn(context.new_page(), run_url, sel, "first")
-        context.close()
-        context = browser.new_context(viewport=VIEWPORT)
-        out["first_chart_cast"] = first_drawn_frame(context.new_page(), run_url, sel)
-        context.close()
-        context = bypass(browser)
-        page = context.new_page()
+        page = fresh_page(browser)
+        out["first_chart"] = time_until_drawn(page, run_url, sel, "first")
+        page.context.close()
+        page = fresh_page(browser)
+        out["first_chart_cast"] = first_drawn_frame(page, run_url, sel)
+        page.context.close()
+        page = fresh_page(browser, bypass_csp=True)
         page.goto(run_url, wait_until="commit")
         out["first_chart_in_page"] = in_page_ms(page, f"{charts_ready} >= 1")
-        context.close()
+        page.context.close()
     if "views" in figures:
-        context = browser.new_context(viewport=VIEWPORT)
-        page = context.new_page()
+        page = fresh_page(browser)
         out["d1_view"] = time_until_drawn(page, run_url, sel, "all")
         out["heap_view"] = heap_mb(page)
-        context.close()
-        context = browser.new_context(viewport=VIEWPORT)
-        page = context.new_page()
+        page.context.close()
+        page = fresh_page(browser)
         out["compare"] = time_until_drawn(page, compare_url, sel, "all")
         out["heap_compare"] = heap_mb(page)
-        context.close()
+        page.context.close()
     if "heap" in figures:
         # All 50 charts, with a viewport tall enough to hold them (every chart on screen).
         keys = sizes["d1"][0]
-        context = bypass(browser, {"width": 1280, "height": 270 * keys // 2 + 400})
-        page = context.new_page()
+        page = fresh_page(browser, {"width": 1280, "height": 270 * keys // 2 + 400}, True)
         page.goto(run_url, wait_until="commit")
         out["d1_all"] = in_page_ms(page, f"{charts_ready} >= {keys}")
         page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         out["heap_all"] = heap_mb(page)
-        context.close()
+        page.context.close()
     if "hover" in figures:
         out["hover"] = hover_frames(browser, compare_url)
     if "table" in figures:
@@ -575,8 +597,7 @@ def hover_frames(browser, compare_url: str) -> dict:
     """Moving the cursor over a chart of the compare view (10 runs, every chart on screen and
     synced): the handler's time per mouse move and the frame interval while moving; then the
     same moves under a trace, for the CPU each frame took."""
-    context = bypass(browser, {"width": 1280, "height": 1600})
-    page = context.new_page()
+    page = fresh_page(browser, {"width": 1280, "height": 1600}, bypass_csp=True)
     page.goto(compare_url, wait_until="commit")
     in_page_ms(
         page, "[...document.querySelectorAll('.chart')].filter(c => c.chart?.plot).length >= 10"
@@ -584,7 +605,7 @@ def hover_frames(browser, compare_url: str) -> dict:
     result = page.evaluate(HOVER_SCRIPT)
     charts = page.evaluate("document.querySelectorAll('.chart').length")
     cpu = cpu_per_frame(browser, page, HOVER_SCRIPT)
-    context.close()
+    page.context.close()
     pct = lambda xs, q: float(np.percentile(xs, q))  # noqa: E731
     return {
         "handler_p50": pct(result["handler"], 50),
@@ -620,8 +641,7 @@ def table_figures(browser, url: str) -> tuple[float, dict]:
     """The 10,000-run table: ms until its first rows are shown; then a fast scroll, one
     screenful per frame for 120 frames, and how many frames took longer than 25 ms; then the
     same scroll from the top again under a trace, for the CPU each frame took."""
-    context = bypass(browser)
-    page = context.new_page()
+    page = fresh_page(browser, bypass_csp=True)
     page.goto(f"{url}/p/big?cols=summary.loss,config.lr", wait_until="commit")
     shown = in_page_ms(page, "document.querySelectorAll('.runs-rows .row[data-run]').length > 10")
     frames = page.evaluate(SCROLL_SCRIPT)["frames"]
@@ -629,7 +649,7 @@ def table_figures(browser, url: str) -> tuple[float, dict]:
     page.evaluate("document.querySelector('.runs-rows').scrollTop = 0")
     page.wait_for_timeout(300)
     cpu = cpu_per_frame(browser, page, SCROLL_SCRIPT)
-    context.close()
+    page.context.close()
     return shown, {
         "p95": float(np.percentile(frames, 95)),
         "slow": sum(1 for f in frames if f > 25),
@@ -684,8 +704,7 @@ def live_latency(browser, url: str, seconds: float) -> dict:
             60,
             "the live run",
         )
-        context = bypass(browser)
-        page = context.new_page()
+        page = fresh_page(browser, bypass_csp=True)
         page.goto(f"{url}/p/live/r/{run['id']}", wait_until="commit")
         in_page_ms(page, "document.querySelector('.chart')?.chart?.series[0]?.xs.length >= 1")
         page.evaluate(
@@ -707,7 +726,7 @@ def live_latency(browser, url: str, seconds: float) -> dict:
         trainer.wait(timeout=seconds + 60)
         page.wait_for_timeout(1500)
         latencies = page.evaluate("window.__latency")
-        context.close()
+        page.context.close()
     finally:
         if trainer.poll() is None:
             trainer.kill()

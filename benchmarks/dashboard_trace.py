@@ -91,8 +91,7 @@ def self_times(events: list[dict], tid_name: dict, want: str) -> dict[str, float
 
 
 def trace_view(browser, url: str, viewport: dict, ready: str, path: Path) -> dict:
-    context = browser.new_context(viewport=viewport, bypass_csp=True)
-    page = context.new_page()
+    page = bench.fresh_page(browser, viewport, bypass_csp=True)
     bodies: list = []
     page.on(
         "request",
@@ -112,7 +111,7 @@ def trace_view(browser, url: str, viewport: dict, ready: str, path: Path) -> dic
         """() => { const n = performance.getEntriesByType('navigation')[0];
           return {first_byte: n.responseStart, dom_interactive: n.domInteractive}; }"""
     )
-    context.close()
+    page.context.close()
     trace = json.loads(path.read_text())["traceEvents"]
     path.unlink()
     names = bench.thread_names(trace)
@@ -216,8 +215,7 @@ def trace_moves(browser, url: str, view: str, path: Path) -> str:
     """The benchmark's hover or scroll moves once untraced (warm), then under a trace."""
     if view == "hover":
         d2 = [r["id"] for r in bench.get_json(f"{url}/api/projects/d2/runs?limit=100")["runs"]]
-        context = bench.bypass(browser, {"width": 1280, "height": 1600})
-        page = context.new_page()
+        page = bench.fresh_page(browser, {"width": 1280, "height": 1600}, bypass_csp=True)
         page.goto(f"{url}/p/d2/compare?runs={','.join(d2)}", wait_until="commit")
         bench.in_page_ms(
             page,
@@ -226,8 +224,7 @@ def trace_moves(browser, url: str, view: str, path: Path) -> str:
         )
         script = bench.HOVER_SCRIPT
     else:
-        context = bench.bypass(browser)
-        page = context.new_page()
+        page = bench.fresh_page(browser, bypass_csp=True)
         page.goto(f"{url}/p/big?cols=summary.loss,config.lr", wait_until="commit")
         bench.in_page_ms(page, "document.querySelectorAll('.runs-rows .row[data-run]').length > 10")
         script = bench.SCROLL_SCRIPT
@@ -238,7 +235,7 @@ def trace_moves(browser, url: str, view: str, path: Path) -> str:
     browser.start_tracing(page=page, path=str(path), categories=FRAME_CATEGORIES)
     frames = page.evaluate(script)["frames"]
     browser.stop_tracing()
-    context.close()
+    page.context.close()
     events = json.loads(path.read_text())["traceEvents"]
     path.unlink()
     lines = [f"## {view}: {len(frames)} frames, CPU ms per frame by thread and task", ""]
