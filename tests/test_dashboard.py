@@ -204,6 +204,12 @@ def test_compare_overlays_one_line_per_run_and_marks_the_differing_config_key(se
     page.wait_for_timeout(100)  # one frame for uPlot to paint
     pixels = page.evaluate(CANVAS_PIXELS, [0, colors])
     assert all(count > 50 for count in pixels["counts"]), pixels
+    # val/top was logged at steps 200 and 201 only: its step axis is labelled in whole steps.
+    labels = page.evaluate(
+        """() => [...document.querySelectorAll('.chart')]
+          .find((c) => c.chart.options.title === 'val/top').chart.plot.axes[0]._values"""
+    )
+    assert labels and all(label.isdigit() for label in labels), labels
     screenshot(page, "compare")
 
 

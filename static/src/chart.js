@@ -362,6 +362,9 @@ export class Chart {
                 : (u, splits) => ticks(splits),
           // Categories (bars) sit at whole numbers: ticks only there.
           ...(options.xFormat ? { splits: (u) => wholeSplits(u) } : {}),
+          // Steps are whole numbers too: uPlot's own increments labelled a run of steps 200
+          // to 201 with 200.10, 200.20, …
+          ...(options.xKind === "step" && !options.xFormat ? { incrs: WHOLE_INCREMENTS } : {}),
           stroke: "var(--fg)",
           grid: { stroke: "var(--grid)" },
           ticks: { stroke: "var(--grid)" },
@@ -714,6 +717,9 @@ function padHalfBar(u, min, max) {
 }
 
 // Ticks at whole numbers only, as many as fit (about one per 40 px).
+// 1, 2, 5, 10, 20, 50, … up to 5e15: tick spacings for an axis of whole numbers.
+const WHOLE_INCREMENTS = Array.from({ length: 16 }, (_, e) => [1, 2, 5].map((m) => m * 10 ** e)).flat();
+
 function wholeSplits(u) {
   const { min, max } = u.scales.x;
   const first = Math.ceil(min), last = Math.floor(max);
