@@ -205,11 +205,18 @@ def test_compare_overlays_one_line_per_run_and_marks_the_differing_config_key(se
     pixels = page.evaluate(CANVAS_PIXELS, [0, colors])
     assert all(count > 50 for count in pixels["counts"]), pixels
     # val/top was logged at steps 200 and 201 only: its step axis is labelled in whole steps.
-    labels = page.evaluate(
-        """() => [...document.querySelectorAll('.chart')]
-          .find((c) => c.chart.options.title === 'val/top').chart.plot.axes[0]._values"""
+    axes = page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('.chart')].map((c) =>
+          [c.chart.options.title, c.chart.plot.axes.map((a) => [a._splits, a._values])]))"""
     )
-    assert labels and all(label.isdigit() for label in labels), labels
+    steps = axes["val/top"][0][1]
+    assert steps and all(label.isdigit() for label in steps), steps
+    # Every tick reads as the value it marks (val/acc's y ticks at 0.25 and 0.75 once read
+    # 0.3 and 0.8).
+    for title, chart_axes in axes.items():
+        for splits, labels in chart_axes:
+            for split, label in zip(splits, labels, strict=True):
+                assert float(label) == pytest.approx(split, abs=1e-9), (title, splits, labels)
     screenshot(page, "compare")
 
 

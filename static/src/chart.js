@@ -162,7 +162,8 @@ function mergeRepeats(all) {
 }
 
 // Tick labels with as many digits as the spacing needs, so neighbours never read alike
-// (uPlot's default shows 3e-4 as 0 and 4.61e7, 4.62e7 both as 4.6e7).
+// (uPlot's default shows 3e-4 as 0 and 4.61e7, 4.62e7 both as 4.6e7), and as each tick's own
+// value needs, so none reads as another.
 function ticks(splits) {
   const finite = splits.filter((v) => v !== null && Number.isFinite(v));
   if (!finite.length) return splits.map(() => "");
@@ -176,11 +177,21 @@ function ticks(splits) {
     return splits.map((v) => (v === null ? "" : v === 0 ? "0" : `${+(v / unit[0]).toPrecision(4)}${unit[1]}`));
   }
   if (big >= 1e6 || (big > 0 && big < 1e-3)) {
-    const digits = Math.min(6, Math.max(1, Math.ceil(Math.log10(big / step)) + 1));
+    const fewest = Math.min(6, Math.max(1, Math.ceil(Math.log10(big / step)) + 1));
+    const digits = exact(finite, fewest, 6, step, (v, d) => v.toExponential(d - 1));
     return splits.map((v) => (v === null ? "" : v === 0 ? "0" : v.toExponential(digits - 1).replace("e+", "e")));
   }
-  const decimals = Math.min(8, Math.max(0, -Math.floor(Math.log10(step))));
+  const fewest = Math.min(8, Math.max(0, -Math.floor(Math.log10(step))));
+  const decimals = exact(finite, fewest, 8, step, (v, d) => v.toFixed(d));
   return splits.map((v) => (v === null ? "" : v.toFixed(decimals)));
+}
+
+// The fewest digits, from `fewest` up to `most`, with which every tick reads as the value it
+// marks: the spacing alone asks one decimal of ticks 0.25 apart, which read 0.3 and 0.8.
+function exact(values, fewest, most, step, write) {
+  let digits = fewest;
+  while (digits < most && values.some((v) => Math.abs(Number(write(v, digits)) - v) > step * 1e-6)) digits++;
+  return digits;
 }
 
 function quantile(sorted, q) {
