@@ -283,7 +283,8 @@ class Hub:
             self.store.reader()
             .execute(
                 "SELECT run_id, origin, name, run_status, tags, summary, last_step, created,"
-                f" updated FROM {RUNS_WITH_STATUS} WHERE project = $project AND list_contains($ids, run_id)",
+                f" updated FROM {RUNS_WITH_STATUS}"
+                " WHERE project = $project AND list_contains($ids, run_id)",
                 {"project": project, "ids": run_ids, **status_params(self.heartbeat_timeout)},
             )
             .fetchall()
