@@ -182,6 +182,12 @@ def test_projects_and_the_runs_table_sorted_by_a_summary_column(seeded, page):
     cells = page.locator(".runs-rows .row[data-run]").first.locator(".cell.num")
     assert "0.005" in cells.all_text_contents()  # alpha's loss went down to 1/200
     page.locator(".picker summary").click()  # closed again for the screenshot
+    # The fixed columns' headers read whole (the 80 px duration column cut its own name).
+    cut = page.evaluate(
+        """[...document.querySelectorAll('.runs-head .cell')]
+          .filter((c) => c.scrollWidth > c.clientWidth).map((c) => c.textContent)"""
+    )
+    assert all(label.startswith("train/loss") for label in cut), cut
     screenshot(page, "runs-table")
     # One aggregate of a summary define_metric made an object: a column of its own.
     page.goto(served.url + "/p/p?cols=summary.val/top.max&sort=-summary.val/top.max")

@@ -18,7 +18,7 @@ const BASE = [
   { id: "status", label: "status", sort: "status", width: "100px", fit: true },
   { id: "name", label: "name", sort: "name", width: "minmax(160px, 2fr)" },
   { id: "created", label: "created", sort: "created", width: "165px", fit: true },
-  { id: "duration", label: "duration", sort: null, width: "80px", fit: true },
+  { id: "duration", label: "duration", sort: null, width: "90px", fit: true },
   { id: "tags", label: "tags", sort: null, width: "minmax(80px, 1fr)" },
   { id: "group", label: "group", sort: null, width: "100px" },
   { id: "job_type", label: "job type", sort: null, width: "90px" },
