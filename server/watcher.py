@@ -11,7 +11,12 @@ The watcher owns the file-system observation of one log folder. It promises:
 - where inotify is unavailable or its limits are hit, it says so once (a fault of kind
   ``watcher``, server/notices.py) and polls instead (every ``poll_interval`` seconds); a poll
   that fails is a fault too, retried at the next poll;
-- a slow poll runs beside inotify as a safety net, so a missed event costs latency, never data.
+- a slow poll runs beside inotify as a safety net, so a missed event costs latency, never data:
+  every ``SAFETY_POLL_INTERVAL`` seconds it looks at the runs that changed in the last
+  ``RECENT`` seconds (heard of from inotify or found by the poll), the runs of projects
+  inotify does not watch, new and vanished run folders, and the next share of the other runs,
+  so that each is looked at about every ``SAFETY_SWEEP`` seconds: its cost follows what is
+  live, not the size of the archive.
 
 Reports are hints: the indexer always reads a run to the end of its segments, since inotify
 merges events.
@@ -19,8 +24,10 @@ merges events.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +57,10 @@ WATCHED = [
     events.FileMovedEvent,
 ]
 SAFETY_POLL_INTERVAL = 5.0
+SAFETY_SWEEP = 60.0  # seconds in which the safety poll looks at every run at least once
+RECENT = 600.0  # seconds a run that changed stays looked at by every safety poll
+
+Run = tuple[str, str]
 
 
 class Watcher:
@@ -70,7 +81,11 @@ class Watcher:
         self._observer: Observer | None = None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self._seen: dict[str, tuple[int, int]] = {}
+        # Per run folder, its segments' (size, mtime) when the poll last looked.
+        self._state: dict[Run, dict[str, tuple[int, int]]] = {}
+        self._recent: dict[Run, float] = {}  # run -> when it last changed (monotonic)
+        self._recent_lock = threading.Lock()  # inotify's thread adds, the poller's prunes
+        self._cursor = 0  # where the safety poll's next share of the runs begins
         self._handler: _Handler | None = None
         self._projects: set[str] = set()  # project folders watched
 
@@ -79,7 +94,7 @@ class Watcher:
         if self.mode != "poll":
             try:
                 observer = Observer()
-                self._handler = _Handler(self.root, self.mark, self._watch_project)
+                self._handler = _Handler(self.root, self._heard, self._watch_project)
                 observer.schedule(
                     self._handler, str(self.root), recursive=False, event_filter=WATCHED
                 )
@@ -102,9 +117,12 @@ class Watcher:
             else:
                 self.using = "inotify"
                 interval = SAFETY_POLL_INTERVAL
-        self._poll()  # remember what is there now
+        self._poll(news=False)  # remember what is there now: the archive, not news
         self._poller = threading.Thread(
-            target=self._poll_loop, args=(interval,), name="waddle-poller", daemon=True
+            target=self._poll_loop,
+            args=(interval, self.using == "poll"),
+            name="waddle-poller",
+            daemon=True,
         )
         self._poller.start()
 
@@ -122,7 +140,7 @@ class Watcher:
             self.notices.fault(
                 "watcher",
                 f"cannot watch {self.root / project} with inotify ({error})",
-                f"its runs are found by a poll every {SAFETY_POLL_INTERVAL:g} s; raising "
+                f"its runs are looked at by a poll every {SAFETY_POLL_INTERVAL:g} s; raising "
                 "fs.inotify.max_user_watches (sysctl) brings inotify back",
                 active=False,
             )
@@ -138,10 +156,17 @@ class Watcher:
         if self._poller is not None:
             self._poller.join()
 
-    def _poll_loop(self, interval: float) -> None:
+    def _heard(self, project: str, run_id: str | None) -> None:
+        """inotify's report: passed on, and the run looked at by every safety poll a while."""
+        if run_id is not None:
+            with self._recent_lock:
+                self._recent[(project, run_id)] = time.monotonic()
+        self.mark(project, run_id)
+
+    def _poll_loop(self, interval: float, everything: bool) -> None:
         while not self._stop.wait(interval):
             try:
-                self._poll()
+                self._poll(everything)
             except OSError as error:  # a folder vanishing mid-scan; the next pass sees it
                 self.notices.fault(
                     "watcher", f"polling {self.root} failed: {error}", "retrying at the next poll"
@@ -149,20 +174,52 @@ class Watcher:
             else:
                 self.notices.resolve("watcher")
 
-    def _poll(self) -> None:
-        # One listing per folder and paths as strings: with pathlib and a stat per question,
-        # a poll of 10,000 runs took 0.28 s of a core (now 0.14 s), every 5 s beside inotify.
-        seen: dict[str, tuple[int, int]] = {}
-        for project in names.folders(self.root):
-            project_dir = os.path.join(self.root, project)
-            for run_id in names.folders(project_dir):
-                _note_segments(os.path.join(project_dir, run_id), seen, with_ranks=True)
-        changed = {path for path, mark in seen.items() if self._seen.get(path) != mark}
-        changed.update(path for path in self._seen if path not in seen)
-        self._seen = seen
-        for path in changed:
-            parts = Path(path).relative_to(self.root).parts
-            self.mark(parts[0], parts[1])
+    def _poll(self, everything: bool = True, news: bool = True) -> None:
+        """Look at the runs' segments and report the runs whose segments changed: all of them
+        (the first look, and the only watch where inotify is missing), or those the safety
+        poll is due to look at (see the module's docstring). ``news``: what changed counts as
+        recent (not so for the first look, which finds the whole archive new)."""
+        runs = [
+            (project, run_id)
+            for project in names.folders(self.root)
+            for run_id in names.folders(os.path.join(self.root, project))
+        ]
+        for run in set(self._state) - set(runs):  # a vanished run folder
+            del self._state[run]
+            self.mark(*run)
+        due = runs if everything else self._due(runs)
+        now = time.monotonic()
+        for run in due:
+            # One listing per folder and paths as strings: with pathlib and a stat per
+            # question, looking at 10,000 runs took 0.28 s of a core (now 0.14 s).
+            seen: dict[str, tuple[int, int]] = {}
+            _note_segments(os.path.join(self.root, *run), seen, with_ranks=True)
+            if seen != self._state.get(run, {}):
+                if news:
+                    with self._recent_lock:
+                        self._recent[run] = now
+                self.mark(*run)
+            self._state[run] = seen
+
+    def _due(self, runs: list[Run]) -> list[Run]:
+        """The runs a safety poll looks at: recent ones, new ones, those of projects inotify
+        does not watch, and the next share of the rest (every run within SAFETY_SWEEP)."""
+        now = time.monotonic()
+        with self._recent_lock:
+            self._recent = {run: t for run, t in self._recent.items() if now - t < RECENT}
+            recent = set(self._recent)
+        share = math.ceil(len(runs) * SAFETY_POLL_INTERVAL / SAFETY_SWEEP)
+        start = self._cursor % len(runs) if runs else 0
+        self._cursor = start + share
+        turn = set((runs[start:] + runs[:start])[:share])
+        return [
+            run
+            for run in runs
+            if run in turn
+            or run in recent
+            or run not in self._state
+            or run[0] not in self._projects
+        ]
 
 
 def _note_segments(folder: str, seen: dict[str, tuple[int, int]], with_ranks: bool) -> None:
