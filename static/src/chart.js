@@ -727,10 +727,10 @@ function padHalfBar(u, min, max) {
   return [min - half, max + half];
 }
 
-// Ticks at whole numbers only, as many as fit (about one per 40 px).
 // 1, 2, 5, 10, 20, 50, … up to 5e15: tick spacings for an axis of whole numbers.
 const WHOLE_INCREMENTS = Array.from({ length: 16 }, (_, e) => [1, 2, 5].map((m) => m * 10 ** e)).flat();
 
+// Ticks at whole numbers only, as many as fit (about one per 40 px).
 function wholeSplits(u) {
   const { min, max } = u.scales.x;
   const first = Math.ceil(min), last = Math.floor(max);

@@ -371,11 +371,11 @@ class RunsTable {
 // Each column makes its cell once, and fills it for whichever run its row shows (rows are
 // reused while scrolling). User text goes in as text: a cell's text node, rewritten in place
 // (a new node per fill was a change of the DOM, and garbage, for every cell scrolled in).
-const text = (cls = "cell") => ({ make: () => textCell(cls), fill: null });
+const text = (cls = "cell") => ({ make: () => textCell("div", { class: cls }), fill: null });
 
-function textCell(cls, tag = "div") {
+function textCell(tag, attrs) {
   const node = document.createTextNode("");
-  const el = h(tag, { class: cls }, node);
+  const el = h(tag, attrs, node);
   el.textNode = node;
   return el;
 }
@@ -397,18 +397,14 @@ const CELLS = {
     fill: (el, run, table) => (el.firstChild.checked = table.selected.has(run.id)),
   },
   status: {
-    make: () => h("div", { class: "cell" }, textCell("status", "span")),
+    make: () => h("div", { class: "cell" }, textCell("span", { class: "status" })),
     fill: (el, run) => {
       setProperty(el.firstChild, "className", `status ${run.status}`);
       write(el.firstChild, run.status);
     },
   },
   name: {
-    make: () => {
-      const link = h("a", { "data-nav": 1 });
-      link.textNode = link.appendChild(document.createTextNode(""));
-      return h("div", { class: "cell" }, link);
-    },
+    make: () => h("div", { class: "cell" }, textCell("a", { "data-nav": 1 })),
     fill: (el, run, table) => {
       const link = el.firstChild;
       if (link.title !== run.id) (link.href = path(table.project, "r", run.id)), (link.title = run.id);
@@ -424,8 +420,10 @@ const CELLS = {
     ...text(),
     fill: (el, run) => {
       const tags = run.tags || [];
-      if (el.dataset.tags !== tags.join("\0")) replace(el, tags.map((t) => h("span", { class: "tag" }, t)));
-      el.dataset.tags = tags.join("\0");
+      const shown = tags.join("\0");
+      if (el.dataset.tags === shown) return;
+      replace(el, tags.map((t) => h("span", { class: "tag" }, t)));
+      el.dataset.tags = shown;
     },
   },
   origin: { ...text(), fill: (el, run) => write(el, run.origin ?? "") },
